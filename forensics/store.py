@@ -1,0 +1,191 @@
+"""The case store: one DuckDB file holding the canonical tables, sources and rejects (SPEC §3).
+
+`open_store` is the only way in: analysis opens read-only and never creates the file; every
+connection is pinned to UTC, cannot load extensions, and spills to a private folder beside
+the store. Engine errors become StoreError with no record contents in the message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from forensics.errors import StoreError, StoreInUseError, UsageError
+
+SCHEMA_VERSION = "1"
+DEFAULT_DB = "forensics.duckdb"
+
+# Canonical tables. Times are TIMESTAMPTZ holding UTC instants (the session zone is pinned
+# to UTC); ids are text. Every row keeps its provenance: source_id + 1-based source_record.
+SCHEMA = """
+create table if not exists meta (key varchar primary key, value varchar);
+create sequence if not exists source_ids start 1;
+create table if not exists sources (
+    source_id integer primary key,
+    path varchar not null,
+    kind varchar not null,
+    format varchar not null,
+    size_bytes bigint not null,
+    sha256 varchar not null,
+    rows_read bigint not null,
+    rows_loaded bigint not null,
+    rows_rejected bigint not null,
+    rows_duplicate bigint not null,
+    ingested_at timestamptz not null,
+    tool_version varchar not null,
+    assume_tz varchar,
+    map_sha256 varchar
+);
+create table if not exists rejects (
+    source_id integer not null,
+    source_record bigint not null,
+    reason varchar not null,
+    raw varchar
+);
+create table if not exists events (
+    ts timestamptz not null,
+    action varchar not null,
+    user_id varchar not null,
+    device_id varchar,
+    event_id varchar,
+    request_id varchar,
+    status integer,
+    extra json,
+    source_id integer not null,
+    source_record bigint not null
+);
+create table if not exists grants (
+    device_id varchar not null,
+    user_id varchar not null,
+    role varchar not null,
+    valid_from timestamptz,
+    valid_to timestamptz,
+    source_id integer not null,
+    source_record bigint not null
+);
+create table if not exists accounts (
+    user_id varchar not null,
+    email varchar,
+    name varchar,
+    locale varchar,
+    country varchar,
+    source_id integer not null,
+    source_record bigint not null
+);
+-- SPEC §2.3: when a user appears more than once, the record ingested last wins.
+create or replace view accounts_latest as
+select user_id, email, name, locale, country
+from accounts
+qualify row_number() over (
+    partition by user_id order by source_id desc, source_record desc) = 1;
+"""
+
+_PID = re.compile(r"PID (\d+)")
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """Where the store is and how DuckDB may use the machine."""
+
+    path: Path
+    memory_limit: str | None = None
+    threads: int | None = None
+
+
+def resolve_db_path(option: str | None) -> Path:
+    """`--db`, else $FORENSICS_DB, else ./forensics.duckdb (SPEC §3)."""
+    return Path(option or os.environ.get("FORENSICS_DB") or DEFAULT_DB)
+
+
+def spill_dir(path: Path) -> Path:
+    """DuckDB's temp/spill folder: beside the store, private."""
+    return path.with_name(path.name + ".tmp")
+
+
+def open_store(options: StoreOptions, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open the case store; read-only never creates it. Raises StoreError / StoreInUseError."""
+    path = options.path
+    if read_only and not path.is_file():
+        raise StoreError(
+            f"case store {path}", "not found", "Run `forensics ingest` first, or pass --db"
+        )
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    config: dict[str, str | bool | int] = {
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
+    try:
+        con = duckdb.connect(str(path), read_only=read_only, config=config)
+    except duckdb.IOException as e:
+        raise _io_error(path, e) from None
+    except duckdb.Error as e:
+        raise StoreError(f"case store {path}", _first_line(e)) from None
+    try:
+        _configure(con, options)
+        if not read_only:
+            con.execute(SCHEMA)
+            con.execute(
+                "insert into meta values ('schema_version', $v) on conflict do nothing",
+                {"v": SCHEMA_VERSION},
+            )
+        else:
+            _check_schema(con, path)
+    except duckdb.Error as e:
+        con.close()
+        raise StoreError(f"case store {path}", _first_line(e)) from None
+    except StoreError:
+        con.close()
+        raise
+    return con
+
+
+def _configure(con: duckdb.DuckDBPyConnection, options: StoreOptions) -> None:
+    con.execute("set TimeZone = 'UTC'")
+    spill = spill_dir(options.path)
+    with contextlib.suppress(OSError):
+        spill.mkdir(mode=0o700, exist_ok=True)
+    if spill.is_dir():
+        con.execute("set temp_directory = $d", {"d": str(spill)})
+    if options.memory_limit:
+        try:
+            con.execute("set memory_limit = $m", {"m": options.memory_limit})
+        except duckdb.Error as e:
+            raise UsageError("--memory-limit", _first_line(e)) from None
+    if options.threads:
+        con.execute("set threads = $t", {"t": int(options.threads)})
+
+
+def _check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    tables = {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
+    if not {"meta", "sources", "events", "grants", "accounts", "rejects"} <= tables:
+        raise StoreError(f"case store {path}", "not a forensics case store")
+
+
+def _io_error(path: Path, e: duckdb.Error) -> StoreError:
+    msg = str(e)
+    if "lock" in msg.lower():
+        pid = _PID.search(msg)
+        holder = f" (held by PID {pid.group(1)})" if pid else ""
+        return StoreInUseError(
+            f"case store {path}", f"store is in use by another process{holder}",
+            "Wait for it to finish, then try again",
+        )
+    return StoreError(f"case store {path}", _first_line(e))
+
+
+def _first_line(e: BaseException) -> str:
+    """The first line of an engine message, cut short: DuckDB echoes records in later lines."""
+    line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    line = re.sub(r'Input: ".*', "", line)  # JSON errors quote the record
+    return line[:200]
+
+
+def engine_error(what: str, e: BaseException) -> StoreError:
+    """Wrap a duckdb.Error at the boundary into a domain error (no record contents)."""
+    return StoreError(what, _first_line(e))
