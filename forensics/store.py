@@ -116,7 +116,7 @@ def open_store(options: StoreOptions, *, read_only: bool) -> duckdb.DuckDBPyConn
         )
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    config: dict[str, str | bool | int] = {
+    config: dict[str, str | bool | int | float | list[str]] = {
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
     }
