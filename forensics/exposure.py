@@ -1,0 +1,212 @@
+"""The figures of SPEC §5 for a window, computed by the SQL in queries/.
+
+`prepare_window` materialises the temp tables unauthorized_accesses, cross_account_deliveries,
+cross_account_taps and cross_account_plays on a (read-only) connection; `compute_figures`,
+`compute_breakdown` and `bucket_timeline` read them. Nothing here prints or exits.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import duckdb
+
+from forensics.errors import UsageError
+from forensics.queries import materialize_query, run_query
+from forensics.window import Window, format_instant
+
+# SPEC §5, in the order of its table: the keys of `exposure --json`.
+FIGURE_KEYS: tuple[str, ...] = (
+    "deliveries",
+    "cross_account_deliveries",
+    "recipients",
+    "cross_account_taps",
+    "tappers",
+    "cross_account_plays",
+    "video_viewers",
+    "exposed_devices",
+    "exposed_owners",
+    "unlinked_unauthorized_accesses",
+    "cross_account_deliveries_outside_window",
+)
+
+# Stored event columns `--by` accepts (ts is the timeline; source_record is a row number).
+CANONICAL_BY_FIELDS: tuple[str, ...] = (
+    "action", "user_id", "device_id", "event_id", "request_id", "status", "source_id",
+)
+
+# In dependency order: each query reads the temp tables made before it.
+_PREPARED = (
+    "unauthorized_accesses",
+    "cross_account_deliveries",
+    "cross_account_taps",
+    "cross_account_plays",
+)
+
+
+def window_params(window: Window) -> dict[str, object]:
+    """The bound parameters of every window query: tz-aware datetimes → TIMESTAMPTZ."""
+    return {"window_start": window.start, "window_end": window.end}
+
+
+def prepare_window(con: duckdb.DuckDBPyConnection, window: Window) -> None:
+    """Materialise the cross-account temp tables for `window` (SPEC §5) on `con`."""
+    params = window_params(window)
+    for name in _PREPARED:
+        materialize_query(con, name, params)
+    materialize_query(con, "analysis_window", params)
+
+
+def _is_prepared(con: duckdb.DuckDBPyConnection, window: Window) -> bool:
+    try:
+        row = con.execute("select window_start, window_end from analysis_window").fetchone()
+    except duckdb.CatalogException:
+        return False
+    return row is not None and (row[0], row[1]) == (window.start, window.end)
+
+
+def compute_figures(con: duckdb.DuckDBPyConnection, window: Window) -> dict[str, Any]:
+    """SPEC §5's object: `window`, every figure, and `timeline` (prepares the window if needed)."""
+    if not _is_prepared(con, window):
+        prepare_window(con, window)
+    row = run_query(con, "figures", window_params(window)).to_pylist()[0]
+    result: dict[str, Any] = {"window": window.to_json()}
+    for key in FIGURE_KEYS:
+        result[key] = int(row[key])
+    result["timeline"] = [
+        {
+            "minute": format_instant(r["minute"]),
+            "cross_account_deliveries": int(r["cross_account_deliveries"]),
+            "recipients": int(r["recipients"]),
+        }
+        for r in run_query(con, "timeline").to_pylist()
+    ]
+    return result
+
+
+@dataclass(frozen=True)
+class BreakdownRow:
+    value: str | None  # None: the field is missing on these deliveries
+    cross_account_deliveries: int
+    recipients: int
+    exposed_devices: int
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    field: str
+    rows: tuple[BreakdownRow, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "field": self.field,
+            "rows": [
+                {
+                    "value": r.value,
+                    "cross_account_deliveries": r.cross_account_deliveries,
+                    "recipients": r.recipients,
+                    "exposed_devices": r.exposed_devices,
+                }
+                for r in self.rows
+            ],
+        }
+
+
+def event_fields(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every field `--by` can name: the canonical columns, then the keys of events.extra."""
+    extra = [r["field"] for r in run_query(con, "event_fields").to_pylist()]
+    return list(CANONICAL_BY_FIELDS) + [k for k in extra if k not in CANONICAL_BY_FIELDS]
+
+
+def compute_breakdown(
+    con: duckdb.DuckDBPyConnection, window: Window, field: str
+) -> Breakdown:
+    """Cross-account deliveries, recipients and exposed devices per value of `field`.
+
+    Raises UsageError (naming the fields that exist) when no stored event has the field.
+    """
+    if not field:
+        raise UsageError("--by", "the field name is empty")
+    if not _is_prepared(con, window):
+        prepare_window(con, window)
+    params = {"field": field, **window_params(window)}
+    rows = tuple(
+        BreakdownRow(
+            value=r["value"],
+            cross_account_deliveries=int(r["cross_account_deliveries"]),
+            recipients=int(r["recipients"]),
+            exposed_devices=int(r["exposed_devices"]),
+        )
+        for r in run_query(con, "deliveries_by_field", params).to_pylist()
+    )
+    # A known field can still be missing on every cross-account delivery; only then is the
+    # (full) scan for the keys that exist worth its cost.
+    if field not in CANONICAL_BY_FIELDS and all(r.value is None for r in rows):
+        fields = event_fields(con)
+        if field not in fields:
+            shown = ", ".join(printable(f) for f in fields[:40])
+            more = f" and {len(fields) - 40} more" if len(fields) > 40 else ""
+            raise UsageError(
+                "--by", f"no stored event has the field {printable(field)}",
+                f"Fields that exist: {shown}{more}",
+            )
+    return Breakdown(field, rows)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with control and bidi characters shown as escapes: safe to put on a terminal."""
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+# Chart buckets: the finest that keeps the chart within `max_buckets` rows.
+_BUCKETS = tuple(
+    timedelta(minutes=m)
+    for m in (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080, 40320, 161280)
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    start: datetime
+    cross_account_deliveries: int
+
+
+def bucket_timeline(
+    timeline: list[dict[str, Any]], window: Window, max_buckets: int = 40
+) -> tuple[timedelta, list[Bucket]]:
+    """Sum the per-minute timeline into equal UTC-aligned buckets covering the window.
+
+    Returns the bucket width and every bucket (zeros included, so onset and end show).
+    """
+    width = _BUCKETS[-1]
+    for candidate in _BUCKETS:
+        if _n_buckets(window, candidate) <= max_buckets:
+            width = candidate
+            break
+    first = _floor(window.start, width)
+    n = _n_buckets(window, width)
+    counts = [0] * n
+    for point in timeline:
+        minute = datetime.strptime(point["minute"], "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=timezone.utc
+        )
+        index = int((minute - first) // width)
+        if 0 <= index < n:
+            counts[index] += int(point["cross_account_deliveries"])
+    return width, [Bucket(first + i * width, c) for i, c in enumerate(counts)]
+
+
+def _floor(t: datetime, width: timedelta) -> datetime:
+    return _EPOCH + ((t - _EPOCH) // width) * width
+
+
+def _n_buckets(window: Window, width: timedelta) -> int:
+    first = _floor(window.start, width)
+    return int(-((first - window.end) // width))  # ceil((end - first) / width)

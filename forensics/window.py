@@ -1,0 +1,147 @@
+"""The incident window (SPEC §4): a half-open interval [start, end) of UTC instants.
+
+`parse_window("START/END")`: START an ISO 8601 instant (no offset means UTC), END an instant
+or an ISO 8601 duration (`PT4H30M`, `P1D`, `P1DT2H`, `P2W`); END must be after START.
+Anything else raises UsageError with a one-line reason. Echoed as `YYYY-MM-DDTHH:MM:SSZ`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from forensics.errors import UsageError
+
+_WHAT = "--window"
+
+# Extended ISO 8601 / RFC 3339: date, optional time (T, t or space), optional fraction,
+# optional offset (Z, ±HH:MM, ±HHMM, ±HH). A date alone means its midnight.
+_INSTANT = re.compile(
+    r"""^(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})
+    (?:[Tt ](?P<h>\d{2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d+))?)?)?
+    (?P<off>[Zz]|[+-]\d{2}(?::?\d{2})?)?$""",
+    re.VERBOSE,
+)
+# Years and months are not fixed lengths, so a duration holds weeks, days and time only.
+_DURATION = re.compile(
+    r"""^[Pp](?:(?P<w>\d+(?:[.,]\d+)?)[Ww])?(?:(?P<d>\d+(?:[.,]\d+)?)[Dd])?
+    (?:[Tt](?:(?P<h>\d+(?:[.,]\d+)?)[Hh])?(?:(?P<m>\d+(?:[.,]\d+)?)[Mm])?
+    (?:(?P<s>\d+(?:[.,]\d+)?)[Ss])?)?$""",
+    re.VERBOSE,
+)
+_MAX_OFFSET = timedelta(hours=18)
+
+
+@dataclass(frozen=True)
+class Window:
+    """[start, end): tz-aware UTC datetimes, end after start."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        for name, value in (("start", self.start), ("end", self.end)):
+            if value.tzinfo is None or value.utcoffset() != timedelta(0):
+                raise ValueError(f"Window.{name} must be a UTC datetime")
+        if not self.end > self.start:
+            raise ValueError("Window.end must be after Window.start")
+
+    def __str__(self) -> str:
+        return f"{format_instant(self.start)}/{format_instant(self.end)}"
+
+    def contains(self, t: datetime) -> bool:
+        """start <= t < end."""
+        return self.start <= t < self.end
+
+    def to_json(self) -> dict[str, str]:
+        return {"start": format_instant(self.start), "end": format_instant(self.end)}
+
+
+def format_instant(dt: datetime) -> str:
+    """`YYYY-MM-DDTHH:MM:SSZ` in UTC (a naive datetime is taken as UTC; fraction dropped)."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_window(text: str) -> Window:
+    """Parse `START/END` (SPEC §4). Raises UsageError with a one-line reason."""
+    text = text.strip()
+    if text.count("/") != 1:
+        raise UsageError(
+            _WHAT, "expected START/END, e.g. 2024-02-16T09:00:00Z/PT4H30M",
+            "END is an instant or an ISO 8601 duration",
+        )
+    start_text, end_text = (part.strip() for part in text.split("/"))
+    if not start_text or not end_text:
+        raise UsageError(_WHAT, "START and END are both required (START/END)")
+    start = parse_instant(start_text, "START")
+    if end_text[:1] in ("P", "p"):
+        duration = parse_duration(end_text)
+        try:
+            end = start + duration
+        except OverflowError:
+            raise UsageError(_WHAT, "END (START + duration) is out of range") from None
+    else:
+        end = parse_instant(end_text, "END")
+    if not end > start:
+        raise UsageError(_WHAT, "END must be after START")
+    return Window(start, end)
+
+
+def parse_instant(text: str, label: str = "instant") -> datetime:
+    """An ISO 8601 instant as a UTC datetime (microseconds; finer fractions truncated)."""
+    m = _INSTANT.match(text)
+    if not m:
+        raise UsageError(
+            _WHAT, f"{label} is not an ISO 8601 instant (like 2024-02-16T09:00:00Z)"
+        )
+    fraction = (m["f"] or "")[:6].ljust(6, "0")
+    try:
+        naive = datetime(
+            int(m["y"]), int(m["mo"]), int(m["d"]),
+            int(m["h"] or 0), int(m["mi"] or 0), int(m["s"] or 0), int(fraction),
+        )
+    except ValueError as e:
+        raise UsageError(_WHAT, f"{label} is not a valid date and time ({e})") from None
+    offset = _parse_offset(m["off"], label)
+    try:
+        return (naive - offset).replace(tzinfo=timezone.utc)
+    except OverflowError:
+        raise UsageError(_WHAT, f"{label} is out of range") from None
+
+
+def _parse_offset(text: str | None, label: str) -> timedelta:
+    if text is None or text in ("Z", "z"):
+        return timedelta(0)
+    sign = -1 if text[0] == "-" else 1
+    digits = text[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:] or 0)
+    if minutes >= 60:
+        raise UsageError(_WHAT, f"{label} has an invalid UTC offset")
+    offset = timedelta(hours=hours, minutes=minutes)
+    if offset > _MAX_OFFSET:
+        raise UsageError(_WHAT, f"{label} has a UTC offset beyond ±18:00")
+    return sign * offset
+
+
+def parse_duration(text: str) -> timedelta:
+    """An ISO 8601 duration of weeks, days, hours, minutes, seconds (`P1DT2H`, `PT4H30M`)."""
+    m = _DURATION.match(text)
+    if not m or not any(m.groupdict().values()) or text.upper().endswith("T"):
+        why = "END is not an ISO 8601 duration (like PT4H30M, P1D, P1DT2H)"
+        if re.match(r"^[Pp]\d+(?:[.,]\d+)?[YyMm]", text):
+            why = "END: years and months are not fixed lengths; give days or weeks instead"
+        raise UsageError(_WHAT, why)
+
+    def num(group: str) -> float:
+        value = m[group] if m else None
+        return float(value.replace(",", ".")) if value else 0.0
+
+    try:
+        return timedelta(
+            weeks=num("w"), days=num("d"), hours=num("h"), minutes=num("m"), seconds=num("s")
+        )
+    except OverflowError:
+        raise UsageError(_WHAT, "END duration is out of range") from None
