@@ -164,6 +164,199 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+# --------------------------------------------------------- ingest, sources, rejects, verify
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    paths: Annotated[list[str], typer.Argument(help="Files, folders (recursive) or globs.")],
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="events, grants or accounts (else inferred).")
+    ] = None,
+    map_file: Annotated[
+        Path | None, typer.Option("--map", help="TOML mapping of source fields (SPEC 2.5).")
+    ] = None,
+    assume_tz: Annotated[
+        str | None, typer.Option("--assume-tz", help="Zone for timestamps without an offset.")
+    ] = None,
+    as_json: JsonOpt = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 if any record is rejected.")
+    ] = False,
+    db: DbOpt = None,
+    memory_limit: MemoryOpt = None,
+    threads: ThreadsOpt = None,
+    debug: DebugOpt = False,
+) -> int:
+    """Load access logs, grants and accounts into the case store, accounting for every record."""
+    from forensics.ingest import IngestOptions
+    from forensics.ingest import ingest as run_ingest
+
+    mapping = None
+    if map_file is not None:
+        from forensics.mapping import load_mapping
+
+        mapping = load_mapping(map_file)
+    options = IngestOptions(kind=kind, assume_tz=assume_tz, mapping=mapping)
+    store = store_options(ctx, db, memory_limit, threads)
+    with _ingest_progress() as progress:
+        report = run_ingest(store, paths, options, progress)
+    if as_json:
+        print_json(report.to_json())
+    else:
+        _render_ingest(report)
+    totals = report.totals()
+    if totals["failed"] or (strict and totals["rows_rejected"]):
+        return int(ExitCode.FAILURE)
+    return int(ExitCode.OK)
+
+
+class _ingest_progress:
+    """A Rich progress bar (bytes and files) on stderr when it is a terminal; else nothing."""
+
+    def __init__(self) -> None:
+        self._progress: Any = None
+        self._bytes: Any = None
+        self._files: Any = None
+
+    def __enter__(self) -> Any:
+        if not err_console.is_terminal:
+            return None
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+            TimeRemainingColumn(), console=err_console, transient=True,
+        )
+        self._progress.__enter__()
+        self._bytes = self._progress.add_task("reading", total=None)
+        self._files = self._progress.add_task("files", total=None, visible=False)
+        return self._update
+
+    def _update(self, event: str, amount: int) -> None:
+        p = self._progress
+        if event == "bytes":
+            p.advance(self._bytes, amount)
+        elif event == "total_bytes":
+            p.update(self._bytes, total=amount)
+        elif event == "files":
+            p.update(self._files, total=amount)
+        elif event == "file":
+            p.advance(self._files, amount)
+            task = p.tasks[self._files]
+            p.update(self._bytes, description=f"file {int(task.completed)}/{int(task.total or 0)}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+
+
+def _render_ingest(report: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="ingest", title_justify="left")
+    for col in ("file", "kind", "status", "read", "loaded", "rejected", "duplicate"):
+        table.add_column(col, justify="right" if col in ("read", "loaded", "rejected",
+                                                          "duplicate") else "left")
+    for f in report.files:
+        table.add_row(
+            f.path, f.kind or "", f.status, str(f.rows_read), str(f.rows_loaded),
+            str(f.rows_rejected), str(f.rows_duplicate),
+        )
+    t = report.totals()
+    table.add_row(
+        f"total: {t['files']} files", "", f"{t['loaded']} loaded, {t['skipped']} skipped, "
+        f"{t['failed']} failed", str(t["rows_read"]), str(t["rows_loaded"]),
+        str(t["rows_rejected"]), str(t["rows_duplicate"]),
+    )
+    err_console.print(table)
+    for f in report.files:
+        if f.status == "failed":
+            _print_error(f"{f.path}: {f.error}")
+        elif f.status == "skipped":
+            err_console.print(f"skipped {f.path}: {f.error or 'already ingested'}")
+        for reason, count in f.reasons.items():
+            err_console.print(f"  {f.path}: {count} rejected: {reason}")
+
+
+@app.command()
+def sources(
+    ctx: typer.Context, as_json: JsonOpt = False, db: DbOpt = None, debug: DebugOpt = False
+) -> int:
+    """List the ingested files: kind, SHA-256 and how every record was accounted for."""
+    from forensics.evidence import list_sources
+
+    rows = list_sources(store_options(ctx, db))
+    if as_json:
+        print_json(rows)
+        return int(ExitCode.OK)
+    _print_rows(rows, ["source_id", "path", "kind", "format", "sha256", "rows_read",
+                       "rows_loaded", "rows_rejected", "rows_duplicate", "ingested_at"])
+    return int(ExitCode.OK)
+
+
+@app.command()
+def rejects(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="At most N records.")] = 100,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Also show each record's raw text (personal data).")
+    ] = False,
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+    debug: DebugOpt = False,
+) -> int:
+    """List rejected records with their reasons (raw text with --json or --raw)."""
+    from forensics.evidence import list_rejects
+
+    rows = list_rejects(store_options(ctx, db), limit)
+    if as_json:
+        print_json(rows)
+        return int(ExitCode.OK)
+    cols = ["source_file", "source_record", "reason"] + (["raw"] if raw else [])
+    _print_rows(rows, cols)
+    return int(ExitCode.OK)
+
+
+@app.command()
+def verify(
+    ctx: typer.Context, as_json: JsonOpt = False, db: DbOpt = None, debug: DebugOpt = False
+) -> int:
+    """Re-hash every source file: exit 0 if all match, 1 if any changed or is missing."""
+    from forensics.evidence import verify_sources
+
+    rows = verify_sources(store_options(ctx, db))
+    if as_json:
+        print_json(rows)
+    else:
+        _print_rows(rows, ["path", "status"])
+    bad = sum(1 for r in rows if r["status"] != "ok")
+    err_console.print(f"{len(rows) - bad} of {len(rows)} source files match; "
+        f"{bad} changed or missing")
+    return int(ExitCode.FAILURE if bad else ExitCode.OK)
+
+
+def _print_rows(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """A table on stdout (data asked for); cells are plain text, never markup."""
+    from rich.table import Table
+
+    table = Table()
+    for c in columns:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in columns))
+    out_console.print(table)
+    if not rows:
+        err_console.print("0 rows")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -1,0 +1,82 @@
+"""What the store knows about its evidence: the sources table, rejects, re-verification."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from forensics.store import StoreOptions, engine_error, open_store
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    cur = con.execute(sql, params)
+    names = [d[0] for d in cur.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def list_sources(store: StoreOptions) -> list[dict[str, Any]]:
+    """The sources table (SPEC §3), oldest first; times as ISO 8601 text."""
+    con = open_store(store, read_only=True)
+    try:
+        rows = _rows(
+            con,
+            "select source_id, path, kind, format, size_bytes, sha256, rows_read, rows_loaded, "
+            "rows_rejected, rows_duplicate, "
+            "strftime(ingested_at, '%Y-%m-%dT%H:%M:%S.%fZ') as ingested_at, tool_version, "
+            "assume_tz, map_sha256 from sources order by source_id",
+            {},
+        )
+    except duckdb.Error as e:
+        raise engine_error("sources", e) from None
+    finally:
+        con.close()
+    return rows
+
+
+def list_rejects(store: StoreOptions, limit: int) -> list[dict[str, Any]]:
+    """Rejected records with file, record number, reason and raw text, in file order."""
+    con = open_store(store, read_only=True)
+    try:
+        return _rows(
+            con,
+            "select s.path as source_file, r.source_record, r.reason, r.raw "
+            "from rejects r join sources s using (source_id) "
+            "order by r.source_id, r.source_record limit $limit",
+            {"limit": limit},
+        )
+    except duckdb.Error as e:
+        raise engine_error("rejects", e) from None
+    finally:
+        con.close()
+
+
+def verify_sources(store: StoreOptions) -> list[dict[str, Any]]:
+    """Re-hash every source path: status ok, changed or missing for each."""
+    con = open_store(store, read_only=True)
+    try:
+        rows = _rows(con, "select path, sha256 from sources order by source_id", {})
+    except duckdb.Error as e:
+        raise engine_error("verify", e) from None
+    finally:
+        con.close()
+    out = []
+    for r in rows:
+        path = Path(r["path"])
+        if not path.is_file():
+            status = "missing"
+        else:
+            h = hashlib.sha256()
+            try:
+                with open(path, "rb") as f:
+                    while chunk := f.read(1 << 24):
+                        h.update(chunk)
+                status = "ok" if h.hexdigest() == r["sha256"] else "changed"
+            except OSError:
+                status = "missing"
+        out.append({"path": r["path"], "sha256": r["sha256"], "status": status})
+    return out
+
+

@@ -1,0 +1,280 @@
+"""SPEC §2.4's value rules as SQL: one expression per canonical field, for any source type.
+
+A source column is either a JSON value (per-record type, from NDJSON/JSON arrays) or a typed
+column (Parquet/Arrow). For each canonical field the builder returns a value expression and a
+`bad` expression (the value is present but unreadable); `row_checks` turns them into the
+first reason a record is rejected. Nothing here is clamped or guessed: a value that does not
+follow §2.4 rejects its record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Canonical fields per kind, in the order their problems are reported.
+CANONICAL: dict[str, tuple[str, ...]] = {
+    "events": ("ts", "action", "user_id", "device_id", "event_id", "request_id", "status"),
+    "grants": ("device_id", "user_id", "role", "valid_from", "valid_to"),
+    "accounts": ("user_id", "email", "name", "locale", "country"),
+}
+TIME_FIELDS = {"ts", "valid_from", "valid_to"}
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "events": ("ts", "action", "user_id"),
+    "grants": ("device_id", "user_id"),
+    "accounts": ("user_id",),
+}
+ANALYSED_ACTIONS = ("thumbnail_delivered", "thumbnail_tapped", "video_played")
+
+# 1990-01-01T00:00:00Z and 2100-01-01T00:00:00Z in microseconds since the epoch.
+MIN_US = 631_152_000_000_000
+MAX_US = 4_102_444_800_000_000
+
+_TS_RE = (
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
+    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?$"
+)
+
+# Temp macros, created once per connection. Each takes a typed input and returns NULL when
+# the value cannot be read; callers decide whether NULL means "missing" or "invalid".
+MACROS = f"""
+create or replace temp macro fx_text(s) as
+    case when s is null or regexp_matches(s, '^\\s*$') then null else s end;
+create or replace temp macro fx_ts_parts(r, tz) as
+    case
+        when r.y = '' then null
+        when try_cast(r.y || '-' || r.mo || '-' || r.d as date) is null then null
+        when r.h::int > 23 or r.mi::int > 59 or (r.s <> '' and r.s::int > 59) then null
+        when r.sg <> '' and (r.om::int > 59 or r.oh::int * 60 + r.om::int > 1080) then null
+        when r.sg = '' and r.z = '' and tz is not null then epoch_us(timezone(tz, make_timestamp(
+            epoch_us(try_cast(r.y || '-' || r.mo || '-' || r.d as date)::timestamp)
+            + r.h::bigint * 3600000000 + r.mi::bigint * 60000000
+            + (case when r.s = '' then 0 else r.s::bigint end) * 1000000
+            + (case when r.f = '' then 0 else rpad(left(r.f, 6), 6, '0')::bigint end))))
+        else epoch_us(try_cast(r.y || '-' || r.mo || '-' || r.d as date)::timestamp)
+            + r.h::bigint * 3600000000 + r.mi::bigint * 60000000
+            + (case when r.s = '' then 0 else r.s::bigint end) * 1000000
+            + (case when r.f = '' then 0 else rpad(left(r.f, 6), 6, '0')::bigint end)
+            - (case r.sg when '+' then 1 when '-' then -1 else 0 end)
+              * (case when r.sg = '' then 0 else r.oh::bigint * 60 + r.om::bigint end)
+              * 60000000
+    end;
+create or replace temp macro fx_ts_str(s, tz) as
+    fx_ts_parts(regexp_extract(s, '{_TS_RE}',
+        ['y', 'mo', 'd', 'h', 'mi', 's', 'f', 'z', 'sg', 'oh', 'om']), tz);
+create or replace temp macro fx_ts_int(n) as
+    case when abs(n) < 100000000000 then n * 1000000
+         when abs(n) < 100000000000000 then n * 1000
+         else n end;
+create or replace temp macro fx_ts_dec(x) as
+    case when abs(x) < 100000000000 then floor(x * 1000000)::bigint
+         when abs(x) < 100000000000000 then floor(x * 1000)::bigint
+         else floor(x)::bigint end;
+create or replace temp macro fx_status_str(s) as
+    case when regexp_matches(s, '^[0-9]+$') then try_cast(s as integer) end;
+create or replace temp macro fx_us_ok(us) as (us >= {MIN_US} and us < {MAX_US});
+create or replace temp macro fx_us_ts(us) as
+    case when us >= {MIN_US} and us < {MAX_US} then timezone('UTC', make_timestamp(us)) end;
+"""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a canonical field's value comes from: an SQL expression and its type.
+
+    `type` is "json" for a JSON value whose type varies per record, "missing" when the
+    source has no such field, else the DuckDB type name of a typed column.
+    """
+
+    expr: str
+    type: str
+
+
+@dataclass(frozen=True)
+class Field:
+    """A canonical field's value, and whether a present value is unreadable (both SQL)."""
+
+    value: str
+    present: str
+    bad: str
+
+
+_INT_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
+              "UBIGINT", "HUGEINT", "UHUGEINT")
+_FLOAT_TYPES = ("FLOAT", "DOUBLE")
+
+
+def _category(t: str) -> str:
+    t = t.upper()
+    if t in ("VARCHAR", "JSON"):
+        return "text" if t == "VARCHAR" else "json"
+    if t in _INT_TYPES:
+        return "int"
+    if t in _FLOAT_TYPES or t.startswith("DECIMAL"):
+        return "float"
+    if t in ("TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "DATETIME"):
+        return "naive"
+    if t == "TIMESTAMP_NS":
+        return "naive_ns"
+    if t in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
+        return "tz"
+    if t == "NULL":
+        return "null"
+    return "other"
+
+
+def _json_str(j: str) -> str:
+    return f"json_extract_string({j}, '$')"
+
+
+def text_field(src: Source) -> Field:
+    """Ids and other text (§2.4): exact text, numbers as their decimal text, blank = missing."""
+    e, cat = src.expr, ("missing" if src.type == "missing" else _category(src.type))
+    if cat == "missing" or cat == "null":
+        return Field("null::varchar", "false", "false")
+    if cat == "text":
+        return Field(f"fx_text({e})", f"({e} is not null)", "false")
+    if cat == "int":
+        return Field(f"({e})::varchar", f"({e} is not null)", "false")
+    if cat == "json":
+        # An integer literal keeps its exact text (DuckDB keeps big integers as raw text);
+        # a number with a fraction or exponent has no unambiguous id text, so it rejects.
+        value = (
+            f"case json_type({e}) when 'VARCHAR' then fx_text({_json_str(e)}) "
+            f"when 'BIGINT' then ({e})::varchar when 'UBIGINT' then ({e})::varchar "
+            f"when 'DOUBLE' then case when regexp_matches(({e})::varchar, '^-?[0-9]+$') "
+            f"then ({e})::varchar end end"
+        )
+        present = f"coalesce(json_type({e}) <> 'NULL', false)"
+        bad = (
+            f"coalesce(json_type({e}) in ('OBJECT', 'ARRAY', 'BOOLEAN') or (json_type({e}) = "
+            f"'DOUBLE' and not regexp_matches(({e})::varchar, '^-?[0-9]+$')), false)"
+        )
+        return Field(value, present, bad)
+    return Field("null::varchar", f"({e} is not null)", f"({e} is not null)")
+
+
+def time_field(src: Source, tz_param: str) -> Field:
+    """Timestamps (§2.4) as epoch microseconds (BIGINT); NULL when absent or unreadable."""
+    e, cat = src.expr, ("missing" if src.type == "missing" else _category(src.type))
+    if cat == "missing" or cat == "null":
+        return Field("null::bigint", "false", "false")
+    if cat == "text":
+        v = f"fx_ts_str({e}, {tz_param})"
+        present = f"(fx_text({e}) is not null)"
+        return Field(v, present, f"({present} and {v} is null)")
+    if cat == "int":
+        v = f"fx_ts_int(try_cast({e} as bigint))"
+        return Field(v, f"({e} is not null)", f"({e} is not null and {v} is null)")
+    if cat == "float":
+        v = f"fx_ts_dec(try_cast({e} as decimal(38, 9)))"
+        return Field(v, f"({e} is not null)", f"({e} is not null and {v} is null)")
+    if cat in ("naive", "naive_ns"):
+        local = f"({e})::timestamp" if cat == "naive" else f"make_timestamp(epoch_ns({e}) // 1000)"
+        v = (
+            f"case when {tz_param} is null then epoch_us({local}) "
+            f"else epoch_us(timezone({tz_param}, {local})) end"
+        )
+        return Field(v, f"({e} is not null)", "false")
+    if cat == "tz":
+        return Field(f"epoch_us({e})", f"({e} is not null)", "false")
+    if cat == "json":
+        s = _json_str(e)
+        v = (
+            f"case json_type({e}) when 'VARCHAR' then fx_ts_str({s}, {tz_param}) "
+            f"when 'BIGINT' then fx_ts_int(try_cast(({e})::varchar as bigint)) "
+            f"when 'UBIGINT' then fx_ts_int(try_cast(({e})::varchar as bigint)) "
+            f"when 'DOUBLE' then fx_ts_dec(try_cast(({e})::varchar as decimal(38, 9))) end"
+        )
+        present = (
+            f"coalesce(json_type({e}) <> 'NULL' and not (json_type({e}) = 'VARCHAR' "
+            f"and fx_text({s}) is null), false)"
+        )
+        return Field(v, present, f"({present} and {v} is null)")
+    return Field("null::bigint", f"({e} is not null)", f"({e} is not null)")
+
+
+def status_field(src: Source) -> Field:
+    """HTTP status (§2.4): an integer or a string of digits; anything else rejects."""
+    e, cat = src.expr, ("missing" if src.type == "missing" else _category(src.type))
+    if cat == "missing" or cat == "null":
+        return Field("null::integer", "false", "false")
+    if cat == "int":
+        v = f"try_cast({e} as integer)"
+        return Field(v, f"({e} is not null)", f"({e} is not null and {v} is null)")
+    if cat == "text":
+        v = f"fx_status_str({e})"
+        return Field(v, f"({e} is not null)", f"({e} is not null and {v} is null)")
+    if cat == "json":
+        v = (
+            f"case json_type({e}) when 'BIGINT' then try_cast(({e})::varchar as integer) "
+            f"when 'UBIGINT' then try_cast(({e})::varchar as integer) "
+            f"when 'VARCHAR' then fx_status_str({_json_str(e)}) end"
+        )
+        present = f"coalesce(json_type({e}) <> 'NULL', false)"
+        return Field(v, present, f"({present} and {v} is null)")
+    return Field("null::integer", f"({e} is not null)", f"({e} is not null)")
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """The select list for one kind: canonical value columns, and the reject reason."""
+
+    columns: dict[str, str]
+    reason: str
+
+
+def normalize(
+    kind: str, sources: dict[str, Source], *, tz_param: str, action_map: bool
+) -> Normalized:
+    """Build the canonical columns and the first reject reason for `kind`.
+
+    `tz_param` names the bound parameter holding --assume-tz (NULL: naive means UTC);
+    with `action_map`, $action_from / $action_to lists map source action values.
+    """
+    fields: dict[str, Field] = {}
+    for name in CANONICAL[kind]:
+        src = sources.get(name, Source("null", "missing"))
+        if name in TIME_FIELDS:
+            fields[name] = time_field(src, tz_param)
+        elif name == "status":
+            fields[name] = status_field(src)
+        else:
+            fields[name] = text_field(src)
+    if kind == "events" and action_map:
+        raw = fields["action"].value
+        mapped = f"coalesce(list_extract($action_to, list_position($action_from, {raw})), {raw})"
+        fields["action"] = Field(mapped, fields["action"].present, fields["action"].bad)
+
+    checks: list[tuple[str, str]] = []
+    for name in CANONICAL[kind]:
+        f = fields[name]
+        checks.append((f.bad, f"invalid {name}"))
+        if name in REQUIRED[kind]:
+            checks.append((f"({f.value}) is null", f"missing {name}"))
+        if name in TIME_FIELDS:
+            checks.append(
+                (f"({f.value}) is not null and not fx_us_ok({f.value})",
+                 f"{name} out of range (before 1990-01-01 or from 2100-01-01)")
+            )
+    if kind == "events":
+        analysed = ", ".join(f"'{a}'" for a in ANALYSED_ACTIONS)
+        for name in ("device_id", "event_id"):
+            checks.append(
+                (f"({fields['action'].value}) in ({analysed}) and ({fields[name].value}) is null",
+                 f"missing {name} for an analysed action")
+            )
+    if kind == "grants":
+        checks.append(
+            (f"({fields['valid_from'].value}) is not null and ({fields['valid_to'].value}) "
+             f"is not null and ({fields['valid_to'].value}) <= ({fields['valid_from'].value})",
+             "valid_to is not after valid_from")
+        )
+    reason = "case " + " ".join(f"when {cond} then '{why}'" for cond, why in checks) + " end"
+
+    columns: dict[str, str] = {}
+    for name in CANONICAL[kind]:
+        v = fields[name].value
+        columns[name] = f"fx_us_ts({v})" if name in TIME_FIELDS else v
+    if kind == "grants":
+        columns["role"] = f"coalesce({fields['role'].value}, 'owner')"
+    return Normalized(columns, reason)
