@@ -357,6 +357,64 @@ def _print_rows(rows: list[dict[str, Any]], columns: list[str]) -> None:
         err_console.print("0 rows")
 
 
+# ------------------------------------------------------------------------------------ notify
+
+
+@app.command()
+def notify(
+    ctx: typer.Context,
+    window: WindowOpt,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the lists: new or empty (else --force).")
+    ],
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Write into a non-empty folder, replacing the lists."),
+    ] = False,
+    no_sanitize: Annotated[
+        bool,
+        typer.Option(
+            "--no-sanitize",
+            help="Keep text cells beginning with = + - @ tab or CR as they are (no ' prefix).",
+        ),
+    ] = False,
+    excel: Annotated[
+        bool, typer.Option("--excel", help="Start each CSV with a UTF-8 BOM (for Excel).")
+    ] = False,
+    db: DbOpt = None,
+    memory_limit: MemoryOpt = None,
+    threads: ThreadsOpt = None,
+    debug: DebugOpt = False,
+) -> int:
+    """Write the notification lists (recipients, owners, exposures) and manifest.json."""
+    from contextlib import closing
+
+    from forensics.export import write_notifications
+    from forensics.exposure import printable
+    from forensics.store import open_store
+    from forensics.window import parse_window
+
+    w = parse_window(window)
+    with closing(open_store(store_options(ctx, db, memory_limit, threads), read_only=True)) as con:
+        result = write_notifications(
+            con, w, out, force=force, sanitize=not no_sanitize, excel=excel
+        )
+    # Counts and paths only: never a user id, email or name.
+    lines = [f"notify: window {w}, formula cells {'neutralised' if not no_sanitize else 'kept'}"]
+    for f in result.files:
+        rows = f"{f.rows} rows" if f.rows is not None else ""
+        lines.append(f"  {f.name:<15} {rows:>12}  {printable(str(f.path))}")
+    lines.append(
+        f"users who cannot be reached (no email): {result.unreachable_users} "
+        f"({result.unreachable_recipients} recipients, {result.unreachable_owners} owners)"
+    )
+    sys.stderr.write("\n".join(lines) + "\n")
+    sys.stderr.flush()
+    for message in result.warnings:
+        warn(printable(message))
+    return int(ExitCode.OK)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

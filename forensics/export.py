@@ -1,0 +1,499 @@
+"""Notification lists and their manifest (SPEC §6): the bytes written here are a contract.
+
+CSV: UTF-8 (a BOM only when asked, for Excel), RFC 4180 quoting with CRLF line ends, a header
+row always, times as UTC ISO 8601 with `Z` keeping their fraction of a second, and text cells
+that begin with = + - @ tab or CR prefixed with `'` unless sanitising is off. Every file goes
+to a temp file in the output folder, is fsynced, then renamed: files 0600, a new folder 0700.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import duckdb
+import pyarrow as pa
+
+from forensics import __version__
+from forensics.errors import OutputError, StoreError
+from forensics.exposure import compute_figures, prepare_window
+from forensics.queries import get_query
+from forensics.store import engine_error
+from forensics.window import Window
+
+TOOL_NAME = "forensics"
+BOM = b"\xef\xbb\xbf"
+# RFC 4180 ends records with CRLF; every CSV line, the header included, ends with it.
+NEWLINE = "\r\n"
+# SPEC §6: a text cell beginning with one of these is a formula to a spreadsheet.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_PREFIX = "'"
+_MUST_QUOTE = frozenset(',"\r\n')
+_BATCH_ROWS = 65_536
+_EPOCH = datetime(1970, 1, 1)
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ListSpec:
+    """One notification list: its file, the query giving its rows, and its columns (SPEC §6)."""
+
+    file_name: str
+    query: str
+    columns: tuple[str, ...]
+
+
+RECIPIENTS = ListSpec(
+    "recipients.csv",
+    "recipients",
+    ("user_id", "email", "name", "locale", "thumbnails", "devices", "taps", "plays",
+     "first_seen", "last_seen", "severity"),
+)
+OWNERS = ListSpec(
+    "owners.csv",
+    "owners",
+    ("user_id", "email", "name", "locale", "devices", "thumbnails", "viewers",
+     "first_exposed", "last_exposed", "severity"),
+)
+EXPOSURES = ListSpec(
+    "exposures.csv",
+    "exposures",
+    ("delivered_at", "recipient_id", "device_id", "event_id", "owner_ids", "first_tap_at",
+     "first_play_at", "request_id", "source_file", "source_record"),
+)
+LISTS = (RECIPIENTS, OWNERS, EXPOSURES)
+OUTPUT_NAMES = tuple(s.file_name for s in LISTS) + (MANIFEST,)
+
+
+# --- cells -------------------------------------------------------------------------------
+
+
+def format_time(value: datetime | int) -> str:
+    """A UTC instant (aware datetime or microseconds since the epoch) as ISO 8601 with `Z`.
+
+    The fraction of a second is kept, without trailing zeros: `2024-02-16T09:41:07.25Z`.
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: times must be UTC instants")
+        utc = value.astimezone(timezone.utc).replace(tzinfo=None)
+        micros = (utc - _EPOCH) // timedelta(microseconds=1)
+    else:
+        micros = value
+    instant = _EPOCH + timedelta(microseconds=micros)
+    text = instant.strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = micros % 1_000_000
+    if fraction:
+        text += "." + f"{fraction:06d}".rstrip("0")
+    return text + "Z"
+
+
+def neutralize_formula(text: str) -> str:
+    """Prefix `'` to a text cell a spreadsheet would read as a formula (SPEC §6)."""
+    return FORMULA_PREFIX + text if text.startswith(FORMULA_TRIGGERS) else text
+
+
+def quote_field(text: str) -> str:
+    """RFC 4180: quote a field holding a comma, quote or line break; double inner quotes."""
+    if _MUST_QUOTE.isdisjoint(text):
+        return text
+    return '"' + text.replace('"', '""') + '"'
+
+
+def encode_row(cells: Sequence[str]) -> bytes:
+    """One CSV record, already-rendered cells, as UTF-8 bytes ending in CRLF."""
+    return (",".join(quote_field(c) for c in cells) + NEWLINE).encode("utf-8")
+
+
+Renderer = Callable[[Any], str]
+
+
+def _render_text(sanitize: bool) -> Renderer:
+    if sanitize:
+        return lambda v: "" if v is None else neutralize_formula(str(v))
+    return lambda v: "" if v is None else str(v)
+
+
+def _render_int(v: Any) -> str:
+    return "" if v is None else str(int(v))
+
+
+def _render_time(v: Any) -> str:
+    return "" if v is None else format_time(int(v))
+
+
+def _column_renderer(name: str, dtype: pa.DataType, sanitize: bool) -> Renderer:
+    """Text cells are sanitised; numbers and times are rendered exactly, never sanitised."""
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+        return _render_text(sanitize)
+    if pa.types.is_integer(dtype):
+        return _render_int
+    if pa.types.is_timestamp(dtype):
+        return _render_time
+    raise StoreError(f"column {name}", f"has type {dtype}, which no CSV rule covers")
+
+
+def _column_values(column: pa.Array) -> list[Any]:
+    """Python values of one batch column; timestamps as integer microseconds since the epoch."""
+    dtype = column.type
+    if pa.types.is_timestamp(dtype):
+        column = column.cast(pa.timestamp("us", tz=dtype.tz)).cast(pa.int64())
+    values: list[Any] = column.to_pylist()
+    return values
+
+
+# --- atomic private files ----------------------------------------------------------------
+
+
+@dataclass
+class PendingFile:
+    """A fully written, fsynced temp file waiting to be renamed onto its final name."""
+
+    tmp: Path
+    final: Path
+    rows: int | None
+    sha256: str
+    size_bytes: int
+
+    def discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp.unlink()
+
+
+class _HashingWriter:
+    """Writes bytes to a file and hashes exactly the bytes written."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.raw.write(data)
+        self.hash.update(data)
+        self.size += len(data)
+
+
+@contextlib.contextmanager
+def _private_temp(final: Path) -> Iterator[tuple[_HashingWriter, Path]]:
+    """A 0600 temp file beside `final`; flushed and fsynced on success, removed on any error."""
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    tmp = Path(name)
+    try:
+        os.fchmod(fd, 0o600)  # mkstemp already makes it 0600; say so whatever the platform
+        with os.fdopen(fd, "wb", buffering=1 << 20) as raw:
+            writer = _HashingWriter(raw)
+            yield writer, tmp
+            raw.flush()
+            os.fsync(raw.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def write_bytes_pending(final: Path, data: bytes, rows: int | None = None) -> PendingFile:
+    """Write `data` to a private temp file beside `final` (not yet renamed)."""
+    with _private_temp(final) as (w, tmp):
+        w.write(data)
+    return PendingFile(tmp, final, rows, w.hash.hexdigest(), w.size)
+
+
+def write_csv_pending(
+    final: Path,
+    columns: Sequence[str],
+    reader: pa.RecordBatchReader,
+    *,
+    sanitize: bool,
+    excel: bool,
+    on_row: Callable[[Mapping[str, Any]], None] | None = None,
+) -> PendingFile:
+    """Write a CSV (header + the rows of `reader`) to a private temp file beside `final`.
+
+    The reader's columns must be exactly `columns`, in order: a header is never guessed, and
+    a column no rule covers is an error, even when there are no rows.
+    `on_row` sees each row's raw values (before rendering), e.g. to count missing emails.
+    """
+    schema = reader.schema
+    if list(schema.names) != list(columns):
+        raise StoreError(
+            f"list {final.name}", f"query gave columns {schema.names}, expected {list(columns)}"
+        )
+    renderers = [_column_renderer(f.name, f.type, sanitize) for f in schema]
+    rows = 0
+    with _private_temp(final) as (w, tmp):
+        if excel:
+            w.write(BOM)
+        w.write(encode_row(columns))
+        for batch in reader:
+            values = [_column_values(batch.column(i)) for i in range(batch.num_columns)]
+            out: list[bytes] = []
+            for r in range(batch.num_rows):
+                row = [col[r] for col in values]
+                if on_row is not None:
+                    on_row(dict(zip(columns, row, strict=True)))
+                out.append(encode_row([f(v) for f, v in zip(renderers, row, strict=True)]))
+            w.write(b"".join(out))
+            rows += batch.num_rows
+    return PendingFile(tmp, final, rows, w.hash.hexdigest(), w.size)
+
+
+def commit_files(pending: Sequence[PendingFile], directory: Path) -> None:
+    """Rename every temp file onto its final name, the manifest last, then fsync the folder.
+
+    An old manifest is removed first: a folder whose manifest is missing, or whose hashes do
+    not match, is an incomplete set (an interrupt between two renames).
+    """
+    manifest = [p for p in pending if p.final.name == MANIFEST]
+    others = [p for p in pending if p.final.name != MANIFEST]
+    if manifest:
+        with contextlib.suppress(FileNotFoundError):
+            manifest[0].final.unlink()
+    for p in others + manifest:
+        os.replace(p.tmp, p.final)
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def prepare_out_dir(out_dir: Path, *, force: bool) -> bool:
+    """Check or create the output folder before anything is computed; True if created here.
+
+    An existing non-empty folder is refused without `force`, with nothing changed. A new
+    folder is made 0700 whatever the umask (missing parents are made as `mkdir -p` would).
+    """
+    what = f"output folder {out_dir}"
+    try:
+        if out_dir.exists():
+            if not out_dir.is_dir():
+                raise OutputError(what, "exists and is not a folder")
+            if not force and any(out_dir.iterdir()):
+                raise OutputError(
+                    what, "exists and is not empty",
+                    "Pass --force to replace the notification files in it, or choose a new folder",
+                )
+            for name in OUTPUT_NAMES:
+                target = out_dir / name
+                if target.is_dir() and not target.is_symlink():
+                    raise OutputError(f"{target}", "is a folder; cannot replace it with a file")
+            if not os.access(out_dir, os.W_OK | os.X_OK):
+                raise OutputError(what, "is not writable")
+            return False
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        out_dir.mkdir(mode=0o700)
+        os.chmod(out_dir, 0o700)  # mkdir's mode is filtered by the umask; chmod is not
+        return True
+    except OSError as e:
+        raise OutputError(what, e.strerror or type(e).__name__) from None
+
+
+# --- the notification lists ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """A file written by `write_notifications` (rows is None for the manifest)."""
+
+    name: str
+    path: Path
+    rows: int | None
+    sha256: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class NotifyResult:
+    """What `write_notifications` wrote; counts only, no personal data."""
+
+    out_dir: Path
+    created_dir: bool
+    files: tuple[OutputFile, ...]
+    rows: Mapping[str, int]
+    unreachable_recipients: int
+    unreachable_owners: int
+    unreachable_users: int
+    warnings: tuple[str, ...] = field(default=())
+
+
+def sanitize_mode(sanitize: bool) -> dict[str, Any]:
+    """How text cells were treated, as recorded in the manifest."""
+    return {
+        "formula_prefix": sanitize,
+        "prefix": FORMULA_PREFIX if sanitize else None,
+        "triggers": list(FORMULA_TRIGGERS) if sanitize else [],
+        "applies_to": "text cells (ids, contact fields, owner_ids, request_id, source_file)",
+    }
+
+
+def read_input_files(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every ingested file (queries/input_files.sql), for the manifest."""
+    rows: list[dict[str, Any]] = _run_table(con, "input_files").to_pylist()
+    return rows
+
+
+def _run_table(con: duckdb.DuckDBPyConnection, name: str) -> pa.Table:
+    q = get_query(name)
+    if q.params:
+        raise StoreError(f"query {name}", "expects parameters")
+    try:
+        return con.sql(q.sql).to_arrow_table()
+    except duckdb.Error as e:
+        raise engine_error(f"query {name}", e) from None
+
+
+def _query_reader(con: duckdb.DuckDBPyConnection, name: str) -> pa.RecordBatchReader:
+    """A parameterless query's rows as a stream of batches (bounded memory for long lists)."""
+    q = get_query(name)
+    if q.params:
+        raise StoreError(f"query {name}", "expects parameters")
+    try:
+        return con.sql(q.sql).to_arrow_reader(_BATCH_ROWS)
+    except duckdb.Error as e:
+        raise engine_error(f"query {name}", e) from None
+
+
+def _has_email(value: object) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def build_manifest(
+    window: Window,
+    figures: Mapping[str, Any],
+    sanitize: bool,
+    excel: bool,
+    inputs: Sequence[Mapping[str, Any]],
+    outputs: Sequence[PendingFile],
+    generated_at: datetime,
+) -> bytes:
+    """manifest.json's bytes: tool, window, figures, sanitisation, inputs and outputs."""
+    manifest = {
+        "tool": {"name": TOOL_NAME, "version": __version__},
+        "generated_at": format_time(generated_at.replace(microsecond=0)),
+        "window": window.to_json(),
+        "figures": figures,
+        "sanitization": sanitize_mode(sanitize),
+        "csv": {
+            "encoding": "utf-8-sig" if excel else "utf-8",
+            "line_terminator": "CRLF",
+            "quoting": "RFC 4180",
+            "time_format": "UTC ISO 8601 with Z; fraction of a second kept, trailing zeros removed",
+        },
+        "inputs": [
+            {"path": i["path"], "sha256": i["sha256"], "kind": i["kind"],
+             "size_bytes": i["size_bytes"], "source_id": i["source_id"]}
+            for i in inputs
+        ],
+        "outputs": [
+            {"name": p.final.name, "rows": p.rows, "sha256": p.sha256, "size_bytes": p.size_bytes}
+            for p in outputs
+        ],
+    }
+    text = json.dumps(manifest, ensure_ascii=False, indent=2, default=str)
+    return (text + "\n").encode("utf-8")
+
+
+def write_notifications(
+    con: duckdb.DuckDBPyConnection,
+    window: Window,
+    out_dir: Path,
+    *,
+    force: bool = False,
+    sanitize: bool = True,
+    excel: bool = False,
+) -> NotifyResult:
+    """Write recipients.csv, owners.csv, exposures.csv and manifest.json for `window` (SPEC §6).
+
+    The folder is checked first: a refusal changes nothing. Files are written to temp files,
+    then renamed together; on any error or interrupt the temp files (and a folder this call
+    created) are removed and the error is raised. Raises OutputError, StoreError.
+    """
+    created = prepare_out_dir(out_dir, force=force)
+    pending: list[PendingFile] = []
+    try:
+        # One source of truth: the lists read the same cross-account temp tables as the
+        # figures (queries/cross_account_*.sql), prepared once for this window.
+        prepare_window(con, window)
+        figures = compute_figures(con, window)
+        inputs = read_input_files(con)
+
+        no_email: dict[str, set[str]] = {}
+        rows: dict[str, int] = {}
+        for spec in LISTS:
+            on_row: Callable[[Mapping[str, Any]], None] | None = None
+            if "email" in spec.columns:
+                missing = no_email.setdefault(spec.file_name, set())
+
+                def on_row(row: Mapping[str, Any], missing: set[str] = missing) -> None:
+                    if not _has_email(row["email"]):
+                        missing.add(str(row["user_id"]))
+
+            p = write_csv_pending(
+                out_dir / spec.file_name, spec.columns, _query_reader(con, spec.query),
+                sanitize=sanitize, excel=excel, on_row=on_row,
+            )
+            pending.append(p)
+            rows[spec.file_name] = p.rows or 0
+        csvs = list(pending)
+        manifest = build_manifest(
+            window, figures, sanitize, excel, inputs, csvs,
+            generated_at=datetime.now(timezone.utc),
+        )
+        pending.append(write_bytes_pending(out_dir / MANIFEST, manifest))
+        commit_files(pending, out_dir)
+    except duckdb.Error as e:  # raised while streaming a list's rows
+        _abandon(pending, out_dir, created)
+        raise engine_error("notification lists", e) from None
+    except OSError as e:
+        _abandon(pending, out_dir, created)
+        raise OutputError(f"output folder {out_dir}", e.strerror or type(e).__name__) from None
+    except BaseException:
+        _abandon(pending, out_dir, created)
+        raise
+
+    recipients_missing = no_email.get(RECIPIENTS.file_name, set())
+    owners_missing = no_email.get(OWNERS.file_name, set())
+    warnings: list[str] = []
+    if not created:
+        with contextlib.suppress(OSError):
+            if stat.S_IMODE(out_dir.stat().st_mode) & 0o077:
+                warnings.append(
+                    f"output folder {out_dir} is accessible to other users "
+                    "(the files in it are 0600)"
+                )
+    return NotifyResult(
+        out_dir=out_dir,
+        created_dir=created,
+        files=tuple(
+            OutputFile(p.final.name, p.final, p.rows, p.sha256, p.size_bytes) for p in pending
+        ),
+        rows=rows,
+        unreachable_recipients=len(recipients_missing),
+        unreachable_owners=len(owners_missing),
+        unreachable_users=len(recipients_missing | owners_missing),
+        warnings=tuple(warnings),
+    )
+
+
+def _abandon(pending: Sequence[PendingFile], out_dir: Path, created: bool) -> None:
+    """Undo an unfinished export: remove temp files, and the folder if this run made it."""
+    for p in pending:
+        p.discard()
+    if created:
+        with contextlib.suppress(OSError):
+            out_dir.rmdir()  # only if still empty: never removes anything else
