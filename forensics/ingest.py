@@ -212,20 +212,34 @@ def _decompressed_chunks(
         except (zlib.error, OSError) as e:
             raise InputError("gzip", f"corrupt compressed data ({e})") from None
         return
+    yield from _zstd_chunks(reader)
+
+
+def _zstd_chunks(reader: _HashingReader) -> Iterator[bytes]:
+    """Decompress every zstd frame; a frame cut short fails the file (no silent short read)."""
     import zstandard
 
     dctx = zstandard.ZstdDecompressor()
+    d = dctx.decompressobj()
+    fed = False
     try:
-        with dctx.stream_reader(
-            reader, read_across_frames=True, closefd=False  # type: ignore[arg-type]
-        ) as zr:
-            while chunk := zr.read(CHUNK):
-                yield chunk
+        while raw := reader.read(CHUNK):
+            data = raw
+            while data:
+                fed = True
+                out = d.decompress(data)
+                if out:
+                    yield out
+                if d.eof:
+                    data = d.unused_data
+                    d = dctx.decompressobj()
+                    fed = False
+                else:
+                    data = b""
     except zstandard.ZstdError as e:
         raise InputError("zstd", f"corrupt compressed data ({e})") from None
-    rest = reader.read(1)
-    if rest:
-        raise InputError("zstd", "compressed data is truncated or followed by garbage")
+    if fed and not d.eof:
+        raise InputError("zstd", "compressed data is truncated")
 
 
 def _check_encoding(first: bytes) -> None:

@@ -1,0 +1,313 @@
+"""SPEC §2.4 value rules at ingest: timestamps, ids, status, required fields, grants."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from tests.ingest_helpers import accounted, event, rows, run, write_ndjson, write_parquet
+
+UTC = timezone.utc
+
+
+def _ts_of(tmp_path: Path, value: object, **opts: object) -> datetime | str:
+    """Ingest one event with ts=value; return the stored instant or the reject reason."""
+    f = write_ndjson(tmp_path / "e.ndjson", [event(ts=value, request_id="r")])
+    db = tmp_path / "s.duckdb"
+    report = run(db, f, **opts)
+    assert accounted(report)
+    got = rows(db, "select ts from events")
+    if got:
+        return got[0][0]
+    return rows(db, "select reason from rejects")[0][0]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2024-02-16T09:41:07Z", datetime(2024, 2, 16, 9, 41, 7, tzinfo=UTC)),
+        ("2024-02-16T09:41:07+00:00", datetime(2024, 2, 16, 9, 41, 7, tzinfo=UTC)),
+        ("2024-02-16 09:41:07", datetime(2024, 2, 16, 9, 41, 7, tzinfo=UTC)),
+        ("2024-02-16t09:41:07z", datetime(2024, 2, 16, 9, 41, 7, tzinfo=UTC)),
+        ("2024-02-16T09:41:07+05:45", datetime(2024, 2, 16, 3, 56, 7, tzinfo=UTC)),
+        ("2024-02-16T09:41:07-12:00", datetime(2024, 2, 16, 21, 41, 7, tzinfo=UTC)),
+        ("2024-02-16T09:41:07+14:00", datetime(2024, 2, 15, 19, 41, 7, tzinfo=UTC)),
+        ("2024-02-16T09:41:07+18:00", datetime(2024, 2, 15, 15, 41, 7, tzinfo=UTC)),
+        ("2024-02-16T09:41:07.25Z", datetime(2024, 2, 16, 9, 41, 7, 250000, tzinfo=UTC)),
+        ("2024-02-16T09:41:07.123456789Z", datetime(2024, 2, 16, 9, 41, 7, 123456, tzinfo=UTC)),
+        ("2024-02-29T00:00:00Z", datetime(2024, 2, 29, tzinfo=UTC)),
+        ("1990-01-01T00:00:00Z", datetime(1990, 1, 1, tzinfo=UTC)),
+        ("2099-12-31T23:59:59.999999Z", datetime(2099, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+        ("2000-01-01T00:30:00+01:00", datetime(1999, 12, 31, 23, 30, tzinfo=UTC)),
+    ],
+)
+def test_accepted_timestamp_strings_become_utc_instants(
+    tmp_path: Path, text: str, expected: datetime
+) -> None:
+    assert _ts_of(tmp_path, text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-02-16T09:41:07+24:00",
+        "2024-02-16T09:41:07+99:99",
+        "2024-02-16T09:41:07+18:01",
+        "2024-02-30T00:00:00Z",
+        "2023-02-29T00:00:00Z",
+        "2024-13-01T00:00:00Z",
+        "2024-02-16T24:00:00Z",
+        "2024-02-16T09:60:00Z",
+        "2016-12-31T23:59:60Z",
+        "1989-12-31T23:59:59.999999Z",
+        "2100-01-01T00:00:00Z",
+        "yesterday",
+        "2024-02-16",
+        "",
+    ],
+)
+def test_invalid_or_out_of_range_timestamps_reject_the_record(tmp_path: Path, text: str) -> None:
+    got = _ts_of(tmp_path, text)
+    assert isinstance(got, str)
+    assert "ts" in got
+
+
+def test_epoch_seconds_millis_and_micros_give_the_same_instant(tmp_path: Path) -> None:
+    expected = datetime(2024, 2, 16, 9, 41, 7, tzinfo=UTC)
+    for i, v in enumerate([1708076467, 1708076467000, 1708076467000000, "2024-02-16T09:41:07Z"]):
+        d = tmp_path / str(i)
+        d.mkdir()
+        assert _ts_of(d, v) == expected
+
+
+def test_fractional_epoch_seconds_keep_microseconds(tmp_path: Path) -> None:
+    assert _ts_of(tmp_path, 1708076467.25) == datetime(2024, 2, 16, 9, 41, 7, 250000, tzinfo=UTC)
+
+
+def test_epoch_millis_just_below_1e11_are_read_as_seconds(tmp_path: Path) -> None:
+    # 1e11 is the seconds/milliseconds boundary: 1e11 - 1 as seconds is year 5138 (rejected);
+    # 1e11 as milliseconds is 1973 (rejected too, but as a different instant).
+    got = _ts_of(tmp_path, 100000000000)
+    assert isinstance(got, str) and "out of range" in got
+
+
+def test_seconds_epoch_far_in_future_is_rejected_not_clamped(tmp_path: Path) -> None:
+    got = _ts_of(tmp_path, 99999999999)  # year 5138, in seconds
+    assert isinstance(got, str) and "out of range" in got
+
+
+def test_assume_tz_applies_to_naive_strings_only(tmp_path: Path) -> None:
+    f = write_ndjson(
+        tmp_path / "e.ndjson",
+        [
+            event(ts="2024-07-01T12:00:00", request_id="a"),
+            event(ts="2024-07-01T12:00:00Z", request_id="b"),
+        ],
+    )
+    db = tmp_path / "s.duckdb"
+    run(db, f, assume_tz="America/New_York")
+    got = dict(rows(db, "select request_id, ts from events"))
+    assert got["a"] == datetime(2024, 7, 1, 16, 0, tzinfo=UTC)
+    assert got["b"] == datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
+    assert rows(db, "select assume_tz from sources") == [("America/New_York",)]
+
+
+def test_results_do_not_depend_on_the_host_time_zone(tmp_path: Path) -> None:
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "America/New_York"
+    time.tzset()
+    try:
+        got = _ts_of(tmp_path, "2024-02-16 09:41:07")
+        assert got == datetime(2024, 2, 16, 9, 41, 7, tzinfo=UTC)
+    finally:
+        if old is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
+
+
+def test_ids_keep_their_exact_text(tmp_path: Path) -> None:
+    f = tmp_path / "e.ndjson"
+    f.write_text(
+        '{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":9007199254740992,"request_id":"1"}\n'
+        '{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":9007199254740993,"request_id":"2"}\n'
+        '{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":123456789012345678901234567890,'
+        '"request_id":"3"}\n'
+        '{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":"0123","request_id":"4"}\n'
+        '{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":123,"request_id":"5"}\n'
+        '{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":-7,"request_id":6}\n'
+    )
+    db = tmp_path / "s.duckdb"
+    run(db, f)
+    got = rows(db, "select request_id, user_id from events order by source_record")
+    assert got == [
+        ("1", "9007199254740992"),
+        ("2", "9007199254740993"),
+        ("3", "123456789012345678901234567890"),
+        ("4", "0123"),
+        ("5", "123"),
+        ("6", "-7"),
+    ]
+
+
+@pytest.mark.parametrize("value", ["1e0", "1.5", "true", "{}", "[]", '"  "', '""', "null"])
+def test_unusable_user_ids_reject_the_record(tmp_path: Path, value: str) -> None:
+    f = tmp_path / "e.ndjson"
+    f.write_text(f'{{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":{value}}}\n')
+    db = tmp_path / "s.duckdb"
+    report = run(db, f)
+    assert report.files[0].rows_rejected == 1
+    assert "user_id" in rows(db, "select reason from rejects")[0][0]
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [("200", 200), ('"200"', 200), ("404", 404), ("null", None), ('"0200"', 200)],
+)
+def test_status_integer_or_digit_string(tmp_path: Path, value: str, expected: int | None) -> None:
+    f = tmp_path / "e.ndjson"
+    f.write_text(f'{{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":"u","status":{value}}}\n')
+    db = tmp_path / "s.duckdb"
+    run(db, f)
+    assert rows(db, "select status from events") == [(expected,)]
+
+
+@pytest.mark.parametrize("value", ['"ok"', "200.5", '" 200"', '""', "true", "[200]"])
+def test_status_anything_else_rejects(tmp_path: Path, value: str) -> None:
+    f = tmp_path / "e.ndjson"
+    f.write_text(f'{{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":"u","status":{value}}}\n')
+    db = tmp_path / "s.duckdb"
+    report = run(db, f)
+    assert report.files[0].rows_rejected == 1
+    assert rows(db, "select reason from rejects") == [("invalid status",)]
+
+
+def test_mixed_status_types_in_one_file_are_read_per_record(tmp_path: Path) -> None:
+    f = write_ndjson(
+        tmp_path / "e.ndjson",
+        [event(status="200", request_id="a"), event(status=200, request_id="b"),
+         event(status="x", request_id="c")],
+    )
+    db = tmp_path / "s.duckdb"
+    report = run(db, f)
+    assert rows(db, "select request_id, status from events order by 1") == [("a", 200), ("b", 200)]
+    assert report.files[0].rows_rejected == 1
+
+
+def test_analysed_actions_need_device_and_event(tmp_path: Path) -> None:
+    f = write_ndjson(
+        tmp_path / "e.ndjson",
+        [
+            event(device_id=..., request_id="a"),
+            event(event_id="", request_id="b"),
+            event(action="login", device_id=..., event_id=..., request_id="c"),
+            event(action=..., request_id="d"),
+        ],
+    )
+    db = tmp_path / "s.duckdb"
+    run(db, f)
+    assert rows(db, "select request_id from events") == [("c",)]
+    assert [r[0] for r in rows(db, "select reason from rejects order by source_record")] == [
+        "missing device_id for an analysed action",
+        "missing event_id for an analysed action",
+        "missing action",
+    ]
+
+
+def test_extra_fields_are_kept_with_the_event(tmp_path: Path) -> None:
+    f = write_ndjson(tmp_path / "e.ndjson", [event(cache_node="c7", app={"v": 3}, request_id="a")])
+    db = tmp_path / "s.duckdb"
+    run(db, f)
+    assert rows(db, "select extra->>'cache_node', extra->'app'->>'v' from events") == [("c7", "3")]
+
+
+def test_grants_reject_empty_intervals_and_default_to_owner(tmp_path: Path) -> None:
+    f = write_ndjson(
+        tmp_path / "g.ndjson",
+        [
+            {"device_id": "d", "user_id": "a"},
+            {"device_id": "d", "user_id": "b", "role": "shared",
+             "valid_from": "2024-01-01T00:00:00Z", "valid_to": "2024-01-01T00:00:00.000001Z"},
+            {"device_id": "d", "user_id": "c",
+             "valid_from": "2024-01-01T00:00:00Z", "valid_to": "2024-01-01T00:00:00Z"},
+            {"device_id": "d", "user_id": "e", "valid_to": None},
+        ],
+    )
+    db = tmp_path / "s.duckdb"
+    report = run(db, f)
+    assert report.files[0].kind == "grants"
+    assert rows(db, "select user_id, role from grants order by 1") == [
+        ("a", "owner"), ("b", "shared"), ("e", "owner")]
+    assert rows(db, "select reason from rejects") == [("valid_to is not after valid_from",)]
+
+
+def test_accounts_last_ingested_record_wins(tmp_path: Path) -> None:
+    a = write_ndjson(tmp_path / "a1.ndjson", [{"user_id": "u", "email": "old@x"},
+                                               {"user_id": "u", "email": "mid@x"}])
+    b = write_ndjson(tmp_path / "a2.ndjson", [{"user_id": "u", "email": "new@x"}])
+    db = tmp_path / "s.duckdb"
+    run(db, a)
+    assert rows(db, "select email from accounts_latest") == [("mid@x",)]
+    run(db, b)
+    assert rows(db, "select email from accounts_latest") == [("new@x",)]
+
+
+def test_parquet_timestamp_columns_become_utc(tmp_path: Path) -> None:
+    instant = datetime(2024, 2, 16, 9, 41, 7, 123456, tzinfo=UTC)
+    n = 4
+    cols = {
+        "action": ["a"] * n,
+        "user_id": ["u"] * n,
+        "request_id": ["naive", "utc", "tokyo", "nanos"],
+    }
+    tables = [
+        pa.table(dict(cols, ts=pa.array([instant.replace(tzinfo=None)] * n, pa.timestamp("us")))),
+        pa.table(dict(cols, ts=pa.array([instant] * n, pa.timestamp("us", tz="UTC")))),
+        pa.table(dict(cols, ts=pa.array([instant] * n, pa.timestamp("us", tz="Asia/Tokyo")))),
+        pa.table(dict(cols, ts=pa.array([1708076467123456789] * n, pa.timestamp("ns")))),
+    ]
+    db = tmp_path / "s.duckdb"
+    for i, t in enumerate(tables):
+        sub = t.filter(pa.compute.equal(t["request_id"], cols["request_id"][i]))
+        write_parquet(tmp_path / f"{i}.parquet", sub)
+    run(db, *sorted(tmp_path.glob("*.parquet")))
+    got = rows(db, "select distinct ts from events")
+    assert got == [(instant,)]
+
+
+def test_parquet_integer_ids_and_epoch_columns(tmp_path: Path) -> None:
+    f = write_parquet(
+        tmp_path / "e.parquet",
+        {
+            "ts": pa.array([1708076467000, 1708076467], pa.int64()),
+            "action": ["a", "b"],
+            "user_id": pa.array([9007199254740993, 5], pa.int64()),
+            "status": pa.array([200, None], pa.int32()),
+            "cache_node": ["c1", "c2"],
+        },
+    )
+    db = tmp_path / "s.duckdb"
+    run(db, f)
+    assert rows(db, "select user_id, status, extra->>'cache_node', ts from events order by 1") == [
+        ("5", None, "c2", datetime(2024, 2, 16, 9, 41, 7, tzinfo=UTC)),
+        ("9007199254740993", 200, "c1", datetime(2024, 2, 16, 9, 41, 7, tzinfo=UTC)),
+    ]
+
+
+def test_parquet_rejects_keep_record_numbers_and_raw_text(tmp_path: Path) -> None:
+    f = write_parquet(
+        tmp_path / "e.parquet",
+        {"ts": ["2024-02-16T09:00:00Z", "bad"], "action": ["a", "a"], "user_id": ["u", "v"]},
+    )
+    db = tmp_path / "s.duckdb"
+    run(db, f)
+    reason, rec, raw = rows(db, "select reason, source_record, raw from rejects")[0]
+    assert (reason, rec) == ("invalid ts", 2)
+    assert '"bad"' in raw
+    assert rows(db, "select source_record from events") == [(1,)]
