@@ -12,19 +12,32 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
-from incident import BASE, Incident, at, window
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from incident import (
+    BASE,
+    Event,
+    Incident,
+    at,
+    clear_store,
+    model_cross_account,
+    model_owners,
+    window,
+)
 from typer.testing import CliRunner
 
 from forensics import export
 from forensics.cli import app
 from forensics.errors import OutputError
 from forensics.export import NotifyResult, write_notifications
-from forensics.exposure import compute_figures
+from forensics.exposure import compute_figures, prepare_window
+from forensics.queries import run_query
 from forensics.store import StoreOptions, open_store
 
 GOLDEN = Path(__file__).parent / "golden" / "notify"
@@ -67,6 +80,8 @@ def golden_incident() -> Incident:
     inc.deliver(at(6), "sam", "d1", "e1")                             # r16: shared with him
     inc.deliver(at(65), "zed", "d1", "e1")                            # r17: outside window
     inc.deliver(BASE.replace(minute=50, microsecond=1), "=1+1", "d6", "e10")  # r18
+    inc.deliver(at(55), "quinn", "d6", "e12")                         # r19
+    inc.tap(at(55), "quinn", "d6", "e12")                             # r20: same instant
 
     inc.account("alice", "alice@example.org", 'Alice, "Al" Smith', "en-GB")
     inc.account("carol", "carol@example.org", '=HYPERLINK("http://evil.example","click")',
@@ -80,6 +95,7 @@ def golden_incident() -> Incident:
     inc.account("pat", None, "محمد", "ar")
     inc.account("zed", "zed@example.org", "\r张伟 🦊", "zh-CN")
     inc.account("erin", "erin@example.org", "Erin", "en")
+    inc.account("quinn", "quinn@example.org", "Quinn", "en")
     return inc
 
 
@@ -139,7 +155,7 @@ def test_row_counts_agree_with_the_figures(store: Path, tmp_path: Path) -> None:
         "owners.csv": figures["exposed_owners"],
         "exposures.csv": figures["cross_account_deliveries"],
     }
-    assert result.rows == {"recipients.csv": 4, "owners.csv": 6, "exposures.csv": 9}
+    assert result.rows == {"recipients.csv": 5, "owners.csv": 6, "exposures.csv": 10}
 
 
 def test_a_list_never_names_the_other_party(store: Path, tmp_path: Path) -> None:
@@ -148,7 +164,7 @@ def test_a_list_never_names_the_other_party(store: Path, tmp_path: Path) -> None
     owners = read_csv(tmp_path / "out" / "owners.csv")
     recipient_ids = {r["user_id"] for r in recipients}
     owner_ids = {r["user_id"] for r in owners}
-    assert recipient_ids == {"=1+1", "mallory", "pat", "zed"}
+    assert recipient_ids == {"=1+1", "mallory", "pat", "quinn", "zed"}
     assert owner_ids == {"alice", "bob", "carol", "dave", "frank", "gina"}
     cells_r = {c for r in recipients for c in r.values()}
     cells_o = {c for r in owners for c in r.values()}
@@ -397,7 +413,7 @@ def test_cli_writes_lists_and_summarises_counts_without_personal_data(
     for name in CSVS:
         assert (out / name).read_bytes() == (GOLDEN / name).read_bytes()
         assert str(out / name) in r.stderr
-    assert "4 rows" in r.stderr and "6 rows" in r.stderr and "9 rows" in r.stderr
+    assert "5 rows" in r.stderr and "6 rows" in r.stderr and "10 rows" in r.stderr
     assert "cannot be reached (no email): 4" in r.stderr
     for secret in ("example.org", "Smith", "mallory", "alice", "pat", "=1+1", "HYPERLINK"):
         assert secret not in r.stderr
@@ -469,3 +485,118 @@ def test_installed_entry_point_under_umask_022(store: Path, tmp_path: Path) -> N
     assert proc.stdout == ""
     assert stat.S_IMODE(out.stat().st_mode) == 0o700
     assert (out / "exposures.csv").read_bytes() == (GOLDEN / "exposures.csv").read_bytes()
+
+
+# --- property: the lists' SQL == a plain-Python reading of SPEC §6 -------------------------
+
+USERS = ["u0", "u1", "u2", "u3"]
+EVENT_DEVICE = {"e0": "d0", "e1": "d1", "e2": "d0", "e3": "d2"}  # an event has one device
+STEP = st.integers(min_value=-1, max_value=8).map(lambda m: at(m * 5))
+TIMES = st.one_of(STEP, STEP, STEP.map(lambda t: t + timedelta(microseconds=1)))
+FOLLOW_UP = st.sampled_from(  # same instant often: "at or after" is the boundary
+    [timedelta(0), timedelta(0), timedelta(minutes=5), timedelta(minutes=100),
+     timedelta(minutes=-5)]
+)
+
+
+@st.composite
+def incidents_st(draw: st.DrawFn) -> Incident:
+    inc = Incident()
+    for _ in range(draw(st.integers(0, 6))):
+        start, end = draw(st.none() | TIMES), draw(st.none() | TIMES)
+        if start is not None and end is not None and end <= start:
+            start, end = end - timedelta(minutes=5), start
+        inc.grant(draw(st.sampled_from(sorted(set(EVENT_DEVICE.values())))),
+                  draw(st.sampled_from(USERS)), draw(st.sampled_from(["owner", "owner", "shared"])),
+                  start, end)
+    for _ in range(draw(st.integers(0, 8))):
+        event = draw(st.sampled_from(sorted(EVENT_DEVICE)))
+        inc.deliver(draw(TIMES), draw(st.sampled_from(USERS)), EVENT_DEVICE[event], event,
+                    status=draw(st.sampled_from([None, None, 500])),
+                    request_id=draw(st.sampled_from([None, "auto"])))
+    deliveries = list(inc.events)
+    for _ in range(draw(st.integers(0, 8))):
+        if deliveries and draw(st.booleans()):
+            d = draw(st.sampled_from(deliveries))
+            user, event, ts = d.user_id, d.event_id, d.ts + draw(FOLLOW_UP)
+        else:
+            user, event = draw(st.sampled_from(USERS)), draw(st.sampled_from(sorted(EVENT_DEVICE)))
+            ts = draw(TIMES)
+        assert event is not None
+        action = draw(st.sampled_from(["thumbnail_tapped", "video_played"]))
+        inc.event(ts, action, user, EVENT_DEVICE[event], event)
+    for user in draw(st.lists(st.sampled_from(USERS), max_size=5)):
+        inc.account(user, draw(st.sampled_from([None, "", f"{user}@example.org", "x@y"])))
+    return inc
+
+
+def _severity(played: bool, tapped: bool) -> str:
+    return "video" if played else "tapped" if tapped else "thumbnail"
+
+
+def model_lists(inc: Incident, w: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """recipients, owners and exposures rows (no contact fields but email) by SPEC §6's words."""
+    cad, taps, plays = model_cross_account(inc.events, inc.grants, w)
+    email = {a[0]: a[1] for a in inc.accounts}  # the last record of a user wins
+
+    def linked(d: Event, acts: list[Event]) -> list[Event]:
+        return [a for a in acts if (a.user_id, a.event_id) == (d.user_id, d.event_id)
+                and d.ts <= a.ts]
+
+    recipients = []
+    for u in sorted({d.user_id for d in cad}):
+        mine = [d for d in cad if d.user_id == u]
+        n_taps = sum(1 for t in taps if t.user_id == u)
+        n_plays = sum(1 for p in plays if p.user_id == u)
+        recipients.append((
+            u, email.get(u), len(mine), len({d.device_id for d in mine}), n_taps, n_plays,
+            min(d.ts for d in mine), max(d.ts for d in mine), _severity(n_plays > 0, n_taps > 0),
+        ))
+    owners = []
+    for o in sorted({o for d in cad for o in model_owners(inc.grants, d)}):
+        mine = [d for d in cad if o in model_owners(inc.grants, d)]
+        owners.append((
+            o, email.get(o), len({d.device_id for d in mine}), len(mine),
+            len({d.user_id for d in mine}), min(d.ts for d in mine), max(d.ts for d in mine),
+            _severity(any(linked(d, plays) for d in mine), any(linked(d, taps) for d in mine)),
+        ))
+    exposures = [
+        (d.ts, d.user_id, d.device_id, d.event_id, ";".join(model_owners(inc.grants, d)),
+         min((t.ts for t in linked(d, taps)), default=None),
+         min((p.ts for p in linked(d, plays)), default=None), d.request_id, d.source_record)
+        for d in sorted(cad, key=lambda d: (d.ts, d.request_id is None, d.request_id or "",
+                                            d.source_record))
+    ]
+    return {"recipients": recipients, "owners": owners, "exposures": exposures}
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = open_store(
+        StoreOptions(tmp_path_factory.mktemp("notify-prop") / "case.duckdb"), read_only=False
+    )
+    yield con
+    con.close()
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(inc=incidents_st(), bounds=st.tuples(st.integers(-1, 7), st.integers(1, 6)))
+def test_list_queries_equal_the_model(
+    scratch: duckdb.DuckDBPyConnection, inc: Incident, bounds: tuple[int, int]
+) -> None:
+    w = window(bounds[0] * 5, (bounds[0] + bounds[1]) * 5)
+    clear_store(scratch)
+    inc.insert(scratch)
+    prepare_window(scratch, w)
+    keep = {
+        "recipients": ("user_id", "email", "thumbnails", "devices", "taps", "plays",
+                       "first_seen", "last_seen", "severity"),
+        "owners": ("user_id", "email", "devices", "thumbnails", "viewers", "first_exposed",
+                   "last_exposed", "severity"),
+        "exposures": ("delivered_at", "recipient_id", "device_id", "event_id", "owner_ids",
+                      "first_tap_at", "first_play_at", "request_id", "source_record"),
+    }
+    expected = model_lists(inc, w)
+    for name, columns in keep.items():
+        rows = run_query(scratch, name).to_pylist()
+        assert [tuple(r[c] for c in columns) for r in rows] == expected[name], name
