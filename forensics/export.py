@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from forensics import __version__
 from forensics.errors import OutputError, StoreError
@@ -115,41 +116,65 @@ def encode_row(cells: Sequence[str]) -> bytes:
     return (",".join(quote_field(c) for c in cells) + NEWLINE).encode("utf-8")
 
 
-Renderer = Callable[[Any], str]
+# The CSV of a whole batch is rendered by Arrow compute kernels, column by column: the same
+# rules as the per-cell functions above (the reference; a property test holds them equal),
+# at a speed that suits lists of millions of rows.
+_FORMULA_RE = r"^([=+\-@\t\r])"  # FORMULA_TRIGGERS, as an RE2 pattern anchored at the start
+_QUOTE_RE = r'[,"\r\n]'
 
 
-def _render_text(sanitize: bool) -> Renderer:
-    if sanitize:
-        return lambda v: "" if v is None else neutralize_formula(str(v))
-    return lambda v: "" if v is None else str(v)
+def _large(text: str) -> pa.Scalar:
+    return pa.scalar(text, pa.large_string())
 
 
-def _render_int(v: Any) -> str:
-    return "" if v is None else str(int(v))
+def _check_type(name: str, dtype: pa.DataType) -> None:
+    """Text, integers and timestamps have CSV rules; any other type is an error."""
+    if not (
+        pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
+        or pa.types.is_integer(dtype) or pa.types.is_timestamp(dtype)
+    ):
+        raise StoreError(f"column {name}", f"has type {dtype}, which no CSV rule covers")
 
 
-def _render_time(v: Any) -> str:
-    return "" if v is None else format_time(int(v))
-
-
-def _column_renderer(name: str, dtype: pa.DataType, sanitize: bool) -> Renderer:
-    """Text cells are sanitised; numbers and times are rendered exactly, never sanitised."""
-    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
-        return _render_text(sanitize)
-    if pa.types.is_integer(dtype):
-        return _render_int
-    if pa.types.is_timestamp(dtype):
-        return _render_time
-    raise StoreError(f"column {name}", f"has type {dtype}, which no CSV rule covers")
-
-
-def _column_values(column: pa.Array) -> list[Any]:
-    """Python values of one batch column; timestamps as integer microseconds since the epoch."""
+def render_column(column: pa.Array, *, sanitize: bool) -> pa.Array:
+    """One column as CSV fields (large_string, no nulls): text sanitised then quoted, integers
+    in decimal, timestamps as UTC ISO 8601 with `Z`; a null is an empty field."""
     dtype = column.type
     if pa.types.is_timestamp(dtype):
-        column = column.cast(pa.timestamp("us", tz=dtype.tz)).cast(pa.int64())
-    values: list[Any] = column.to_pylist()
-    return values
+        text = pc.strftime(
+            column.cast(pa.timestamp("us", tz="UTC")), format="%Y-%m-%dT%H:%M:%S", locale="C"
+        )  # %S on microseconds gives SS.ffffff: drop trailing zeros, then a bare "."
+        text = pc.replace_substring_regex(text, pattern=r"(\.[0-9]*[1-9])0+$", replacement=r"\1")
+        text = pc.replace_substring_regex(text, pattern=r"\.0+$", replacement="")
+        text = pc.binary_join_element_wise(text, "Z", "")
+    elif pa.types.is_integer(dtype):
+        text = column.cast(pa.string())
+    else:
+        text = column.cast(pa.large_string())
+        if sanitize:
+            text = pc.replace_substring_regex(
+                text, pattern=_FORMULA_RE, replacement=FORMULA_PREFIX + r"\1"
+            )
+        quoted = pc.binary_join_element_wise(
+            _large('"'), pc.replace_substring(text, pattern='"', replacement='""'), _large('"'),
+            _large(""),
+        )
+        text = pc.if_else(pc.match_substring_regex(text, _QUOTE_RE), quoted, text)
+    return pc.fill_null(text.cast(pa.large_string()), "")
+
+
+def render_batch(batch: pa.RecordBatch, *, sanitize: bool) -> bytes:
+    """The CSV records of a batch as UTF-8 bytes, each ending in CRLF."""
+    if batch.num_rows == 0:
+        return b""
+    fields = [render_column(batch.column(i), sanitize=sanitize) for i in range(batch.num_columns)]
+    lines = pc.binary_join_element_wise(*fields, _large(","))
+    lines = pc.binary_join_element_wise(lines, _large(NEWLINE), _large(""))
+    whole = pc.binary_join(
+        pa.LargeListArray.from_arrays(pa.array([0, len(lines)], pa.int64()), lines),
+        _large(""),
+    )[0]
+    return bytes(whole.as_buffer())
 
 
 # --- atomic private files ----------------------------------------------------------------
@@ -216,34 +241,30 @@ def write_csv_pending(
     *,
     sanitize: bool,
     excel: bool,
-    on_row: Callable[[Mapping[str, Any]], None] | None = None,
+    inspect: Callable[[pa.RecordBatch], None] | None = None,
 ) -> PendingFile:
     """Write a CSV (header + the rows of `reader`) to a private temp file beside `final`.
 
     The reader's columns must be exactly `columns`, in order: a header is never guessed, and
     a column no rule covers is an error, even when there are no rows.
-    `on_row` sees each row's raw values (before rendering), e.g. to count missing emails.
+    `inspect` sees each raw batch before it is rendered (e.g. to count missing emails).
     """
     schema = reader.schema
     if list(schema.names) != list(columns):
         raise StoreError(
             f"list {final.name}", f"query gave columns {schema.names}, expected {list(columns)}"
         )
-    renderers = [_column_renderer(f.name, f.type, sanitize) for f in schema]
+    for f in schema:
+        _check_type(f.name, f.type)
     rows = 0
     with _private_temp(final) as (w, tmp):
         if excel:
             w.write(BOM)
         w.write(encode_row(columns))
         for batch in reader:
-            values = [_column_values(batch.column(i)) for i in range(batch.num_columns)]
-            out: list[bytes] = []
-            for r in range(batch.num_rows):
-                row = [col[r] for col in values]
-                if on_row is not None:
-                    on_row(dict(zip(columns, row, strict=True)))
-                out.append(encode_row([f(v) for f, v in zip(renderers, row, strict=True)]))
-            w.write(b"".join(out))
+            if inspect is not None:
+                inspect(batch)
+            w.write(render_batch(batch, sanitize=sanitize))
             rows += batch.num_rows
     return PendingFile(tmp, final, rows, w.hash.hexdigest(), w.size)
 
@@ -368,8 +389,17 @@ def _query_reader(con: duckdb.DuckDBPyConnection, name: str) -> pa.RecordBatchRe
         raise engine_error(f"query {name}", e) from None
 
 
-def _has_email(value: object) -> bool:
-    return isinstance(value, str) and value.strip() != ""
+def _collect_without_email(into: set[str]) -> Callable[[pa.RecordBatch], None]:
+    """A batch inspector adding the user_id of every row whose email is missing or blank."""
+
+    def inspect(batch: pa.RecordBatch) -> None:
+        email = batch.column(batch.schema.get_field_index("email"))
+        blank = pc.equal(pc.utf8_trim_whitespace(email), "")
+        missing = pc.or_kleene(pc.is_null(email), blank)
+        user_ids = batch.column(batch.schema.get_field_index("user_id"))
+        into.update(str(u) for u in pc.filter(user_ids, missing).to_pylist())
+
+    return inspect
 
 
 def build_manifest(
@@ -435,17 +465,12 @@ def write_notifications(
         no_email: dict[str, set[str]] = {}
         rows: dict[str, int] = {}
         for spec in LISTS:
-            on_row: Callable[[Mapping[str, Any]], None] | None = None
+            inspect = None
             if "email" in spec.columns:
-                missing = no_email.setdefault(spec.file_name, set())
-
-                def on_row(row: Mapping[str, Any], missing: set[str] = missing) -> None:
-                    if not _has_email(row["email"]):
-                        missing.add(str(row["user_id"]))
-
+                inspect = _collect_without_email(no_email.setdefault(spec.file_name, set()))
             p = write_csv_pending(
                 out_dir / spec.file_name, spec.columns, _query_reader(con, spec.query),
-                sanitize=sanitize, excel=excel, on_row=on_row,
+                sanitize=sanitize, excel=excel, inspect=inspect,
             )
             pending.append(p)
             rows[spec.file_name] = p.rows or 0

@@ -14,6 +14,8 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from forensics import export
 from forensics.errors import OutputError, StoreError
@@ -319,3 +321,62 @@ def test_commit_replaces_a_symlink_not_its_target(tmp_path: Path) -> None:
     assert target.read_text() == "keep"
     assert not (out / "f.csv").is_symlink()
     assert (out / "f.csv").read_bytes() == b"new"
+
+
+# --- the vectorised writer equals the per-cell reference --------------------------------------
+
+_MIN_US = (datetime(1990, 1, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(
+    microseconds=1
+)
+_MAX_US = (datetime(2100, 1, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(
+    microseconds=1
+) - 1
+# Text that starts with a trigger or holds a separator often; otherwise anything Unicode.
+_TEXT = st.one_of(
+    st.text(),
+    st.tuples(st.sampled_from(["=", "+", "-", "@", "\t", "\r", "'", " ", ""]),
+              st.text(alphabet=st.sampled_from(list(',"\r\n=+-@\t ax\u05d3\u4e2d'))))
+    .map("".join),
+)
+_US = st.one_of(
+    st.integers(_MIN_US, _MAX_US),
+    st.integers(_MIN_US // 1_000_000, _MAX_US // 1_000_000).map(lambda s: s * 1_000_000),
+    st.integers(_MIN_US // 1000, _MAX_US // 1000).map(lambda ms: ms * 1000),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.none() | _TEXT, st.none() | st.integers(-(2**63), 2**63 - 1),
+                  st.none() | _US),
+        max_size=12,
+    ),
+    sanitize=st.booleans(),
+)
+def test_arrow_rendering_equals_the_per_cell_reference(
+    rows: list[tuple[str | None, int | None, int | None]], sanitize: bool
+) -> None:
+    batch = pa.RecordBatch.from_arrays(
+        [
+            pa.array([r[0] for r in rows], pa.string()),
+            pa.array([r[1] for r in rows], pa.int64()),
+            pa.array([r[2] for r in rows], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        ],
+        names=["t", "n", "ts"],
+    )
+    expected = b"".join(
+        encode_row([
+            "" if t is None else neutralize_formula(t) if sanitize else t,
+            "" if n is None else str(n),
+            "" if us is None else format_time(us),
+        ])
+        for t, n, us in rows
+    )
+    assert export.render_batch(batch, sanitize=sanitize) == expected
+
+
+def test_times_in_another_arrow_zone_are_written_in_utc(tmp_path: Path) -> None:
+    ts = pa.array([datetime(2024, 2, 16, 9, 41, 7, 5000, UTC)], pa.timestamp("us", tz="UTC"))
+    data = write(tmp_path, {"t": ts.cast(pa.timestamp("us", tz="America/New_York"))})
+    assert data == b"t\r\n2024-02-16T09:41:07.005Z\r\n"

@@ -345,15 +345,15 @@ def test_failure_while_writing_leaves_no_file_and_no_new_folder(
     store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = {"n": 0}
-    real = export.encode_row
+    real = export.render_batch
 
-    def interrupted(cells: Any) -> bytes:
+    def interrupted(batch: Any, *, sanitize: bool) -> bytes:
         calls["n"] += 1
-        if calls["n"] > 8:  # recipients.csv done, owners.csv half written
+        if calls["n"] == 2:  # recipients.csv written, owners.csv begun
             raise KeyboardInterrupt
-        return real(cells)
+        return real(batch, sanitize=sanitize)
 
-    monkeypatch.setattr(export, "encode_row", interrupted)
+    monkeypatch.setattr(export, "render_batch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         notify(store, tmp_path / "out")
     assert not (tmp_path / "out").exists()
