@@ -92,7 +92,7 @@ def parse_window(text: str) -> Window:
 
 def parse_instant(text: str, label: str = "instant") -> datetime:
     """An ISO 8601 instant as a UTC datetime (microseconds; finer fractions truncated)."""
-    m = _INSTANT.match(text)
+    m = _INSTANT.fullmatch(text)
     if not m:
         raise UsageError(
             _WHAT, f"{label} is not an ISO 8601 instant (like 2024-02-16T09:00:00Z)"
@@ -128,7 +128,7 @@ def _parse_offset(text: str | None, label: str) -> timedelta:
 
 def parse_duration(text: str) -> timedelta:
     """An ISO 8601 duration of weeks, days, hours, minutes, seconds (`P1DT2H`, `PT4H30M`)."""
-    m = _DURATION.match(text)
+    m = _DURATION.fullmatch(text)
     if not m or not any(m.groupdict().values()) or text.upper().endswith("T"):
         why = "END is not an ISO 8601 duration (like PT4H30M, P1D, P1DT2H)"
         if re.match(r"^[Pp]\d+(?:[.,]\d+)?[YyMm]", text):
