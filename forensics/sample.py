@@ -1670,13 +1670,19 @@ def write_sample(
     w = _Writer(out)
     traps: dict[str, int] = {}
     devices = 0
+    done = 0
+
+    def step() -> None:  # 4 steps a chunk: generate, events, grants, accounts
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, 4 * n_chunks)
+
     try:
         out.mkdir(parents=True, exist_ok=True)
         for chunk in range(n_chunks):
             lo, hi = chunk * CHUNK_USERS, min(n_users, (chunk + 1) * CHUNK_USERS)
-            devices += _write_chunk(w, keys, seed, chunk, lo, hi, traps)
-            if progress is not None:
-                progress(chunk + 1, n_chunks)
+            devices += _write_chunk(w, keys, seed, chunk, lo, hi, traps, step)
         window = {"start": _iso(WINDOW_START), "end": _iso(WINDOW_END)}
         payload = json.dumps({"window": window}, indent=2) + "\n"
         (out / "incident.json").write_text(payload, encoding="utf-8")
@@ -1706,7 +1712,14 @@ def _iso(t: int) -> str:
 
 
 def _write_chunk(
-    w: _Writer, keys: _Keys, seed: int, chunk: int, lo: int, hi: int, traps: dict[str, int]
+    w: _Writer,
+    keys: _Keys,
+    seed: int,
+    chunk: int,
+    lo: int,
+    hi: int,
+    traps: dict[str, int],
+    step: Callable[[], None],
 ) -> int:
     """Generate and write one chunk of users with their devices, grants, accounts and events."""
     rng = np.random.default_rng([seed, chunk, 1])
@@ -1734,10 +1747,14 @@ def _write_chunk(
         traps.update(inc.traps)
         traps["hostile_names"] = len(hostile)
         n_dev = inc.next_device
+    step()
     _write_events(w, keys, rng, chunk, events, bad_lines, traps)
+    step()
     _write_grants(w, keys, rng, chunk, grants.arrays(), special, traps)
+    step()
     users = np.concatenate([world.users[~np.isin(world.users, no_account)], extra_users])
     _write_accounts(w, keys, rng, chunk, users, hostile, traps)
+    step()
     return n_dev
 
 

@@ -364,7 +364,7 @@ def test_scale_spanning_several_chunks_keeps_the_figures(
     seen: list[tuple[int, int]] = []
     out = tmp_path / "s"
     summary = write_sample(out, seed=5, scale=2.0, progress=lambda d, t: seen.append((d, t)))
-    assert seen == [(1, 2), (2, 2)]
+    assert seen == [(i, 8) for i in range(1, 9)]  # 4 steps in each of 2 chunks
     assert summary.users == 32_000 + 2
     assert any(name.endswith("-0001.parquet") for name in summary.files)
     f = figures(load_case(out), *window_of(out))
