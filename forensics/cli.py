@@ -13,6 +13,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -355,6 +356,215 @@ def _print_rows(rows: list[dict[str, Any]], columns: list[str]) -> None:
     out_console.print(table)
     if not rows:
         err_console.print("0 rows")
+
+
+# ---------------------------------------------------------------------------- exposure, sql
+
+_FIGURE_LABELS = {
+    "deliveries": "thumbnail deliveries (successful)",
+    "cross_account_deliveries": "cross-account deliveries",
+    "recipients": "recipients (accounts shown others' content)",
+    "cross_account_taps": "cross-account taps",
+    "tappers": "tappers",
+    "cross_account_plays": "cross-account video plays",
+    "video_viewers": "video viewers",
+    "exposed_devices": "exposed devices",
+    "exposed_owners": "exposed owners",
+    "unlinked_unauthorized_accesses": "unauthorized taps/plays not linked to a delivery",
+    "cross_account_deliveries_outside_window": "cross-account deliveries outside the window",
+}
+
+
+@app.command()
+def exposure(
+    ctx: typer.Context,
+    window: WindowOpt,
+    as_json: JsonOpt = False,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by", metavar="FIELD",
+            help="Break cross-account deliveries, recipients and exposed devices down by a "
+            "stored event field (e.g. cache_node, app, status, source_id).",
+        ),
+    ] = None,
+    db: DbOpt = None,
+    memory_limit: MemoryOpt = None,
+    threads: ThreadsOpt = None,
+    debug: DebugOpt = False,
+) -> int:
+    """Figures of SPEC §5 for a window: who received what was not theirs, and what they did."""
+    from contextlib import nullcontext
+
+    from forensics.exposure import run_exposure
+    from forensics.window import parse_window
+
+    w = parse_window(window)
+    options = store_options(ctx, db, memory_limit, threads)
+    busy = err_console.status("computing figures…") if err_console.is_terminal else nullcontext()
+    with busy:
+        report = run_exposure(options, w, by)
+    if as_json:
+        print_json(report.to_json())
+    else:
+        _render_exposure(report)
+    outside = report.figures["cross_account_deliveries_outside_window"]
+    if outside:
+        warn(
+            f"{outside:,} cross-account deliveries fall outside the window {w}: "
+            "the window may be too narrow"
+        )
+    return int(ExitCode.OK)
+
+
+def _render_exposure(report: Any) -> None:
+    """Counts only (never an email or a name); text from data is printed literally."""
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    from forensics.exposure import FIGURE_KEYS, bucket_timeline, printable
+
+    fig, w = report.figures, report.window
+    wide = out_console.width >= 100  # room for the JSON key beside each description
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(overflow="fold")
+    if wide:
+        grid.add_column(style="dim", no_wrap=True)
+    grid.add_column(justify="right", no_wrap=True)
+    for key in FIGURE_KEYS:
+        grid.add_row(_FIGURE_LABELS[key], *([key] if wide else []), f"{fig[key]:,}")
+    out_console.print(Panel(grid, title=f"exposure {w}", title_align="left", expand=False))
+
+    width, buckets = bucket_timeline(fig["timeline"], w)
+    minutes = int(width.total_seconds() // 60)
+    unit = next(
+        (f"{minutes // size} {name}s" if minutes > size else name)
+        for size, name in ((1440, "day"), (60, "hour"), (1, "minute"))
+        if minutes % size == 0
+    )
+    out_console.print(Text(f"cross-account deliveries per {unit} (UTC)", style="bold"))
+    if fig["cross_account_deliveries"] == 0:
+        out_console.print("0 cross-account deliveries in the window")
+    else:
+        label_fmt = "%Y-%m-%d" if minutes >= 1440 else "%Y-%m-%dT%H:%MZ"
+        peak = max(b.cross_account_deliveries for b in buckets)
+        count_width = len(f"{peak:,}")
+        bar_width = max(10, out_console.width - len(label_fmt) - 12 - count_width)
+        for b in buckets:
+            eighths = round(b.cross_account_deliveries / peak * bar_width * 8)
+            bar = "█" * (eighths // 8) + ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")[eighths % 8]
+            if b.cross_account_deliveries and not bar:
+                bar = "▏"
+            out_console.print(
+                Text(b.start.strftime(label_fmt) + " │")
+                + Text(bar.ljust(bar_width), style="red")
+                + Text(f" {b.cross_account_deliveries:>{count_width},}"),
+                no_wrap=True, overflow="crop",
+            )
+
+    if report.breakdown is not None:
+        table = Table(title=f"by {printable(report.breakdown.field)}", title_justify="left")
+        table.add_column(printable(report.breakdown.field), overflow="fold")
+        for name in ("cross-account deliveries", "recipients", "exposed devices"):
+            table.add_column(name, justify="right", overflow="fold")
+        for r in report.breakdown.rows:
+            value = Text("(missing)", style="dim") if r.value is None else Text(printable(r.value))
+            table.add_row(value, f"{r.cross_account_deliveries:,}", f"{r.recipients:,}",
+                          f"{r.exposed_devices:,}")
+        out_console.print(table)
+        if not report.breakdown.rows:
+            out_console.print("0 cross-account deliveries to break down")
+
+
+class SqlFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+_SQL_TABLE_MAX_ROWS = 10_000
+
+
+@app.command()
+def sql(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="SQL over the case store; `-` reads stdin.")],
+    fmt: Annotated[
+        SqlFormat, typer.Option("--format", help="table, csv (RFC 4180) or json.")
+    ] = SqlFormat.table,
+    db: DbOpt = None,
+    memory_limit: MemoryOpt = None,
+    threads: ThreadsOpt = None,
+    debug: DebugOpt = False,
+) -> int:
+    """Read-only SQL over the store (tables events, grants, accounts, sources, rejects).
+
+    Locked down: it cannot write, read other files, load extensions or change settings.
+    """
+    from contextlib import closing
+
+    from forensics.sandbox import open_sandbox, run_sql
+
+    if query == "-":
+        query = sys.stdin.read()
+    with closing(open_sandbox(store_options(ctx, db, memory_limit, threads))) as con:
+        result = run_sql(con, query)
+        if fmt is SqlFormat.csv:
+            _sql_csv(result)
+        elif fmt is SqlFormat.json:
+            _sql_json(result)
+        else:
+            _sql_table(result)
+    return int(ExitCode.OK)
+
+
+def _sql_csv(result: Any) -> None:
+    import csv
+
+    from forensics.sandbox import to_text
+
+    writer = csv.writer(sys.stdout, lineterminator="\r\n")
+    writer.writerow(result.columns)
+    for row in result.rows:
+        writer.writerow([to_text(v) for v in row])
+    sys.stdout.flush()
+
+
+def _sql_json(result: Any) -> None:
+    from forensics.sandbox import iter_json_rows
+
+    sys.stdout.write("[")
+    for i, obj in enumerate(iter_json_rows(result)):
+        sys.stdout.write(("," if i else "") + "\n  " + json.dumps(obj, ensure_ascii=False))
+    sys.stdout.write("\n]\n" if result.columns else "]\n")
+    sys.stdout.flush()
+
+
+def _sql_table(result: Any) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from forensics.exposure import printable
+    from forensics.sandbox import to_text
+
+    table = Table()
+    for name in result.columns:
+        table.add_column(printable(name), overflow="fold")
+    shown = total = 0
+    for row in result.rows:
+        total += 1
+        if shown < _SQL_TABLE_MAX_ROWS:
+            table.add_row(*(
+                Text("NULL", style="dim") if v is None else Text(printable(to_text(v)))
+                for v in row
+            ))
+            shown += 1
+    out_console.print(table)
+    err_console.print(f"{total:,} row{'' if total == 1 else 's'}")
+    if total > shown:
+        warn(f"the table shows the first {shown:,} of {total:,} rows; "
+             "use --format csv or json for all of them")
 
 
 # ------------------------------------------------------------------------------------ notify

@@ -16,6 +16,7 @@ import duckdb
 
 from forensics.errors import UsageError
 from forensics.queries import materialize_query, run_query
+from forensics.store import StoreOptions, open_store
 from forensics.window import Window, format_instant
 
 # SPEC §5, in the order of its table: the keys of `exposure --json`.
@@ -62,10 +63,11 @@ def prepare_window(con: duckdb.DuckDBPyConnection, window: Window) -> None:
 
 def _is_prepared(con: duckdb.DuckDBPyConnection, window: Window) -> bool:
     try:
-        row = con.execute("select window_start, window_end from analysis_window").fetchone()
+        # fetchall, not fetchone: an unfinished result would block the next query (DuckDB 2)
+        rows = con.execute("select window_start, window_end from analysis_window").fetchall()
     except duckdb.CatalogException:
         return False
-    return row is not None and (row[0], row[1]) == (window.start, window.end)
+    return rows == [(window.start, window.end)]
 
 
 def compute_figures(con: duckdb.DuckDBPyConnection, window: Window) -> dict[str, Any]:
@@ -154,6 +156,33 @@ def compute_breakdown(
                 f"Fields that exist: {shown}{more}",
             )
     return Breakdown(field, rows)
+
+
+@dataclass(frozen=True)
+class ExposureReport:
+    """What `forensics exposure` shows: SPEC §5's object and an optional --by breakdown."""
+
+    window: Window
+    figures: dict[str, Any]
+    breakdown: Breakdown | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = dict(self.figures)
+        if self.breakdown is not None:
+            data["by"] = self.breakdown.to_json()
+        return data
+
+
+def run_exposure(options: StoreOptions, window: Window, by: str | None = None) -> ExposureReport:
+    """Open the store read-only, compute the figures (and the --by breakdown), close it."""
+    con = open_store(options, read_only=True)
+    try:
+        # the breakdown first: an unknown --by field fails before the figures are counted
+        breakdown = compute_breakdown(con, window, by) if by is not None else None
+        figures = compute_figures(con, window)
+    finally:
+        con.close()
+    return ExposureReport(window, figures, breakdown)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")

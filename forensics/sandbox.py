@@ -1,0 +1,173 @@
+"""Ad-hoc SQL over the case store (`forensics sql`, SPEC §7): read-only and locked down.
+
+Before the user's SQL runs, external access is switched off and the configuration locked:
+the query can read the store's tables, but not write them, read or write any other file,
+attach databases, install or load extensions, or change settings. Errors are one line.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+from forensics.errors import ForensicsError, StoreError, UsageError
+from forensics.store import StoreOptions, engine_error, open_store
+
+_WHAT = "sql"
+_QUOTED = re.compile(r"'(?:[^']|'')*'")
+
+
+def open_sandbox(options: StoreOptions) -> duckdb.DuckDBPyConnection:
+    """The store, read-only, with external access off and the configuration locked."""
+    con = open_store(options, read_only=True)
+    try:
+        # Order matters: once the configuration is locked nothing can be switched back on.
+        con.execute("set enable_external_access = false")
+        con.execute("set allow_community_extensions = false")
+        con.execute("set lock_configuration = true")
+    except duckdb.Error as e:
+        con.close()
+        why = engine_error(_WHAT, e).why
+        raise StoreError(_WHAT, f"cannot lock down the connection: {why}") from None
+    return con
+
+
+_BATCH = 2048
+
+
+@dataclass
+class SqlResult:
+    """Column names (made unique, in order) and the rows of one query, fetched in batches
+    while the connection stays open."""
+
+    columns: list[str]
+    types: list[str]
+    rows: Iterator[tuple[Any, ...]]
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, query: str) -> SqlResult:
+    """Run `query` (the last statement's rows are returned). Raises UsageError / StoreError."""
+    if not query.strip():
+        raise UsageError(_WHAT, "the query is empty")
+    try:
+        con.execute(query)
+        description = con.description or []
+    except duckdb.Error as e:
+        raise sql_error(e) from None
+    names = [str(d[0]) for d in description]
+    return SqlResult(unique_names(names), [str(d[1]) for d in description], _fetch(con))
+
+
+def _fetch(con: duckdb.DuckDBPyConnection) -> Iterator[tuple[Any, ...]]:
+    while True:
+        try:
+            batch = con.fetchmany(_BATCH)
+        except duckdb.Error as e:
+            raise sql_error(e) from None
+        if not batch:
+            return
+        yield from batch
+
+
+def sql_error(e: duckdb.Error) -> ForensicsError:
+    """The engine's first line, values in quotes hidden when they may come from records."""
+    line = engine_error(_WHAT, e).why
+    if isinstance(e, duckdb.DataError):  # conversion errors quote the offending value
+        line = _QUOTED.sub("'…'", line)
+    if isinstance(e, duckdb.PermissionException) or "configuration has been locked" in line:
+        return UsageError(
+            _WHAT, f"not allowed: {line}",
+            "`forensics sql` reads the case store only and cannot change settings",
+        )
+    if isinstance(e, (duckdb.ProgrammingError, duckdb.DataError)):
+        return UsageError(_WHAT, line)
+    return StoreError(_WHAT, line)
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """Duplicate column names get `_2`, `_3`… so no column is lost in JSON objects."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for name in names:
+        candidate, n = name, 1
+        while candidate in seen:
+            n += 1
+            candidate = f"{name}_{n}"
+        seen.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def format_time(value: dt.datetime) -> str:
+    """An instant as UTC ISO 8601 with `Z`, keeping its fraction (`…07.25Z`); naive as is."""
+    if value.tzinfo is None:
+        return value.isoformat()
+    text = value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    if value.microsecond:
+        text += f".{value.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def to_json_value(value: Any) -> Any:
+    """A DuckDB value as JSON: times ISO 8601, decimals as exact text, blobs base64."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else str(
+            value
+        )
+    if isinstance(value, dt.datetime):
+        return format_time(value)
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, dict):
+        return {str(k): to_json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_value(v) for v in value]
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return str(value)
+
+
+def to_text(value: Any) -> str:
+    """A DuckDB value as one text cell (NULL → empty): for CSV and tables."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(to_json_value(value), ensure_ascii=False)
+    converted = to_json_value(value)
+    return converted if isinstance(converted, str) else json.dumps(converted)
+
+
+def iter_json_rows(result: SqlResult) -> Iterator[dict[str, Any]]:
+    """Rows as JSON objects; a JSON-typed column (events.extra) is nested, not a string."""
+    is_json = [t == "JSON" for t in result.types]
+    for row in result.rows:
+        yield {
+            name: _parse_json(v) if nested else to_json_value(v)
+            for name, v, nested in zip(result.columns, row, is_json, strict=True)
+        }
+
+
+def _parse_json(value: Any) -> Any:
+    if not isinstance(value, str):
+        return to_json_value(value)
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
