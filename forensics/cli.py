@@ -298,7 +298,9 @@ def sources(
     if as_json:
         print_json(rows)
         return int(ExitCode.OK)
-    _print_rows(rows, ["source_id", "path", "kind", "format", "sha256", "rows_read",
+    # map_sha256: the --map file each source was read through (shown when any was mapped).
+    mapped = ["map_sha256"] if any(r.get("map_sha256") for r in rows) else []
+    _print_rows(rows, ["source_id", "path", "kind", "format", "sha256", *mapped, "rows_read",
                        "rows_loaded", "rows_rejected", "rows_duplicate", "ingested_at"])
     return int(ExitCode.OK)
 
