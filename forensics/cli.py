@@ -477,6 +477,7 @@ def _render_exposure(report: Any) -> None:
         out_console.print(table)
         if not report.breakdown.rows:
             out_console.print("0 cross-account deliveries to break down")
+    sys.stdout.flush()
 
 
 class SqlFormat(str, Enum):
@@ -550,9 +551,12 @@ def _sql_table(result: Any) -> None:
     from forensics.exposure import printable
     from forensics.sandbox import to_text
 
+    numeric = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+               "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
     table = Table()
-    for name in result.columns:
-        table.add_column(printable(name), overflow="fold")
+    for name, type_ in zip(result.columns, result.types, strict=True):
+        right = type_.upper().startswith(numeric)
+        table.add_column(printable(name), overflow="fold", justify="right" if right else "left")
     shown = total = 0
     for row in result.rows:
         total += 1
@@ -563,6 +567,7 @@ def _sql_table(result: Any) -> None:
             ))
             shown += 1
     out_console.print(table)
+    sys.stdout.flush()  # the table before the row count when both go to one terminal
     err_console.print(f"{total:,} row{'' if total == 1 else 's'}")
     if total > shown:
         warn(f"the table shows the first {shown:,} of {total:,} rows; "
