@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from forensics import __version__
 from forensics.errors import InputError, UsageError
+from forensics.mapping import FileMapper
 from forensics.normalize import CANONICAL, MACROS, Source, normalize
 from forensics.store import StoreOptions, engine_error, open_store
 
@@ -380,7 +381,10 @@ _JSON_ERR = (
     "when t is null then 'malformed JSON' "
     "when t <> 'OBJECT' then 'not a JSON object' "
     "when len(k) <> len(list_distinct(k)) then 'duplicate key' "
-    "when regexp_matches(regexp_replace(raw, '\"(?:[^\"\\\\]|\\\\.)*\"', '\"\"', 'g'), "
+    # A cheap test first; string literals are stripped only for the few candidates.
+    "when (contains(raw, 'NaN') or contains(raw, 'Infinity') "
+    "or regexp_matches(raw, ',\\s*[\\]}]')) "
+    "and regexp_matches(regexp_replace(raw, '\"(?:[^\"\\\\]|\\\\.)*\"', '\"\"', 'g'), "
     "'NaN|Infinity|,\\s*[\\]}]') "
     "then 'not standard JSON (NaN, Infinity or a trailing comma)' end"
 )
@@ -408,18 +412,32 @@ class _FileLoader:
             self.params["action_from"] = list(amap.keys())
             self.params["action_to"] = list(amap.values())
         self.staged = False
+        self.mapper: FileMapper | None = None  # the map's [kind] table applied to this file
+
+    def _mapper(self, kind: str) -> FileMapper | None:
+        mapping = self.options.mapping
+        if self.mapper is None and mapping is not None:
+            self.mapper = mapping.file_mapper(kind)
+        return self.mapper
 
     # -- kind ------------------------------------------------------------------------
     def decide_kind(self, fields: set[str]) -> str:
         if self.kind:
             return self.kind
-        if self.options.mapping is not None:
-            fields = self.options.mapping.canonical_names(fields)
-        if "action" in fields and "ts" in fields:
+        # With --map, each kind's rule reads the canonical names that kind's table gives; a
+        # constant expression counts as having the field, but not as evidence against a kind.
+        m = self.options.mapping
+
+        def names(kind: str, constants: bool = True) -> set[str]:
+            return fields if m is None else m.canonical_names(fields, kind, constants=constants)
+
+        if {"action", "ts"} <= names("events"):
             return "events"
-        if {"device_id", "user_id"} <= fields and "action" not in fields:
+        if {"device_id", "user_id"} <= names("grants") and "action" not in names("events", False):
             return "grants"
-        if "user_id" in fields and "device_id" not in fields:
+        if "user_id" in names("accounts") and "device_id" not in (
+            names("accounts", False) | names("grants", False)
+        ):
             return "accounts"
         raise InputError(
             "kind", "cannot tell events, grants or accounts from its fields; pass --kind"
@@ -448,7 +466,7 @@ class _FileLoader:
                 continue
             paths.append(_json_path(spec))
             used.add(spec[0])
-            sources[name] = Source(f"v[{len(paths)}]", "json")
+            sources[name] = Source(f"v[{len(paths)}]", "json", f"w[{len(paths)}]")
         extras = sorted(keys - used - set(CANONICAL[kind])) if kind == "events" else []
         return sources, paths + [_json_path([k]) for k in extras]
 
@@ -464,11 +482,14 @@ class _FileLoader:
                 select rec, raw, pre_err, t,
                        case when t = 'OBJECT' then json_keys(raw) end as k
                 from (
-                    select rec, rtrim(raw, e'\\r\\n') as raw, pre_err,
-                           case when pre_err is null then try(json_type(rtrim(raw, e'\\r\\n')))
-                           end as t
-                    from batch_in
-                    where trim(raw, e' \\t\\r\\n') <> ''
+                    select rec, raw, pre_err, t
+                    from (
+                        -- JSON allows the line's own CR/LF as whitespace: no copy to strip it.
+                        select rec, raw, pre_err,
+                               case when pre_err is null then try(json_type(raw)) end as t
+                        from batch_in
+                    )
+                    where t is not null or trim(raw, e' \\t\\r\\n') <> ''
                 )
                 """
             )
@@ -484,7 +505,18 @@ class _FileLoader:
         self._create_stage(kind)
         sources, paths = self._field_sources_json(kind, keys)
         n_canon = len(sources)
+        mapper = self._mapper(kind)
+        m_join = m_cols = ""
+        if mapper is not None:
+            # Fields named by the map are checked; { sql = ... } values are computed here.
+            sources.update(mapper.json_batch(
+                con, keys, "parsed", f"t = 'OBJECT' and ({_JSON_ERR}) is null"
+            ))
+            if mapper.exprs:
+                m_join, m_cols = mapper.join("rec"), mapper.columns()
         norm = normalize(kind, sources, tz_param="$tz", action_map="action_from" in self.params)
+        inner = ", ".join(f"{e} as {a}" for a, e in norm.inner.items())
+        pre = "".join(f", {e} as {a}" for a, e in norm.pre.items())
         params = dict(self.params, paths=paths)
         exprs = [f"{v} as {n}" for n, v in norm.columns.items()]
         names = list(norm.columns)
@@ -492,22 +524,33 @@ class _FileLoader:
             names.append("extra")
             if len(paths) > n_canon:
                 params["extra_names"] = [self._unpointer(p) for p in paths[n_canon:]]
-                exprs.append(
-                    "to_json(map_from_entries(list_filter(list_zip($extra_names, "
-                    f"v[{n_canon + 1}:]), lambda e: e[2] is not null))) as extra"
+                names_ = params["extra_names"]
+                params.update({f"xk{i}": k for i, k in enumerate(names_)})
+                pairs = ", ".join(
+                    f"$xk{i}, v[{n_canon + 1 + i}]::json" for i in range(len(names_))
                 )
+                # An extra key missing from a record is stored as null in its object.
+                exprs.append(f"json_object({pairs}) as extra")
             else:
                 exprs.append("null::json as extra")
         cols = ", ".join(names)
         sql = f"""
             insert into stage (rec, err, raw, {cols})
-            select rec, err, case when err is not null then left(raw, {RAW_LIMIT}) end, {cols}
+            select rec, err,
+                   case when err is not null then left(rtrim(raw, e'\\r\\n'), {RAW_LIMIT}) end,
+                   {cols}
             from (
                 select rec, raw, coalesce(jerr, {norm.reason}) as err, {", ".join(exprs)}
                 from (
-                    select rec, raw, {_JSON_ERR} as jerr,
-                           case when t = 'OBJECT' then json_extract(raw, $paths) end as v
-                    from parsed
+                    select *, {inner}
+                    from (select *{pre} from (
+                        select rec, raw, {_JSON_ERR} as jerr,
+                               case when t = 'OBJECT' then json_extract(raw, $paths)::varchar[]
+                               end as v,
+                               case when t = 'OBJECT' then json_extract_string(raw, $paths) end
+                               as w{m_cols}
+                        from parsed{m_join}
+                    ))
                 )
             )
         """  # noqa: S608 - expressions are built from canonical names; values are bound
@@ -544,15 +587,28 @@ class _FileLoader:
             mapping = self.options.mapping
             sources: dict[str, Source] = {}
             used: set[str] = set()
+            mapper = self._mapper(kind)
+            m_join = ""
+            if mapper is not None:
+                # Fields named by the map must be columns; { sql = ... } values computed here.
+                sources.update(mapper.parquet_batch(
+                    con, "batch_in", [c for c in names if c != "__rec"], "__rec"
+                ))
+                if mapper.exprs:
+                    m_join = mapper.join("__rec")
             for name in CANONICAL[kind]:
                 spec = mapping.source_path(kind, name) if mapping is not None else [name]
                 if spec is None or spec[0] not in types:
                     continue
                 expr = _ident(spec[0]) + "".join(f"[{_sql_str(p)}]" for p in spec[1:])
-                typ = types[spec[0]] if len(spec) == 1 else self._nested_type(expr)
+                typ = types[spec[0]] if len(spec) == 1 else self._nested_type(
+                    expr, f"{kind}.{name}", ".".join(spec)
+                )
                 sources[name] = Source(expr, typ)
                 used.add(spec[0])
             norm = normalize(kind, sources, tz_param="$tz", action_map="action_from" in self.params)
+            inner = ", ".join(f"{e} as {a}" for a, e in norm.inner.items())
+            pre = "".join(f", {e} as {a}" for a, e in norm.pre.items())
             all_cols = [c for c in names if c != "__rec"]
             raw_expr = "to_json(struct_pack(" + ", ".join(
                 f"{_ident(c)} := {_ident(c)}" for c in all_cols
@@ -569,19 +625,35 @@ class _FileLoader:
                 insert into stage (rec, err, raw, {select_cols}{', extra' if extra else ''})
                 select __rec, err, case when err is not null then left({raw_expr}::varchar,
                        {RAW_LIMIT}) end, {cols}{extra}
-                from (select *, {norm.reason} as err from batch_in)
+                from (
+                    select *, {norm.reason} as err
+                    from (select *, {inner} from (select *{pre} from batch_in{m_join}))
+                )
             """  # noqa: S608 - identifiers are quoted, values are bound
             con.execute(sql, _used(sql, self.params))
         finally:
-            con.unregister("batch_in")
+            # After a failed statement (e.g. a map expression that cannot bind) the
+            # transaction is aborted and rolled back by the caller; keep the first error.
+            with contextlib.suppress(duckdb.Error):
+                con.unregister("batch_in")
 
-    def _nested_type(self, expr: str) -> str:
-        row = self.con.execute(f"select typeof({expr}) from batch_in limit 1").fetchone()  # noqa: S608
-        return str(row[0]) if row else "NULL"
+    def _nested_type(self, expr: str, key: str, path: str) -> str:
+        """The type of a dotted path into a struct column; a path it lacks fails the file."""
+        try:
+            got = self.con.execute(
+                f"select column_type from (describe select {expr} from batch_in)"  # noqa: S608
+            ).fetchall()
+        except duckdb.Error:
+            raise InputError(
+                f"map key {key}", f"the file has no field {path} (not a path into a struct)"
+            ) from None
+        return str(got[0][0]) if got else "NULL"
 
     def finish(self, source_row: dict[str, Any]) -> dict[str, int]:
         """Write rejects, new rows and the sources row; returns the row counts."""
         con = self.con
+        if self.mapper is not None:
+            self.mapper.finish(con)  # a mapped field that no record has fails the file
         kind = self.kind
         if kind is None:
             # An empty file: nothing to store, but it is accounted for.
@@ -593,7 +665,7 @@ class _FileLoader:
                 con.execute(
                     "insert into stage (rec, err, raw) select rec, coalesce(pre_err, "
                     "case when t is null then 'malformed JSON' else 'not a JSON object' end), "
-                    "left(raw, $limit) from temp.held",
+                    "left(rtrim(raw, e'\\r\\n'), $limit) from temp.held",
                     {"limit": RAW_LIMIT},
                 )
             counts["rows_read"] = _scalar(con, "select count(*) from stage")
@@ -889,6 +961,9 @@ def ingest(
     results: list[FileResult] = list(failed)
     try:
         con.execute(MACROS)
+        if options.mapping is not None:
+            # Map expressions run on this connection: it can then read no file (SPEC §2.5).
+            con.execute("set enable_external_access = false")
         known = {
             str(sha): f"{kind}\0{path}"
             for sha, kind, path in con.execute("select sha256, kind, path from sources").fetchall()

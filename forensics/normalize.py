@@ -38,7 +38,7 @@ _TS_RE = (
 # the value cannot be read; callers decide whether NULL means "missing" or "invalid".
 MACROS = f"""
 create or replace temp macro fx_text(s) as
-    case when s is null or regexp_matches(s, '^\\s*$') then null else s end;
+    case when s is null or trim(s, e' \\t\\n\\r\\f\\v') = '' then null else s end;
 create or replace temp macro fx_ts_parts(r, tz) as
     case
         when r.y = '' then null
@@ -58,9 +58,8 @@ create or replace temp macro fx_ts_parts(r, tz) as
               * (case when r.sg = '' then 0 else r.oh::bigint * 60 + r.om::bigint end)
               * 60000000
     end;
-create or replace temp macro fx_ts_str(s, tz) as
-    fx_ts_parts(regexp_extract(s, '{_TS_RE}',
-        ['y', 'mo', 'd', 'h', 'mi', 's', 'f', 'z', 'sg', 'oh', 'om']), tz);
+create or replace temp macro fx_ts_split(s) as
+    regexp_extract(s, '{_TS_RE}', ['y', 'mo', 'd', 'h', 'mi', 's', 'f', 'z', 'sg', 'oh', 'om']);
 create or replace temp macro fx_ts_int(n) as
     case when abs(n) < 100000000000 then n * 1000000
          when abs(n) < 100000000000000 then n * 1000
@@ -87,15 +86,22 @@ class Source:
 
     expr: str
     type: str
+    text: str = ""  # for "json": the same value as text (json_extract_string), read once
 
 
 @dataclass(frozen=True)
 class Field:
-    """A canonical field's value, and whether a present value is unreadable (both SQL)."""
+    """A canonical field's value (SQL), whether the source has it, and when it is invalid.
+
+    `type_bad` is SQL for "present but of an unusable type"; with `null_bad`, a present
+    value whose conversion gives NULL is invalid too (a timestamp that does not parse).
+    """
 
     value: str
     present: str
-    bad: str
+    type_bad: str = "false"
+    null_bad: bool = False
+    pre: tuple[tuple[str, str], ...] = ()  # (alias, expr) computed one level below `value`
 
 
 _INT_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
@@ -130,66 +136,68 @@ def text_field(src: Source) -> Field:
     """Ids and other text (§2.4): exact text, numbers as their decimal text, blank = missing."""
     e, cat = src.expr, ("missing" if src.type == "missing" else _category(src.type))
     if cat == "missing" or cat == "null":
-        return Field("null::varchar", "false", "false")
+        return Field("null::varchar", "false")
     if cat == "text":
-        return Field(f"fx_text({e})", f"({e} is not null)", "false")
+        return Field(f"fx_text({e})", f"({e} is not null)")
     if cat == "int":
-        return Field(f"({e})::varchar", f"({e} is not null)", "false")
+        return Field(f"({e})::varchar", f"({e} is not null)")
     if cat == "json":
+        # The JSON text `e` tells the type by its first character, with no second parse.
         # An integer literal keeps its exact text (DuckDB keeps big integers as raw text);
         # a number with a fraction or exponent has no unambiguous id text, so it rejects.
         value = (
-            f"case json_type({e}) when 'VARCHAR' then fx_text({_json_str(e)}) "
-            f"when 'BIGINT' then ({e})::varchar when 'UBIGINT' then ({e})::varchar "
-            f"when 'DOUBLE' then case when regexp_matches(({e})::varchar, '^-?[0-9]+$') "
-            f"then ({e})::varchar end end"
+            f"case when left({e}, 1) = '\"' then fx_text({src.text}) "
+            f"when regexp_matches({e}, '^-?[0-9]+$') then {e} end"
         )
-        present = f"coalesce(json_type({e}) <> 'NULL', false)"
+        present = f"({e} is not null and {e} <> 'null')"
         bad = (
-            f"coalesce(json_type({e}) in ('OBJECT', 'ARRAY', 'BOOLEAN') or (json_type({e}) = "
-            f"'DOUBLE' and not regexp_matches(({e})::varchar, '^-?[0-9]+$')), false)"
+            f"({present} and left({e}, 1) <> '\"' and not regexp_matches({e}, '^-?[0-9]+$'))"
         )
         return Field(value, present, bad)
     return Field("null::varchar", f"({e} is not null)", f"({e} is not null)")
 
 
-def time_field(src: Source, tz_param: str) -> Field:
-    """Timestamps (§2.4) as epoch microseconds (BIGINT); NULL when absent or unreadable."""
+def time_field(src: Source, tz_param: str, name: str = "t") -> Field:
+    """Timestamps (§2.4) as epoch microseconds (BIGINT); NULL when absent or unreadable.
+
+    A string is split by one regular expression one select level below (alias
+    `<name>__r`): macros are expanded in place, so splitting inside would repeat it.
+    """
     e, cat = src.expr, ("missing" if src.type == "missing" else _category(src.type))
+    r = f"{name}__r"
     if cat == "missing" or cat == "null":
-        return Field("null::bigint", "false", "false")
+        return Field("null::bigint", "false")
     if cat == "text":
-        v = f"fx_ts_str({e}, {tz_param})"
-        present = f"(fx_text({e}) is not null)"
-        return Field(v, present, f"({present} and {v} is null)")
+        return Field(f"fx_ts_parts({r}, {tz_param})", f"(fx_text({e}) is not null)",
+                     null_bad=True, pre=((r, f"fx_ts_split({e})"),))
     if cat == "int":
-        v = f"fx_ts_int(try_cast({e} as bigint))"
-        return Field(v, f"({e} is not null)", f"({e} is not null and {v} is null)")
+        return Field(f"fx_ts_int(try_cast({e} as bigint))", f"({e} is not null)", null_bad=True)
     if cat == "float":
         v = f"fx_ts_dec(try_cast({e} as decimal(38, 9)))"
-        return Field(v, f"({e} is not null)", f"({e} is not null and {v} is null)")
+        return Field(v, f"({e} is not null)", null_bad=True)
     if cat in ("naive", "naive_ns"):
         local = f"({e})::timestamp" if cat == "naive" else f"make_timestamp(epoch_ns({e}) // 1000)"
         v = (
             f"case when {tz_param} is null then epoch_us({local}) "
             f"else epoch_us(timezone({tz_param}, {local})) end"
         )
-        return Field(v, f"({e} is not null)", "false")
+        return Field(v, f"({e} is not null)")
     if cat == "tz":
-        return Field(f"epoch_us({e})", f"({e} is not null)", "false")
+        return Field(f"epoch_us({e})", f"({e} is not null)")
     if cat == "json":
-        s = _json_str(e)
+        t = src.text
         v = (
-            f"case json_type({e}) when 'VARCHAR' then fx_ts_str({s}, {tz_param}) "
-            f"when 'BIGINT' then fx_ts_int(try_cast(({e})::varchar as bigint)) "
-            f"when 'UBIGINT' then fx_ts_int(try_cast(({e})::varchar as bigint)) "
-            f"when 'DOUBLE' then fx_ts_dec(try_cast(({e})::varchar as decimal(38, 9))) end"
+            f"case when left({e}, 1) = '\"' then fx_ts_parts({r}, {tz_param}) "
+            f"when regexp_matches({e}, '^-?[0-9]+$') then fx_ts_int(try_cast({e} as bigint)) "
+            f"when regexp_matches({e}, '^-?[0-9]') "
+            f"then fx_ts_dec(try_cast({e} as decimal(38, 9))) end"
         )
         present = (
-            f"coalesce(json_type({e}) <> 'NULL' and not (json_type({e}) = 'VARCHAR' "
-            f"and fx_text({s}) is null), false)"
+            f"({e} is not null and {e} <> 'null' "
+            f"and not (left({e}, 1) = '\"' and fx_text({t}) is null))"
         )
-        return Field(v, present, f"({present} and {v} is null)")
+        return Field(v, present, null_bad=True,
+                     pre=((r, f"case when left({e}, 1) = '\"' then fx_ts_split({t}) end"),))
     return Field("null::bigint", f"({e} is not null)", f"({e} is not null)")
 
 
@@ -197,28 +205,31 @@ def status_field(src: Source) -> Field:
     """HTTP status (§2.4): an integer or a string of digits; anything else rejects."""
     e, cat = src.expr, ("missing" if src.type == "missing" else _category(src.type))
     if cat == "missing" or cat == "null":
-        return Field("null::integer", "false", "false")
+        return Field("null::integer", "false")
     if cat == "int":
-        v = f"try_cast({e} as integer)"
-        return Field(v, f"({e} is not null)", f"({e} is not null and {v} is null)")
+        return Field(f"try_cast({e} as integer)", f"({e} is not null)", null_bad=True)
     if cat == "text":
-        v = f"fx_status_str({e})"
-        return Field(v, f"({e} is not null)", f"({e} is not null and {v} is null)")
+        return Field(f"fx_status_str({e})", f"({e} is not null)", null_bad=True)
     if cat == "json":
         v = (
-            f"case json_type({e}) when 'BIGINT' then try_cast(({e})::varchar as integer) "
-            f"when 'UBIGINT' then try_cast(({e})::varchar as integer) "
-            f"when 'VARCHAR' then fx_status_str({_json_str(e)}) end"
+            f"case when left({e}, 1) = '\"' then fx_status_str({src.text}) "
+            f"when regexp_matches({e}, '^-?[0-9]+$') then try_cast({e} as integer) end"
         )
-        present = f"coalesce(json_type({e}) <> 'NULL', false)"
-        return Field(v, present, f"({present} and {v} is null)")
+        return Field(v, f"({e} is not null and {e} <> 'null')", null_bad=True)
     return Field("null::integer", f"({e} is not null)", f"({e} is not null)")
 
 
 @dataclass(frozen=True)
 class Normalized:
-    """The select list for one kind: canonical value columns, and the reject reason."""
+    """Two select levels for one kind, so each field is converted once per record.
 
+    `pre` (alias → expression over the source) is computed first, then `inner` (over the
+    source and `pre`); `columns` (canonical name → expression) and `reason` (the first
+    reject reason, or NULL) read `inner`'s aliases.
+    """
+
+    pre: dict[str, str]
+    inner: dict[str, str]
     columns: dict[str, str]
     reason: str
 
@@ -235,46 +246,59 @@ def normalize(
     for name in CANONICAL[kind]:
         src = sources.get(name, Source("null", "missing"))
         if name in TIME_FIELDS:
-            fields[name] = time_field(src, tz_param)
+            fields[name] = time_field(src, tz_param, name)
         elif name == "status":
             fields[name] = status_field(src)
         else:
             fields[name] = text_field(src)
     if kind == "events" and action_map:
-        raw = fields["action"].value
-        mapped = f"coalesce(list_extract($action_to, list_position($action_from, {raw})), {raw})"
-        fields["action"] = Field(mapped, fields["action"].present, fields["action"].bad)
+        f = fields["action"]
+        mapped = (
+            f"coalesce(list_extract($action_to, list_position($action_from, {f.value})), "
+            f"{f.value})"
+        )
+        fields["action"] = Field(mapped, f.present, f.type_bad, f.null_bad)
+
+    pre: dict[str, str] = {a: x for f in fields.values() for a, x in f.pre}
+    inner: dict[str, str] = {}
+    for name, f in fields.items():
+        inner[f"{name}__v"] = f.value
+        inner[f"{name}__p"] = f.present
+        inner[f"{name}__b"] = f.type_bad
+
+    def v(name: str) -> str:
+        return f"{name}__v"
 
     checks: list[tuple[str, str]] = []
     for name in CANONICAL[kind]:
         f = fields[name]
-        checks.append((f.bad, f"invalid {name}"))
+        bad = f"{name}__b" + (f" or ({name}__p and {name}__v is null)" if f.null_bad else "")
+        checks.append((bad, f"invalid {name}"))
         if name in REQUIRED[kind]:
-            checks.append((f"({f.value}) is null", f"missing {name}"))
+            checks.append((f"{v(name)} is null", f"missing {name}"))
         if name in TIME_FIELDS:
             checks.append(
-                (f"({f.value}) is not null and not fx_us_ok({f.value})",
+                (f"{v(name)} is not null and not fx_us_ok({v(name)})",
                  f"{name} out of range (before 1990-01-01 or from 2100-01-01)")
             )
     if kind == "events":
         analysed = ", ".join(f"'{a}'" for a in ANALYSED_ACTIONS)
         for name in ("device_id", "event_id"):
             checks.append(
-                (f"({fields['action'].value}) in ({analysed}) and ({fields[name].value}) is null",
+                (f"{v('action')} in ({analysed}) and {v(name)} is null",
                  f"missing {name} for an analysed action")
             )
     if kind == "grants":
         checks.append(
-            (f"({fields['valid_from'].value}) is not null and ({fields['valid_to'].value}) "
-             f"is not null and ({fields['valid_to'].value}) <= ({fields['valid_from'].value})",
+            (f"{v('valid_from')} is not null and {v('valid_to')} is not null "
+             f"and {v('valid_to')} <= {v('valid_from')}",
              "valid_to is not after valid_from")
         )
     reason = "case " + " ".join(f"when {cond} then '{why}'" for cond, why in checks) + " end"
 
     columns: dict[str, str] = {}
     for name in CANONICAL[kind]:
-        v = fields[name].value
-        columns[name] = f"fx_us_ts({v})" if name in TIME_FIELDS else v
+        columns[name] = f"fx_us_ts({v(name)})" if name in TIME_FIELDS else v(name)
     if kind == "grants":
-        columns["role"] = f"coalesce({fields['role'].value}, 'owner')"
-    return Normalized(columns, reason)
+        columns["role"] = f"coalesce({v('role')}, 'owner')"
+    return Normalized(pre, inner, columns, reason)
