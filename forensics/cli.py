@@ -56,6 +56,10 @@ class ForensicsGroup(TyperGroup):
                 standalone_mode=False, **extra,
             )
             code = rv if isinstance(rv, int) else ExitCode.OK
+        except click.exceptions.NoArgsIsHelpError as e:
+            # `forensics` alone: the help, on stderr (stdout is for data), as a usage error.
+            sys.stderr.write(e.ctx.get_help() + "\n" if e.ctx else e.format_message())
+            code = ExitCode.USAGE
         except click.UsageError as e:
             where = e.ctx.command_path if e.ctx else "forensics"
             _print_error(f"{where}: {e.format_message()} (see `{where} --help`)")
@@ -130,18 +134,20 @@ class Globals:
     threads: int | None = None
 
 
-@app.callback()
+@app.callback(invoke_without_command=True, no_args_is_help=True)
 def root(
     ctx: typer.Context,
     db: DbOpt = None,
     debug: DebugOpt = False,
     memory_limit: MemoryOpt = None,
     threads: ThreadsOpt = None,
-    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     """Incident forensics from access logs."""
     if version:
-        out_console.print(f"forensics {__version__}")
+        sys.stdout.write(f"forensics {__version__}\n")
         raise typer.Exit(0)
     ctx.obj = Globals(db=db, debug=debug, memory_limit=memory_limit, threads=threads)
 
