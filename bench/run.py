@@ -1,0 +1,398 @@
+"""Benchmark: forensics vs bare DuckDB and Polars, whole processes, on one generated incident.
+
+    python bench/run.py --scale 1 --repeat 3
+
+Data comes from `forensics sample` and is cached in bench/out/data-s<scale>/. Each timed
+command is a separate process; the figure is the median wall time of --repeat runs and the
+largest peak RSS seen (os.wait4's ru_maxrss of that process). Writes bench/out/results.json
+and exits 1 if any engine's exposure figures disagree with `forensics exposure --json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+PY = sys.executable
+FORENSICS = [PY, "-m", "forensics.cli"] if shutil.which("forensics") is None else ["forensics"]
+
+BARE_PARQUET = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])
+con.execute("create table t as select * from read_parquet(?)", [sys.argv[2:]])
+print(con.execute("select count(*) from t").fetchone()[0])
+"""
+
+BARE_JSON = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])
+con.execute(
+    "create table t as select * from read_json(?, format='newline_delimited',"
+    " union_by_name=true, ignore_errors=true)", [sys.argv[2:]])
+print(con.execute("select count(*) from t").fetchone()[0])
+"""
+
+# Export the store's canonical tables once, so Polars and DuckDB-in-place read the same
+# clean, de-duplicated rows that forensics analyses (the raw NDJSON has malformed lines,
+# mixed-type fields and duplicates that only ingest resolves).
+EXPORT = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+con.execute("set TimeZone='UTC'")
+con.execute(
+    "copy (select ts, action::varchar as action, user_id::varchar as user_id,"
+    " device_id::varchar as device_id, event_id::varchar as event_id, status from events)"
+    " to '" + sys.argv[2] + "' (format parquet)")
+con.execute(
+    "copy (select device_id::varchar as device_id, user_id::varchar as user_id,"
+    " role::varchar as role, valid_from, valid_to from grants)"
+    " to '" + sys.argv[3] + "' (format parquet)")
+"""
+
+POLARS = """
+import json, sys
+from datetime import datetime
+import polars as pl
+ev, gr = sys.argv[1], sys.argv[2]
+ws = datetime.fromisoformat(sys.argv[3].replace("Z", "+00:00"))
+we = datetime.fromisoformat(sys.argv[4].replace("Z", "+00:00"))
+D, T, P = "thumbnail_delivered", "thumbnail_tapped", "video_played"
+ts, act = pl.col("ts"), pl.col("action")
+in_win = (ts >= ws) & (ts < we)
+e = pl.scan_parquet(ev).filter(
+    (pl.col("status").is_null() | pl.col("status").is_between(200, 299))
+    & act.is_in([D, T, P]))
+g = pl.scan_parquet(gr)
+valid = ((pl.col("valid_from").is_null() | (pl.col("valid_from") <= ts))
+         & (pl.col("valid_to").is_null() | (ts < pl.col("valid_to"))))
+cand = e.filter((act == D) | (act.is_in([T, P]) & (ts >= ws))).with_row_index("rid")
+authd = (cand.join(g.select("device_id", "user_id", "valid_from", "valid_to"),
+                   on=["device_id", "user_id"], how="inner")
+         .filter(valid).select("rid").unique())
+deliveries = e.filter((act == D) & in_win).select(pl.len())
+u = cand.join(authd, on="rid", how="anti").select(
+    "ts", "action", "user_id", "device_id", "event_id")
+u, deliveries = pl.collect_all([u, deliveries])
+deliveries = deliveries.item()
+cad = u.filter((act == D) & in_win)
+first = cad.group_by("user_id", "event_id").agg(ts.min().alias("t1"))
+def linked(a):
+    return (u.filter(act == a).join(first, on=["user_id", "event_id"])
+            .filter(pl.col("t1") <= ts))
+taps, plays = linked(T), linked(P)
+owners = (cad.join(g.filter(pl.col("role") == "owner").collect(), on="device_id",
+                   suffix="_g").filter(valid))
+unauth_tp_in_win = u.filter(act.is_in([T, P]) & in_win).height
+linked_in_win = taps.filter(in_win).height + plays.filter(in_win).height
+print(json.dumps({
+    "deliveries": deliveries,
+    "cross_account_deliveries": cad.height,
+    "recipients": cad["user_id"].n_unique(),
+    "cross_account_taps": taps.height,
+    "tappers": taps["user_id"].n_unique(),
+    "cross_account_plays": plays.height,
+    "video_viewers": plays["user_id"].n_unique(),
+    "exposed_devices": cad["device_id"].drop_nulls().n_unique(),
+    "exposed_owners": owners["user_id_g"].n_unique(),
+    "unlinked_unauthorized_accesses": unauth_tp_in_win - linked_in_win,
+    "cross_account_deliveries_outside_window": u.filter((act == D) & ~in_win).height,
+}))
+"""
+
+DUCKDB_INPLACE = """
+import json, sys, duckdb
+ev, gr, ws, we = sys.argv[1:5]
+con = duckdb.connect()
+con.execute("set TimeZone='UTC'")
+p = {"ev": ev, "gr": gr, "ws": ws, "we": we}
+con.execute('''
+create temp table u as
+select e.ts, e.action, e.user_id, e.device_id, e.event_id
+from read_parquet($ev) as e
+anti join read_parquet($gr) as g
+    on g.device_id = e.device_id and g.user_id = e.user_id
+    and (g.valid_from is null or g.valid_from <= e.ts)
+    and (g.valid_to is null or e.ts < g.valid_to)
+where (e.status is null or e.status between 200 and 299)
+  and (e.action = 'thumbnail_delivered'
+       or (e.action in ('thumbnail_tapped', 'video_played') and e.ts >= $ws::timestamptz))
+''', {"ev": ev, "gr": gr, "ws": ws})
+con.execute('''
+create temp table cad as select * from u
+where action = 'thumbnail_delivered' and ts >= $ws::timestamptz and ts < $we::timestamptz
+''', {"ws": ws, "we": we})
+con.execute('''
+create temp table linked as
+select t.action, t.user_id, t.ts from u as t
+join (select user_id, event_id, min(ts) as t1 from cad group by all) as f
+  on f.user_id = t.user_id and f.event_id = t.event_id and f.t1 <= t.ts
+where t.action in ('thumbnail_tapped', 'video_played')
+''')
+row = con.execute('''
+select
+  (select count(*) from read_parquet($ev)
+   where action = 'thumbnail_delivered' and (status is null or status between 200 and 299)
+     and ts >= $ws::timestamptz and ts < $we::timestamptz),
+  (select count(*) from cad),
+  (select count(distinct user_id) from cad),
+  (select count(*) from linked where action = 'thumbnail_tapped'),
+  (select count(distinct user_id) from linked where action = 'thumbnail_tapped'),
+  (select count(*) from linked where action = 'video_played'),
+  (select count(distinct user_id) from linked where action = 'video_played'),
+  (select count(distinct device_id) from cad),
+  (select count(distinct g.user_id) from cad as d join read_parquet($gr) as g
+     on g.device_id = d.device_id and g.role = 'owner'
+     and (g.valid_from is null or g.valid_from <= d.ts)
+     and (g.valid_to is null or d.ts < g.valid_to)),
+  (select count(*) from u where action in ('thumbnail_tapped', 'video_played')
+     and ts >= $ws::timestamptz and ts < $we::timestamptz)
+  - (select count(*) from linked where ts >= $ws::timestamptz and ts < $we::timestamptz),
+  (select count(*) from u where action = 'thumbnail_delivered'
+     and not (ts >= $ws::timestamptz and ts < $we::timestamptz))
+''', p).fetchone()
+keys = ["deliveries", "cross_account_deliveries", "recipients", "cross_account_taps",
+        "tappers", "cross_account_plays", "video_viewers", "exposed_devices",
+        "exposed_owners", "unlinked_unauthorized_accesses",
+        "cross_account_deliveries_outside_window"]
+print(json.dumps(dict(zip(keys, row))))
+"""
+
+FIGURE_KEYS = [
+    "deliveries",
+    "cross_account_deliveries",
+    "recipients",
+    "cross_account_taps",
+    "tappers",
+    "cross_account_plays",
+    "video_viewers",
+    "exposed_devices",
+    "exposed_owners",
+    "unlinked_unauthorized_accesses",
+    "cross_account_deliveries_outside_window",
+]
+
+
+def run_once(cmd: list[str]) -> tuple[float, float, str]:
+    """Run one process; return (wall seconds, peak RSS MB, stdout)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode()
+        if proc.returncode not in (0,):
+            tail = err.read().decode()[-2000:]
+            raise SystemExit(f"bench: command failed ({proc.returncode}): {cmd[:4]}...\n{tail}")
+    return wall, usage.ru_maxrss / 1024, stdout
+
+
+def timed(
+    cmd: list[str], repeat: int, setup: Callable[[], None] | None = None
+) -> tuple[float, float, str]:
+    walls, rss, stdout = [], 0.0, ""
+    for _ in range(repeat):
+        if setup:
+            setup()
+        wall, peak, stdout = run_once(cmd)
+        walls.append(wall)
+        rss = max(rss, peak)
+    return statistics.median(walls), rss, stdout
+
+
+def fresh(path: Path) -> Callable[[], None]:
+    def setup() -> None:
+        for p in (path, Path(str(path) + ".wal")):
+            p.unlink(missing_ok=True)
+        shutil.rmtree(Path(str(path) + ".tmp"), ignore_errors=True)
+
+    return setup
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--memory-limit", default=None, help="passed to forensics")
+    args = ap.parse_args()
+
+    data = OUT / f"data-s{args.scale:g}"
+    work = OUT / f"work-s{args.scale:g}"
+    if not (data / "incident.json").is_file():
+        print(f"generating sample at scale {args.scale:g} into {data} ...", file=sys.stderr)
+        subprocess.run(
+            [*FORENSICS, "sample", str(data), "--scale", str(args.scale), "--seed", str(args.seed)],
+            check=True,
+        )
+    work.mkdir(parents=True, exist_ok=True)
+    window = json.loads((data / "incident.json").read_text())["window"]
+    w = f"{window['start']}/{window['end']}"
+    ev_dir = data / "events"
+    pq = sorted(str(p) for p in ev_dir.glob("*.parquet"))
+    nd = sorted(
+        str(p)
+        for p in ev_dir.iterdir()
+        if p.name.endswith((".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz"))
+    )
+    fopts = ["--memory-limit", args.memory_limit] if args.memory_limit else []
+    rows: list[dict[str, object]] = []
+
+    def record(
+        step: str, engine: str, res: tuple[float, float, str], base: str | None, note: str = ""
+    ) -> None:
+        rows.append(
+            {
+                "step": step,
+                "engine": engine,
+                "seconds": round(res[0], 3),
+                "peak_rss_mb": round(res[1], 1),
+                "baseline": base,
+                "note": note,
+            }
+        )
+
+    r = repeat = args.repeat
+    db = work / "ingest.duckdb"
+    bare = work / "bare.duckdb"
+    # 1. Parquet ingest
+    record(
+        "ingest parquet",
+        "bare duckdb",
+        timed([PY, "-c", BARE_PARQUET, str(bare), *pq], r, fresh(bare)),
+        "bare duckdb",
+    )
+    record(
+        "ingest parquet",
+        "forensics",
+        timed([*FORENSICS, "--db", str(db), *fopts, "ingest", *pq], r, fresh(db)),
+        "bare duckdb",
+    )
+    # 2. NDJSON ingest
+    record(
+        "ingest ndjson",
+        "bare duckdb",
+        timed([PY, "-c", BARE_JSON, str(bare), *nd], r, fresh(bare)),
+        "bare duckdb",
+        "read_json ignore_errors, no dedup",
+    )
+    record(
+        "ingest ndjson",
+        "forensics",
+        timed([*FORENSICS, "--db", str(db), *fopts, "ingest", *nd], r, fresh(db)),
+        "bare duckdb",
+    )
+    # The full store (all events, grants, accounts) for exposure and notify: built once.
+    store = work / "store.duckdb"
+    fresh(store)()
+    run_once(
+        [
+            *FORENSICS,
+            "--db",
+            str(store),
+            *fopts,
+            "ingest",
+            str(data / "events"),
+            str(data / "grants"),
+            str(data / "accounts"),
+        ]
+    )
+    evp, grp = work / "events.parquet", work / "grants.parquet"
+    run_once([PY, "-c", EXPORT, str(store), str(evp), str(grp)])
+    # 3. exposure
+    res = timed(
+        [*FORENSICS, "--db", str(store), *fopts, "exposure", "--window", w, "--json"], repeat
+    )
+    record("exposure", "forensics", res, "polars")
+    want = {k: json.loads(res[2])[k] for k in FIGURE_KEYS}
+    figures = {"forensics": want}
+    res = timed([PY, "-c", POLARS, str(evp), str(grp), window["start"], window["end"]], repeat)
+    record("exposure", "polars", res, "polars", "lazy, over exported store tables")
+    figures["polars"] = json.loads(res[2])
+    res = timed(
+        [PY, "-c", DUCKDB_INPLACE, str(evp), str(grp), window["start"], window["end"]], repeat
+    )
+    record("exposure", "duckdb in place", res, "polars", "SQL over exported Parquet")
+    figures["duckdb in place"] = json.loads(res[2])
+    # 4. notify
+    record(
+        "notify",
+        "forensics",
+        timed(
+            [
+                *FORENSICS,
+                "--db",
+                str(store),
+                *fopts,
+                "notify",
+                "--window",
+                w,
+                "--out",
+                str(work / "notices"),
+                "--force",
+            ],
+            repeat,
+        ),
+        None,
+    )
+
+    secs = {(x["step"], x["engine"]): x["seconds"] for x in rows}
+    for x in rows:
+        base = secs.get((x["step"], x["baseline"])) if x["baseline"] else None
+        x["ratio"] = round(float(x["seconds"]) / base, 2) if base else None  # type: ignore[arg-type]
+
+    disagree = {
+        eng: {k: (f.get(k), want[k]) for k in FIGURE_KEYS if f.get(k) != want[k]}
+        for eng, f in figures.items()
+    }
+    disagree = {k: v for k, v in disagree.items() if v}
+
+    print(
+        f"scale {args.scale:g}: {len(pq)} parquet + {len(nd)} ndjson event files, window {w}, "
+        f"median of {repeat}"
+    )
+    print(f"{'step':<16}{'engine':<18}{'median s':>10}{'ratio':>8}{'peak RSS MB':>13}")
+    for x in rows:
+        ratio = f"{x['ratio']:.2f}x" if x["ratio"] is not None else "-"
+        print(
+            f"{x['step']:<16}{x['engine']:<18}{x['seconds']:>10.3f}{ratio:>8}"
+            f"{x['peak_rss_mb']:>13.1f}"
+        )
+    print("figures agree" if not disagree else f"FIGURES DISAGREE: {disagree}")
+
+    result = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {
+            "nproc": os.cpu_count(),
+            "platform": platform.platform(),
+            "ram_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        },
+        "scale": args.scale,
+        "seed": args.seed,
+        "repeat": repeat,
+        "window": window,
+        "event_files": {"parquet": len(pq), "ndjson": len(nd)},
+        "results": rows,
+        "figures": figures,
+        "disagreements": disagree,
+    }
+    (OUT / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    return 1 if disagree else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
