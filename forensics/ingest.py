@@ -466,7 +466,7 @@ class _FileLoader:
                 continue
             paths.append(_json_path(spec))
             used.add(spec[0])
-            sources[name] = Source(f"v[{len(paths)}]", "json", f"w[{len(paths)}]")
+            sources[name] = Source(f"v[{len(paths)}]", "json", f"fx_jstr(v[{len(paths)}])")
         extras = sorted(keys - used - set(CANONICAL[kind])) if kind == "events" else []
         return sources, paths + [_json_path([k]) for k in extras]
 
@@ -479,18 +479,22 @@ class _FileLoader:
             con.execute(
                 """
                 create or replace temp table parsed as
-                select rec, raw, pre_err, t,
-                       case when t = 'OBJECT' then json_keys(raw) end as k
+                select rec, raw, pre_err, t, case when t = 'OBJECT' then k end as k
                 from (
-                    select rec, raw, pre_err, t
+                    -- One parse: json_keys fails on malformed JSON (NULL under try) and
+                    -- gives [] for any other value; a valid document opening with '{' is
+                    -- an object. JSON allows the line's own CR/LF as whitespace.
+                    select rec, raw, pre_err, k,
+                           case when k is null then null
+                                when left(ltrim(raw, e' \\t\\r\\n'), 1) = '{' then 'OBJECT'
+                                else 'OTHER' end as t
                     from (
-                        -- JSON allows the line's own CR/LF as whitespace: no copy to strip it.
                         select rec, raw, pre_err,
-                               case when pre_err is null then try(json_type(raw)) end as t
+                               case when pre_err is null then try(json_keys(raw)) end as k
                         from batch_in
                     )
-                    where t is not null or trim(raw, e' \\t\\r\\n') <> ''
                 )
+                where t is not null or trim(raw, e' \\t\\r\\n') <> ''
                 """
             )
         finally:
@@ -546,9 +550,7 @@ class _FileLoader:
                     from (select *{pre} from (
                         select rec, raw, {_JSON_ERR} as jerr,
                                case when t = 'OBJECT' then json_extract(raw, $paths)::varchar[]
-                               end as v,
-                               case when t = 'OBJECT' then json_extract_string(raw, $paths) end
-                               as w{m_cols}
+                               end as v{m_cols}
                         from parsed{m_join}
                     ))
                 )
@@ -705,48 +707,75 @@ class _FileLoader:
         ).fetchone()
         return bool(row and row[0])
 
+    def _insert_events(self, sid: int) -> int:
+        """Insert the file's valid events that are not duplicates (SPEC §2.4).
+
+        The same request_id is one event; without one, the same (ts, action, user_id,
+        device_id, event_id, status). The first record wins, within the file and against
+        everything already stored. Set-based: the file's keys are joined to the store
+        (the file is the small side, so the hash table is built on it), and the
+        within-file pass runs only when the file repeats a key.
+        """
+        con = self.con
+        cols = "ts, action, user_id, device_id, event_id, request_id, status, extra"
+        before = _count(con, "events")
+        stored = before > 0
+        repeats = _scalar(
+            con,
+            "select (count(request_id) - count(distinct request_id)) + (count(*) filter "
+            "(where request_id is null) - (select count(*) from (select distinct ts, action, "
+            "user_id, device_id, event_id, status from stage where err is null and "
+            "request_id is null))) from stage where err is null",
+        )
+        firsts = (
+            "select * from stage where err is null qualify row_number() over (partition by "
+            "request_id, case when request_id is null then struct_pack(ts := ts, "
+            "action := action, user_id := user_id, device_id := device_id, "
+            "event_id := event_id, status := status) end order by rec) = 1"
+            if repeats
+            else "select * from stage where err is null"
+        )
+        seen = ""
+        if stored:
+            con.execute(
+                "create or replace temp table seen_ids as select distinct s.request_id "
+                "from stage s join events e on e.request_id = s.request_id "
+                "where s.err is null"
+            )
+            con.execute(
+                "create or replace temp table seen_tuples as select distinct ts, action, "
+                "user_id, device_id, event_id, status from (select s.* from stage s "
+                "join events e on e.request_id is null "
+                "and s.request_id is null and s.err is null and e.ts = s.ts "
+                "and e.action = s.action and e.user_id = s.user_id "
+                "and e.device_id is not distinct from s.device_id "
+                "and e.event_id is not distinct from s.event_id "
+                "and e.status is not distinct from s.status)"
+            )
+            seen = (
+                " where not exists (select 1 from seen_ids d where d.request_id = f.request_id)"
+                " and not exists (select 1 from seen_tuples d where f.request_id is null"
+                " and d.ts = f.ts and d.action = f.action and d.user_id = f.user_id"
+                " and d.device_id is not distinct from f.device_id"
+                " and d.event_id is not distinct from f.event_id"
+                " and d.status is not distinct from f.status)"
+            )
+        # Rows go in by time, so each row group covers a narrow time range (zone maps
+        # then skip most of the table for a window); provenance keeps the file order.
+        con.execute(
+            f"insert into events ({cols}, source_id, source_record) "  # noqa: S608
+            f"select {cols}, $sid, rec from ({firsts}) f{seen} order by ts, rec",
+            {"sid": sid},
+        )
+        for t in ("seen_ids", "seen_tuples"):
+            con.execute(f"drop table if exists temp.{t}")
+        return _count(con, "events") - before
+
     def _insert_rows(self, kind: str, sid: int) -> int:
         con = self.con
         p = {"sid": sid}
         if kind == "events":
-            cols = "ts, action, user_id, device_id, event_id, request_id, status, extra"
-            # SPEC §2.4: the same request_id is one event; without one, the same
-            # (ts, action, user_id, device_id, event_id, status). The first record wins,
-            # within the file and against everything already stored.
-            before = _count(con, "events")
-            con.execute(
-                f"""
-                insert into events ({cols}, source_id, source_record)
-                select {cols}, $sid, rec from (
-                    select * from stage where err is null and request_id is not null
-                    qualify row_number() over (partition by request_id order by rec) = 1
-                ) s
-                where not exists (select 1 from events e where e.request_id = s.request_id)
-                order by rec
-                """,  # noqa: S608
-                p,
-            )
-            con.execute(
-                f"""
-                insert into events ({cols}, source_id, source_record)
-                select {cols}, $sid, rec from (
-                    select * from stage where err is null and request_id is null
-                    qualify row_number() over (
-                        partition by ts, action, user_id, device_id, event_id, status
-                        order by rec) = 1
-                ) s
-                where not exists (
-                    select 1 from events e
-                    where e.request_id is null and e.ts = s.ts and e.action = s.action
-                      and e.user_id = s.user_id
-                      and e.device_id is not distinct from s.device_id
-                      and e.event_id is not distinct from s.event_id
-                      and e.status is not distinct from s.status)
-                order by rec
-                """,  # noqa: S608
-                p,
-            )
-            return _count(con, "events") - before
+            return self._insert_events(sid)
         cols = _STAGE_COLUMNS[kind]
         names = ", ".join(c.split()[0] for c in cols.split(", "))
         row = con.execute(

@@ -39,6 +39,11 @@ _TS_RE = (
 MACROS = f"""
 create or replace temp macro fx_text(s) as
     case when s is null or trim(s, e' \\t\\n\\r\\f\\v') = '' then null else s end;
+create or replace temp macro fx_jstr(j) as
+    -- A JSON string value's text: unescaped by the parser only when it has escapes.
+    case when left(j, 1) <> '"' then null
+         when contains(j, '\\') then json_extract_string(j, '$')
+         else j[2:-2] end;
 create or replace temp macro fx_ts_parts(r, tz) as
     case
         when r.y = '' then null
@@ -128,8 +133,20 @@ def _category(t: str) -> str:
     return "other"
 
 
-def _json_str(j: str) -> str:
-    return f"json_extract_string({j}, '$')"
+def _unescape(j: str) -> str:
+    """The text of JSON string `j`: a slice, unless it holds escapes (then the parser)."""
+    j = f"({j})"
+    return f"case when contains({j}, '\\') then json_extract_string({j}, '$') else {j}[2:-2] end"
+
+
+def _blank(j: str) -> str:
+    """JSON string `j` is empty or all blank. Without escapes it can only hold spaces
+    (raw control characters are not JSON), so a slice and a trim decide cheaply."""
+    j = f"({j})"
+    return (
+        f"(length({j}) = 2 or (substr({j}, 2, 1) = ' ' and trim({j}[2:-2]) = '') "
+        f"or (contains({j}, '\\') and fx_text(json_extract_string({j}, '$')) is null))"
+    )
 
 
 def text_field(src: Source) -> Field:
@@ -146,7 +163,8 @@ def text_field(src: Source) -> Field:
         # An integer literal keeps its exact text (DuckDB keeps big integers as raw text);
         # a number with a fraction or exponent has no unambiguous id text, so it rejects.
         value = (
-            f"case when left({e}, 1) = '\"' then fx_text({src.text}) "
+            f"case when left({e}, 1) = '\"' then case when {_blank(e)} then null "
+            f"else {_unescape(e)} end "
             f"when regexp_matches({e}, '^-?[0-9]+$') then {e} end"
         )
         present = f"({e} is not null and {e} <> 'null')"
@@ -185,7 +203,6 @@ def time_field(src: Source, tz_param: str, name: str = "t") -> Field:
     if cat == "tz":
         return Field(f"epoch_us({e})", f"({e} is not null)")
     if cat == "json":
-        t = src.text
         v = (
             f"case when left({e}, 1) = '\"' then fx_ts_parts({r}, {tz_param}) "
             f"when regexp_matches({e}, '^-?[0-9]+$') then fx_ts_int(try_cast({e} as bigint)) "
@@ -194,10 +211,10 @@ def time_field(src: Source, tz_param: str, name: str = "t") -> Field:
         )
         present = (
             f"({e} is not null and {e} <> 'null' "
-            f"and not (left({e}, 1) = '\"' and fx_text({t}) is null))"
+            f"and not (left({e}, 1) = '\"' and {_blank(e)}))"
         )
-        return Field(v, present, null_bad=True,
-                     pre=((r, f"case when left({e}, 1) = '\"' then fx_ts_split({t}) end"),))
+        split = f"case when left({e}, 1) = '\"' then fx_ts_split({_unescape(e)}) end"
+        return Field(v, present, null_bad=True, pre=((r, split),))
     return Field("null::bigint", f"({e} is not null)", f"({e} is not null)")
 
 
@@ -212,7 +229,7 @@ def status_field(src: Source) -> Field:
         return Field(f"fx_status_str({e})", f"({e} is not null)", null_bad=True)
     if cat == "json":
         v = (
-            f"case when left({e}, 1) = '\"' then fx_status_str({src.text}) "
+            f"case when left({e}, 1) = '\"' then fx_status_str({_unescape(e)}) "
             f"when regexp_matches({e}, '^-?[0-9]+$') then try_cast({e} as integer) end"
         )
         return Field(v, f"({e} is not null and {e} <> 'null')", null_bad=True)

@@ -311,3 +311,17 @@ def test_parquet_rejects_keep_record_numbers_and_raw_text(tmp_path: Path) -> Non
     assert (reason, rec) == ("invalid ts", 2)
     assert '"bad"' in raw
     assert rows(db, "select source_record from events") == [(1,)]
+
+
+def test_escaped_json_strings_are_unescaped_exactly(tmp_path: Path) -> None:
+    f = tmp_path / "e.ndjson"
+    f.write_text(
+        '{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":"caf\\u00e9","request_id":"1"}\n'
+        '{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":"a\\"b\\\\c","request_id":"2"}\n'
+        '{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":"\\ud83d\\ude00","request_id":"3"}\n'
+        '{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":"plain","request_id":"4"}\n'
+    )
+    db = tmp_path / "s.duckdb"
+    run(db, f)
+    assert rows(db, "select user_id from events order by request_id") == [
+        ("café",), ('a"b\\c',), ("😀",), ("plain",)]
