@@ -94,6 +94,9 @@ class Source:
     text: str = ""  # for "json": the same value as text (json_extract_string), read once
 
 
+VALUE = "__VALUE__"  # stands for the field's computed value column in `type_bad`
+
+
 @dataclass(frozen=True)
 class Field:
     """A canonical field's value (SQL), whether the source has it, and when it is invalid.
@@ -168,9 +171,8 @@ def text_field(src: Source) -> Field:
             f"when regexp_matches({e}, '^-?[0-9]+$') then {e} end"
         )
         present = f"({e} is not null and {e} <> 'null')"
-        bad = (
-            f"({present} and left({e}, 1) <> '\"' and not regexp_matches({e}, '^-?[0-9]+$'))"
-        )
+        # Read only where the value came out NULL: present, and not a (blank) string.
+        bad = f"{VALUE} is null and {present} and left({e}, 1) <> '\"'"
         return Field(value, present, bad)
     return Field("null::varchar", f"({e} is not null)", f"({e} is not null)")
 
@@ -277,11 +279,9 @@ def normalize(
         fields["action"] = Field(mapped, f.present, f.type_bad, f.null_bad)
 
     pre: dict[str, str] = {a: x for f in fields.values() for a, x in f.pre}
-    inner: dict[str, str] = {}
-    for name, f in fields.items():
-        inner[f"{name}__v"] = f.value
-        inner[f"{name}__p"] = f.present
-        inner[f"{name}__b"] = f.type_bad
+    # Only values are computed for every record; presence and type checks are written
+    # into the reason's CASE, where they run only for records whose value is NULL.
+    inner = {f"{name}__v": f.value for name, f in fields.items()}
 
     def v(name: str) -> str:
         return f"{name}__v"
@@ -289,8 +289,10 @@ def normalize(
     checks: list[tuple[str, str]] = []
     for name in CANONICAL[kind]:
         f = fields[name]
-        bad = f"{name}__b" + (f" or ({name}__p and {name}__v is null)" if f.null_bad else "")
-        checks.append((bad, f"invalid {name}"))
+        if f.type_bad != "false":
+            checks.append((f"({f.type_bad.replace(VALUE, v(name))})", f"invalid {name}"))
+        if f.null_bad:
+            checks.append((f"{v(name)} is null and {f.present}", f"invalid {name}"))
         if name in REQUIRED[kind]:
             checks.append((f"{v(name)} is null", f"missing {name}"))
         if name in TIME_FIELDS:
