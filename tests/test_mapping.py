@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -85,16 +84,6 @@ email = "contact.email"
     assert m.actions == {"thumbnail": "thumbnail_delivered"}
     assert m.source_path("grants", "device_id") == ["camera"]
     assert m.source_path("accounts", "email") == ["contact", "email"]
-
-
-def test_spec_example_map_loads(tmp_path: Path) -> None:
-    spec = (ROOT.parent / "shared" / "SPEC.md")
-    text = spec.read_text() if spec.exists() else ""
-    block = re.search(r"```toml\n(.*?)```", text, re.S)
-    if block is None:
-        pytest.skip("SPEC.md not beside the checkout")
-    m = load_mapping(write_map(tmp_path, block.group(1)))
-    assert m.source_path("events", "user_id") == ["actor", "user", "uid"]
 
 
 @pytest.mark.parametrize(
