@@ -38,7 +38,7 @@ from forensics.store import StoreOptions, engine_error, open_store
 KINDS = ("events", "grants", "accounts")
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
-CHUNK = 32 << 20  # bytes read and parsed at a time: bounded memory on any file size
+CHUNK = 128 << 20  # bytes read and parsed at a time: bounded memory on any file size
 RAW_LIMIT = 1 << 20  # a rejected record's raw text is kept up to this many characters
 _REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _GLOB_CHARS = re.compile(r"[*?\[]")
