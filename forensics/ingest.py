@@ -581,6 +581,8 @@ class _FileLoader:
         tbl = pa.Table.from_batches([rb]).append_column(
             "__rec", pa.array(np.arange(first_rec, first_rec + n, dtype=np.int64))
         )
+        # Several record batches (zero-copy slices), so that DuckDB scans on all threads.
+        tbl = pa.Table.from_batches(tbl.to_batches(max_chunksize=1 << 16))
         con.register("batch_in", tbl)
         try:
             types = dict(
