@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from forensics import exposure
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 PY = sys.executable
@@ -169,19 +171,7 @@ keys = ["deliveries", "cross_account_deliveries", "recipients", "cross_account_t
 print(json.dumps(dict(zip(keys, row))))
 """
 
-FIGURE_KEYS = [
-    "deliveries",
-    "cross_account_deliveries",
-    "recipients",
-    "cross_account_taps",
-    "tappers",
-    "cross_account_plays",
-    "video_viewers",
-    "exposed_devices",
-    "exposed_owners",
-    "unlinked_unauthorized_accesses",
-    "cross_account_deliveries_outside_window",
-]
+FIGURE_KEYS = list(exposure.FIGURE_KEYS)  # SPEC §5's keys, as `exposure --json` gives them
 
 
 def run_once(cmd: list[str]) -> tuple[float, float, str]:
