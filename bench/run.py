@@ -28,7 +28,7 @@ from forensics import exposure
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 PY = sys.executable
-FORENSICS = [PY, "-m", "forensics.cli"] if shutil.which("forensics") is None else ["forensics"]
+FORENSICS = [PY, "-m", "forensics"] if shutil.which("forensics") is None else ["forensics"]
 
 BARE_PARQUET = """
 import sys, duckdb
