@@ -466,7 +466,7 @@ class _FileLoader:
                 continue
             paths.append(_json_path(spec))
             used.add(spec[0])
-            sources[name] = Source(f"v[{len(paths)}]", "json", f"fx_jstr(v[{len(paths)}])")
+            sources[name] = Source(f"v[{len(paths)}]", "json")
         extras = sorted(keys - used - set(CANONICAL[kind])) if kind == "events" else []
         return sources, paths + [_json_path([k]) for k in extras]
 
@@ -811,14 +811,12 @@ def _used(sql: str, params: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- one file
 
 
-def _hash_file(path: Path, progress: Progress | None) -> tuple[str, int]:
+def _hash_file(path: Path) -> str:
     h = hashlib.sha256()
-    n = 0
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
             h.update(chunk)
-            n += len(chunk)
-    return h.hexdigest(), n
+    return h.hexdigest()
 
 
 def read_into_stage(
@@ -827,7 +825,7 @@ def read_into_stage(
 ) -> str:
     """Parse the whole file into the loader's stage; returns its SHA-256."""
     if fmt == "parquet":
-        sha, _ = _hash_file(path, None)
+        sha = _hash_file(path)
         try:
             pf = pq.ParquetFile(path, page_checksum_verification=True)
             rec = 1

@@ -523,9 +523,8 @@ class FileMapper:
             ).fetchall()
             typ = str(row[0][0]) if row else "NULL"
             if typ.upper() == "JSON":
-                # A per-record JSON value: normalize reads its text and its string value.
-                text = f"json_extract_string({col}, '$')"
-                sources[name] = Source(f"({col})::varchar", "json", text)
+                # A per-record JSON value: normalize tells its type from its JSON text.
+                sources[name] = Source(f"({col})::varchar", "json")
             else:
                 sources[name] = Source(col, "NULL" if typ == '"NULL"' else typ)
             parts.append(part)

@@ -39,11 +39,6 @@ _TS_RE = (
 MACROS = f"""
 create or replace temp macro fx_text(s) as
     case when s is null or trim(s, e' \\t\\n\\r\\f\\v') = '' then null else s end;
-create or replace temp macro fx_jstr(j) as
-    -- A JSON string value's text: unescaped by the parser only when it has escapes.
-    case when left(j, 1) <> '"' then null
-         when contains(j, '\\') then json_extract_string(j, '$')
-         else j[2:-2] end;
 create or replace temp macro fx_ts_parts(r, tz) as
     case
         when r.y = '' then null
@@ -85,13 +80,13 @@ create or replace temp macro fx_us_ts(us) as
 class Source:
     """Where a canonical field's value comes from: an SQL expression and its type.
 
-    `type` is "json" for a JSON value whose type varies per record, "missing" when the
-    source has no such field, else the DuckDB type name of a typed column.
+    `type` is "json" for a JSON value whose type varies per record (`expr` is then its JSON
+    text as VARCHAR, e.g. `"abc"`, `12`, `null`), "missing" when the source has no such
+    field, else the DuckDB type name of a typed column.
     """
 
     expr: str
     type: str
-    text: str = ""  # for "json": the same value as text (json_extract_string), read once
 
 
 VALUE = "__VALUE__"  # stands for the field's computed value column in `type_bad`
