@@ -8,6 +8,8 @@ cross_account_taps and cross_account_plays on a (read-only) connection; `compute
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -56,9 +58,25 @@ def window_params(window: Window) -> dict[str, object]:
 def prepare_window(con: duckdb.DuckDBPyConnection, window: Window) -> None:
     """Materialise the cross-account temp tables for `window` (SPEC §5) on `con`."""
     params = window_params(window)
-    for name in _PREPARED:
-        materialize_query(con, name, params)
-    materialize_query(con, "analysis_window", params)
+    with _unordered(con):
+        for name in _PREPARED:
+            materialize_query(con, name, params)
+        materialize_query(con, "analysis_window", params)
+
+
+@contextmanager
+def _unordered(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """preserve_insertion_order off while the temp tables are made, then as it was.
+
+    No temp table promises a row order (every reader sorts or aggregates), so DuckDB may
+    build them in parallel without keeping scan order; the caller's queries are unaffected.
+    """
+    row = con.execute("select current_setting('preserve_insertion_order')").fetchall()
+    con.execute("set preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        con.execute("set preserve_insertion_order = $v", {"v": bool(row[0][0])})
 
 
 def _is_prepared(con: duckdb.DuckDBPyConnection, window: Window) -> bool:

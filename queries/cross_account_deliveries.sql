@@ -4,6 +4,7 @@
 --        owners of the device at that instant (sorted, empty when there are none)
 -- params: $window_start (inclusive), $window_end (exclusive)
 -- Reads the temp table unauthorized_accesses.
+-- No ORDER BY: a temp table, materialised unordered; every reader sorts or aggregates.
 select
     d.ts as delivered_at,
     d.user_id as recipient_id,
@@ -25,4 +26,3 @@ where d.action = 'thumbnail_delivered'
     and d.ts < $window_end
 group by
     d.ts, d.user_id, d.device_id, d.event_id, d.request_id, d.source_id, d.source_record
-order by delivered_at, request_id nulls last, source_id, source_record

@@ -4,6 +4,7 @@
 --        delivery of E to U at some t1 <= t2 (t2 may be after the window)
 -- params: none
 -- Reads the temp tables unauthorized_accesses and cross_account_deliveries.
+-- No ORDER BY: a temp table, materialised unordered; every reader sorts or aggregates.
 select
     t.ts as tapped_at,
     t.user_id,
@@ -22,4 +23,3 @@ inner join (
     and f.event_id = t.event_id
     and f.first_delivered_at <= t.ts
 where t.action = 'thumbnail_tapped'
-order by tapped_at, request_id nulls last, source_id, source_record
