@@ -6,15 +6,14 @@
 -- Authorization is checked against ALL grants of (device, user), [valid_from, valid_to)
 -- with nulls open, so overlapping grants work (an ASOF join would see only one of them).
 -- ANTI JOIN is DuckDB's and Spark SQL's spelling of the same anti semi join.
--- request_id is looked up afterwards for the few unauthorized rows only: it is the widest
--- column, and carried through the anti join it would be copied for every analysed access.
+-- The anti join carries only what it needs (keys, ts, provenance): every column it carries
+-- is copied into its hash table for each analysed access. action, event_id and request_id
+-- are looked up afterwards, for the few unauthorized rows only.
 with unauthorized as (
     select
         e.ts,
-        e.action,
         e.user_id,
         e.device_id,
-        e.event_id,
         e.source_id,
         e.source_record
     from events as e
@@ -31,10 +30,10 @@ with unauthorized as (
 )
 select
     u.ts,
-    u.action,
+    r.action,
     u.user_id,
     u.device_id,
-    u.event_id,
+    r.event_id,
     r.request_id,
     u.source_id,
     u.source_record
