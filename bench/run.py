@@ -118,6 +118,7 @@ import json, sys, duckdb
 ev, gr, ws, we = sys.argv[1:5]
 con = duckdb.connect()
 con.execute("set TimeZone='UTC'")
+con.execute("set enable_progress_bar=false")  # stdout carries the figures as JSON
 p = {"ev": ev, "gr": gr, "ws": ws, "we": we}
 con.execute('''
 create temp table u as
