@@ -23,7 +23,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from forensics import __version__
-from forensics.errors import ExitCode, ForensicsError, UsageError
+from forensics.errors import ExitCode, ForensicsError
 from forensics.store import StoreOptions, resolve_db_path
 
 # markup/emoji/highlight off: text from evidence must never style, link or colour the terminal.
@@ -699,4 +699,4 @@ def main() -> None:
     app()
 
 
-__all__ = ["app", "main", "UsageError", "Path"]
+__all__ = ["app", "main"]
