@@ -722,13 +722,14 @@ class _FileLoader:
         cols = "ts, action, user_id, device_id, event_id, request_id, status, extra"
         before = _count(con, "events")
         stored = before > 0
-        repeats = _scalar(
-            con,
-            "select (count(request_id) - count(distinct request_id)) + (count(*) filter "
-            "(where request_id is null) - (select count(*) from (select distinct ts, action, "
-            "user_id, device_id, event_id, status from stage where err is null and "
-            "request_id is null))) from stage where err is null",
-        )
+        row = con.execute(
+            "select count(request_id), count(distinct request_id), "
+            "count(*) filter (where request_id is null), (select count(*) from (select "
+            "distinct ts, action, user_id, device_id, event_id, status from stage where "
+            "err is null and request_id is null)) from stage where err is null"
+        ).fetchone()
+        with_id, distinct_ids, without_id, distinct_tuples = (int(x) for x in row or (0,) * 4)
+        repeats = (with_id - distinct_ids) + (without_id - distinct_tuples)
         firsts = (
             "select * from stage where err is null qualify row_number() over (partition by "
             "request_id, case when request_id is null then struct_pack(ts := ts, "
@@ -737,13 +738,16 @@ class _FileLoader:
             if repeats
             else "select * from stage where err is null"
         )
-        seen = ""
-        if stored:
+        # Against the store, each kind of key is looked up only if the file has it.
+        seen: list[str] = []
+        if stored and with_id:
             con.execute(
                 "create or replace temp table seen_ids as select distinct s.request_id "
                 "from stage s join events e on e.request_id = s.request_id "
                 "where s.err is null"
             )
+            seen.append("not exists (select 1 from seen_ids d where d.request_id = f.request_id)")
+        if stored and without_id:
             con.execute(
                 "create or replace temp table seen_tuples as select distinct ts, action, "
                 "user_id, device_id, event_id, status from (select s.* from stage s "
@@ -754,19 +758,19 @@ class _FileLoader:
                 "and e.event_id is not distinct from s.event_id "
                 "and e.status is not distinct from s.status)"
             )
-            seen = (
-                " where not exists (select 1 from seen_ids d where d.request_id = f.request_id)"
-                " and not exists (select 1 from seen_tuples d where f.request_id is null"
+            seen.append(
+                "not exists (select 1 from seen_tuples d where f.request_id is null"
                 " and d.ts = f.ts and d.action = f.action and d.user_id = f.user_id"
                 " and d.device_id is not distinct from f.device_id"
                 " and d.event_id is not distinct from f.event_id"
                 " and d.status is not distinct from f.status)"
             )
+        where = " where " + " and ".join(seen) if seen else ""
         # Rows go in by time, so each row group covers a narrow time range (zone maps
         # then skip most of the table for a window); provenance keeps the file order.
         con.execute(
             f"insert into events ({cols}, source_id, source_record) "  # noqa: S608
-            f"select {cols}, $sid, rec from ({firsts}) f{seen} order by ts, rec",
+            f"select {cols}, $sid, rec from ({firsts}) f{where} order by ts, rec",
             {"sid": sid},
         )
         for t in ("seen_ids", "seen_tuples"):
