@@ -38,7 +38,10 @@ _TS_RE = (
 # the value cannot be read; callers decide whether NULL means "missing" or "invalid".
 MACROS = f"""
 create or replace temp macro fx_text(s) as
-    case when s is null or trim(s, e' \\t\\n\\r\\f\\v') = '' then null else s end;
+    -- Blank means empty or whitespace only; only a string opening with whitespace is trimmed.
+    case when s is null or s = '' or (ascii(s) in (9, 10, 11, 12, 13, 32)
+                                      and trim(s, e' \\t\\n\\r\\f\\v') = '')
+         then null else s end;
 create or replace temp macro fx_ts_parts(r, tz) as
     case
         when r.y = '' then null

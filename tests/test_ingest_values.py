@@ -156,7 +156,9 @@ def test_ids_keep_their_exact_text(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("value", ["1e0", "1.5", "true", "{}", "[]", '"  "', '""', "null"])
+@pytest.mark.parametrize(
+    "value", ["1e0", "1.5", "true", "{}", "[]", '"  "', '""', '"\\t \\n"', "null"]
+)
 def test_unusable_user_ids_reject_the_record(tmp_path: Path, value: str) -> None:
     f = tmp_path / "e.ndjson"
     f.write_text(f'{{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":{value}}}\n')
@@ -325,3 +327,15 @@ def test_escaped_json_strings_are_unescaped_exactly(tmp_path: Path) -> None:
     run(db, f)
     assert rows(db, "select user_id from events order by request_id") == [
         ("café",), ('a"b\\c',), ("😀",), ("plain",)]
+
+
+def test_parquet_blank_text_is_missing_but_leading_space_is_kept(tmp_path: Path) -> None:
+    f = write_parquet(
+        tmp_path / "e.parquet",
+        {"ts": ["2024-02-16T09:00:00Z"] * 4, "action": ["a"] * 4,
+         "user_id": ["\t ", " x", "", "y "]},
+    )
+    db = tmp_path / "s.duckdb"
+    report = run(db, f)
+    assert report.files[0].rows_rejected == 2
+    assert rows(db, "select user_id from events order by source_record") == [(" x",), ("y ",)]
