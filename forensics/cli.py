@@ -268,19 +268,25 @@ class _ingest_progress:
 def _render_ingest(report: Any) -> None:
     from rich.table import Table
 
-    table = Table(title="ingest", title_justify="left")
-    for col in ("file", "kind", "status", "read", "loaded", "rejected", "duplicate"):
-        table.add_column(col, justify="right" if col in ("read", "loaded", "rejected",
-                                                          "duplicate") else "left")
+    t = report.totals()
+    table = Table(
+        title="ingest", title_justify="left", caption_justify="left",
+        caption=f"{t['files']} files: {t['loaded']} loaded, {t['skipped']} skipped, "
+        f"{t['failed']} failed",
+    )
+    table.add_column("file", overflow="fold", ratio=1)  # a path is evidence: wrapped, not cut
+    for col in ("kind", "status"):
+        table.add_column(col, no_wrap=True)
+    for col in ("read", "loaded", "rejected", "duplicate"):
+        table.add_column(col, justify="right", no_wrap=True)
     for f in report.files:
         table.add_row(
             f.path, f.kind or "", f.status, str(f.rows_read), str(f.rows_loaded),
             str(f.rows_rejected), str(f.rows_duplicate),
         )
-    t = report.totals()
+    table.add_section()
     table.add_row(
-        f"total: {t['files']} files", "", f"{t['loaded']} loaded, {t['skipped']} skipped, "
-        f"{t['failed']} failed", str(t["rows_read"]), str(t["rows_loaded"]),
+        "total", "", "", str(t["rows_read"]), str(t["rows_loaded"]),
         str(t["rows_rejected"]), str(t["rows_duplicate"]),
     )
     err_console.print(table)
