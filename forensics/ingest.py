@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from forensics import __version__
 from forensics.errors import InputError, UsageError
 from forensics.mapping import FileMapper
-from forensics.normalize import CANONICAL, MACROS, Source, normalize
+from forensics.normalize import CANONICAL, MACROS, Normalized, Source, normalize
 from forensics.store import StoreOptions, engine_error, open_store
 
 KINDS = ("events", "grants", "accounts")
@@ -399,6 +399,11 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _struct_json(columns: list[str]) -> str:
+    """SQL for a JSON object of these columns, keyed by their names."""
+    return "to_json(struct_pack(" + ", ".join(f"{_ident(c)} := {_ident(c)}" for c in columns) + "))"
+
+
 class _FileLoader:
     """Stages one file's records in a temp table, then commits them with its sources row."""
 
@@ -518,20 +523,17 @@ class _FileLoader:
             ))
             if mapper.exprs:
                 m_join, m_cols = mapper.join("rec"), mapper.columns()
-        norm = normalize(kind, sources, tz_param="$tz", action_map="action_from" in self.params)
-        inner = ", ".join(f"{e} as {a}" for a, e in norm.inner.items())
-        pre = "".join(f", {e} as {a}" for a, e in norm.pre.items())
+        norm, pre, inner = self._normalize(kind, sources)
         params = dict(self.params, paths=paths)
         exprs = [f"{v} as {n}" for n, v in norm.columns.items()]
         names = list(norm.columns)
         if kind == "events":
             names.append("extra")
-            if len(paths) > n_canon:
-                params["extra_names"] = [self._unpointer(p) for p in paths[n_canon:]]
-                names_ = params["extra_names"]
-                params.update({f"xk{i}": k for i, k in enumerate(names_)})
+            extra_names = [self._unpointer(p) for p in paths[n_canon:]]
+            if extra_names:
+                params.update({f"xk{i}": k for i, k in enumerate(extra_names)})
                 pairs = ", ".join(
-                    f"$xk{i}, v[{n_canon + 1 + i}]::json" for i in range(len(names_))
+                    f"$xk{i}, v[{n_canon + 1 + i}]::json" for i in range(len(extra_names))
                 )
                 # An extra key missing from a record is stored as null in its object.
                 exprs.append(f"json_object({pairs}) as extra")
@@ -557,6 +559,14 @@ class _FileLoader:
             )
         """  # noqa: S608 - expressions are built from canonical names; values are bound
         con.execute(sql, _used(sql, params))
+
+    def _normalize(self, kind: str, sources: dict[str, Source]) -> tuple[Normalized, str, str]:
+        """SPEC §2.4 for this file's fields, with the select lists of its two lower levels:
+        `pre` (", expr as alias" each, to follow a `*`) and `inner` (comma-separated)."""
+        norm = normalize(kind, sources, tz_param="$tz", action_map="action_from" in self.params)
+        pre = "".join(f", {e} as {a}" for a, e in norm.pre.items())
+        inner = ", ".join(f"{e} as {a}" for a, e in norm.inner.items())
+        return norm, pre, inner
 
     def _hold_parsed(self) -> None:
         """Keep a batch with no JSON object at all (all malformed) until the kind is known."""
@@ -610,21 +620,15 @@ class _FileLoader:
                 )
                 sources[name] = Source(expr, typ)
                 used.add(spec[0])
-            norm = normalize(kind, sources, tz_param="$tz", action_map="action_from" in self.params)
-            inner = ", ".join(f"{e} as {a}" for a, e in norm.inner.items())
-            pre = "".join(f", {e} as {a}" for a, e in norm.pre.items())
+            norm, pre, inner = self._normalize(kind, sources)
             all_cols = [c for c in names if c != "__rec"]
-            raw_expr = "to_json(struct_pack(" + ", ".join(
-                f"{_ident(c)} := {_ident(c)}" for c in all_cols
-            ) + "))" if all_cols else "'{}'"
+            raw_expr = _struct_json(all_cols) if all_cols else "'{}'"
             cols = ", ".join(f"{v} as {n}" for n, v in norm.columns.items())
             select_cols = ", ".join(norm.columns.keys())
             extra = ""
             if kind == "events":
                 extras = [c for c in all_cols if c not in used and c not in CANONICAL[kind]]
-                extra = (", to_json(struct_pack(" + ", ".join(
-                    f"{_ident(c)} := {_ident(c)}" for c in extras) + ")) as extra"
-                    if extras else ", null::json as extra")
+                extra = f", {_struct_json(extras)} as extra" if extras else ", null::json as extra"
             sql = f"""
                 insert into stage (rec, err, raw, {select_cols}{', extra' if extra else ''})
                 select __rec, err, case when err is not null then left({raw_expr}::varchar,
