@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from forensics.ingest import sha256_file
 from forensics.store import StoreOptions, engine_error, open_store
 
 
@@ -68,12 +68,8 @@ def verify_sources(store: StoreOptions) -> list[dict[str, Any]]:
         if not path.is_file():
             status = "missing"
         else:
-            h = hashlib.sha256()
             try:
-                with open(path, "rb") as f:
-                    while chunk := f.read(1 << 24):
-                        h.update(chunk)
-                status = "ok" if h.hexdigest() == r["sha256"] else "changed"
+                status = "ok" if sha256_file(path) == r["sha256"] else "changed"
             except OSError:
                 status = "missing"
         out.append({"path": r["path"], "sha256": r["sha256"], "status": status})

@@ -819,7 +819,8 @@ def _used(sql: str, params: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- one file
 
 
-def _hash_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The file's SHA-256, read in bounded chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
@@ -833,7 +834,7 @@ def read_into_stage(
 ) -> str:
     """Parse the whole file into the loader's stage; returns its SHA-256."""
     if fmt == "parquet":
-        sha = _hash_file(path)
+        sha = sha256_file(path)
         try:
             pf = pq.ParquetFile(path, page_checksum_verification=True)
             rec = 1
