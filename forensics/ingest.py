@@ -376,18 +376,33 @@ _STAGE_COLUMNS: dict[str, str] = {
 }
 # Record-level JSON problems DuckDB's lenient parser lets through (HOSTILE_INPUTS #1, #4):
 # duplicate keys, NaN/Infinity and trailing commas (checked outside string literals).
-_JSON_ERR = (
+_JSON_ERR_SHAPE = (
     "case when pre_err is not null then pre_err "
     "when t is null then 'malformed JSON' "
-    "when t <> 'OBJECT' then 'not a JSON object' "
-    "when len(k) <> len(list_distinct(k)) then 'duplicate key' "
+    "when t <> 'OBJECT' then 'not a JSON object' end"
+)
+_JSON_ERR_DUP = "case when len(k) <> len(list_distinct(k)) then 'duplicate key' end"
+_JSON_ERR_STANDARD = (
     # A cheap test first; string literals are stripped only for the few candidates.
-    "when (contains(raw, 'NaN') or contains(raw, 'Infinity') "
+    "case when (contains(raw, 'NaN') or contains(raw, 'Infinity') "
     "or regexp_matches(raw, ',\\s*[\\]}]')) "
     "and regexp_matches(regexp_replace(raw, '\"(?:[^\"\\\\]|\\\\.)*\"', '\"\"', 'g'), "
     "'NaN|Infinity|,\\s*[\\]}]') "
     "then 'not standard JSON (NaN, Infinity or a trailing comma)' end"
 )
+_JSON_ERR = f"coalesce({_JSON_ERR_SHAPE}, {_JSON_ERR_DUP}, {_JSON_ERR_STANDARD})"
+MAX_COUNTED_KEYS = 256  # up to this many keys per file, duplicates are found by counting
+
+
+def _dup_by_count(n_paths: int) -> str:
+    """'duplicate key' when a record lists more keys than it has distinct ones.
+
+    `v` holds every top-level key of the file (json_extract gives NULL only for a key the
+    record lacks), so the distinct keys are the non-NULL entries; counting them costs far
+    less than list_distinct(k) on every record.
+    """
+    present = " + ".join(f"(v[{i}] is not null)::int" for i in range(1, n_paths + 1)) or "0"
+    return f"case when len(k) <> {present} then 'duplicate key' end"
 
 
 def _json_path(key_path: list[str]) -> str:
@@ -472,7 +487,12 @@ class _FileLoader:
             paths.append(_json_path(spec))
             used.add(spec[0])
             sources[name] = Source(f"v[{len(paths)}]", "json")
-        extras = sorted(keys - used - set(CANONICAL[kind])) if kind == "events" else []
+        # Without a map every top-level key is extracted (for events they are the extras
+        # kept; for all kinds they let duplicates be found by counting, see _dup_by_count).
+        extras = (
+            sorted(keys - used - set(CANONICAL[kind]))
+            if kind == "events" or mapping is None else []
+        )
         return sources, paths + [_json_path([k]) for k in extras]
 
     def add_json(self, lines: _Lines) -> None:
@@ -540,17 +560,21 @@ class _FileLoader:
             else:
                 exprs.append("null::json as extra")
         cols = ", ".join(names)
+        counted = self.options.mapping is None and len(paths) <= MAX_COUNTED_KEYS
+        dup = _dup_by_count(len(paths)) if counted else _JSON_ERR_DUP
         sql = f"""
             insert into stage (rec, err, raw, {cols})
             select rec, err,
                    case when err is not null then left(rtrim(raw, e'\\r\\n'), {RAW_LIMIT}) end,
                    {cols}
             from (
-                select rec, raw, coalesce(jerr, {norm.reason}) as err, {", ".join(exprs)}
+                select rec, raw, coalesce(jerr, {dup}, jstd, {norm.reason}) as err,
+                       {", ".join(exprs)}
                 from (
                     select *, {inner}
                     from (select *{pre} from (
-                        select rec, raw, {_JSON_ERR} as jerr,
+                        select rec, raw, k, {_JSON_ERR_SHAPE} as jerr,
+                               {_JSON_ERR_STANDARD} as jstd,
                                case when t = 'OBJECT' then json_extract(raw, $paths)::varchar[]
                                end as v{m_cols}
                         from parsed{m_join}
@@ -726,11 +750,13 @@ class _FileLoader:
         cols = "ts, action, user_id, device_id, event_id, request_id, status, extra"
         before = _count(con, "events")
         stored = before > 0
+        # Distinct 64-bit hashes, not distinct strings: cheaper, and a collision can only
+        # lower the count, so "no repeats" is never wrong (it just takes the exact pass).
         row = con.execute(
-            "select count(request_id), count(distinct request_id), "
-            "count(*) filter (where request_id is null), (select count(*) from (select "
-            "distinct ts, action, user_id, device_id, event_id, status from stage where "
-            "err is null and request_id is null)) from stage where err is null"
+            "select count(request_id), count(distinct hash(request_id)), "
+            "count(*) filter (where request_id is null), count(distinct hash(ts, action, "
+            "user_id, device_id, event_id, status)) filter (where request_id is null) "
+            "from stage where err is null"
         ).fetchone()
         with_id, distinct_ids, without_id, distinct_tuples = (int(x) for x in row or (0,) * 4)
         repeats = (with_id - distinct_ids) + (without_id - distinct_tuples)

@@ -70,6 +70,31 @@ def test_malformed_records_are_rejected_with_their_line_numbers(tmp_path: Path) 
     assert rows(db, "select raw from rejects where source_record = 2")[0][0] == lines[1]
 
 
+@pytest.mark.parametrize("width", [0, 300])  # 300 keys: past the counting shortcut
+@pytest.mark.parametrize("kind", ["events", "grants", "accounts"])
+def test_duplicate_keys_reject_for_every_kind_and_width(
+    tmp_path: Path, kind: str, width: int
+) -> None:
+    base = {
+        "events": {"ts": "2024-02-16T09:00:00Z", "action": "x", "user_id": "u"},
+        "grants": {"device_id": "d", "user_id": "u"},
+        "accounts": {"user_id": "u"},
+    }[kind]
+    wide = {f"k{i}": i for i in range(width)}
+    good = json.dumps({**base, **wide, "note": None})  # a JSON null is still a key
+    fewer = json.dumps(base)  # lacks keys other records have: not a duplicate
+    body = json.dumps({**base, **wide})[1:-1]
+    dup_last = "{" + body + ', "user_id": "v"}'
+    dup_null = "{" + body + ', "note": null, "note": null}'
+    f = tmp_path / "x.ndjson"
+    f.write_text("\n".join([good, dup_last, fewer, dup_null]) + "\n")
+    db = tmp_path / "s.duckdb"
+    r = _only(run(db, f, kind=kind))
+    assert (r.rows_loaded, r.rows_rejected) == (2, 2)
+    assert rows(db, "select source_record, reason from rejects order by 1") == [
+        (2, "duplicate key"), (4, "duplicate key")]
+
+
 def test_crlf_blank_lines_bom_and_no_final_newline_count_right(tmp_path: Path) -> None:
     body = "\r\n".join(json.dumps(r) for r in GOOD[:2]) + "\r\n\r\n   \n" + json.dumps(GOOD[2])
     f = tmp_path / "e.ndjson"
