@@ -175,8 +175,19 @@ print(json.dumps(dict(zip(keys, row))))
 FIGURE_KEYS = list(exposure.FIGURE_KEYS)  # SPEC §5's keys, as `exposure --json` gives them
 
 
-def run_once(cmd: list[str]) -> tuple[float, float, str]:
-    """Run one process; return (wall seconds, peak RSS MB, stdout)."""
+class EngineFailed(Exception):
+    """A baseline process that did not finish (e.g. killed for memory); recorded, not fatal."""
+
+    def __init__(self, returncode: int, wall: float, peak_mb: float, tail: str) -> None:
+        super().__init__(f"exit {returncode}")
+        self.returncode, self.wall, self.peak_mb, self.tail = returncode, wall, peak_mb, tail
+
+
+def run_once(cmd: list[str], *, may_fail: bool = False) -> tuple[float, float, str]:
+    """Run one process; return (wall seconds, peak RSS MB, stdout).
+
+    A failing process stops the benchmark, unless `may_fail` (baselines): then EngineFailed.
+    """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err)
@@ -188,18 +199,21 @@ def run_once(cmd: list[str]) -> tuple[float, float, str]:
         stdout = out.read().decode()
         if proc.returncode not in (0,):
             tail = err.read().decode()[-2000:]
+            if may_fail:
+                raise EngineFailed(proc.returncode, wall, usage.ru_maxrss / 1024, tail)
             raise SystemExit(f"bench: command failed ({proc.returncode}): {cmd[:4]}...\n{tail}")
     return wall, usage.ru_maxrss / 1024, stdout
 
 
 def timed(
-    cmd: list[str], repeat: int, setup: Callable[[], None] | None = None
+    cmd: list[str], repeat: int, setup: Callable[[], None] | None = None, *,
+    may_fail: bool = False,
 ) -> tuple[float, float, str]:
     walls, rss, stdout = [], 0.0, ""
     for _ in range(repeat):
         if setup:
             setup()
-        wall, peak, stdout = run_once(cmd)
+        wall, peak, stdout = run_once(cmd, may_fail=may_fail)
         walls.append(wall)
         rss = max(rss, peak)
     return statistics.median(walls), rss, stdout
@@ -242,6 +256,7 @@ def main() -> int:
     )
     fopts = ["--memory-limit", args.memory_limit] if args.memory_limit else []
     rows: list[dict[str, object]] = []
+    failed: list[dict[str, object]] = []
 
     def record(
         step: str, engine: str, res: tuple[float, float, str], base: str | None, note: str = ""
@@ -311,14 +326,25 @@ def main() -> int:
     record("exposure", "forensics", res, "polars")
     want = {k: json.loads(res[2])[k] for k in FIGURE_KEYS}
     figures = {"forensics": want}
-    res = timed([PY, "-c", POLARS, str(evp), str(grp), window["start"], window["end"]], repeat)
-    record("exposure", "polars", res, "polars", "lazy, over exported store tables")
-    figures["polars"] = json.loads(res[2])
-    res = timed(
-        [PY, "-c", DUCKDB_INPLACE, str(evp), str(grp), window["start"], window["end"]], repeat
-    )
-    record("exposure", "duckdb in place", res, "polars", "SQL over exported Parquet")
-    figures["duckdb in place"] = json.loads(res[2])
+    for engine, script, note in (
+        ("polars", POLARS, "lazy, over exported store tables"),
+        ("duckdb in place", DUCKDB_INPLACE, "SQL over exported Parquet"),
+    ):
+        cmd = [PY, "-c", script, str(evp), str(grp), window["start"], window["end"]]
+        try:
+            res = timed(cmd, repeat, may_fail=True)
+        except EngineFailed as e:
+            # A baseline that cannot finish here (Polars runs out of memory at 100M events)
+            # is a result too: recorded with how long it ran and how much memory it held.
+            why = "killed (out of memory?)" if e.returncode < 0 else f"exit {e.returncode}"
+            print(f"bench: {engine} failed: {why}; {e.tail.strip()[-300:]}", file=sys.stderr)
+            failed.append({"step": "exposure", "engine": engine, "seconds": None,
+                           "failed_after_s": round(e.wall, 3), "peak_rss_mb": round(e.peak_mb, 1),
+                           "baseline": "polars", "note": f"FAILED: {why}"})
+            rows.append(failed[-1])
+            continue
+        record("exposure", engine, res, "polars", note)
+        figures[engine] = json.loads(res[2])
     # 4. notify
     record(
         "notify",
@@ -344,7 +370,8 @@ def main() -> int:
     secs = {(x["step"], x["engine"]): x["seconds"] for x in rows}
     for x in rows:
         base = secs.get((x["step"], x["baseline"])) if x["baseline"] else None
-        x["ratio"] = round(float(x["seconds"]) / base, 2) if base else None  # type: ignore[arg-type]
+        ok = x["seconds"] is not None
+        x["ratio"] = round(float(x["seconds"]) / base, 2) if base and ok else None  # type: ignore[arg-type]
 
     disagree = {
         eng: {k: (f.get(k), want[k]) for k in FIGURE_KEYS if f.get(k) != want[k]}
@@ -359,11 +386,14 @@ def main() -> int:
     print(f"{'step':<16}{'engine':<18}{'median s':>10}{'ratio':>8}{'peak RSS MB':>13}")
     for x in rows:
         ratio = f"{x['ratio']:.2f}x" if x["ratio"] is not None else "-"
+        secs_s = f"{x['seconds']:>10.3f}" if x["seconds"] is not None else f"{'FAILED':>10}"
         print(
-            f"{x['step']:<16}{x['engine']:<18}{x['seconds']:>10.3f}{ratio:>8}"
-            f"{x['peak_rss_mb']:>13.1f}"
+            f"{x['step']:<16}{x['engine']:<18}{secs_s}{ratio:>8}"
+            f"{x['peak_rss_mb']:>13.1f}  {x['note']}"
         )
     print("figures agree" if not disagree else f"FIGURES DISAGREE: {disagree}")
+    if failed:
+        print(f"baselines that did not finish: {', '.join(str(f['engine']) for f in failed)}")
 
     result = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
