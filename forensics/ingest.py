@@ -35,6 +35,18 @@ from forensics.mapping import FileMapper
 from forensics.normalize import CANONICAL, MACROS, Normalized, Source, normalize
 from forensics.store import StoreOptions, engine_error, open_store
 
+try:
+    # ISA-L's gzip reader: about 3x faster than the standard library's, with the same checks
+    # (CRC and length of every member, truncation, multi-member files) and error classes.
+    from isal import igzip as _igzip
+    from isal.isal_zlib import error as _isal_error
+
+    _GzipFile: Any = _igzip.IGzipFile
+    _ISAL_ERRORS: tuple[type[Exception], ...] = (_isal_error,)
+except ImportError:  # a platform without ISA-L wheels
+    _GzipFile = gzip.GzipFile
+    _ISAL_ERRORS = ()
+
 KINDS = ("events", "grants", "accounts")
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
@@ -202,7 +214,7 @@ def _decompressed_chunks(
             yield chunk
         return
     if compression == "gzip":
-        gz = gzip.GzipFile(fileobj=reader, mode="rb")
+        gz = _GzipFile(fileobj=reader, mode="rb")
         try:
             while chunk := gz.read(CHUNK):
                 yield chunk
@@ -210,7 +222,7 @@ def _decompressed_chunks(
             raise InputError("gzip", f"not a valid gzip file ({e})") from None
         except EOFError:
             raise InputError("gzip", "compressed data is truncated") from None
-        except (zlib.error, OSError) as e:
+        except (zlib.error, OSError, *_ISAL_ERRORS) as e:
             raise InputError("gzip", f"corrupt compressed data ({e})") from None
         return
     yield from _zstd_chunks(reader)
@@ -753,7 +765,9 @@ class _FileLoader:
         # Distinct 64-bit hashes, not distinct strings: cheaper, and a collision can only
         # lower the count, so "no repeats" is never wrong (it just takes the exact pass).
         row = con.execute(
-            "select count(request_id), count(distinct hash(request_id)), "
+            # hash(NULL) is a value: filter, or rows without request_id would count here.
+            "select count(request_id), count(distinct hash(request_id)) filter "
+            "(where request_id is not null), "
             "count(*) filter (where request_id is null), count(distinct hash(ts, action, "
             "user_id, device_id, event_id, status)) filter (where request_id is null) "
             "from stage where err is null"

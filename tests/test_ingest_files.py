@@ -356,6 +356,16 @@ def test_duplicates_by_request_id_across_files_and_runs(tmp_path: Path) -> None:
     assert rows(db, "select count(*) from events") == [(6,)]
 
 
+def test_a_repeated_request_id_is_found_beside_records_without_one(tmp_path: Path) -> None:
+    no_id = event()
+    f = write_ndjson(tmp_path / "e.ndjson", [no_id, GOOD[0], GOOD[0]])
+    r = _only(run(tmp_path / "s.duckdb", f))
+    assert (r.rows_loaded, r.rows_duplicate) == (2, 1)
+    g = write_ndjson(tmp_path / "g.ndjson", [GOOD[1], no_id, dict(no_id)])
+    r = _only(run(tmp_path / "t.duckdb", g))
+    assert (r.rows_loaded, r.rows_duplicate) == (2, 1)
+
+
 def test_duplicates_without_request_id_compare_all_six_fields(tmp_path: Path) -> None:
     base = event()
     recs = [base, dict(base), dict(base, status=200), dict(base, status=200),
