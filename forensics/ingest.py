@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import numpy as np
@@ -42,7 +42,7 @@ try:
     from isal.isal_zlib import error as _isal_error
 
     _GzipFile: Any = _igzip.IGzipFile
-    _ISAL_ERRORS: tuple[type[Exception], ...] = (_isal_error,)
+    _ISAL_ERRORS: tuple[type[Exception], ...] = (cast("type[Exception]", _isal_error),)
 except ImportError:  # a platform without ISA-L wheels
     _GzipFile = gzip.GzipFile
     _ISAL_ERRORS = ()
