@@ -47,6 +47,8 @@ except ImportError:  # a platform without ISA-L wheels
     _GzipFile = gzip.GzipFile
     _ISAL_ERRORS = ()
 
+_GZIP_ERRORS: tuple[type[Exception], ...] = (zlib.error, OSError, *_ISAL_ERRORS)
+
 KINDS = ("events", "grants", "accounts")
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
@@ -222,7 +224,7 @@ def _decompressed_chunks(
             raise InputError("gzip", f"not a valid gzip file ({e})") from None
         except EOFError:
             raise InputError("gzip", "compressed data is truncated") from None
-        except (zlib.error, OSError, *_ISAL_ERRORS) as e:
+        except _GZIP_ERRORS as e:
             raise InputError("gzip", f"corrupt compressed data ({e})") from None
         return
     yield from _zstd_chunks(reader)
