@@ -82,7 +82,8 @@ def test_duplicate_keys_reject_for_every_kind_and_width(
     }[kind]
     wide = {f"k{i}": i for i in range(width)}
     good = json.dumps({**base, **wide, "note": None})  # a JSON null is still a key
-    fewer = json.dumps(base)  # lacks keys other records have: not a duplicate
+    # Lacks keys other records have: no duplicate key (another user, so no duplicate event).
+    fewer = json.dumps(dict(base, user_id="w"))
     body = json.dumps({**base, **wide})[1:-1]
     dup_last = "{" + body + ', "user_id": "v"}'
     dup_null = "{" + body + ', "note": null, "note": null}'
