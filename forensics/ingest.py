@@ -33,7 +33,7 @@ from forensics import __version__
 from forensics.errors import InputError, UsageError
 from forensics.mapping import FileMapper
 from forensics.normalize import CANONICAL, MACROS, Normalized, Source, normalize
-from forensics.store import StoreOptions, engine_error, open_store
+from forensics.store import DKEY, StoreOptions, engine_error, open_store
 
 try:
     # ISA-L's gzip reader: about 3x faster than the standard library's, with the same checks
@@ -756,70 +756,68 @@ class _FileLoader:
 
         The same request_id is one event; without one, the same (ts, action, user_id,
         device_id, event_id, status). The first record wins, within the file and against
-        everything already stored. Set-based: the file's keys are joined to the store
-        (the file is the small side, so the hash table is built on it), and the
-        within-file pass runs only when the file repeats a key.
+        everything already stored. Set-based, on the 64-bit key hash (store.DKEY): the
+        file's hashes find the few stored rows that may be the same event (a scan of one
+        integer column, however large the store), those rows' real keys are read by rowid,
+        and only exact equality makes a duplicate. The within-file pass runs only when the
+        file repeats a hash.
         """
         con = self.con
         cols = "ts, action, user_id, device_id, event_id, request_id, status, extra"
         before = _count(con, "events")
-        stored = before > 0
-        # Distinct 64-bit hashes, not distinct strings: cheaper, and a collision can only
-        # lower the count, so "no repeats" is never wrong (it just takes the exact pass).
+        # A hash collision can only lower the distinct count: "no repeats" is never wrong.
         row = con.execute(
-            # hash(NULL) is a value: filter, or rows without request_id would count here.
-            "select count(request_id), count(distinct hash(request_id)) filter "
-            "(where request_id is not null), "
-            "count(*) filter (where request_id is null), count(distinct hash(ts, action, "
-            "user_id, device_id, event_id, status)) filter (where request_id is null) "
+            f"select count(*), count(distinct {DKEY}), count(request_id) "  # noqa: S608
             "from stage where err is null"
         ).fetchone()
-        with_id, distinct_ids, without_id, distinct_tuples = (int(x) for x in row or (0,) * 4)
-        repeats = (with_id - distinct_ids) + (without_id - distinct_tuples)
+        total, distinct_keys, with_id = (int(x) for x in row or (0, 0, 0))
         firsts = (
             "select * from stage where err is null qualify row_number() over (partition by "
             "request_id, case when request_id is null then struct_pack(ts := ts, "
             "action := action, user_id := user_id, device_id := device_id, "
             "event_id := event_id, status := status) end order by rec) = 1"
-            if repeats
+            if total - distinct_keys
             else "select * from stage where err is null"
         )
-        # Against the store, each kind of key is looked up only if the file has it.
         seen: list[str] = []
-        if stored and with_id:
+        if before and total:
+            # Stored rows sharing a hash with the file (rowids only), then their exact keys.
             con.execute(
-                "create or replace temp table seen_ids as select distinct s.request_id "
-                "from stage s join events e on e.request_id = s.request_id "
-                "where s.err is null"
+                "create or replace temp table maybe as select e.rowid as rid "  # noqa: S608
+                f"from events e semi join (select distinct {DKEY} as dkey from stage "
+                "where err is null) s on e.dkey = s.dkey"
             )
-            seen.append("not exists (select 1 from seen_ids d where d.request_id = f.request_id)")
-        if stored and without_id:
-            con.execute(
-                "create or replace temp table seen_tuples as select distinct ts, action, "
-                "user_id, device_id, event_id, status from (select s.* from stage s "
-                "join events e on e.request_id is null "
-                "and s.request_id is null and s.err is null and e.ts = s.ts "
-                "and e.action = s.action and e.user_id = s.user_id "
-                "and e.device_id is not distinct from s.device_id "
-                "and e.event_id is not distinct from s.event_id "
-                "and e.status is not distinct from s.status)"
-            )
-            seen.append(
-                "not exists (select 1 from seen_tuples d where f.request_id is null"
-                " and d.ts = f.ts and d.action = f.action and d.user_id = f.user_id"
-                " and d.device_id is not distinct from f.device_id"
-                " and d.event_id is not distinct from f.event_id"
-                " and d.status is not distinct from f.status)"
-            )
+            if with_id:
+                con.execute(
+                    "create or replace temp table seen_ids as select distinct request_id "
+                    "from events where rowid in (select rid from maybe) "
+                    "and request_id is not null"
+                )
+                seen.append(
+                    "not exists (select 1 from seen_ids d where d.request_id = f.request_id)"
+                )
+            if total - with_id:
+                con.execute(
+                    "create or replace temp table seen_tuples as select distinct ts, action, "
+                    "user_id, device_id, event_id, status from events "
+                    "where rowid in (select rid from maybe) and request_id is null"
+                )
+                seen.append(
+                    "not exists (select 1 from seen_tuples d where f.request_id is null"
+                    " and d.ts = f.ts and d.action = f.action and d.user_id = f.user_id"
+                    " and d.device_id is not distinct from f.device_id"
+                    " and d.event_id is not distinct from f.event_id"
+                    " and d.status is not distinct from f.status)"
+                )
         where = " where " + " and ".join(seen) if seen else ""
         # Rows go in by time, so each row group covers a narrow time range (zone maps
         # then skip most of the table for a window); provenance keeps the file order.
         con.execute(
-            f"insert into events ({cols}, source_id, source_record) "  # noqa: S608
-            f"select {cols}, $sid, rec from ({firsts}) f{where} order by ts, rec",
+            f"insert into events ({cols}, source_id, source_record, dkey) "  # noqa: S608
+            f"select {cols}, $sid, rec, {DKEY} from ({firsts}) f{where} order by ts, rec",
             {"sid": sid},
         )
-        for t in ("seen_ids", "seen_tuples"):
+        for t in ("maybe", "seen_ids", "seen_tuples"):
             con.execute(f"drop table if exists temp.{t}")
         return _count(con, "events") - before
 

@@ -127,7 +127,8 @@ class Incident:
             )
         if self.events:
             con.executemany(
-                "insert into events values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "insert into events (ts, action, user_id, device_id, event_id, request_id, "
+                "status, extra, source_id, source_record) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (e.ts, e.action, e.user_id, e.device_id, e.event_id, e.request_id,
                      e.status, None if e.extra is None else json.dumps(e.extra),

@@ -367,6 +367,56 @@ def test_a_repeated_request_id_is_found_beside_records_without_one(tmp_path: Pat
     assert (r.rows_loaded, r.rows_duplicate) == (2, 1)
 
 
+def _tamper(db: Path, *sql: str) -> None:
+    import duckdb
+
+    con = duckdb.connect(str(db))
+    try:
+        for q in sql:
+            con.execute(q)
+    finally:
+        con.close()
+
+
+def test_a_key_hash_collision_never_merges_two_events(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    first = write_ndjson(tmp_path / "a.ndjson", [GOOD[0], event()])
+    _only(run(db, first))
+    # Make the stored events' hashes equal those of the next file's different events.
+    _tamper(db, "update events set dkey = case when request_id is null "
+                "then hash('2024-02-16 09:00:00+00'::timestamptz, 'thumbnail_delivered', "
+                "'u9', 'd1', 'e1', null::integer) else hash('other') end")
+    second = write_ndjson(tmp_path / "b.ndjson", [event(request_id="other"), event(user_id="u9")])
+    r = _only(run(db, second))
+    assert (r.rows_loaded, r.rows_duplicate) == (2, 0)
+    # The second file's events (stored with their true hashes) are found again.
+    third = write_ndjson(tmp_path / "c.ndjson", [event(user_id="u9"), event(request_id="other")])
+    r = _only(run(db, third))
+    assert (r.rows_loaded, r.rows_duplicate) == (0, 2)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        # A store from before the key column existed.
+        ("alter table events drop column dkey", "delete from meta where key = 'dkey_hash'"),
+        # Keys hashed by another DuckDB build (its probe value differs).
+        ("update events set dkey = 0", "update meta set value = 'x' where key = 'dkey_hash'"),
+        # Rows written without a key.
+        ("update events set dkey = null",),
+    ],
+)
+def test_stored_keys_are_recomputed_before_they_are_used(
+    tmp_path: Path, damage: tuple[str, ...]
+) -> None:
+    db = tmp_path / "s.duckdb"
+    _only(run(db, write_ndjson(tmp_path / "a.ndjson", [GOOD[0], event()])))
+    _tamper(db, *damage)
+    r = _only(run(db, write_ndjson(tmp_path / "b.ndjson", [GOOD[0], event(), GOOD[1]])))
+    assert (r.rows_loaded, r.rows_duplicate) == (1, 2)
+    assert rows(db, "select count(*) from events where dkey is null") == [(0,)]
+
+
 def test_duplicates_without_request_id_compare_all_six_fields(tmp_path: Path) -> None:
     base = event()
     recs = [base, dict(base), dict(base, status=200), dict(base, status=200),
