@@ -525,6 +525,7 @@ class _FileLoader:
                     -- an object. JSON allows the line's own CR/LF as whitespace.
                     select rec, raw, pre_err, k,
                            case when k is null then null
+                                when starts_with(raw, '{') then 'OBJECT'  -- ltrim copies
                                 when left(ltrim(raw, e' \\t\\r\\n'), 1) = '{' then 'OBJECT'
                                 else 'OTHER' end as t
                     from (
