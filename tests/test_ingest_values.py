@@ -44,6 +44,8 @@ def _ts_of(tmp_path: Path, value: object, **opts: object) -> datetime | str:
         ("1990-01-01T00:00:00Z", datetime(1990, 1, 1, tzinfo=UTC)),
         ("2099-12-31T23:59:59.999999Z", datetime(2099, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
         ("2000-01-01T00:30:00+01:00", datetime(1999, 12, 31, 23, 30, tzinfo=UTC)),
+        ("2024-02-16T09:41:07.000001-17:59", datetime(2024, 2, 17, 3, 40, 7, 1, tzinfo=UTC)),
+        ("2024-02-16T23:59:59.999999-18:00", datetime(2024, 2, 17, 17, 59, 59, 999999, tzinfo=UTC)),
     ],
 )
 def test_accepted_timestamp_strings_become_utc_instants(
@@ -58,6 +60,8 @@ def test_accepted_timestamp_strings_become_utc_instants(
         "2024-02-16T09:41:07+24:00",
         "2024-02-16T09:41:07+99:99",
         "2024-02-16T09:41:07+18:01",
+        "2024-02-16T09:41:07+05:60",
+        "2024-02-16T09:41:07.5-00:99",
         "2024-02-30T00:00:00Z",
         "2023-02-29T00:00:00Z",
         "2024-13-01T00:00:00Z",
