@@ -181,6 +181,25 @@ def test_array_cut_after_a_comma_is_not_a_shorter_valid_file(tmp_path: Path) -> 
 # ----------------------------------------------------------------- compression
 
 
+@pytest.fixture(params=["isal", "stdlib"])
+def gzip_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each gzip rule holds with ISA-L's reader and with the standard library's fallback."""
+    from forensics import ingest
+
+    if request.param == "stdlib":
+        monkeypatch.setattr(ingest, "_GzipFile", gzip.GzipFile)
+    return str(request.param)
+
+
+def test_gzip_is_read_through_isal_when_it_is_installed() -> None:
+    from isal import igzip
+
+    from forensics import ingest
+
+    assert ingest._GzipFile is igzip.IGzipFile
+
+
+@pytest.mark.usefixtures("gzip_reader")
 def test_gzip_and_zstd_and_multi_member_gzip(tmp_path: Path) -> None:
     a = tmp_path / "a.ndjson.gz"
     a.write_bytes(gzip.compress(_ndjson_bytes(GOOD[:2])) + gzip.compress(_ndjson_bytes(GOOD[2:3])))
@@ -192,6 +211,7 @@ def test_gzip_and_zstd_and_multi_member_gzip(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("cut", [10, 30, -9, -4, -1])
+@pytest.mark.usefixtures("gzip_reader")
 def test_truncated_gzip_fails_whole(tmp_path: Path, cut: int) -> None:
     data = gzip.compress(_ndjson_bytes(GOOD * 20))
     f = tmp_path / "e.ndjson.gz"
@@ -202,6 +222,7 @@ def test_truncated_gzip_fails_whole(tmp_path: Path, cut: int) -> None:
     assert rows(db, "select count(*) from events") == [(0,)]
 
 
+@pytest.mark.usefixtures("gzip_reader")
 def test_gzip_with_a_corrupt_crc_fails(tmp_path: Path) -> None:
     data = bytearray(gzip.compress(_ndjson_bytes(GOOD)))
     data[-8] ^= 0xFF  # the CRC32 in the trailer
@@ -210,6 +231,7 @@ def test_gzip_with_a_corrupt_crc_fails(tmp_path: Path) -> None:
     assert run(tmp_path / "s.duckdb", f).files[0].status == "failed"
 
 
+@pytest.mark.usefixtures("gzip_reader")
 def test_plain_text_named_gz_fails(tmp_path: Path) -> None:
     f = tmp_path / "e.ndjson.gz"
     f.write_bytes(_ndjson_bytes(GOOD))
