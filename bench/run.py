@@ -256,7 +256,6 @@ def main() -> int:
     )
     fopts = ["--memory-limit", args.memory_limit] if args.memory_limit else []
     rows: list[dict[str, object]] = []
-    failed: list[dict[str, object]] = []
 
     def record(
         step: str, engine: str, res: tuple[float, float, str], base: str | None, note: str = ""
@@ -338,10 +337,9 @@ def main() -> int:
             # is a result too: recorded with how long it ran and how much memory it held.
             why = "killed (out of memory?)" if e.returncode < 0 else f"exit {e.returncode}"
             print(f"bench: {engine} failed: {why}; {e.tail.strip()[-300:]}", file=sys.stderr)
-            failed.append({"step": "exposure", "engine": engine, "seconds": None,
-                           "failed_after_s": round(e.wall, 3), "peak_rss_mb": round(e.peak_mb, 1),
-                           "baseline": "polars", "note": f"FAILED: {why}"})
-            rows.append(failed[-1])
+            rows.append({"step": "exposure", "engine": engine, "seconds": None,
+                         "failed_after_s": round(e.wall, 3), "peak_rss_mb": round(e.peak_mb, 1),
+                         "baseline": "polars", "note": f"FAILED: {why}"})
             continue
         record("exposure", engine, res, "polars", note)
         figures[engine] = json.loads(res[2])
@@ -392,8 +390,9 @@ def main() -> int:
             f"{x['peak_rss_mb']:>13.1f}  {x['note']}"
         )
     print("figures agree" if not disagree else f"FIGURES DISAGREE: {disagree}")
+    failed = [str(x["engine"]) for x in rows if x["seconds"] is None]
     if failed:
-        print(f"baselines that did not finish: {', '.join(str(f['engine']) for f in failed)}")
+        print(f"baselines that did not finish: {', '.join(failed)}")
 
     result = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

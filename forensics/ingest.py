@@ -411,11 +411,11 @@ MAX_COUNTED_KEYS = 256  # up to this many keys per file, duplicates are found by
 def _dup_by_count(n_paths: int) -> str:
     """'duplicate key' when a record lists more keys than it has distinct ones.
 
-    j1..jn hold every top-level key of the file (json_extract gives NULL only for a key
-    the record lacks), so the distinct keys are the non-NULL ones; counting them costs far
+    `v` holds every top-level key of the file (json_extract gives NULL only for a key the
+    record lacks), so the distinct keys are the non-NULL entries; counting them costs far
     less than list_distinct(k) on every record.
     """
-    present = " + ".join(f"(j{i} is not null)::int" for i in range(1, n_paths + 1)) or "0"
+    present = " + ".join(f"(v[{i}] is not null)::int" for i in range(1, n_paths + 1)) or "0"
     return f"case when len(k) <> {present} then 'duplicate key' end"
 
 
@@ -500,7 +500,7 @@ class _FileLoader:
                 continue
             paths.append(_json_path(spec))
             used.add(spec[0])
-            sources[name] = Source(f"j{len(paths)}", "json")
+            sources[name] = Source(f"v[{len(paths)}]", "json")
         # Without a map every top-level key is extracted (for events they are the extras
         # kept; for all kinds they let duplicates be found by counting, see _dup_by_count).
         extras = (
@@ -568,7 +568,7 @@ class _FileLoader:
             if extra_names:
                 params.update({f"xk{i}": k for i, k in enumerate(extra_names)})
                 pairs = ", ".join(
-                    f"$xk{i}, j{n_canon + 1 + i}::json" for i in range(len(extra_names))
+                    f"$xk{i}, v[{n_canon + 1 + i}]::json" for i in range(len(extra_names))
                 )
                 # An extra key missing from a record is stored as null in its object.
                 exprs.append(f"json_object({pairs}) as extra")
@@ -577,9 +577,6 @@ class _FileLoader:
         cols = ", ".join(names)
         counted = self.options.mapping is None and len(paths) <= MAX_COUNTED_KEYS
         dup = _dup_by_count(len(paths)) if counted else _JSON_ERR_DUP
-        # Each extracted value becomes a column once (j1, j2, ...): the conversions below
-        # read a value many times, and a list element would be extracted again each time.
-        hoist = "".join(f", v[{i}] as j{i}" for i in range(1, len(paths) + 1))
         sql = f"""
             insert into stage (rec, err, raw, {cols})
             select rec, err,
@@ -590,13 +587,13 @@ class _FileLoader:
                        {", ".join(exprs)}
                 from (
                     select *, {inner}
-                    from (select *{pre} from (select *{hoist} from (
+                    from (select *{pre} from (
                         select rec, raw, k, {_JSON_ERR_SHAPE} as jerr,
                                {_JSON_ERR_STANDARD} as jstd,
                                case when t = 'OBJECT' then json_extract(raw, $paths)::varchar[]
                                end as v{m_cols}
                         from parsed{m_join}
-                    )))
+                    ))
                 )
             )
         """  # noqa: S608 - expressions are built from canonical names; values are bound
