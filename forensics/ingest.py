@@ -388,6 +388,25 @@ _STAGE_COLUMNS: dict[str, str] = {
     "valid_to timestamptz",
     "accounts": "user_id varchar, email varchar, name varchar, locale varchar, country varchar",
 }
+# One parse of each line: json_keys fails on malformed JSON (NULL under try) and gives []
+# for any other value; a valid document opening with '{' is an object. JSON allows the
+# line's own CR/LF as whitespace; blank lines are not records.
+_PARSED = """
+    select rec, raw, pre_err, t, case when t = 'OBJECT' then k end as k
+    from (
+        select rec, raw, pre_err, k,
+               case when k is null then null
+                    when starts_with(raw, '{{') then 'OBJECT'  -- ltrim copies
+                    when left(ltrim(raw, e' \\t\\r\\n'), 1) = '{{' then 'OBJECT'
+                    else 'OTHER' end as t
+        from (
+            select rec, raw, pre_err,
+                   case when pre_err is null then try(json_keys(raw)) end as k
+            from {src}
+        )
+    )
+    where t is not null or trim(raw, e' \\t\\r\\n') <> ''
+"""
 # Record-level JSON problems DuckDB's lenient parser lets through (HOSTILE_INPUTS #1, #4):
 # duplicate keys, NaN/Infinity and trailing commas (checked outside string literals).
 _JSON_ERR_SHAPE = (
@@ -515,36 +534,35 @@ class _FileLoader:
         batch = pa.table({"rec": lines.rec, "raw": lines.raw, "pre_err": lines.pre_err})
         con.register("batch_in", batch)
         try:
-            con.execute(
-                """
-                create or replace temp table parsed as
-                select rec, raw, pre_err, t, case when t = 'OBJECT' then k end as k
-                from (
-                    -- One parse: json_keys fails on malformed JSON (NULL under try) and
-                    -- gives [] for any other value; a valid document opening with '{' is
-                    -- an object. JSON allows the line's own CR/LF as whitespace.
-                    select rec, raw, pre_err, k,
-                           case when k is null then null
-                                when starts_with(raw, '{') then 'OBJECT'  -- ltrim copies
-                                when left(ltrim(raw, e' \\t\\r\\n'), 1) = '{' then 'OBJECT'
-                                else 'OTHER' end as t
-                    from (
-                        select rec, raw, pre_err,
-                               case when pre_err is null then try(json_keys(raw)) end as k
-                        from batch_in
-                    )
-                )
-                where t is not null or trim(raw, e' \\t\\r\\n') <> ''
-                """
-            )
+            self._add_json_batch()
         finally:
-            con.unregister("batch_in")
-        keys = {r[0] for r in con.execute("select distinct unnest(k) from parsed").fetchall()}
+            # After a failed statement the transaction refuses even this; the file's error
+            # is already on its way, and the rollback drops the view.
+            with contextlib.suppress(duckdb.Error):
+                con.unregister("batch_in")
+
+    def _add_json_batch(self) -> None:
+        con = self.con
+        if self.options.mapping is None:
+            # The parse is read inline by the stage insert (no copy of the batch); the keys
+            # come from a pass of their own, which costs less than materialising them.
+            keys = {
+                r[0] for r in con.execute(
+                    "select distinct unnest(try(json_keys(raw))) from batch_in "
+                    "where pre_err is null"
+                ).fetchall()
+            }
+            source = f"({_PARSED.format(src='batch_in')})"
+        else:
+            # A map's checks and expressions read the parsed batch several times.
+            con.execute(f"create or replace temp table parsed as {_PARSED.format(src='batch_in')}")
+            keys = {r[0] for r in con.execute("select distinct unnest(k) from parsed").fetchall()}
+            source = "parsed"
         if self.kind is None and keys:
             self.kind = self.decide_kind(keys)
         kind = self.kind
         if kind is None:
-            self._hold_parsed()  # no JSON object yet: the kind is decided by a later batch
+            self._hold_parsed(source)  # no JSON object yet: the kind is decided by a later batch
             return
         self._create_stage(kind)
         sources, paths = self._field_sources_json(kind, keys)
@@ -592,7 +610,7 @@ class _FileLoader:
                                {_JSON_ERR_STANDARD} as jstd,
                                case when t = 'OBJECT' then json_extract(raw, $paths)::varchar[]
                                end as v{m_cols}
-                        from parsed{m_join}
+                        from {source}{m_join}
                     ))
                 )
             )
@@ -607,12 +625,12 @@ class _FileLoader:
         inner = ", ".join(f"{e} as {a}" for a, e in norm.inner.items())
         return norm, pre, inner
 
-    def _hold_parsed(self) -> None:
+    def _hold_parsed(self, source: str) -> None:
         """Keep a batch with no JSON object at all (all malformed) until the kind is known."""
         self.con.execute(
-            "create temp table if not exists held as select * from parsed limit 0"
+            f"create temp table if not exists held as select * from {source} limit 0"  # noqa: S608
         )
-        self.con.execute("insert into held select * from parsed")
+        self.con.execute(f"insert into held select * from {source}")  # noqa: S608
 
     @staticmethod
     def _unpointer(p: str) -> str:
