@@ -15,10 +15,12 @@ import hashlib
 import io
 import json
 import os
+import queue
 import re
 import stat
+import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -889,7 +891,7 @@ def sha256_file(path: Path) -> str:
 
 def read_into_stage(
     loader: _FileLoader, path: Path, fmt: str, compression: str | None,
-    progress: Progress | None,
+    progress: Progress | None, ahead: _ReadAhead | None = None,
 ) -> str:
     """Parse the whole file into the loader's stage; returns its SHA-256."""
     if fmt == "parquet":
@@ -907,18 +909,124 @@ def read_into_stage(
         if progress:
             progress("bytes", path.stat().st_size)
         return sha
+    batches = ahead.batches(path) if ahead is not None else None
+    if batches is None:
+        batches = _json_batches(path, fmt, compression, progress)
+    while True:
+        try:
+            lines = next(batches)
+        except StopIteration as done:
+            return str(done.value)
+        loader.add_json(lines)
+
+
+def _json_batches(
+    path: Path, fmt: str, compression: str | None, progress: Progress | None,
+) -> Generator[_Lines, None, str]:
+    """A JSON file's records in batches; the generator returns the file's SHA-256.
+
+    Raises InputError when the file cannot be read completely or changed while it was read.
+    """
+    before = _stat_key(path)
     with open(path, "rb") as f:
         reader = _HashingReader(f, progress)
         chunks = _decompressed_chunks(reader, compression)
         if fmt == "json":
             chunks, is_array = _peek_array(chunks)
-            batches = _iter_json_array(chunks) if is_array else _iter_ndjson(chunks)
+            yield from _iter_json_array(chunks) if is_array else _iter_ndjson(chunks)
         else:
-            batches = _iter_ndjson(chunks)
-        for lines in batches:
-            loader.add_json(lines)
+            yield from _iter_ndjson(chunks)
         reader.drain()
-        return reader.sha.hexdigest()
+    if _stat_key(path) != before:
+        raise InputError("file", "it changed while it was being read")
+    return reader.sha.hexdigest()
+
+
+class _ReadAhead:
+    """Reads the JSON files in a thread, a batch ahead of the loader, in the order given.
+
+    Decompressing, hashing and splitting lines is Python's work and DuckDB's is SQL; in one
+    thread each waits for the other. Here the next batch (often of the next file) is read
+    while the current one is parsed, checked and committed. One batch waits in the queue
+    and one is being read: at most two CHUNKs of text beyond what sequential reading holds.
+    A file's problem travels with its batches and is raised when the loader reaches it.
+    """
+
+    _END = object()
+
+    def __init__(self, files: list[Path], progress: Progress | None) -> None:
+        self._q: queue.Queue[tuple[Any, str, Any]] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(files, progress), name="forensics-read-ahead", daemon=True
+        )
+        self._ended = False
+        self._thread.start()
+
+    def _put(self, item: tuple[Any, str, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, files: list[Path], progress: Progress | None) -> None:
+        for path in files:
+            try:
+                # The same checks ingest_file makes first: never open what it would refuse
+                # (a FIFO would block this thread).
+                if not stat.S_ISREG(path.stat().st_mode):
+                    continue
+                fmt = file_format(path)
+                if fmt is None or fmt[0] == "parquet":
+                    continue
+                batches = _json_batches(path, fmt[0], fmt[1], progress)
+                while True:
+                    try:
+                        lines = next(batches)
+                    except StopIteration as done:
+                        item: tuple[Any, str, Any] = (path, "done", done.value)
+                        break
+                    if not self._put((path, "batch", lines)):
+                        return
+            except BaseException as e:  # noqa: BLE001 - raised in the loader's thread
+                item = (path, "error", e)
+            if not self._put(item):
+                return
+        self._put((self._END, "end", None))
+
+    def batches(self, path: Path) -> Generator[_Lines, None, str] | None:
+        """The file's batches (the generator returns its SHA-256), or None when the
+        thread did not read it (it changed kind between the two checks): read it directly."""
+        while not self._ended:
+            p, tag, value = self._q.get()
+            if p is self._END:
+                self._ended = True
+                break
+            if p == path:
+                return self._rest(path, tag, value)
+            # Items of a file the loader passed over (it failed an earlier check).
+        return None
+
+    def _rest(self, path: Path, tag: str, value: Any) -> Generator[_Lines, None, str]:
+        while True:
+            if tag == "done":
+                return str(value)
+            if tag == "error":
+                raise value
+            yield value
+            p, tag, value = self._q.get()
+            if p != path:  # cannot happen: a file's items are consecutive and end with done
+                raise RuntimeError("read-ahead out of order")
+
+    def close(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._q.get_nowait()
+        self._thread.join(timeout=5)
 
 
 def _peek_array(chunks: Iterator[bytes]) -> tuple[Iterator[bytes], bool]:
@@ -945,6 +1053,7 @@ def _short(e: BaseException) -> str:
 def ingest_file(
     con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptions,
     known: dict[str, str], progress: Progress | None = None, *, walked: bool = False,
+    ahead: _ReadAhead | None = None,
 ) -> FileResult:
     """Ingest one file in its own transaction. Never raises for a bad file: reports it."""
     result = FileResult(str(path))
@@ -967,7 +1076,7 @@ def ingest_file(
     loader = _FileLoader(con, options)
     con.execute("begin transaction")
     try:
-        sha = read_into_stage(loader, path, fmt[0], fmt[1], progress)
+        sha = read_into_stage(loader, path, fmt[0], fmt[1], progress, ahead)
         result.sha256 = sha
         if _stat_key(path) != before:
             raise InputError("file", "it changed while it was being read")
@@ -1056,6 +1165,7 @@ def ingest(
         progress("total_bytes", sum(_size(f) for f, _ in files))
     con = open_store(store, read_only=False)
     results: list[FileResult] = list(failed)
+    ahead: _ReadAhead | None = None
     try:
         con.execute(MACROS)
         if options.mapping is not None:
@@ -1065,14 +1175,19 @@ def ingest(
             str(sha): f"{kind}\0{path}"
             for sha, kind, path in con.execute("select sha256, kind, path from sources").fetchall()
         }
+        ahead = _ReadAhead([f for f, _ in files], progress)
         for f, walked in files:
-            results.append(ingest_file(con, f, options, known, progress, walked=walked))
+            results.append(
+                ingest_file(con, f, options, known, progress, walked=walked, ahead=ahead)
+            )
             if progress:
                 progress("file", 1)
         con.execute("checkpoint")
     except duckdb.Error as e:
         raise engine_error(f"case store {store.path}", e) from None
     finally:
+        if ahead is not None:
+            ahead.close()
         con.close()
     return IngestReport(results)
 

@@ -534,3 +534,102 @@ def test_parquet_table_round_trip_counts(tmp_path: Path) -> None:
     pq.write_table(t, f)
     r = _only(run(tmp_path / "s.duckdb", f))
     assert (r.rows_read, r.rows_loaded, r.rows_rejected, r.rows_duplicate) == (3, 1, 1, 1)
+
+
+# ----------------------------------------------------------------- reading ahead
+
+
+def _mixed_files(tmp_path: Path) -> list[Path]:
+    """Good multi-batch files between every kind of file that fails or is passed over."""
+    many = [event(request_id=f"m{i}", user_id=f"u{i % 7}") for i in range(300)]
+    (tmp_path / "fifo.ndjson").unlink(missing_ok=True)
+    os.mkfifo(tmp_path / "fifo.ndjson")
+    (tmp_path / "cut.ndjson.gz").write_bytes(gzip.compress(_ndjson_bytes(GOOD))[:-12])
+    return [
+        write_ndjson(tmp_path / "a.ndjson", many[:100]),
+        tmp_path / "fifo.ndjson",
+        tmp_path / "cut.ndjson.gz",
+        write_ndjson(tmp_path / "kind.ndjson", [{"what": i} for i in range(50)]),
+        tmp_path / "missing.ndjson",
+        write_ndjson(tmp_path / "b.ndjson.gz", many[100:200] + ["{bad"], gz=True),
+        write_parquet(tmp_path / "c.parquet", pa.Table.from_pylist(GOOD)),
+        write_ndjson(tmp_path / "same-as-a.jsonl", many[:100]),
+        write_ndjson(tmp_path / "d.json", many[200:]),
+    ]
+
+
+def _outcome(db: Path, report) -> tuple[object, ...]:  # type: ignore[no-untyped-def]
+    files = [(Path(f.path).name, f.status, f.kind, f.rows_read, f.rows_loaded,
+              f.rows_rejected, f.rows_duplicate, f.error) for f in report.files]
+    stored = rows(db, "select s.path, e.source_record, e.request_id, e.user_id from events e "
+                      "join sources s using (source_id) order by 1, 2")
+    rejected = rows(db, "select s.path, r.source_record, r.reason from rejects r "
+                        "join sources s using (source_id) order by 1, 2")
+    return files, stored, rejected
+
+
+def test_reading_ahead_changes_nothing_that_is_stored_or_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import forensics.ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "CHUNK", 512)  # every good file spans many batches
+    files = _mixed_files(tmp_path)
+    ahead = _outcome(tmp_path / "ahead.duckdb", run(tmp_path / "ahead.duckdb", *files))
+    # The same files read by the loader itself, one after the other.
+    monkeypatch.setattr(ingest_module._ReadAhead, "batches", lambda self, path: None)
+    direct = _outcome(tmp_path / "direct.duckdb", run(tmp_path / "direct.duckdb", *files))
+    assert ahead == direct
+    statuses = [(name, status) for name, status, *_ in ahead[0]]
+    assert statuses == [  # a path that does not exist is reported by discovery, first
+        ("missing.ndjson", "failed"), ("a.ndjson", "loaded"), ("fifo.ndjson", "failed"),
+        ("cut.ndjson.gz", "failed"), ("kind.ndjson", "failed"), ("b.ndjson.gz", "loaded"),
+        ("c.parquet", "loaded"), ("same-as-a.jsonl", "skipped"), ("d.json", "loaded")]
+    assert len(ahead[1]) == 305 and ahead[2] and ahead[2][0][2] == "malformed JSON"
+
+
+def test_a_file_changed_while_read_ahead_fails_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import forensics.ingest as ingest_module
+
+    a = write_ndjson(tmp_path / "a.ndjson", GOOD[:2])
+    b = write_ndjson(tmp_path / "b.ndjson", GOOD[2:])
+    real = ingest_module._stat_key
+    calls = {"n": 0}
+
+    def stat_key(path: Path) -> tuple[int, int, int]:
+        # While the thread reads a.ndjson it seems to be written to; by the time the
+        # loader takes its batches it is quiet again: only the thread's check can tell.
+        if path.name == "a.ndjson" and threading.current_thread().name == "forensics-read-ahead":
+            calls["n"] += 1
+            return (calls["n"], 0, 0)
+        return real(path)
+
+    monkeypatch.setattr(ingest_module, "_stat_key", stat_key)
+    db = tmp_path / "s.duckdb"
+    report = run(db, a, b)
+    assert [f.status for f in report.files] == ["failed", "loaded"]
+    assert "changed while it was being read" in (report.files[0].error or "")
+    assert rows(db, "select count(*) from events") == [(3,)]
+
+
+def test_the_read_ahead_thread_stops_when_ingest_is_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import forensics.ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "CHUNK", 256)
+    files = [write_ndjson(tmp_path / f"{i}.ndjson", GOOD * 20) for i in range(5)]
+
+    def interrupted(self: object, lines: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ingest_module._FileLoader, "add_json", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "s.duckdb", *files)
+    assert not [t for t in threading.enumerate() if t.name == "forensics-read-ahead"]
