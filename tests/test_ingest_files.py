@@ -633,3 +633,65 @@ def test_the_read_ahead_thread_stops_when_ingest_is_interrupted(
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "s.duckdb", *files)
     assert not [t for t in threading.enumerate() if t.name == "forensics-read-ahead"]
+
+
+# ----------------------------------------------------------------- storage order
+
+
+def _stored_order(db: Path) -> list[int]:
+    return [r[0] for r in rows(db, "select source_record from events order by rowid")]
+
+
+def _timed(order: list[int]) -> list[dict[str, object]]:
+    base = 1_708_074_000  # 2024-02-16T09:00:00Z
+    return [event(ts=base + t, request_id=f"r{t}", user_id=f"u{t % 13}") for t in order]
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs of 16 records and groups of 960: a few thousand records test both sizes."""
+    import forensics.ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "IN_ORDER_BLOCK", 16)
+    monkeypatch.setattr(ingest_module, "IN_ORDER_GROUP", 960)
+
+
+def _by_time(order: list[int]) -> list[int]:
+    return [rec for _, rec in sorted((t, i + 1) for i, t in enumerate(order))]
+
+
+@pytest.mark.parametrize("case", ["sorted", "jitter", "groups permuted"])
+def test_a_file_in_time_order_is_stored_as_it_is(
+    tmp_path: Path, small_blocks: None, case: str
+) -> None:
+    n = 5760  # six groups
+    order = {
+        "sorted": list(range(n)),
+        "jitter": [i + 1 if i % 2 == 0 else i - 1 for i in range(n)],  # neighbours swapped
+        # Each group of 960 in order, the groups in any order: every row group is narrow.
+        "groups permuted": [g * 960 + i for g in (3, 0, 5, 1, 4, 2) for i in range(960)],
+    }[case]
+    db = tmp_path / "s.duckdb"
+    _only(run(db, write_ndjson(tmp_path / "e.ndjson", _timed(order))))
+    assert _stored_order(db) == list(range(1, n + 1))
+
+
+@pytest.mark.parametrize("case", ["shuffled", "blocks permuted", "two interleaved logs"])
+def test_a_file_out_of_time_order_is_stored_sorted_by_time(
+    tmp_path: Path, small_blocks: None, case: str
+) -> None:
+    import random
+
+    n = 5760
+    runs = random.Random(7).sample(range(n // 16), n // 16)
+    order = {
+        "shuffled": random.Random(7).sample(range(n), n),
+        # Each run of 16 in order, the runs scattered: narrow runs, but every group of
+        # 960 spans the whole file.
+        "blocks permuted": [b * 16 + i for b in runs for i in range(16)],
+        # Two writers' logs, hours apart, a line of each in turn.
+        "two interleaved logs": [t for i in range(n // 2) for t in (i, i + 10 * n)],
+    }[case]
+    db = tmp_path / "s.duckdb"
+    _only(run(db, write_ndjson(tmp_path / "e.ndjson", _timed(order))))
+    assert _stored_order(db) == _by_time(order)
