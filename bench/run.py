@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from forensics import exposure
@@ -205,18 +206,37 @@ def run_once(cmd: list[str], *, may_fail: bool = False) -> tuple[float, float, s
     return wall, usage.ru_maxrss / 1024, stdout
 
 
-def timed(
-    cmd: list[str], repeat: int, setup: Callable[[], None] | None = None, *,
-    may_fail: bool = False,
-) -> tuple[float, float, str]:
-    walls, rss, stdout = [], 0.0, ""
+@dataclass
+class Engine:
+    """One engine of a step: its command, what resets its output, and how a failure counts."""
+
+    name: str
+    cmd: list[str]
+    setup: Callable[[], None] | None = None
+    may_fail: bool = False  # a baseline: its failure is recorded, not fatal
+    walls: list[float] = field(default_factory=list)
+    rss: float = 0.0
+    stdout: str = ""
+    failed: EngineFailed | None = None
+
+
+def timed(engines: list[Engine], repeat: int) -> list[Engine]:
+    """Run each engine `repeat` times, taking turns (one run of each per round), so that a
+    machine that speeds up or slows down during the step shifts every engine alike."""
     for _ in range(repeat):
-        if setup:
-            setup()
-        wall, peak, stdout = run_once(cmd, may_fail=may_fail)
-        walls.append(wall)
-        rss = max(rss, peak)
-    return statistics.median(walls), rss, stdout
+        for e in engines:
+            if e.failed is not None:
+                continue
+            if e.setup:
+                e.setup()
+            try:
+                wall, peak, e.stdout = run_once(e.cmd, may_fail=e.may_fail)
+            except EngineFailed as failure:
+                e.failed = failure
+                continue
+            e.walls.append(wall)
+            e.rss = max(e.rss, peak)
+    return engines
 
 
 def fresh(path: Path) -> Callable[[], None]:
@@ -257,50 +277,42 @@ def main() -> int:
     fopts = ["--memory-limit", args.memory_limit] if args.memory_limit else []
     rows: list[dict[str, object]] = []
 
-    def record(
-        step: str, engine: str, res: tuple[float, float, str], base: str | None, note: str = ""
-    ) -> None:
-        rows.append(
-            {
+    def record(step: str, base: str | None, engines: list[Engine], notes: dict[str, str]) -> None:
+        for e in engines:
+            note = notes.get(e.name, "")
+            if e.failed is not None:
+                # A baseline that cannot finish here (Polars runs out of memory at 100M
+                # events) is a result too: how long it ran and how much memory it held.
+                f = e.failed
+                why = "killed (out of memory?)" if f.returncode < 0 else f"exit {f.returncode}"
+                print(f"bench: {e.name} failed: {why}; {f.tail.strip()[-300:]}", file=sys.stderr)
+                rows.append({"step": step, "engine": e.name, "seconds": None,
+                             "failed_after_s": round(f.wall, 3), "peak_rss_mb": round(f.peak_mb, 1),
+                             "baseline": base, "note": f"FAILED: {why}"})
+                continue
+            rows.append({
                 "step": step,
-                "engine": engine,
-                "seconds": round(res[0], 3),
-                "peak_rss_mb": round(res[1], 1),
+                "engine": e.name,
+                "seconds": round(statistics.median(e.walls), 3),
+                "runs_s": [round(w, 3) for w in e.walls],
+                "peak_rss_mb": round(e.rss, 1),
                 "baseline": base,
                 "note": note,
-            }
-        )
+            })
 
-    r = repeat = args.repeat
+    repeat = args.repeat
     db = work / "ingest.duckdb"
     bare = work / "bare.duckdb"
     # 1. Parquet ingest
-    record(
-        "ingest parquet",
-        "bare duckdb",
-        timed([PY, "-c", BARE_PARQUET, str(bare), *pq], r, fresh(bare)),
-        "bare duckdb",
-    )
-    record(
-        "ingest parquet",
-        "forensics",
-        timed([*FORENSICS, "--db", str(db), *fopts, "ingest", *pq], r, fresh(db)),
-        "bare duckdb",
-    )
+    record("ingest parquet", "bare duckdb", timed([
+        Engine("bare duckdb", [PY, "-c", BARE_PARQUET, str(bare), *pq], fresh(bare)),
+        Engine("forensics", [*FORENSICS, "--db", str(db), *fopts, "ingest", *pq], fresh(db)),
+    ], repeat), {})
     # 2. NDJSON ingest
-    record(
-        "ingest ndjson",
-        "bare duckdb",
-        timed([PY, "-c", BARE_JSON, str(bare), *nd], r, fresh(bare)),
-        "bare duckdb",
-        "read_json ignore_errors, no dedup",
-    )
-    record(
-        "ingest ndjson",
-        "forensics",
-        timed([*FORENSICS, "--db", str(db), *fopts, "ingest", *nd], r, fresh(db)),
-        "bare duckdb",
-    )
+    record("ingest ndjson", "bare duckdb", timed([
+        Engine("bare duckdb", [PY, "-c", BARE_JSON, str(bare), *nd], fresh(bare)),
+        Engine("forensics", [*FORENSICS, "--db", str(db), *fopts, "ingest", *nd], fresh(db)),
+    ], repeat), {"bare duckdb": "read_json ignore_errors, no dedup"})
     # The full store (all events, grants, accounts) for exposure and notify: built once.
     store = work / "store.duckdb"
     fresh(store)()
@@ -319,57 +331,32 @@ def main() -> int:
     evp, grp = work / "events.parquet", work / "grants.parquet"
     run_once([PY, "-c", EXPORT, str(store), str(evp), str(grp)])
     # 3. exposure
-    res = timed(
-        [*FORENSICS, "--db", str(store), *fopts, "exposure", "--window", w, "--json"], repeat
-    )
-    record("exposure", "forensics", res, "polars")
-    want = {k: json.loads(res[2])[k] for k in FIGURE_KEYS}
-    figures = {"forensics": want}
-    for engine, script, note in (
-        ("polars", POLARS, "lazy, over exported store tables"),
-        ("duckdb in place", DUCKDB_INPLACE, "SQL over exported Parquet"),
-    ):
-        cmd = [PY, "-c", script, str(evp), str(grp), window["start"], window["end"]]
-        try:
-            res = timed(cmd, repeat, may_fail=True)
-        except EngineFailed as e:
-            # A baseline that cannot finish here (Polars runs out of memory at 100M events)
-            # is a result too: recorded with how long it ran and how much memory it held.
-            why = "killed (out of memory?)" if e.returncode < 0 else f"exit {e.returncode}"
-            print(f"bench: {engine} failed: {why}; {e.tail.strip()[-300:]}", file=sys.stderr)
-            rows.append({"step": "exposure", "engine": engine, "seconds": None,
-                         "failed_after_s": round(e.wall, 3), "peak_rss_mb": round(e.peak_mb, 1),
-                         "baseline": "polars", "note": f"FAILED: {why}"})
-            continue
-        record("exposure", engine, res, "polars", note)
-        figures[engine] = json.loads(res[2])
+    inputs = [str(evp), str(grp), window["start"], window["end"]]
+    exposure_engines = timed([
+        Engine("forensics",
+               [*FORENSICS, "--db", str(store), *fopts, "exposure", "--window", w, "--json"]),
+        Engine("polars", [PY, "-c", POLARS, *inputs], may_fail=True),
+        Engine("duckdb in place", [PY, "-c", DUCKDB_INPLACE, *inputs], may_fail=True),
+    ], repeat)
+    record("exposure", "polars", exposure_engines, {
+        "polars": "lazy, over exported store tables",
+        "duckdb in place": "SQL over exported Parquet",
+    })
+    want = {k: json.loads(exposure_engines[0].stdout)[k] for k in FIGURE_KEYS}
+    figures = {e.name: json.loads(e.stdout) for e in exposure_engines if e.failed is None}
     # 4. notify
-    record(
-        "notify",
-        "forensics",
-        timed(
-            [
-                *FORENSICS,
-                "--db",
-                str(store),
-                *fopts,
-                "notify",
-                "--window",
-                w,
-                "--out",
-                str(work / "notices"),
-                "--force",
-            ],
-            repeat,
-        ),
-        None,
-    )
+    notify = [*FORENSICS, "--db", str(store), *fopts, "notify", "--window", w,
+              "--out", str(work / "notices"), "--force"]
+    record("notify", None, timed([Engine("forensics", notify)], repeat), {})
 
-    secs = {(x["step"], x["engine"]): x["seconds"] for x in rows}
+    secs: dict[tuple[object, object], object] = {
+        (x["step"], x["engine"]): x["seconds"] for x in rows
+    }
     for x in rows:
         base = secs.get((x["step"], x["baseline"])) if x["baseline"] else None
-        ok = x["seconds"] is not None
-        x["ratio"] = round(float(x["seconds"]) / base, 2) if base and ok else None  # type: ignore[arg-type]
+        mine = x["seconds"]
+        ok = isinstance(base, float) and base > 0 and isinstance(mine, float)
+        x["ratio"] = round(mine / base, 2) if ok else None  # type: ignore[operator]
 
     disagree = {
         eng: {k: (f.get(k), want[k]) for k in FIGURE_KEYS if f.get(k) != want[k]}
