@@ -811,7 +811,9 @@ class _FileLoader:
                 f"from events e semi join (select distinct {DKEY} as dkey from stage "
                 "where err is null) s on e.dkey = s.dkey"
             )
-            if with_id:
+            # No stored row shares a hash with the file (the usual case): nothing to check.
+            maybe_any = _count(con, "maybe") > 0
+            if with_id and maybe_any:
                 con.execute(
                     "create or replace temp table seen_ids as select distinct request_id "
                     "from events where rowid in (select rid from maybe) "
@@ -820,7 +822,7 @@ class _FileLoader:
                 seen.append(
                     "not exists (select 1 from seen_ids d where d.request_id = f.request_id)"
                 )
-            if total - with_id:
+            if total - with_id and maybe_any:
                 con.execute(
                     "create or replace temp table seen_tuples as select distinct ts, action, "
                     "user_id, device_id, event_id, status from events "
