@@ -430,6 +430,8 @@ _JSON_ERR_STANDARD = (
 )
 _JSON_ERR = f"coalesce({_JSON_ERR_SHAPE}, {_JSON_ERR_DUP}, {_JSON_ERR_STANDARD})"
 MAX_COUNTED_KEYS = 256  # up to this many keys per file, duplicates are found by counting
+KEY_SAMPLE_HEAD = 1024  # a batch's keys are first read from its first 1,024 records
+KEY_SAMPLE_EVERY = 64  # and from every 64th record (see _FileLoader._add_json_batch)
 
 
 def _dup_by_count(n_paths: int) -> str:
@@ -539,30 +541,69 @@ class _FileLoader:
         batch = pa.table({"rec": lines.rec, "raw": lines.raw, "pre_err": lines.pre_err})
         con.register("batch_in", batch)
         try:
-            self._add_json_batch()
+            self._add_json_batch(int(lines.rec[0]) if len(lines.rec) else 0)
         finally:
             # After a failed statement the transaction refuses even this; the file's error
             # is already on its way, and the rollback drops the view.
             with contextlib.suppress(duckdb.Error):
                 con.unregister("batch_in")
 
-    def _add_json_batch(self) -> None:
+    def _add_json_batch(self, first_rec: int) -> None:
         con = self.con
-        if self.options.mapping is None:
-            # The parse is read inline by the stage insert (no copy of the batch); the keys
-            # come from a pass of their own, which costs less than materialising them.
-            keys = {
-                r[0] for r in con.execute(
-                    "select distinct unnest(try(json_keys(raw))) from batch_in "
-                    "where pre_err is null"
-                ).fetchall()
-            }
-            source = f"({_PARSED.format(src='batch_in')})"
-        else:
+        if self.options.mapping is not None:
             # A map's checks and expressions read the parsed batch several times.
             con.execute(f"create or replace temp table parsed as {_PARSED.format(src='batch_in')}")
             keys = {r[0] for r in con.execute("select distinct unnest(k) from parsed").fetchall()}
-            source = "parsed"
+            self._stage_json(keys, "parsed")
+            return
+        # The parse is read inline by the stage insert (no copy of the batch). The batch's
+        # keys (which fields it has, the kind, the extras) come from a sample of it; a
+        # record with a key outside the sample's has more keys than the count of fields
+        # found and is flagged 'duplicate key', so the flagged records' own keys complete
+        # the set, and only then is the batch staged again. The result is exactly that of
+        # taking every record's keys, for the cost of a sample when nothing was missed.
+        source = f"({_PARSED.format(src='batch_in')})"
+        keys = self._batch_keys(
+            "where pre_err is null and (rec < $lo + $head or rec % $every = 0)",
+            {"lo": first_rec, "head": KEY_SAMPLE_HEAD, "every": KEY_SAMPLE_EVERY},
+        )
+        if keys and len(keys) <= MAX_COUNTED_KEYS and self._kind_known_from(keys):
+            kind_before = self.kind
+            self._stage_json(keys, source)
+            missed = self._batch_keys(
+                "semi join (select rec from stage where rec >= $lo and err = 'duplicate key') "
+                "s using (rec) where pre_err is null",
+                {"lo": first_rec},
+            ) - keys
+            if not missed:
+                return
+            con.execute("delete from stage where rec >= $lo", {"lo": first_rec})
+            if kind_before is None:
+                # The kind came from the sample: it is decided again, from every key.
+                self.kind = None
+                con.execute("drop table temp.stage")
+                self.staged = False
+            keys |= missed
+        else:
+            keys = self._batch_keys("where pre_err is null", {})
+        self._stage_json(keys, source)
+
+    def _batch_keys(self, where: str, params: dict[str, Any]) -> set[str]:
+        """The distinct top-level keys of the batch's records selected by `where`."""
+        sql = f"select distinct unnest(try(json_keys(raw))) from batch_in {where}"  # noqa: S608
+        return {r[0] for r in self.con.execute(sql, params).fetchall()}
+
+    def _kind_known_from(self, keys: set[str]) -> bool:
+        """Whether these keys decide the file's kind (always, once it is decided)."""
+        try:
+            self.decide_kind(keys)
+        except InputError:
+            return False
+        return True
+
+    def _stage_json(self, keys: set[str], source: str) -> None:
+        """Check and normalise the batch (`source`: its parse) into the stage, for `keys`."""
+        con = self.con
         if self.kind is None and keys:
             self.kind = self.decide_kind(keys)
         kind = self.kind

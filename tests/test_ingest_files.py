@@ -695,3 +695,96 @@ def test_a_file_out_of_time_order_is_stored_sorted_by_time(
     db = tmp_path / "s.duckdb"
     _only(run(db, write_ndjson(tmp_path / "e.ndjson", _timed(order))))
     assert _stored_order(db) == _by_time(order)
+
+
+# ----------------------------------------------------------------- a batch's keys
+
+
+def _everything(db: Path, report) -> tuple[object, ...]:  # type: ignore[no-untyped-def]
+    files = [(Path(f.path).name, f.status, f.kind, f.rows_read, f.rows_loaded,
+              f.rows_rejected, f.rows_duplicate, f.error) for f in report.files]
+    tables = {
+        t: rows(db, f"select * exclude (source_id) from {t} order by all")  # noqa: S608
+        for t in ("events", "grants", "accounts", "rejects")
+    }
+    return files, tables
+
+
+def _keys_sampled_and_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *files: Path):  # type: ignore[no-untyped-def]
+    """Ingest with a sample of two records (every 10,000th after them), then with every
+    record in the sample; both outcomes, to compare."""
+    import forensics.ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "KEY_SAMPLE_HEAD", 2)
+    monkeypatch.setattr(ingest_module, "KEY_SAMPLE_EVERY", 10_000)
+    sampled = _everything(tmp_path / "a.duckdb", run(tmp_path / "a.duckdb", *files))
+    monkeypatch.setattr(ingest_module, "KEY_SAMPLE_HEAD", 1 << 40)
+    whole = _everything(tmp_path / "b.duckdb", run(tmp_path / "b.duckdb", *files))
+    return sampled, whole
+
+
+def test_a_key_outside_the_sample_is_found_and_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = [event(request_id=f"r{i}", user_id=f"u{i}") for i in range(40)]
+    records[30]["cache_node"] = "c7"  # the only record with this key, far past the sample
+    records[35] = {"user_id": "u", "user_id ": "x", **records[35]}  # a near-duplicate key
+    f = write_ndjson(tmp_path / "e.ndjson", records)
+    sampled, whole = _keys_sampled_and_whole(tmp_path, monkeypatch, f)
+    assert sampled == whole
+    events = sampled[1]["events"]  # type: ignore[index]
+    assert len(events) == 40 and not sampled[1]["rejects"]  # type: ignore[index]
+    extras = {json.loads(e[7])["cache_node"] for e in events}  # every record has the key
+    assert extras == {"c7", None}
+
+
+def test_a_duplicate_key_outside_the_sample_still_rejects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = [json.dumps(event(request_id=f"r{i}")) for i in range(20)]
+    good[12] = good[12][:-1] + ', "request_id": "again"}'
+    f = tmp_path / "e.ndjson"
+    f.write_text("\n".join(good) + "\n")
+    sampled, whole = _keys_sampled_and_whole(tmp_path, monkeypatch, f)
+    assert sampled == whole
+    assert [(r[0], r[1]) for r in sampled[1]["rejects"]] == [(13, "duplicate key")]  # type: ignore[index]
+    assert all(e[7] is None for e in sampled[1]["events"])  # type: ignore[index]
+
+
+def test_the_kind_is_decided_from_every_key_not_the_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first records alone look like accounts; the later ones make the file events.
+    records: list[dict[str, object]] = [{"user_id": f"u{i}", "email": "a@b"} for i in range(5)]
+    records += [event(request_id=f"r{i}") for i in range(20)]
+    f = write_ndjson(tmp_path / "e.ndjson", records)
+    sampled, whole = _keys_sampled_and_whole(tmp_path, monkeypatch, f)
+    assert sampled == whole
+    assert sampled[0][0][2] == "events"  # type: ignore[index]
+    assert len(sampled[1]["events"]) == 20  # type: ignore[index]
+    assert {r[1] for r in sampled[1]["rejects"]} == {"missing ts"}  # type: ignore[index]
+
+
+def test_sampled_keys_across_many_batches_and_kinds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import forensics.ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "CHUNK", 700)  # a few records a batch
+    many = [event(request_id=f"m{i}", user_id=f"u{i % 7}") for i in range(120)]
+    for i in range(0, 120, 17):
+        many[i][f"k{i % 3}"] = i  # keys that come and go between batches
+    files = [
+        write_ndjson(tmp_path / "a.ndjson", many),
+        write_ndjson(tmp_path / "g.ndjson", [
+            {"device_id": f"d{i}", "user_id": f"u{i}", **({"role": "x"} if i == 9 else {})}
+            for i in range(30)]),
+        write_ndjson(tmp_path / "acc.ndjson", [
+            {"user_id": f"u{i}", **({"email": "e"} if i % 11 == 5 else {})} for i in range(30)]),
+        write_ndjson(tmp_path / "b.ndjson", ["{bad"] * 5 + many[:10]),
+        write_ndjson(tmp_path / "c.ndjson", [{"user_id": "u", "email": "e"}] * 3
+                     + [{"device_id": "d", "user_id": "u", "email": "e"}]),
+    ]
+    sampled, whole = _keys_sampled_and_whole(tmp_path, monkeypatch, *files)
+    assert sampled == whole
+    assert [f[1] for f in sampled[0]] == ["loaded", "loaded", "loaded", "loaded", "loaded"]  # type: ignore[index]
