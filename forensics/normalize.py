@@ -197,10 +197,14 @@ FAST_TS = (
 
 
 def _ts_text(s: str, r: str, tz_param: str) -> tuple[str, str]:
-    """(value, split) for timestamp text `s`: the fast cast, or fx_ts_parts of the split."""
+    """(value, split) for timestamp text `s`: the fast cast, or fx_ts_parts of the split.
+
+    The split `r` is NULL exactly where the text has the usual shape (or is NULL), so the
+    value reads the shape test from it instead of matching the text a second time.
+    """
     fast = f"regexp_full_match({s}, '{FAST_TS}')"
     value = (
-        f"case when {fast} then epoch_us(try_cast({s} as timestamptz)) "
+        f"case when {r} is null then epoch_us(try_cast({s} as timestamptz)) "
         f"else fx_ts_parts({r}, {tz_param}) end"
     )
     return value, f"case when not {fast} then fx_ts_split({s}) end"
