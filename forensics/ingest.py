@@ -831,9 +831,13 @@ class _FileLoader:
         cols = "ts, action, user_id, device_id, event_id, request_id, status, extra"
         before = _count(con, "events")
         # A hash collision can only lower the distinct count: "no repeats" is never wrong.
+        # The file's key hashes, once: their counts, and the probe into the stored ones.
+        con.execute(
+            f"create or replace temp table file_keys as select {DKEY} as dkey, "  # noqa: S608
+            "count(*) as n, count(request_id) as with_id from stage where err is null group by 1"
+        )
         row = con.execute(
-            f"select count(*), count(distinct {DKEY}), count(request_id) "  # noqa: S608
-            "from stage where err is null"
+            "select coalesce(sum(n), 0), count(*), coalesce(sum(with_id), 0) from file_keys"
         ).fetchone()
         total, distinct_keys, with_id = (int(x) for x in row or (0, 0, 0))
         firsts = (
@@ -848,9 +852,8 @@ class _FileLoader:
         if before and total:
             # Stored rows sharing a hash with the file (rowids only), then their exact keys.
             con.execute(
-                "create or replace temp table maybe as select e.rowid as rid "  # noqa: S608
-                f"from events e semi join (select distinct {DKEY} as dkey from stage "
-                "where err is null) s on e.dkey = s.dkey"
+                "create or replace temp table maybe as select e.rowid as rid "
+                "from events e semi join file_keys s on e.dkey = s.dkey"
             )
             # No stored row shares a hash with the file (the usual case): nothing to check.
             maybe_any = _count(con, "maybe") > 0
@@ -888,7 +891,7 @@ class _FileLoader:
             f"select {cols}, $sid, rec, {DKEY} from ({firsts}) f{where}{order}",
             {"sid": sid},
         )
-        for t in ("maybe", "seen_ids", "seen_tuples"):
+        for t in ("file_keys", "maybe", "seen_ids", "seen_tuples"):
             con.execute(f"drop table if exists temp.{t}")
         return _count(con, "events") - before
 
