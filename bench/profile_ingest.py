@@ -1,0 +1,73 @@
+"""Where ingest's time goes: wall time per SQL statement of one in-process `forensics ingest`.
+
+    python bench/profile_ingest.py STORE PATH...
+
+Runs the ingest into STORE (which should not exist yet) exactly as the command does, with
+every statement on the store connection timed, and prints the total and the statements
+that took longest (grouped by their first 70 characters, with how many times each ran).
+The difference between the total and the statements' sum is Python: start-up, reading,
+and waiting for the reading thread. Timings from one process vary as the machine does;
+bench/run.py gives the figures to compare.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import forensics.ingest as ingest
+from forensics.store import StoreOptions
+
+
+class _Timed:
+    """A store connection whose execute() adds its wall time to `spent`."""
+
+    def __init__(self, con: Any, spent: dict[str, list[float]]) -> None:
+        self._con, self._spent = con, spent
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return self._con.execute(sql, *args)
+        finally:
+            entry = self._spent[re.sub(r"\s+", " ", sql).strip()[:70]]
+            entry[0] += 1
+            entry[1] += time.perf_counter() - t0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
+
+
+def main() -> int:
+    if len(sys.argv) < 3:
+        print(__doc__)
+        return 2
+    store, paths = Path(sys.argv[1]), sys.argv[2:]
+    if store.exists():
+        print(f"profile_ingest: {store} exists; give a new store path", file=sys.stderr)
+        return 2
+    spent: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+    real_open = ingest.open_store  # type: ignore[attr-defined]  # what ingest() calls
+
+    def timed_open(*args: Any, **kwargs: Any) -> Any:
+        return _Timed(real_open(*args, **kwargs), spent)
+
+    ingest.open_store = timed_open  # type: ignore[attr-defined]
+    t0 = time.perf_counter()
+    report = ingest.ingest(StoreOptions(path=store), paths, ingest.IngestOptions())
+    total = time.perf_counter() - t0
+    in_sql = sum(t for _, t in spent.values())
+    print(f"{len(report.files)} files, {report.totals()}")
+    print(f"total {total:.2f} s, in SQL statements {in_sql:.2f} s")
+    print(f"{'s':>7} {'runs':>5}  statement")
+    for sql, (n, t) in sorted(spent.items(), key=lambda kv: -kv[1][1])[:12]:
+        print(f"{t:7.2f} {int(n):5d}  {sql}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
