@@ -272,29 +272,59 @@ def _check_encoding(first: bytes) -> None:
 @dataclass
 class _Lines:
     rec: np.ndarray  # int64 record numbers (line numbers)
-    raw: pa.Array  # string
-    pre_err: pa.Array  # string or null
+    raw: pa.Array | pa.ChunkedArray  # string
+    pre_err: pa.Array | pa.ChunkedArray  # string or null
+
+    @staticmethod
+    def concat(parts: list[_Lines]) -> _Lines:
+        if len(parts) == 1:
+            return parts[0]
+        return _Lines(
+            np.concatenate([p.rec for p in parts]),
+            pa.chunked_array([c for p in parts for c in _chunks(p.raw)], pa.large_string()),
+            pa.chunked_array([c for p in parts for c in _chunks(p.pre_err)], pa.string()),
+        )
 
 
-def _lines_to_arrow(buf: bytes, first_line: int) -> tuple[_Lines, int]:
-    """Split complete lines of `buf` (which ends with a newline) into an Arrow batch."""
+def _chunks(a: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    return a.chunks if isinstance(a, pa.ChunkedArray) else [a]
+
+
+_NL_BLOCK = 4 << 20  # bytes searched for newlines at a time (no mask the size of a CHUNK)
+
+
+def _newlines(buf: bytes, start: int, stop: int) -> np.ndarray:
+    """Positions (int64) of the newlines in buf[start:stop]."""
     arr = np.frombuffer(buf, dtype=np.uint8)
-    nl = np.flatnonzero(arr == 10)
+    found = [
+        np.flatnonzero(arr[lo : min(stop, lo + _NL_BLOCK)] == 10) + lo
+        for lo in range(start, stop, _NL_BLOCK)
+    ]
+    return np.concatenate(found) if found else np.empty(0, dtype=np.int64)
+
+
+def _lines_to_arrow(buf: bytes, start: int, stop: int, first_line: int) -> tuple[_Lines, int]:
+    """The lines of buf[start:stop] (which ends with a newline) as Arrow strings.
+
+    The strings point into `buf` itself: a CHUNK of text is never copied to be split.
+    """
+    nl = _newlines(buf, start, stop)
     n = len(nl)
     offsets = np.empty(n + 1, dtype=np.int64)
-    offsets[0] = 0
+    offsets[0] = start
     offsets[1:] = nl + 1
     binary = pa.LargeBinaryArray.from_buffers(
         pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)]
     )
     rec = np.arange(first_line, first_line + n, dtype=np.int64)
-    pre_err: list[str | None] | None = None
+    raw = binary.view(pa.large_string())
     try:
-        raw = binary.cast(pa.large_string())
-    except (pa.ArrowInvalid, ValueError):
+        raw.validate(full=True)  # full: every string is checked to be UTF-8
+        errs = pa.nulls(n, pa.string())
+    except pa.ArrowInvalid:
         # Slow path, only for files with invalid UTF-8: find and reject those lines.
         texts: list[str] = []
-        pre_err = []
+        pre_err: list[str | None] = []
         for i in range(n):
             b = buf[offsets[i] : offsets[i + 1]]
             try:
@@ -304,13 +334,18 @@ def _lines_to_arrow(buf: bytes, first_line: int) -> tuple[_Lines, int]:
                 texts.append(b.decode("utf-8", errors="replace"))
                 pre_err.append("invalid UTF-8")
         raw = pa.array(texts, pa.large_string())
-    errs = pa.array(pre_err, pa.string()) if pre_err else pa.nulls(n, pa.string())
+        errs = pa.array(pre_err, pa.string())
     return _Lines(rec, raw, errs), first_line + n
 
 
 def _iter_ndjson(chunks: Iterator[bytes]) -> Iterator[_Lines]:
+    """A newline-delimited file's lines, a CHUNK at a time.
+
+    A CHUNK's whole lines are used where they lie; only the line that straddles two
+    CHUNKs is put together from its pieces.
+    """
     line = 1
-    rest = b""
+    pending: list[bytes] = []  # the start of a line that began in an earlier chunk
     first = True
     for chunk in chunks:
         if first:
@@ -318,14 +353,27 @@ def _iter_ndjson(chunks: Iterator[bytes]) -> Iterator[_Lines]:
                 chunk = chunk[3:]
             _check_encoding(chunk[:4])
             first = False
-        buf = rest + chunk
-        cut = buf.rfind(b"\n") + 1
-        rest = buf[cut:]
-        if cut:
-            lines, line = _lines_to_arrow(buf[:cut], line)
-            yield lines
-    if rest:
-        lines, line = _lines_to_arrow(rest + b"\n", line)
+        head_end = chunk.find(b"\n") + 1
+        if not head_end:
+            pending.append(chunk)
+            continue
+        cut = chunk.rfind(b"\n") + 1
+        parts = []
+        if pending:
+            head = b"".join([*pending, chunk[:head_end]])
+            lines, line = _lines_to_arrow(head, 0, len(head), line)
+            parts.append(lines)
+            start = head_end
+        else:
+            start = 0
+        if cut > start:
+            lines, line = _lines_to_arrow(chunk, start, cut, line)
+            parts.append(lines)
+        pending = [chunk[cut:]] if cut < len(chunk) else []
+        yield _Lines.concat(parts)
+    if pending:
+        tail = b"".join([*pending, b"\n"])
+        lines, line = _lines_to_arrow(tail, 0, len(tail), line)
         yield lines
 
 
@@ -459,6 +507,26 @@ def _struct_json(columns: list[str]) -> str:
     return "to_json(struct_pack(" + ", ".join(f"{_ident(c)} := {_ident(c)}" for c in columns) + "))"
 
 
+PIECE_ROWS = 160_000  # most rows of a JSON batch's record batches (see _in_pieces)
+MIN_SPLIT_ROWS = 4096  # a batch smaller than this is scanned whole
+
+
+def _in_pieces(batch: pa.Table, threads: int) -> pa.Table:
+    """The batch as record batches that DuckDB's threads can share.
+
+    DuckDB scans an Arrow record batch of up to about 130,000 rows on one thread: a CHUNK
+    of text handed over as one record batch leaves the other cores idle while it is parsed.
+    The pieces are views of the batch (nothing is copied); their count is a multiple of the
+    threads, so that none waits alone for the last piece.
+    """
+    n = batch.num_rows
+    if n < MIN_SPLIT_ROWS or threads < 2:
+        return batch
+    pieces = max(threads, -(-n // PIECE_ROWS))
+    pieces = -(-pieces // threads) * threads
+    return pa.Table.from_batches(batch.to_batches(max_chunksize=-(-n // pieces)))
+
+
 class _FileLoader:
     """Stages one file's records in a temp table, then commits them with its sources row."""
 
@@ -473,6 +541,7 @@ class _FileLoader:
             self.params["action_to"] = list(amap.values())
         self.staged = False
         self.mapper: FileMapper | None = None  # the map's [kind] table applied to this file
+        self._n_threads = 0
 
     def _mapper(self, kind: str) -> FileMapper | None:
         mapping = self.options.mapping
@@ -539,7 +608,7 @@ class _FileLoader:
         """Parse, check and normalise a batch of JSON records into the stage."""
         con = self.con
         batch = pa.table({"rec": lines.rec, "raw": lines.raw, "pre_err": lines.pre_err})
-        con.register("batch_in", batch)
+        con.register("batch_in", _in_pieces(batch, self._threads()))
         try:
             self._add_json_batch(int(lines.rec[0]) if len(lines.rec) else 0)
         finally:
@@ -547,6 +616,12 @@ class _FileLoader:
             # is already on its way, and the rollback drops the view.
             with contextlib.suppress(duckdb.Error):
                 con.unregister("batch_in")
+
+    def _threads(self) -> int:
+        if not self._n_threads:
+            rows = self.con.execute("select current_setting('threads')").fetchall()
+            self._n_threads = max(1, int(rows[0][0]))
+        return self._n_threads
 
     def _add_json_batch(self, first_rec: int) -> None:
         con = self.con

@@ -13,6 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from forensics.errors import StoreInUseError
 from forensics.store import StoreOptions, open_store
@@ -788,3 +790,84 @@ def test_sampled_keys_across_many_batches_and_kinds(
     sampled, whole = _keys_sampled_and_whole(tmp_path, monkeypatch, *files)
     assert sampled == whole
     assert [f[1] for f in sampled[0]] == ["loaded", "loaded", "loaded", "loaded", "loaded"]  # type: ignore[index]
+
+
+# ----------------------------------------------------------------- reading lines
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(
+        # Any bytes but NUL (a NUL at the start is refused as UTF-16, as is a BOM of it).
+        st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"").replace(b"\0", b"")),
+        min_size=1,
+        max_size=30,
+    ),
+    final_newline=st.booleans(),
+    cuts=st.lists(st.integers(0, 2000), max_size=12),
+)
+def test_lines_are_split_alike_wherever_the_chunks_end(
+    lines: list[bytes], final_newline: bool, cuts: list[int]
+) -> None:
+    """Chunk ends anywhere (inside a line, a UTF-8 character or at a newline; a line over
+    several chunks) give the lines, line numbers and invalid-UTF-8 flags of a plain split."""
+    import forensics.ingest as ingest_module
+
+    data = b"\n".join(lines) + (b"\n" if final_newline else b"")
+    assume(not data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")))
+    bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+    chunks = iter([data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)])
+    got = [
+        (int(rec), raw, err)
+        for part in ingest_module._iter_ndjson(chunks)
+        for rec, raw, err in zip(
+            part.rec, part.raw.to_pylist(), part.pre_err.to_pylist(), strict=True
+        )
+    ]
+    in_file = data.split(b"\n")
+    if in_file[-1] == b"":  # after the final newline, or an empty file
+        in_file.pop()
+    expect = []
+    for i, b in enumerate(in_file, start=1):
+        try:
+            expect.append((i, b.decode() + "\n", None))
+        except UnicodeDecodeError:
+            expect.append((i, b.decode(errors="replace") + "\n", "invalid UTF-8"))
+    assert got == expect
+
+
+def test_a_batch_shared_among_threads_is_stored_as_a_whole_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record batches DuckDB's threads share change nothing stored, rejected or counted:
+    duplicates, rejects and extras across pieces, in record order."""
+    import forensics.ingest as ingest_module
+
+    records: list[object] = []
+    for i in range(3000):
+        r = event(request_id=f"r{i % 2500}", user_id=f"u{i % 7}", ts=1_708_074_000 + i)
+        if i % 97 == 0:
+            r["cache_node"] = f"n{i}"
+        records.append(r if i % 101 else {"ts": "not a time", "action": "x"})
+    f = write_ndjson(tmp_path / "e.ndjson", records)
+    monkeypatch.setattr(ingest_module, "MIN_SPLIT_ROWS", 10**9)
+    whole = _outcome(tmp_path / "whole.duckdb", run(tmp_path / "whole.duckdb", f))
+    monkeypatch.setattr(ingest_module, "MIN_SPLIT_ROWS", 16)
+    monkeypatch.setattr(ingest_module, "PIECE_ROWS", 97)
+    split = _outcome(tmp_path / "split.duckdb", run(tmp_path / "split.duckdb", f))
+    assert split == whole
+    # read, loaded, rejected (every 101st), duplicate (a request id seen 2,500 records
+    # before, unless either record is rejected)
+    assert whole[0][0][3:7] == (3000, 2480, 30, 490)
+
+
+def test_pieces_are_views_in_a_multiple_of_the_threads() -> None:
+    import forensics.ingest as ingest_module
+
+    t = pa.table({"rec": list(range(1_000_003))})
+    for threads, pieces in ((1, 1), (2, 8), (3, 9), (8, 8)):
+        got = ingest_module._in_pieces(t, threads).to_batches()
+        assert len(got) == pieces
+        assert pa.Table.from_batches(got).equals(t)
+    small = pa.table({"rec": list(range(100))})
+    assert len(ingest_module._in_pieces(small, 2).to_batches()) == 1
