@@ -705,12 +705,16 @@ class _FileLoader:
             names.append("extra")
             extra_names = [self._unpointer(p) for p in paths[n_canon:]]
             if extra_names:
-                params.update({f"xk{i}": k for i, k in enumerate(extra_names)})
-                pairs = ", ".join(
-                    f"$xk{i}, v[{n_canon + 1 + i}]::json" for i in range(len(extra_names))
+                # Each member as its JSON text: the key (quoted here) and the value as
+                # json_extract wrote it, joined without parsing either again. A key the
+                # record lacks is left out (JSON null is kept); a record with none: NULL.
+                params.update(
+                    {f"xk{i}": json.dumps(k) + ":" for i, k in enumerate(extra_names)}
                 )
-                # An extra key missing from a record is stored as null in its object.
-                exprs.append(f"json_object({pairs}) as extra")
+                members = ", ".join(
+                    f"$xk{i} || v[{n_canon + 1 + i}]" for i in range(len(extra_names))
+                )
+                exprs.append(f"'{{' || nullif(concat_ws(',', {members}), '') || '}}' as extra")
             else:
                 exprs.append("null::json as extra")
         cols = ", ".join(names)

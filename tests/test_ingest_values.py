@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import datetime, timezone
@@ -231,6 +232,25 @@ def test_extra_fields_are_kept_with_the_event(tmp_path: Path) -> None:
     db = tmp_path / "s.duckdb"
     run(db, f)
     assert rows(db, "select extra->>'cache_node', extra->'app'->>'v' from events") == [("c7", "3")]
+
+
+def test_an_events_extra_holds_exactly_the_keys_and_values_it_came_with(tmp_path: Path) -> None:
+    """Keys that need escaping come back as written; JSON null is kept; a key only other
+    records have is not added; a record with no extra key has none (NULL)."""
+    odd = 'k"\\\u00e9\n'
+    f = write_ndjson(tmp_path / "e.ndjson", [
+        event(request_id="a", **{odd: [1, {"x": None}], "big": 123456789012345678901234567890}),
+        event(request_id="b", cache_node=None),
+        event(request_id="c"),
+    ])
+    db = tmp_path / "s.duckdb"
+    run(db, f)
+    got = rows(db, "select request_id, extra::varchar from events order by 1")
+    assert [r[0] for r in got] == ["a", "b", "c"]
+    assert json.loads(got[0][1]) == {odd: [1, {"x": None}], "big": 123456789012345678901234567890}
+    assert json.loads(got[1][1]) == {"cache_node": None}
+    assert got[2][1] is None
+    assert rows(db, "select count(*) from events where json_valid(extra)") == [(2,)]
 
 
 def test_grants_reject_empty_intervals_and_default_to_owner(tmp_path: Path) -> None:
