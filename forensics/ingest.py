@@ -507,6 +507,7 @@ def _struct_json(columns: list[str]) -> str:
     return "to_json(struct_pack(" + ", ".join(f"{_ident(c)} := {_ident(c)}" for c in columns) + "))"
 
 
+CHECKPOINT_THRESHOLD = "1GB"  # write-ahead log size that makes ingest checkpoint
 PIECE_ROWS = 160_000  # most rows of a JSON batch's record batches (see _in_pieces)
 MIN_SPLIT_ROWS = 4096  # a batch smaller than this is scanned whole
 
@@ -1321,6 +1322,11 @@ def ingest(
     ahead: _ReadAhead | None = None
     try:
         con.execute(MACROS)
+        # Each file's commit is durable in the write-ahead log; checkpointing after every
+        # one (DuckDB's default, at 16 MB of log) costs a fixed tenth of a second or more
+        # per file, growing with the store. Here: when the log reaches this size, and at
+        # the end.
+        con.execute("set checkpoint_threshold = $t", {"t": CHECKPOINT_THRESHOLD})
         if options.mapping is not None:
             # Map expressions run on this connection: it can then read no file (SPEC §2.5).
             con.execute("set enable_external_access = false")
