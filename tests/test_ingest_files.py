@@ -108,6 +108,17 @@ def test_crlf_blank_lines_bom_and_no_final_newline_count_right(tmp_path: Path) -
     assert rows(db, "select source_record from events order by 1") == [(1,), (2,), (5,)]
 
 
+def test_only_space_tab_cr_and_lf_make_a_line_blank(tmp_path: Path) -> None:
+    lines = [json.dumps(GOOD[0]), "\t \t\r", "\f", " \u00a0 ", "", json.dumps(GOOD[1])]
+    f = tmp_path / "e.ndjson"
+    f.write_text("\n".join(lines) + "\n")
+    db = tmp_path / "s.duckdb"
+    r = _only(run(db, f))
+    assert (r.rows_read, r.rows_loaded, r.rows_rejected) == (4, 2, 2)
+    assert rows(db, "select source_record, reason from rejects order by 1") == [
+        (3, "malformed JSON"), (4, "malformed JSON")]
+
+
 def test_invalid_utf8_or_raw_nul_rejects_only_that_record(tmp_path: Path) -> None:
     f = tmp_path / "e.ndjson"
     f.write_bytes(
