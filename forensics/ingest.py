@@ -21,6 +21,7 @@ import stat
 import threading
 import zlib
 from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,7 +36,7 @@ from forensics import __version__
 from forensics.errors import InputError, UsageError
 from forensics.mapping import FileMapper
 from forensics.normalize import CANONICAL, MACROS, Normalized, Source, normalize
-from forensics.store import DKEY, StoreOptions, engine_error, open_store
+from forensics.store import DKEY, StoreOptions, another_connection, engine_error, open_store
 
 try:
     # ISA-L's gzip reader: about 3x faster than the standard library's, with the same checks
@@ -1206,47 +1207,91 @@ def _short(e: BaseException) -> str:
     return str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
 
 
-def ingest_file(
+@dataclass
+class _Staged:
+    """A file read into its connection's stage, waiting to be stored (or already decided:
+    `loader` is None when the file failed or was passed over before it was stored)."""
+
+    result: FileResult
+    loader: _FileLoader | None = None
+    size: int = 0
+
+
+def stage_file(
     con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptions,
-    known: dict[str, str], progress: Progress | None = None, *, walked: bool = False,
-    ahead: _ReadAhead | None = None,
-) -> FileResult:
-    """Ingest one file in its own transaction. Never raises for a bad file: reports it."""
+    progress: Progress | None = None, *, walked: bool = False, ahead: _ReadAhead | None = None,
+) -> _Staged:
+    """Read, check and normalise one file into `con`'s temp stage; nothing is stored yet.
+
+    Never raises for a bad file: its result carries the error. The stage is written in a
+    transaction of its own that touches only temp tables, so that another connection can
+    store the previous file meanwhile.
+    """
     result = FileResult(str(path))
     try:
         st = path.stat()
     except OSError as e:
         result.error = f"cannot be opened ({e.strerror})"
-        return result
+        return _Staged(result)
     if not stat.S_ISREG(st.st_mode):
         result.error = "not a regular file"
-        return result
+        return _Staged(result)
     fmt = file_format(path)
     if fmt is None:
         result.error = "not a supported log format (.parquet, .json, .jsonl, .ndjson, +.gz/.zst)"
         if walked:
             result.status = "skipped"  # found in a folder: reported, not an error
-        return result
+        return _Staged(result)
     result.format = fmt[0] + (f"+{fmt[1]}" if fmt[1] else "")
     before = _stat_key(path)
     loader = _FileLoader(con, options)
-    con.execute("begin transaction")
     try:
-        sha = read_into_stage(loader, path, fmt[0], fmt[1], progress, ahead)
-        result.sha256 = sha
+        con.execute("begin transaction")
+        result.sha256 = read_into_stage(loader, path, fmt[0], fmt[1], progress, ahead)
         if _stat_key(path) != before:
             raise InputError("file", "it changed while it was being read")
-        if sha in known:
-            con.execute("rollback")
-            result.status = "skipped"
-            result.kind = known[sha].split("\0")[0]
-            result.error = f"same content as {known[sha].split(chr(0))[1]}"
-            return result
+        con.execute("commit")
+    except InputError as e:
+        _rollback(con)
+        result.error = e.one_line()
+        return _Staged(result)
+    except duckdb.Error as e:
+        _rollback(con)
+        result.error = engine_error("store", e).one_line()
+        return _Staged(result)
+    except BaseException:
+        _rollback(con)
+        raise
+    return _Staged(result, loader, st.st_size)
+
+
+def store_file(
+    con: duckdb.DuckDBPyConnection, staged: _Staged, options: IngestOptions,
+    known: dict[str, str],
+) -> FileResult:
+    """Store a staged file in its own transaction (the one that made its stage, `con`).
+
+    Files are stored one at a time, in order: each sees every file stored before it, for
+    de-duplication and for `known` (content already stored). Never raises for a bad file.
+    """
+    result, loader = staged.result, staged.loader
+    if loader is None:
+        return result
+    sha = result.sha256 or ""
+    if sha in known:
+        _rollback(con)  # drops the stage
+        result.status = "skipped"
+        result.kind = known[sha].split("\0")[0]
+        result.error = f"same content as {known[sha].split(chr(0))[1]}"
+        return result
+    try:
+        con.execute("begin transaction")
         counts = loader.finish(
             {
-                "path": str(path.resolve()), "format": result.format, "size_bytes": st.st_size,
-                "sha256": sha, "ingested_at": datetime.now(timezone.utc),
-                "tool_version": __version__, "assume_tz": options.assume_tz,
+                "path": str(Path(result.path).resolve()), "format": result.format,
+                "size_bytes": staged.size, "sha256": sha,
+                "ingested_at": datetime.now(timezone.utc), "tool_version": __version__,
+                "assume_tz": options.assume_tz,
                 "map_sha256": options.mapping.sha256 if options.mapping is not None else None,
             }
         )
@@ -1285,8 +1330,18 @@ def ingest_file(
     result.rows_rejected = counts["rows_rejected"]
     result.rows_duplicate = counts["rows_duplicate"]
     result.reasons = {str(r): int(c) for r, c in reasons}
-    known[sha] = f"{kind}\0{path}"
+    known[sha] = f"{kind}\0{result.path}"
     return result
+
+
+def ingest_file(
+    con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptions,
+    known: dict[str, str], progress: Progress | None = None, *, walked: bool = False,
+    ahead: _ReadAhead | None = None,
+) -> FileResult:
+    """Ingest one file: stage it, then store it. Never raises for a bad file: reports it."""
+    staged = stage_file(con, path, options, progress, walked=walked, ahead=ahead)
+    return store_file(con, staged, options, known)
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
@@ -1337,12 +1392,7 @@ def ingest(
             for sha, kind, path in con.execute("select sha256, kind, path from sources").fetchall()
         }
         ahead = _ReadAhead([f for f, _ in files], progress)
-        for f, walked in files:
-            results.append(
-                ingest_file(con, f, options, known, progress, walked=walked, ahead=ahead)
-            )
-            if progress:
-                progress("file", 1)
+        results += _pipeline(con, files, options, known, progress, ahead)
         con.execute("checkpoint")
     except duckdb.Error as e:
         raise engine_error(f"case store {store.path}", e) from None
@@ -1351,6 +1401,40 @@ def ingest(
             ahead.close()
         con.close()
     return IngestReport(results)
+
+
+def _pipeline(
+    con: duckdb.DuckDBPyConnection, files: list[tuple[Path, bool]], options: IngestOptions,
+    known: dict[str, str], progress: Progress | None, ahead: _ReadAhead,
+) -> list[FileResult]:
+    """Stage each file while the one before it is stored.
+
+    Storing a file (its de-duplication against the store, its inserts and its commit) keeps
+    about one core busy; staging the next file meanwhile, on a second connection, uses the
+    other. Two connections take turns: a file is staged on the one whose previous file has
+    been stored, and files are stored one at a time in their order, by one worker thread.
+    """
+    cons = [con, another_connection(con)]
+    try:
+        cons[1].execute(MACROS)
+        stored: list[Future[FileResult]] = []
+
+        def store(c: duckdb.DuckDBPyConnection, staged: _Staged) -> FileResult:
+            result = store_file(c, staged, options, known)
+            if progress:
+                progress("file", 1)
+            return result
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="forensics-store") as pool:
+            for i, (f, walked) in enumerate(files):
+                c = cons[i % 2]
+                if i >= 2:
+                    stored[i - 2].result()  # c's previous file is stored: c is free
+                staged = stage_file(c, f, options, progress, walked=walked, ahead=ahead)
+                stored.append(pool.submit(store, c, staged))
+            return [s.result() for s in stored]
+    finally:
+        cons[1].close()
 
 
 def _size(p: Path) -> int:

@@ -166,8 +166,23 @@ def open_store(options: StoreOptions, *, read_only: bool) -> duckdb.DuckDBPyConn
     return con
 
 
-def _configure(con: duckdb.DuckDBPyConnection, options: StoreOptions) -> None:
+def another_connection(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A second connection to the same open store, with the same session settings.
+
+    It has its own transactions and temp tables; settings of the database (memory limit,
+    threads, spill folder) are shared, the session's (time zone) are set here.
+    """
+    other = con.cursor()
+    _session(other)
+    return other
+
+
+def _session(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("set TimeZone = 'UTC'")
+
+
+def _configure(con: duckdb.DuckDBPyConnection, options: StoreOptions) -> None:
+    _session(con)
     spill = spill_dir(options.path)
     with contextlib.suppress(OSError):
         spill.mkdir(mode=0o700, exist_ok=True)

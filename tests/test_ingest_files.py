@@ -648,6 +648,111 @@ def test_the_read_ahead_thread_stops_when_ingest_is_interrupted(
     assert not [t for t in threading.enumerate() if t.name == "forensics-read-ahead"]
 
 
+# ----------------------------------------------------------------- staging while storing
+
+
+def _overlapping_files(tmp_path: Path) -> list[Path]:
+    """Each file repeats events of the one before it (by request_id, and without one), and
+    one repeats a whole earlier file: what a file may store depends on the file before."""
+    no_id = [event(user_id=f"n{i}", ts=f"2024-02-16T09:00:0{i}Z") for i in range(4)]
+    ids = [event(request_id=f"q{i}", user_id=f"u{i % 5}") for i in range(60)]
+    return [
+        write_ndjson(tmp_path / "a.ndjson", ids[:30] + no_id[:2]),
+        write_ndjson(tmp_path / "b.ndjson.gz", ids[20:45] + no_id[1:3] + ["{bad"], gz=True),
+        write_parquet(tmp_path / "c.parquet", pa.Table.from_pylist(ids[40:55])),
+        write_ndjson(tmp_path / "d.jsonl", ids[:30] + no_id[:2]),  # the same bytes as a
+        write_ndjson(tmp_path / "e.ndjson", ids[50:] + no_id),
+    ]
+
+
+def test_storing_while_the_next_file_is_staged_gives_what_one_file_at_a_time_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import forensics.ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "CHUNK", 256)  # many batches per file
+    files = _overlapping_files(tmp_path)
+    together = tmp_path / "together.duckdb"
+    report = run(together, *files)
+    assert accounted(report)
+    apart = tmp_path / "apart.duckdb"
+    one_by_one = [f for path in files for f in run(apart, path).files]
+    assert _outcome(together, report) == _outcome(apart, type(report)(one_by_one))
+    assert [(f.status, f.rows_loaded, f.rows_duplicate) for f in report.files] == [
+        ("loaded", 32, 0), ("loaded", 16, 11), ("loaded", 10, 5), ("skipped", 0, 0),
+        ("loaded", 6, 8)]
+
+
+def test_a_file_that_fails_to_be_stored_leaves_the_next_files_unharmed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import duckdb
+
+    import forensics.ingest as ingest_module
+
+    files = _overlapping_files(tmp_path)
+    real = ingest_module._FileLoader._insert_rows
+
+    def failing(self: object, kind: str, sid: int) -> int:
+        # The stored rows of b.ndjson.gz go in, then its transaction fails.
+        n = real(self, kind, sid)  # type: ignore[arg-type]
+        if "b.ndjson.gz" in str(rows_of["path"]):
+            raise duckdb.IOException("disk full")
+        return n
+
+    rows_of: dict[str, object] = {}
+    real_finish = ingest_module._FileLoader.finish
+
+    def finish(self: object, source_row: dict[str, object]) -> dict[str, int]:
+        rows_of["path"] = source_row["path"]
+        return real_finish(self, source_row)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ingest_module._FileLoader, "_insert_rows", failing)
+    monkeypatch.setattr(ingest_module._FileLoader, "finish", finish)
+    db = tmp_path / "s.duckdb"
+    report = run(db, *files)
+    assert [f.status for f in report.files] == ["loaded", "failed", "loaded", "skipped",
+                                                "loaded"]
+    assert "disk full" in (report.files[1].error or "")
+    # Nothing of b is stored; c, staged while b was being stored, now keeps b's events.
+    assert [(f.rows_loaded, f.rows_duplicate) for f in report.files[2:]] == [
+        (15, 0), (0, 0), (7, 7)]
+    assert rows(db, "select count(*) from sources where path like '%b.ndjson.gz'") == [(0,)]
+    per_file = rows(db, "select s.rows_loaded, (select count(*) from events e "
+                        "where e.source_id = s.source_id) from sources s")
+    assert all(a == b for a, b in per_file) and len(per_file) == 3
+
+
+def test_an_interrupt_while_staging_leaves_whole_files_and_a_rerun_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import forensics.ingest as ingest_module
+
+    files = _overlapping_files(tmp_path)
+    real = ingest_module.read_into_stage
+
+    def interrupted(loader: object, path: Path, *args: object, **kw: object) -> str:
+        if path.name == "c.parquet":  # while b.ndjson.gz is being stored
+            raise KeyboardInterrupt
+        return real(loader, path, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ingest_module, "read_into_stage", interrupted)
+    db = tmp_path / "s.duckdb"
+    with pytest.raises(KeyboardInterrupt):
+        run(db, *files)
+    assert not [t for t in threading.enumerate() if t.name.startswith("forensics-")]
+    # a and b were staged before the interrupt: both are stored whole, in order.
+    assert rows(db, "select path.split('/')[-1], rows_loaded, rows_duplicate from sources "
+                    "order by source_id") == [("a.ndjson", 32, 0), ("b.ndjson.gz", 16, 11)]
+    monkeypatch.setattr(ingest_module, "read_into_stage", real)
+    again = run(db, *files)
+    assert [f.status for f in again.files] == ["skipped", "skipped", "loaded", "skipped",
+                                               "loaded"]
+    assert rows(db, "select count(*) from events") == [(64,)]
+
+
 # ----------------------------------------------------------------- storage order
 
 
