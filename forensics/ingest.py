@@ -1374,9 +1374,14 @@ def ingest(
     if progress:
         progress("files", len(files))
         progress("total_bytes", sum(_size(f) for f, _ in files))
-    con = open_store(store, read_only=False)
+    # Reading starts while the store opens.
+    ahead = _ReadAhead([f for f, _ in files], progress)
+    try:
+        con = open_store(store, read_only=False)
+    except BaseException:
+        ahead.close()
+        raise
     results: list[FileResult] = list(failed)
-    ahead: _ReadAhead | None = None
     try:
         con.execute(MACROS)
         # Each file's commit is durable in the write-ahead log; checkpointing after every
@@ -1391,14 +1396,12 @@ def ingest(
             str(sha): f"{kind}\0{path}"
             for sha, kind, path in con.execute("select sha256, kind, path from sources").fetchall()
         }
-        ahead = _ReadAhead([f for f, _ in files], progress)
         results += _pipeline(con, files, options, known, progress, ahead)
         con.execute("checkpoint")
     except duckdb.Error as e:
         raise engine_error(f"case store {store.path}", e) from None
     finally:
-        if ahead is not None:
-            ahead.close()
+        ahead.close()
         con.close()
     return IngestReport(results)
 

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -501,6 +502,10 @@ def test_second_writer_gets_store_in_use(tmp_path: Path) -> None:
         with pytest.raises(StoreInUseError) as e:
             open_store(StoreOptions(db), read_only=False)
         assert "in use" in e.value.one_line() and str(holder.pid) in e.value.one_line()
+        # Ingest starts reading its files before it opens the store; it stops reading.
+        with pytest.raises(StoreInUseError):
+            run(db, write_ndjson(tmp_path / "b.ndjson", GOOD * 50))
+        assert not [t for t in threading.enumerate() if t.name.startswith("forensics-")]
     finally:
         holder.kill()
         holder.wait()
@@ -604,8 +609,6 @@ def test_reading_ahead_changes_nothing_that_is_stored_or_reported(
 def test_a_file_changed_while_read_ahead_fails_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import threading
-
     import forensics.ingest as ingest_module
 
     a = write_ndjson(tmp_path / "a.ndjson", GOOD[:2])
@@ -632,8 +635,6 @@ def test_a_file_changed_while_read_ahead_fails_alone(
 def test_the_read_ahead_thread_stops_when_ingest_is_interrupted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import threading
-
     import forensics.ingest as ingest_module
 
     monkeypatch.setattr(ingest_module, "CHUNK", 256)
@@ -726,8 +727,6 @@ def test_a_file_that_fails_to_be_stored_leaves_the_next_files_unharmed(
 def test_an_interrupt_while_staging_leaves_whole_files_and_a_rerun_completes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import threading
-
     import forensics.ingest as ingest_module
 
     files = _overlapping_files(tmp_path)
