@@ -213,18 +213,50 @@ def _stat_key(path: Path) -> tuple[int, int, int]:
     return st.st_size, st.st_mtime_ns, st.st_ino
 
 
+def _read_sizes(expected: int | None) -> Callable[[int], int]:
+    """How much to read next, given how much has been read: a CHUNK, or the rest of the
+    file when that is at most a quarter more (so that a file a little larger than a CHUNK is not
+    followed by a batch of a few lines, which costs nearly as much as a full one).
+
+    `expected` is the size the file's text is expected to have; it only decides where the
+    batches end, never what is read, so an estimate that is wrong costs nothing else.
+    """
+
+    def size(done: int) -> int:
+        last = CHUNK + CHUNK // 4  # the most read at once
+        if expected is not None and 0 <= expected - done <= last:
+            return last
+        return CHUNK
+
+    return size
+
+
+def _gzip_size(path: Path) -> int | None:
+    """The size the gzip trailer gives (of the last member, modulo 4 GiB): an estimate."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(-4, os.SEEK_END)
+            return int.from_bytes(f.read(4), "little")
+    except OSError:
+        return None
+
+
 def _decompressed_chunks(
-    reader: _HashingReader, compression: str | None
+    reader: _HashingReader, compression: str | None, expected: int | None = None
 ) -> Iterator[bytes]:
     """The file's bytes, decompressed; raises InputError on corrupt or truncated data."""
+    size = _read_sizes(expected)
+    done = 0
     if compression is None:
-        while chunk := reader.read(CHUNK):
+        while chunk := reader.read(size(done)):
+            done += len(chunk)
             yield chunk
         return
     if compression == "gzip":
         gz = _GzipFile(fileobj=reader, mode="rb")
         try:
-            while chunk := gz.read(CHUNK):
+            while chunk := gz.read(size(done)):
+                done += len(chunk)
                 yield chunk
         except gzip.BadGzipFile as e:
             raise InputError("gzip", f"not a valid gzip file ({e})") from None
@@ -1087,7 +1119,11 @@ def _json_batches(
     before = _stat_key(path)
     with open(path, "rb") as f:
         reader = _HashingReader(f, progress)
-        chunks = _decompressed_chunks(reader, compression)
+        expected = (
+            before[0] if compression is None
+            else _gzip_size(path) if compression == "gzip" else None
+        )
+        chunks = _decompressed_chunks(reader, compression, expected)
         if fmt == "json":
             chunks, is_array = _peek_array(chunks)
             yield from _iter_json_array(chunks) if is_array else _iter_ndjson(chunks)

@@ -224,6 +224,49 @@ def test_gzip_and_zstd_and_multi_member_gzip(tmp_path: Path) -> None:
     assert [(f.status, f.rows_loaded) for f in report.files] == [("loaded", 3), ("loaded", 2)]
 
 
+def _batch_sizes(path: Path) -> list[int]:
+    import forensics.ingest as ingest_module
+
+    fmt = ingest_module.file_format(path)
+    assert fmt is not None
+    return [len(b.rec) for b in ingest_module._json_batches(path, fmt[0], fmt[1], None)]
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.usefixtures("gzip_reader")
+def test_the_rest_of_a_file_is_read_with_the_last_chunk_when_it_is_small(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gz: bool
+) -> None:
+    import forensics.ingest as ingest_module
+
+    line = _ndjson_bytes([event()])
+    monkeypatch.setattr(ingest_module, "CHUNK", len(line) * 64)  # 64 lines
+    name = "e.ndjson.gz" if gz else "e.ndjson"
+    for lines, batches in ((64, [64]), (80, [80]), (81, [64, 17]), (144, [64, 80]),
+                           (145, [64, 64, 17])):
+        path = write_ndjson(tmp_path / name, [event()] * lines, gz=gz)
+        assert _batch_sizes(path) == batches, lines
+
+
+@pytest.mark.usefixtures("gzip_reader")
+def test_a_gzip_trailer_that_understates_the_size_changes_only_where_batches_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import forensics.ingest as ingest_module
+
+    records = [event(request_id=f"r{i:03d}") for i in range(300)]
+    line = len(_ndjson_bytes(records[:1]))
+    monkeypatch.setattr(ingest_module, "CHUNK", line * 64)
+    path = tmp_path / "e.ndjson.gz"  # the last member is one line: its trailer says so
+    path.write_bytes(gzip.compress(_ndjson_bytes(records[:-1]))
+                     + gzip.compress(_ndjson_bytes(records[-1:])))
+    assert ingest_module._gzip_size(path) == line
+    assert _batch_sizes(path) == [80, 64, 64, 64, 28]
+    r = _only(run(tmp_path / "s.duckdb", path))
+    assert (r.rows_loaded, rows(tmp_path / "s.duckdb", "select max(source_record) from events")
+            ) == (300, [(300,)])
+
+
 @pytest.mark.parametrize("cut", [10, 30, -9, -4, -1])
 @pytest.mark.usefixtures("gzip_reader")
 def test_truncated_gzip_fails_whole(tmp_path: Path, cut: int) -> None:
