@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from tests.ingest_helpers import accounted, event, rows, run, write_ndjson, write_parquet
@@ -300,7 +301,7 @@ def test_parquet_timestamp_columns_become_utc(tmp_path: Path) -> None:
     ]
     db = tmp_path / "s.duckdb"
     for i, t in enumerate(tables):
-        sub = t.filter(pa.compute.equal(t["request_id"], cols["request_id"][i]))
+        sub = t.filter(pc.equal(t["request_id"], cols["request_id"][i]))
         write_parquet(tmp_path / f"{i}.parquet", sub)
     run(db, *sorted(tmp_path.glob("*.parquet")))
     got = rows(db, "select distinct ts from events")
