@@ -467,9 +467,17 @@ def _iter_json_array(chunks: Iterator[bytes]) -> Iterator[_Lines]:
 # --------------------------------------------------------------------------- the store side
 
 
+# An event's de-duplication key (store.DKEY) is computed as it is staged, where the work is
+# spread over the cores, from its canonical values: (", dkey", ", <expression>") for the
+# stage's column list and select list.
+_KEYED: dict[str, tuple[str, str]] = {
+    "events": (", dkey", f", case when err is null then {DKEY} end"),
+    "grants": ("", ""),
+    "accounts": ("", ""),
+}
 _STAGE_COLUMNS: dict[str, str] = {
     "events": "ts timestamptz, action varchar, user_id varchar, device_id varchar, "
-    "event_id varchar, request_id varchar, status integer, extra json",
+    "event_id varchar, request_id varchar, status integer, extra json, dkey ubigint",
     "grants": "device_id varchar, user_id varchar, role varchar, valid_from timestamptz, "
     "valid_to timestamptz",
     "accounts": "user_id varchar, email varchar, name varchar, locale varchar, country varchar",
@@ -757,10 +765,10 @@ class _FileLoader:
         counted = self.options.mapping is None and len(paths) <= MAX_COUNTED_KEYS
         dup = _dup_by_count(len(paths)) if counted else _JSON_ERR_DUP
         sql = f"""
-            insert into stage (rec, err, raw, {cols})
+            insert into stage (rec, err, raw, {cols}{_KEYED[kind][0]})
             select rec, err,
                    case when err is not null then left(rtrim(raw, e'\\r\\n'), {RAW_LIMIT}) end,
-                   {cols}
+                   {cols}{_KEYED[kind][1]}
             from (
                 select rec, raw, coalesce(jerr, {dup}, jstd, {norm.reason}) as err,
                        {", ".join(exprs)}
@@ -847,13 +855,18 @@ class _FileLoader:
             if kind == "events":
                 extras = [c for c in all_cols if c not in used and c not in CANONICAL[kind]]
                 extra = f", {_struct_json(extras)} as extra" if extras else ", null::json as extra"
+            # The file's own columns are in scope below the outer select: the key is
+            # computed one level up, from the canonical values only.
             sql = f"""
-                insert into stage (rec, err, raw, {select_cols}{', extra' if extra else ''})
-                select __rec, err, case when err is not null then left({raw_expr}::varchar,
-                       {RAW_LIMIT}) end, {cols}{extra}
-                from (
-                    select *, {norm.reason} as err
-                    from (select *, {inner} from (select *{pre} from batch_in{m_join}))
+                insert into stage (rec, err, raw, {select_cols}{', extra' if extra else ''}
+                                   {_KEYED[kind][0]})
+                select *{_KEYED[kind][1]} from (
+                    select __rec as rec, err, case when err is not null then
+                           left({raw_expr}::varchar, {RAW_LIMIT}) end as raw, {cols}{extra}
+                    from (
+                        select *, {norm.reason} as err
+                        from (select *, {inner} from (select *{pre} from batch_in{m_join}))
+                    )
                 )
             """  # noqa: S608 - identifiers are quoted, values are bound
             con.execute(sql, _used(sql, self.params))
@@ -948,8 +961,8 @@ class _FileLoader:
         # A hash collision can only lower the distinct count: "no repeats" is never wrong.
         # The file's key hashes, once: their counts, and the probe into the stored ones.
         con.execute(
-            f"create or replace temp table file_keys as select {DKEY} as dkey, "  # noqa: S608
-            "count(*) as n, count(request_id) as with_id from stage where err is null group by 1"
+            "create or replace temp table file_keys as select dkey, count(*) as n, "
+            "count(request_id) as with_id from stage where err is null group by 1"
         )
         row = con.execute(
             "select coalesce(sum(n), 0), count(*), coalesce(sum(with_id), 0) from file_keys"
@@ -1003,7 +1016,7 @@ class _FileLoader:
         order = "" if in_order else " order by ts, rec"
         con.execute(
             f"insert into events ({cols}, source_id, source_record, dkey) "  # noqa: S608
-            f"select {cols}, $sid, rec, {DKEY} from ({firsts}) f{where}{order}",
+            f"select {cols}, $sid, rec, dkey from ({firsts}) f{where}{order}",
             {"sid": sid},
         )
         for t in ("file_keys", "maybe", "seen_ids", "seen_tuples"):

@@ -496,6 +496,21 @@ def test_stored_keys_are_recomputed_before_they_are_used(
     assert rows(db, "select count(*) from events where dkey is null") == [(0,)]
 
 
+def test_the_key_staged_with_an_event_is_the_key_of_its_stored_values(tmp_path: Path) -> None:
+    from forensics.store import DKEY
+
+    base = 1_708_074_000  # numbers and strings the stored values are converted from
+    records = [event(ts=base + i, status=str(200 + i % 3), user_id=f"u{i % 4}",
+                     request_id=f"r{i}" if i % 2 else None) for i in range(40)]
+    files = [write_ndjson(tmp_path / "e.ndjson", records),
+             write_parquet(tmp_path / "e.parquet", pa.Table.from_pylist(records))]
+    for f in files:
+        db = tmp_path / f"{f.suffix[1:]}.duckdb"
+        assert _only(run(db, f)).rows_loaded == 40
+        assert rows(db, f"select count(*) from events where dkey is distinct from ({DKEY})"
+                    ) == [(0,)]
+
+
 def test_duplicates_without_request_id_compare_all_six_fields(tmp_path: Path) -> None:
     base = event()
     recs = [base, dict(base), dict(base, status=200), dict(base, status=200),

@@ -19,7 +19,7 @@ from forensics.cli import app
 from forensics.errors import UsageError
 from forensics.exposure import compute_figures
 from forensics.mapping import load_mapping
-from forensics.store import StoreOptions, open_store
+from forensics.store import DKEY, StoreOptions, open_store
 from forensics.window import parse_window
 from tests.ingest_helpers import accounted, rows, run, write_ndjson, write_parquet
 
@@ -267,6 +267,9 @@ def test_nested_renamed_and_derived_fields_json_and_parquet_store_the_same_rows(
     ]
     assert stored_events(tmp_path / "j.duckdb") == expected
     assert stored_events(tmp_path / "q.duckdb") == expected
+    for db in ("j.duckdb", "q.duckdb"):  # the key staged with each event is its values' key
+        assert rows(tmp_path / db, f"select count(*) from events where dkey is distinct from "
+                                   f"({DKEY})") == [(0,)]
     # Fields the map does not consume stay with the record; ones read by a path do not.
     for db in ("j.duckdb", "q.duckdb"):
         extra = json.loads(rows(tmp_path / db, "select extra from events limit 1")[0][0])
