@@ -1438,6 +1438,10 @@ def ingest(
         # per file, growing with the store. Here: when the log reaches this size, and at
         # the end.
         con.execute("set checkpoint_threshold = $t", {"t": CHECKPOINT_THRESHOLD})
+        # A checkpoint would also merge partly filled row groups (DuckDB's vacuum): every
+        # file's last rows, read back and written again, on every ingest. Ingest only
+        # appends, so there are no deleted rows to reclaim; the row groups stay as written.
+        con.execute("set max_vacuum_tasks = 0")
         if options.mapping is not None:
             # Map expressions run on this connection: it can then read no file (SPEC §2.5).
             con.execute("set enable_external_access = false")

@@ -546,6 +546,17 @@ def test_a_failing_file_leaves_nothing_and_others_are_stored(tmp_path: Path) -> 
     assert rows(db, "select count(*) from sources") == [(1,)]
 
 
+def test_checkpoints_keep_the_row_groups_each_ingest_wrote(tmp_path: Path) -> None:
+    # Merging partly filled row groups would read back and rewrite the stored rows of
+    # earlier runs at every ingest; ingest only appends, so there is nothing to reclaim.
+    db = tmp_path / "s.duckdb"
+    for name in ("a", "b", "c"):
+        many = [event(request_id=f"{name}{i}", user_id=f"u{i}") for i in range(3000)]
+        _only(run(db, write_ndjson(tmp_path / f"{name}.ndjson", many)))
+    assert rows(db, "select row_group_id, max(count) from pragma_storage_info('events') "
+                    "group by 1 order by 1") == [(0, 3000), (1, 3000), (2, 3000)]
+
+
 def test_second_writer_gets_store_in_use(tmp_path: Path) -> None:
     db = tmp_path / "s.duckdb"
     run(db, write_ndjson(tmp_path / "a.ndjson", GOOD))
