@@ -1181,7 +1181,7 @@ class _ReadAhead:
     def _run(self, files: list[Path], progress: Progress | None) -> None:
         for path in files:
             try:
-                # The same checks ingest_file makes first: never open what it would refuse
+                # The same checks stage_file makes first: never open what it would refuse
                 # (a FIFO would block this thread).
                 if not stat.S_ISREG(path.stat().st_mode):
                     continue
@@ -1381,16 +1381,6 @@ def store_file(
     result.reasons = {str(r): int(c) for r, c in reasons}
     known[sha] = f"{kind}\0{result.path}"
     return result
-
-
-def ingest_file(
-    con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptions,
-    known: dict[str, str], progress: Progress | None = None, *, walked: bool = False,
-    ahead: _ReadAhead | None = None,
-) -> FileResult:
-    """Ingest one file: stage it, then store it. Never raises for a bad file: reports it."""
-    staged = stage_file(con, path, options, progress, walked=walked, ahead=ahead)
-    return store_file(con, staged, options, known)
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
