@@ -213,22 +213,18 @@ def _stat_key(path: Path) -> tuple[int, int, int]:
     return st.st_size, st.st_mtime_ns, st.st_ino
 
 
-def _read_sizes(expected: int | None) -> Callable[[int], int]:
-    """How much to read next, given how much has been read: a CHUNK, or the rest of the
-    file when that is at most a quarter more (so that a file a little larger than a CHUNK is not
-    followed by a batch of a few lines, which costs nearly as much as a full one).
+def _read_size(expected: int | None, done: int) -> int:
+    """How much to read next, `done` bytes in: a CHUNK, or the rest of the file when that is
+    at most a quarter more (so that a file a little larger than a CHUNK is not followed by a
+    batch of a few lines, which costs nearly as much as a full one).
 
     `expected` is the size the file's text is expected to have; it only decides where the
     batches end, never what is read, so an estimate that is wrong costs nothing else.
     """
-
-    def size(done: int) -> int:
-        last = CHUNK + CHUNK // 4  # the most read at once
-        if expected is not None and 0 <= expected - done <= last:
-            return last
-        return CHUNK
-
-    return size
+    last = CHUNK + CHUNK // 4  # the most read at once
+    if expected is not None and 0 <= expected - done <= last:
+        return last
+    return CHUNK
 
 
 def _gzip_size(path: Path) -> int | None:
@@ -245,17 +241,16 @@ def _decompressed_chunks(
     reader: _HashingReader, compression: str | None, expected: int | None = None
 ) -> Iterator[bytes]:
     """The file's bytes, decompressed; raises InputError on corrupt or truncated data."""
-    size = _read_sizes(expected)
     done = 0
     if compression is None:
-        while chunk := reader.read(size(done)):
+        while chunk := reader.read(_read_size(expected, done)):
             done += len(chunk)
             yield chunk
         return
     if compression == "gzip":
         gz = _GzipFile(fileobj=reader, mode="rb")
         try:
-            while chunk := gz.read(size(done)):
+            while chunk := gz.read(_read_size(expected, done)):
                 done += len(chunk)
                 yield chunk
         except gzip.BadGzipFile as e:
@@ -1300,13 +1295,8 @@ def stage_file(
         if _stat_key(path) != before:
             raise InputError("file", "it changed while it was being read")
         con.execute("commit")
-    except InputError as e:
-        _rollback(con)
-        result.error = e.one_line()
-        return _Staged(result)
-    except duckdb.Error as e:
-        _rollback(con)
-        result.error = engine_error("store", e).one_line()
+    except (InputError, duckdb.Error) as e:
+        _failed(con, result, e)
         return _Staged(result)
     except BaseException:
         _rollback(con)
@@ -1351,13 +1341,8 @@ def store_file(
         con.execute("drop table if exists temp.parsed")
         con.execute("drop table if exists temp.held")
         con.execute("commit")
-    except InputError as e:
-        _rollback(con)
-        result.error = e.one_line()
-        return result
-    except duckdb.Error as e:
-        _rollback(con)
-        result.error = engine_error("store", e).one_line()
+    except (InputError, duckdb.Error) as e:
+        _failed(con, result, e)
         return result
     except BaseException:
         _rollback(con)
@@ -1381,6 +1366,14 @@ def store_file(
     result.reasons = {str(r): int(c) for r, c in reasons}
     known[sha] = f"{kind}\0{result.path}"
     return result
+
+
+def _failed(
+    con: duckdb.DuckDBPyConnection, result: FileResult, e: InputError | duckdb.Error
+) -> None:
+    """A bad file: its transaction and stage are dropped, its result carries the error."""
+    _rollback(con)
+    result.error = (e if isinstance(e, InputError) else engine_error("store", e)).one_line()
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
@@ -1422,7 +1415,6 @@ def ingest(
         raise
     results: list[FileResult] = list(failed)
     try:
-        con.execute(MACROS)
         # Each file's commit is durable in the write-ahead log; checkpointing after every
         # one (DuckDB's default, at 16 MB of log) costs a fixed tenth of a second or more
         # per file, growing with the store. Here: when the log reaches this size, and at
@@ -1462,7 +1454,8 @@ def _pipeline(
     """
     cons = [con, another_connection(con)]
     try:
-        cons[1].execute(MACROS)
+        for c in cons:
+            c.execute(MACROS)
         stored: list[Future[FileResult]] = []
 
         def store(c: duckdb.DuckDBPyConnection, staged: _Staged) -> FileResult:
