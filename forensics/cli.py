@@ -47,6 +47,9 @@ class ForensicsGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         os.umask(0o077)  # the store, spill files and outputs are private to the user
+        # No linear algebra here: NumPy's OpenBLAS would only start a thread that spins on
+        # the cores DuckDB uses (about 1% of an ingest's CPU time). NumPy is not loaded yet.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         argv = list(sys.argv[1:] if args is None else args)
         _State.debug = "--debug" in argv
         code: int
