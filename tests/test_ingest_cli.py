@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from forensics.cli import app
@@ -203,3 +205,16 @@ def test_a_killed_ingest_leaves_whole_files_and_a_rerun_completes(tmp_path: Path
     done = subprocess.run(cmd + ["--json"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert rows(db, "select count(*), count(distinct source_id) from events") == [(240_000, 6)]
+
+
+def test_the_cli_asks_openblas_for_one_thread_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NumPy (used only to find newlines) would otherwise start an OpenBLAS thread that
+    # spins on the cores DuckDB works on.
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    assert _cli("--help").exit_code == 0
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    assert _cli("--help").exit_code == 0
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "4"
