@@ -122,9 +122,13 @@ INGEST_SAMPLE_PARAMS: dict[str, object] = {
 STAGE_KIND = {"insert_grants": "grants", "insert_accounts": "accounts"}
 
 
-def test_ingest_has_its_statements_as_files() -> None:
+def test_ingest_has_its_statements_as_files_inside_the_package() -> None:
     assert {"insert_rejects", "insert_source", "file_keys", "stage_time_spread",
             "stage_counts"} <= {p.stem for p in INGEST_SQL}
+    # The wheel holds the package folder whole (hatch `packages`): the statements with it.
+    import forensics
+
+    assert INGEST_SQL_DIR.is_relative_to(Path(forensics.__file__).resolve().parent)
 
 
 @pytest.mark.parametrize("path", INGEST_SQL, ids=lambda p: p.name)

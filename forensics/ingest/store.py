@@ -59,8 +59,12 @@ def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     return int(row[0])
 
 
-def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    return _scalar(con, f"select count(*) from {ident(table)}")  # noqa: S608 - a quoted name
+# A file's rows in its kind's table, to check after COMMIT (HOSTILE_INPUTS #6).
+_STORED_ROWS = {
+    "events": "select count(*) from events where source_id = $sid",
+    "grants": "select count(*) from grants where source_id = $sid",
+    "accounts": "select count(*) from accounts where source_id = $sid",
+}
 
 
 @dataclass
@@ -116,10 +120,7 @@ def store_file(
     # HOSTILE_INPUTS #6: a COMMIT can report success and roll back; check what is there.
     kind = stage.kind or "none"
     if kind in KINDS:
-        stored = con.execute(
-            f"select count(*) from {ident(kind)} where source_id = $sid",  # noqa: S608
-            {"sid": counts["source_id"]},
-        ).fetchone()
+        stored = con.execute(_STORED_ROWS[kind], {"sid": counts["source_id"]}).fetchone()
         if not stored or int(stored[0]) != counts["rows_loaded"]:
             result.error = "the store did not keep this file's rows after commit"
             return result
@@ -205,7 +206,7 @@ def _insert_events(con: duckdb.DuckDBPyConnection, sid: int, tuning: IngestTunin
     and only exact equality makes a duplicate. The within-file pass runs only when the
     file repeats a hash.
     """
-    before = _count(con, "events")
+    before = _scalar(con, "select count(*) from events")
     # A hash collision can only lower the distinct count: "no repeats" is never wrong.
     # The file's key hashes, once: their counts, and the probe into the stored ones.
     run(con, "file_keys")
@@ -215,7 +216,7 @@ def _insert_events(con: duckdb.DuckDBPyConnection, sid: int, tuning: IngestTunin
         # Stored rows sharing a hash with the file (rowids only), then their exact keys.
         run(con, "stored_key_matches")
         # No stored row shares a hash with the file (the usual case): nothing to check.
-        maybe_any = _count(con, "maybe") > 0
+        maybe_any = _scalar(con, "select count(*) from maybe") > 0
         if with_id and maybe_any:
             run(con, "seen_ids")
             seen.append(_NOT_SEEN_ID)
@@ -238,7 +239,7 @@ def _insert_events(con: duckdb.DuckDBPyConnection, sid: int, tuning: IngestTunin
     )
     for t in ("file_keys", "maybe", "seen_ids", "seen_tuples"):
         con.execute(f"drop table if exists temp.{ident(t)}")
-    return _count(con, "events") - before
+    return _scalar(con, "select count(*) from events") - before
 
 
 def _in_time_order(con: duckdb.DuckDBPyConnection, tuning: IngestTuning) -> bool:
