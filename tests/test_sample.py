@@ -357,13 +357,12 @@ def test_another_seed_gives_the_same_figures_from_different_data(
 
 
 @pytest.mark.slow
-def test_scale_spanning_several_chunks_keeps_the_figures(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sample, "CHUNK_USERS", 20_000)
+def test_scale_spanning_several_chunks_keeps_the_figures(tmp_path: Path) -> None:
     seen: list[tuple[int, int]] = []
     out = tmp_path / "s"
-    summary = write_sample(out, seed=5, scale=2.0, progress=lambda d, t: seen.append((d, t)))
+    summary = write_sample(
+        out, seed=5, scale=2.0, progress=lambda d, t: seen.append((d, t)), chunk_users=20_000
+    )
     assert seen == [(i, 8) for i in range(1, 9)]  # 4 steps in each of 2 chunks
     assert summary.users == 32_000 + 2
     assert any(name.endswith("-0001.parquet") for name in summary.files)
