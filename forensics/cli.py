@@ -124,7 +124,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 WindowOpt = Annotated[
     str,
     typer.Option(
-        "--window", help="START/END, half-open; END an instant or ISO 8601 duration (PT4H)."
+        "--window",
+        metavar="START/END|@FILE",
+        help="START/END, half-open; END an instant or ISO 8601 duration (PT4H). "
+        "@FILE reads it from an incident file (window = \"START/END\" in TOML, as "
+        "`forensics sample` writes; or JSON {\"window\": {\"start\", \"end\"}}).",
     ),
 ]
 
