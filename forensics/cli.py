@@ -666,7 +666,7 @@ def sample(
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> int:
-    """Write a synthetic incident: 13,000 recipients, 1,504 tappers in incident.json's window."""
+    """Write a synthetic incident: 13,000 recipients, 1,504 tappers in incident.toml's window."""
     from contextlib import ExitStack
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn

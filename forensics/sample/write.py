@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import gzip
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -41,15 +40,14 @@ from forensics.sample.constants import (
     MIN_USERS,
     MOBILE,
     MS,
-    RECIPIENTS,
     REEXPORT,
     SPECIAL_BASE,
-    TAPPERS,
     WINDOW_END,
     WINDOW_START,
     Arr,
     ProgressFn,
 )
+from forensics.sample.count import SampleCounts, count_sample
 from forensics.sample.ids import Keys, lines_bytes
 from forensics.sample.incident import Incident
 from forensics.sample.records import Events, Grants
@@ -63,10 +61,16 @@ from forensics.sample.render import (
 )
 from forensics.sample.world import Clips, background, build_world
 
+INCIDENT_FILE = "incident.toml"
+
 
 @dataclass(frozen=True)
 class SampleSummary:
-    """What `write_sample` wrote; `traps` counts each planted trap (for README and tests)."""
+    """What `write_sample` wrote; `traps` counts each planted trap (for README and tests).
+
+    `recipients` and `tappers` are counted from the files written (forensics.sample.count),
+    not taken from what the generator meant to write.
+    """
 
     out: Path
     seed: int
@@ -158,21 +162,23 @@ def write_sample(
     devices = 0
     done = 0
 
-    def step() -> None:  # 4 steps a chunk: generate, events, grants, accounts
+    def step() -> None:  # 4 steps a chunk (generate, events, grants, accounts), then count
         nonlocal done
         done += 1
         if progress is not None:
-            progress(done, 4 * n_chunks)
+            progress(done, 4 * n_chunks + 1)
 
     try:
         out.mkdir(parents=True, exist_ok=True)
         for chunk in range(n_chunks):
             lo, hi = chunk * chunk_users, min(n_users, (chunk + 1) * chunk_users)
             devices += _write_chunk(w, keys, seed, chunk, lo, hi, traps, step)
+        counts = count_sample(out, WINDOW_START, WINDOW_END)
+        step()
         window = {"start": _iso(WINDOW_START), "end": _iso(WINDOW_END)}
-        payload = json.dumps({"window": window}, indent=2) + "\n"
-        (out / "incident.json").write_text(payload, encoding="utf-8")
-        w.files.append("incident.json")
+        payload = _incident_toml(window, seed, scale, counts)
+        (out / INCIDENT_FILE).write_text(payload, encoding="utf-8")
+        w.files.append(INCIDENT_FILE)
     except OSError as e:
         raise OutputError(f"output folder {out}", e.strerror or type(e).__name__) from None
     return SampleSummary(
@@ -181,8 +187,8 @@ def write_sample(
         scale=scale,
         window_start=window["start"],
         window_end=window["end"],
-        recipients=RECIPIENTS,
-        tappers=TAPPERS,
+        recipients=counts.recipients,
+        tappers=counts.tappers,
         users=n_users + len(BIG_IDS),
         devices=devices,
         event_records=w.records["events"],
@@ -190,6 +196,22 @@ def write_sample(
         account_records=w.records["accounts"],
         files=tuple(w.files),
         traps=traps,
+    )
+
+
+def _incident_toml(window: dict[str, str], seed: int, scale: float, counts: SampleCounts) -> str:
+    """The incident file: its window as `--window @FILE` reads it, and the expected figures."""
+    return (
+        "# A synthetic incident written by `forensics sample` (every id, name and email in it\n"
+        "# is made up). Its window, for `forensics exposure --window @incident.toml`:\n"
+        f'window = "{window["start"]}/{window["end"]}"\n'
+        f"seed = {seed}\n"
+        f"scale = {scale!r}\n"
+        "\n"
+        "# SPEC §5 over the window, counted from the files written here.\n"
+        "[expected]\n"
+        f"recipients = {counts.recipients}\n"
+        f"tappers = {counts.tappers}\n"
     )
 
 
