@@ -114,9 +114,11 @@ class Incident:
     def gid(self, local: Arr) -> Arr:
         return self.world.users[local]
 
-    def add(self, n: int, **values: Any) -> None:
-        values.setdefault("app", random_apps(self.rng, n))
-        self.parts.append(Events.make(n, **values))
+    def add(
+        self, action: int, users: Arr, dev_gid: Arr, clips: Arr, ts: Arr, **values: Any
+    ) -> None:
+        values.setdefault("app", random_apps(self.rng, len(users)))
+        self.parts.append(Events.of(action, users, dev_gid, clips, ts, **values))
 
     def new_devices(self, k: int) -> Arr:
         local = np.arange(self.next_device, self.next_device + k)
@@ -155,21 +157,12 @@ class Incident:
         status, sfmt = (failure_status if failed else success_status)(self.rng, n)
         extra.setdefault("status", status)
         extra.setdefault("status_fmt", sfmt)
-        self.add(
-            n,
-            ts=ts,
-            action=DELIVERED,
-            user=users,
-            device=dev_gid,
-            clip=clips,
-            node=faulty_nodes(self.rng, n),
-            **extra,
-        )
+        self.add(DELIVERED, users, dev_gid, clips, ts, node=faulty_nodes(self.rng, n), **extra)
 
     def act(self, action: int, users: Arr, dev_gid: Arr, clips: Arr, ts: Arr, **extra: Any) -> None:
         n = len(users)
         extra.setdefault("node", random_nodes(self.rng, n))
-        self.add(n, ts=ts, action=action, user=users, device=dev_gid, clip=clips, **extra)
+        self.add(action, users, dev_gid, clips, ts, **extra)
 
     def owned_device(self, owners_local: Arr, owner_from: Arr | None = None) -> Arr:
         """A new camera for each owner (outside any household sharing)."""

@@ -76,6 +76,13 @@ class Events:
         return Events(cols)
 
     @staticmethod
+    def of(action: int, user: Arr, device: Arr, clip: Arr, ts: Arr, **values: Any) -> Events:
+        """Events of one action on clips, one for each user (the other columns as `make`)."""
+        return Events.make(
+            len(user), ts=ts, action=action, user=user, device=device, clip=clip, **values
+        )
+
+    @staticmethod
     def concat(parts: Sequence[Events]) -> Events:
         return Events({k: np.concatenate([p.cols[k] for p in parts]) for k in _EVENT_FIELDS})
 

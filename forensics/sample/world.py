@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -159,49 +160,24 @@ def deliver_to_members(
     sfmt = np.where(fail, ffmt, sfmt)
     app = random_apps(rng, n)
     gdev, gclip, guser = world.dev_gid[dev[row]], clips[row], world.users[member]
-    parts = [
-        Events.make(
-            n,
-            ts=ts,
-            action=DELIVERED,
-            user=guser,
-            device=gdev,
-            clip=gclip,
-            status=status,
-            status_fmt=sfmt,
-            node=random_nodes(rng, n),
-            app=app,
-        )
-    ]
+    node = random_nodes(rng, n)
+    delivered = Events.of(
+        DELIVERED, guser, gdev, gclip, ts, status=status, status_fmt=sfmt, node=node, app=app
+    )
+    parts = [delivered]
+
+    def follow(action: int, rows: Arr, t: Arr, **values: Any) -> Events:
+        """Taps or plays of the clips delivered at `rows`, by the same users on the same app."""
+        return Events.of(action, guser[rows], gdev[rows], gclip[rows], t, app=app[rows], **values)
+
     tap = np.flatnonzero(rng.random(n) < 0.08)
     t_tap = ts[tap] + MS * (300 + rng.exponential(480_000, len(tap)).astype(np.int64))
-    parts.append(
-        Events.make(
-            len(tap),
-            ts=t_tap,
-            action=TAPPED,
-            user=guser[tap],
-            device=gdev[tap],
-            clip=gclip[tap],
-            node=random_nodes(rng, len(tap)),
-            app=app[tap],
-            status=np.where(rng.random(len(tap)) < 0.005, 500, 0),
-        )
-    )
+    node = random_nodes(rng, len(tap))  # drawn before the statuses: the same seed, the same data
+    status = np.where(rng.random(len(tap)) < 0.005, 500, 0)
+    parts.append(follow(TAPPED, tap, t_tap, node=node, status=status))
     play = tap[rng.random(len(tap)) < 0.35]
     t_play = t_tap[np.searchsorted(tap, play)] + rand_ms(rng, 0.5, 6, len(play))
-    parts.append(
-        Events.make(
-            len(play),
-            ts=t_play,
-            action=PLAYED,
-            user=guser[play],
-            device=gdev[play],
-            clip=gclip[play],
-            node=random_nodes(rng, len(play)),
-            app=app[play],
-        )
-    )
+    parts.append(follow(PLAYED, play, t_play, node=random_nodes(rng, len(play))))
     return Events.concat(parts), member, ts
 
 
