@@ -8,6 +8,7 @@ the layout `write_sample` writes: events/ and grants/, Parquet and JSON lines, p
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +38,17 @@ def count_sample(root: Path, window_start_us: int, window_end_us: int) -> Sample
 
     Raises OutputError if a file written there cannot be read back.
     """
+    with tempfile.TemporaryDirectory(prefix="forensics-sample-count-") as spill:
+        return _count(root, window_start_us, window_end_us, Path(spill))
+
+
+def _count(root: Path, window_start_us: int, window_end_us: int, spill: Path) -> SampleCounts:
     con = duckdb.connect()
     try:
         con.execute("set TimeZone = 'UTC'")
         con.execute("set preserve_insertion_order = false")
+        # Large scales do not fit in memory: spill to a private folder, not the working one.
+        con.execute("set temp_directory = $dir", {"dir": str(spill)})
         con.execute(_query("count_macros").sql)
         con.execute(
             "create temp table count_events (file_no integer, ts bigint, action varchar,"
