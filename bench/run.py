@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from forensics import exposure
+from forensics.window import parse_window
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -258,15 +259,15 @@ def main() -> int:
 
     data = OUT / f"data-s{args.scale:g}"
     work = OUT / f"work-s{args.scale:g}"
-    if not (data / "incident.json").is_file():
+    if not (data / "incident.toml").is_file():
         print(f"generating sample at scale {args.scale:g} into {data} ...", file=sys.stderr)
         subprocess.run(
             [*FORENSICS, "sample", str(data), "--scale", str(args.scale), "--seed", str(args.seed)],
             check=True,
         )
     work.mkdir(parents=True, exist_ok=True)
-    window = json.loads((data / "incident.json").read_text())["window"]
-    w = f"{window['start']}/{window['end']}"
+    incident = parse_window(f"@{data / 'incident.toml'}")  # as `--window @FILE` reads it
+    window, w = incident.to_json(), str(incident)
     ev_dir = data / "events"
     pq = sorted(str(p) for p in ev_dir.glob("*.parquet"))
     nd = sorted(

@@ -124,7 +124,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 WindowOpt = Annotated[
     str,
     typer.Option(
-        "--window", help="START/END, half-open; END an instant or ISO 8601 duration (PT4H)."
+        "--window",
+        metavar="START/END|@FILE",
+        help="START/END, half-open; END an instant or ISO 8601 duration (PT4H). "
+        "@FILE reads it from an incident file (window = \"START/END\" in TOML, as "
+        "`forensics sample` writes; or JSON {\"window\": {\"start\", \"end\"}}).",
     ),
 ]
 
@@ -662,7 +666,7 @@ def sample(
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> int:
-    """Write a synthetic incident: 13,000 recipients, 1,504 tappers in incident.json's window."""
+    """Write a synthetic incident: 13,000 recipients, 1,504 tappers in incident.toml's window."""
     from contextlib import ExitStack
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn

@@ -2,18 +2,30 @@
 
 `parse_window("START/END")`: START an ISO 8601 instant (no offset means UTC), END an instant
 or an ISO 8601 duration (`PT4H30M`, `P1D`, `P1DT2H`, `P2W`); END must be after START.
-Anything else raises UsageError with a one-line reason. Echoed as `YYYY-MM-DDTHH:MM:SSZ`.
+`parse_window("@FILE")` reads it from an incident file (`read_window_file`). Anything else
+raises UsageError with a one-line reason. Echoed as `YYYY-MM-DDTHH:MM:SSZ`.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 from forensics.errors import UsageError
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
 _WHAT = "--window"
+# An incident file holds a few lines; anything larger is not one (and is not read whole).
+MAX_INCIDENT_FILE_BYTES = 1 << 20
 
 # Extended ISO 8601 / RFC 3339: date, optional time (T, t or space), optional fraction,
 # optional offset (Z, ±HH:MM, ±HHMM, ±HH). A date alone means its midnight.
@@ -66,7 +78,128 @@ def format_instant(dt: datetime) -> str:
 
 
 def parse_window(text: str) -> Window:
-    """Parse `START/END` (SPEC §4). Raises UsageError with a one-line reason."""
+    """Parse a --window value (SPEC §4): `START/END`, or `@FILE` for an incident file.
+
+    Raises UsageError with a one-line reason.
+    """
+    text = text.strip()
+    if text.startswith("@"):
+        return read_window_file(text[1:])
+    return _parse_span(text)
+
+
+def read_window_file(name: str) -> Window:
+    """The window of an incident file: TOML with `window = "START/END"` (as `forensics
+    sample` writes), or JSON with `{"window": {"start": ..., "end": ...}}`.
+
+    Either format may also give the other shape (a table/object with `start` and `end`, or a
+    "START/END" string); TOML dates and times may be native. The format is taken from the
+    extension (`.toml`, `.json`), else from the content. Raises UsageError naming the file.
+    """
+    if not name:
+        raise UsageError(_WHAT, "@ must be followed by a file name, e.g. @incident.toml")
+    what = f"{_WHAT} @{name}"
+    doc = _read_document(Path(name).expanduser(), what)
+    if not isinstance(doc, dict) or "window" not in doc:
+        raise UsageError(
+            what,
+            "has no window key",
+            'Expected window = "START/END" (TOML) or {"window": {"start": ..., "end": ...}}'
+            " (JSON)",
+        )
+    span = _span_text(doc["window"], what)
+    try:
+        return _parse_span(span)
+    except UsageError as e:
+        raise UsageError(what, f"window: {e.why}", e.hint) from None
+
+
+def _read_document(path: Path, what: str) -> Any:
+    """The parsed TOML or JSON document of an incident file."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_INCIDENT_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise UsageError(what, "no such file") from None
+    except IsADirectoryError:
+        raise UsageError(what, "is a folder, not an incident file") from None
+    except OSError as e:
+        raise UsageError(what, f"cannot be read ({e.strerror or type(e).__name__})") from None
+    if len(data) > MAX_INCIDENT_FILE_BYTES:
+        raise UsageError(what, "is larger than 1 MiB: not an incident file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UsageError(what, "is not UTF-8 text: not a TOML or JSON incident file") from None
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return _load_json(text, what)
+    if suffix == ".toml":
+        return _load_toml(text, what)
+    try:
+        return _load_json(text, what)
+    except UsageError:
+        pass
+    try:
+        return _load_toml(text, what)
+    except UsageError:
+        raise UsageError(what, "is neither TOML nor JSON") from None
+
+
+def _load_json(text: str, what: str) -> Any:
+    def strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        if len(set(keys)) != len(keys):
+            raise ValueError("a duplicate key")
+        return dict(pairs)
+
+    def no_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not standard JSON")
+
+    try:
+        return json.loads(text, object_pairs_hook=strict_object, parse_constant=no_constant)
+    except json.JSONDecodeError as e:
+        raise UsageError(
+            what, f"is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})"
+        ) from None
+    except (ValueError, RecursionError) as e:
+        raise UsageError(what, f"is not valid JSON ({e})") from None
+
+
+def _load_toml(text: str, what: str) -> Any:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(what, f"is not valid TOML ({e})") from None
+    except RecursionError:
+        raise UsageError(what, "is not valid TOML (nested too deep)") from None
+
+
+def _span_text(value: Any, what: str) -> str:
+    """`START/END` text from a window value: a string, or a table with start and end."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        missing = [k for k in ("start", "end") if k not in value]
+        if missing:
+            raise UsageError(what, f"window has no {' and no '.join(missing)}")
+        return f"{_instant_text(value['start'], 'start', what)}/" + _instant_text(
+            value["end"], "end", what
+        )
+    raise UsageError(what, 'window must be "START/END" or have a start and an end')
+
+
+def _instant_text(value: Any, key: str, what: str) -> str:
+    if isinstance(value, str):
+        return value
+    # TOML's own dates and times: a datetime (with or without offset) or a date alone.
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise UsageError(what, f"window {key} must be an ISO 8601 instant")
+
+
+def _parse_span(text: str) -> Window:
+    """`START/END` (SPEC §4)."""
     text = text.strip()
     if text.count("/") != 1:
         raise UsageError(

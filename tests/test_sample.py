@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import json
 import re
+import sys
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,10 +23,16 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
 from forensics import sample
 from forensics.cli import app
 from forensics.errors import OutputError, UsageError
 from forensics.sample import DEFAULT_SEED, RECIPIENTS, TAPPERS, write_sample
+from forensics.window import parse_window
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -308,8 +315,8 @@ def figures(case: dict[str, Any], start: int, end: int) -> dict[str, Any]:
 
 
 def window_of(root: Path) -> tuple[int, int]:
-    w = json.loads((root / "incident.json").read_text())["window"]
-    return _ts(w["start"]), _ts(w["end"])
+    start, end = tomllib.loads((root / "incident.toml").read_text())["window"].split("/")
+    return _ts(start), _ts(end)
 
 
 # ---------------------------------------------------------------- fixtures
@@ -357,14 +364,13 @@ def test_another_seed_gives_the_same_figures_from_different_data(
 
 
 @pytest.mark.slow
-def test_scale_spanning_several_chunks_keeps_the_figures(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sample, "CHUNK_USERS", 20_000)
+def test_scale_spanning_several_chunks_keeps_the_figures(tmp_path: Path) -> None:
     seen: list[tuple[int, int]] = []
     out = tmp_path / "s"
-    summary = write_sample(out, seed=5, scale=2.0, progress=lambda d, t: seen.append((d, t)))
-    assert seen == [(i, 8) for i in range(1, 9)]  # 4 steps in each of 2 chunks
+    summary = write_sample(
+        out, seed=5, scale=2.0, progress=lambda d, t: seen.append((d, t)), chunk_users=20_000
+    )
+    assert seen == [(i, 9) for i in range(1, 10)]  # 4 steps in each of 2 chunks, then count
     assert summary.users == 32_000 + 2
     assert any(name.endswith("-0001.parquet") for name in summary.files)
     f = figures(load_case(out), *window_of(out))
@@ -385,11 +391,17 @@ def _sha(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
-def test_layout_formats_and_incident_json(default_sample: tuple[Path, Any]) -> None:
+def test_layout_formats_and_incident_toml(default_sample: tuple[Path, Any]) -> None:
     out, summary = default_sample
-    assert json.loads((out / "incident.json").read_text()) == {
-        "window": {"start": "2024-02-16T09:14:00Z", "end": "2024-02-16T13:32:00Z"}
+    assert tomllib.loads((out / "incident.toml").read_text()) == {
+        "window": "2024-02-16T09:14:00Z/2024-02-16T13:32:00Z",
+        "seed": DEFAULT_SEED,
+        "scale": 0.1,
+        "expected": {"recipients": 13_000, "tappers": 1_504},
     }
+    w = parse_window(f"@{out / 'incident.toml'}")
+    assert str(w) == f"{summary.window_start}/{summary.window_end}"
+    assert not (out / "incident.json").exists()
     for kind in ("events", "grants", "accounts"):
         suffixes = {"".join(p.suffixes) for p in _files(out, kind)}
         assert ".parquet" in suffixes
@@ -504,7 +516,7 @@ def test_cli_sample_writes_and_summarises(tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     assert data["recipients"] == 13_000 and data["tappers"] == 1_504
     assert data["window"] == {"start": "2024-02-16T09:14:00Z", "end": "2024-02-16T13:32:00Z"}
-    assert (out / "incident.json").is_file()
+    assert (out / "incident.toml").is_file()
     bad = CliRunner().invoke(app, ["sample", str(out)])
     assert bad.exit_code == 1
     assert "forensics: error:" in bad.stderr and "not empty" in bad.stderr
@@ -514,13 +526,13 @@ def test_cli_sample_writes_and_summarises(tmp_path: Path) -> None:
 SHIPPED = REPO / "sample_logs"
 
 
-@pytest.mark.skipif(not (SHIPPED / "incident.json").exists(), reason="sample_logs/ not generated")
+@pytest.mark.skipif(not (SHIPPED / "incident.toml").exists(), reason="sample_logs/ not generated")
 def test_shipped_sample_logs_give_13000_and_1504() -> None:
     f = figures(load_case(SHIPPED), *window_of(SHIPPED))
     assert (f["recipients"], f["tappers"]) == (13_000, 1_504)
 
 
-@pytest.mark.skipif(not (SHIPPED / "incident.json").exists(), reason="sample_logs/ not generated")
+@pytest.mark.skipif(not (SHIPPED / "incident.toml").exists(), reason="sample_logs/ not generated")
 def test_shipped_sample_logs_are_the_default_output(tmp_path: Path) -> None:
     out = tmp_path / "default"
     summary = write_sample(out)
@@ -538,3 +550,50 @@ def test_shipped_sample_logs_are_the_default_output(tmp_path: Path) -> None:
             assert gzip.decompress(a.read_bytes()) == gzip.decompress(b.read_bytes()), name
         else:
             assert a.read_bytes() == b.read_bytes(), name
+
+
+def test_summary_counts_what_was_written_not_what_was_meant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A broken generator: the JSON files lose every fifth delivery line.
+    from forensics.sample import write as sample_write
+
+    real = sample_write.event_lines
+
+    def lossy(*args: Any, **kwargs: Any) -> pa.Array:
+        lines = real(*args, **kwargs)
+        keep = [
+            i % 5 != 0 or '"action":"thumbnail_delivered"' not in line
+            for i, line in enumerate(lines.to_pylist())
+        ]
+        return lines.filter(pa.array(keep))
+
+    monkeypatch.setattr(sample_write, "event_lines", lossy)
+    out = tmp_path / "lossy"
+    summary = write_sample(out, seed=DEFAULT_SEED, scale=0.1)
+    f = figures(load_case(out), *window_of(out))
+    assert summary.recipients < RECIPIENTS and summary.tappers < TAPPERS
+    assert (summary.recipients, summary.tappers) == (f["recipients"], f["tappers"])
+    expected = tomllib.loads((out / "incident.toml").read_text())["expected"]
+    assert expected == {"recipients": summary.recipients, "tappers": summary.tappers}
+
+
+def test_ingest_of_the_whole_sample_folder_fails_no_file_and_gives_the_figures(
+    tmp_path: Path, default_sample: tuple[Path, Any]
+) -> None:
+    out = default_sample[0]
+    db = tmp_path / "case.duckdb"
+    r = CliRunner().invoke(app, ["--db", str(db), "ingest", str(out), "--json"])
+    assert r.exit_code == 0, r.stderr
+    files = json.loads(r.stdout)["files"]
+    status = {Path(f["path"]).relative_to(out).as_posix(): f["status"] for f in files}
+    assert status.pop("incident.toml") == "skipped"  # not a log: an unknown extension
+    assert set(status) == set(default_sample[1].files) - {"incident.toml"}
+    assert set(status.values()) == {"loaded"}
+    r = CliRunner().invoke(
+        app, ["--db", str(db), "exposure", "--window", f"@{out / 'incident.toml'}", "--json"]
+    )
+    assert r.exit_code == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert (data["recipients"], data["tappers"]) == (13_000, 1_504)
+    assert data["window"] == {"start": "2024-02-16T09:14:00Z", "end": "2024-02-16T13:32:00Z"}
