@@ -725,9 +725,11 @@ def verify_notices(
             rows += [wave_row(wv) for wv in c.waves]
             if c.problem is not None:
                 rows.append({"folder": str(c.folder), "status": "failed"})
+        # The manifest's SHA-256 to 16 digits, as the notify summary shows it (--json: all).
         _print_rows(
-            [{**r, "folder": printable(r["folder"])} for r in rows],
-            ["folder", "wave", "status", "manifest_sha256"],
+            [{**r, "folder": printable(r["folder"]),
+              "manifest": (r.get("manifest_sha256") or "")[:16]} for r in rows],
+            ["folder", "wave", "status", "manifest"],
         )
     bad = [c for c in checks if c.problem is not None]
     for c in bad:
