@@ -20,10 +20,14 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from forensics.errors import InputError, UsageError
 from forensics.export import (
     EXPOSURES,
+    FORMULA_PREFIX,
+    FORMULA_TRIGGERS,
     LISTS,
     MANIFEST,
     OWNERS,
@@ -31,8 +35,7 @@ from forensics.export import (
     TOOL_NAME,
     ListSpec,
     NotifyResult,
-    format_time,
-    neutralize_formula,
+    render_column,
     write_notifications,
 )
 from forensics.pseudonym import (
@@ -243,6 +246,45 @@ def verify_notices(folders: Sequence[Path]) -> list[ChainCheck]:
 # --- what earlier waves listed -------------------------------------------------------------
 
 
+# Formula prefixing as export.neutralize_formula does it, over a whole column (RE2 pattern;
+# a test holds the two equal).
+_FORMULA_RE = "^([" + "".join("\\" + c if c in "-" else c for c in FORMULA_TRIGGERS) + "])"
+# Joins the parts of a delivery's identity; "\\" and this separator are escaped inside ids.
+_SEP = "\x1f"
+
+
+def _large(text: str) -> pa.Scalar:
+    return pa.scalar(text, pa.large_string())
+
+
+def neutralize_column(column: pa.Array) -> pa.Array:
+    """export.neutralize_formula applied to every cell of a text column."""
+    return pc.replace_substring_regex(
+        column, pattern=_FORMULA_RE, replacement=FORMULA_PREFIX + r"\1"
+    )
+
+
+def delivery_keys(
+    request_id: pa.Array, delivered_at: pa.Array, recipient: pa.Array, device: pa.Array,
+    event: pa.Array,
+) -> pa.Array:
+    """Each delivery's identity across waves, as written in a list (large_string columns; a
+    missing request_id null or empty): its request_id (SPEC §2.4's de-duplication key), else
+    its time, recipient, device and event. Distinct identities give distinct keys."""
+
+    def escaped(ids: pa.Array) -> pa.Array:
+        ids = pc.replace_substring(ids, pattern="\\", replacement="\\\\")
+        return pc.replace_substring(ids, pattern=_SEP, replacement="\\x1f")
+
+    request_id = pc.fill_null(request_id, _large(""))
+    by_record = pc.binary_join_element_wise(
+        _large("t"), delivered_at, escaped(recipient), escaped(device), escaped(event),
+        _large(_SEP),
+    )
+    by_request = pc.binary_join_element_wise(_large("r"), request_id, _large(_SEP))
+    return pc.if_else(pc.equal(request_id, _large("")), by_record, by_request)
+
+
 @dataclass
 class _View:
     """Everything earlier waves listed, as written in their files: ids pseudonymised or not,
@@ -250,52 +292,78 @@ class _View:
 
     pseudonymizer: Pseudonymizer | None
     sanitized: bool
-    severity: dict[str, dict[str, int]] = field(
-        default_factory=lambda: {s.file_name: {} for s in PEOPLE}
+    # per people list: user_id (as written) → the highest severity rank any wave listed
+    people: dict[str, list[pa.Table]] = field(
+        default_factory=lambda: {s.file_name: [] for s in PEOPLE}
     )
-    deliveries: set[tuple[str, ...]] = field(default_factory=set)
+    severity: dict[str, pa.Table] = field(default_factory=dict)
+    deliveries: set[str] = field(default_factory=set)
 
-    def text(self, value: str) -> str:
-        return neutralize_formula(value) if self.sanitized else value
+    def text(self, column: pa.Array) -> pa.Array:
+        column = column.cast(pa.large_string())
+        return neutralize_column(column) if self.sanitized else column
 
-    def ident(self, value: str) -> str:
-        return self.text(self.pseudonymizer(value) if self.pseudonymizer else value)
+    def ids(self, column: pa.Array) -> pa.Array:
+        if self.pseudonymizer is not None:
+            column = self.pseudonymizer.ids(column)
+        return self.text(column)
+
+    def settle(self) -> None:
+        """Fold every wave's people into one table per list: user_id, highest rank."""
+        for name, tables in self.people.items():
+            table = pa.concat_tables(tables) if tables else pa.table(
+                {"user_id": pa.array([], pa.large_string()), "rank": pa.array([], pa.int64())}
+            )
+            self.severity[name] = table.group_by("user_id").aggregate([("rank", "max")])
 
 
-def _delivery_key(
-    request_id: str, delivered_at: str, recipient: str, device: str, event: str
-) -> tuple[str, ...]:
-    """A delivery's identity across waves: its request_id (SPEC §2.4's de-duplication key),
-    else its time, recipient, device and event as written."""
-    if request_id:
-        return ("request_id", request_id)
-    return ("record", delivered_at, recipient, device, event)
+_RANKS = pa.array(list(SEVERITY_RANK), pa.large_string())
+_NO_CHANGE = pa.scalar(None, pa.large_string())
 
 
-def _read_rows(path: Path, columns: Sequence[str]) -> Iterator[dict[str, str]]:
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f)
-        header = list(reader.fieldnames or [])
-        if header[: len(columns)] != list(columns):
-            raise InputError(f"{path}", "does not have the columns of a notification list")
-        yield from reader
+def severity_ranks(severity: pa.Array) -> pa.Array:
+    """thumbnail → 1, tapped → 2, video → 3; anything else null."""
+    index = pc.index_in(severity.cast(pa.large_string()), value_set=_RANKS)
+    return pc.add(index.cast(pa.int64()), 1)
+
+
+def _read_list(path: Path, spec: ListSpec, columns: Sequence[str]) -> pa.Table:
+    """`columns` of a list written by notify, as text (an empty cell is ""), BOM or not."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            header = next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise InputError(f"{path}", f"cannot be read as a notification list ({e})") from None
+    if header[: len(spec.columns)] != list(spec.columns):
+        raise InputError(f"{path}", "does not have the columns of a notification list")
+    try:
+        return pacsv.read_csv(
+            path,
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.large_string() for c in columns},
+                include_columns=list(columns),
+                strings_can_be_null=False, quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InputError(f"{path}", f"cannot be read as a notification list ({e})") from None
 
 
 def _load(wave: Wave, view: _View) -> None:
     for spec in PEOPLE:
-        known = view.severity[spec.file_name]
         path = wave.folder / spec.file_name
-        for row in _read_rows(path, spec.columns):
-            rank = SEVERITY_RANK.get(row["severity"])
-            if rank is None:
-                raise InputError(f"{path}", "holds a severity that is not thumbnail/tapped/video")
-            uid = row["user_id"]
-            known[uid] = max(rank, known.get(uid, 0))
-    for row in _read_rows(wave.folder / EXPOSURES.file_name, EXPOSURES.columns):
-        view.deliveries.add(_delivery_key(
-            row["request_id"], row["delivered_at"], row["recipient_id"], row["device_id"],
-            row["event_id"],
-        ))
+        table = _read_list(path, spec, ("user_id", "severity"))
+        ranks = severity_ranks(table.column("severity"))
+        if ranks.null_count:
+            raise InputError(f"{path}", "holds a severity that is not thumbnail/tapped/video")
+        view.people[spec.file_name].append(
+            pa.table({"user_id": table.column("user_id"), "rank": ranks})
+        )
+    key_columns = ("request_id", "delivered_at", "recipient_id", "device_id", "event_id")
+    table = _read_list(wave.folder / EXPOSURES.file_name, EXPOSURES, key_columns)
+    keys = delivery_keys(*(table.column(c).combine_chunks() for c in key_columns))
+    view.deliveries.update(keys.to_pylist())
 
 
 # --- a new wave ------------------------------------------------------------------------------
@@ -345,22 +413,25 @@ class _Delta:
 
     def _people(self, spec: ListSpec, table: pa.Table) -> pa.Table:
         counts = self.changes.setdefault(spec.file_name, {NEW: 0, ESCALATED: 0})
-        users = table.column("user_id").to_pylist()
-        severities = table.column("severity").to_pylist()
-        keep: list[bool] = []
-        change: list[str | None] = []
-        for user, severity in zip(users, severities, strict=True):
-            before = max(
-                (v.severity[spec.file_name].get(v.ident(user), 0) for v in self.views), default=0
-            )
-            now = SEVERITY_RANK[severity]
-            what = NEW if before == 0 else ESCALATED if now > before else None
-            keep.append(what is not None)
-            if what is not None:
-                counts[what] += 1
-                change.append(what)
-        kept = table.filter(pa.array(keep, pa.bool_()))
-        return kept.append_column(CHANGE_COLUMN, pa.array(change, pa.string()))
+        users = table.column("user_id").combine_chunks()
+        now = severity_ranks(table.column("severity").combine_chunks())
+        before = pa.array([0] * len(table), pa.int64())
+        for v in self.views:
+            known = v.severity[spec.file_name]
+            index = pc.index_in(v.ids(users), value_set=known.column("user_id"))
+            rank = pc.fill_null(pc.take(known.column("rank_max"), index), 0)
+            before = pc.max_element_wise(before, rank)
+        is_new = pc.equal(before, 0)
+        change = pc.if_else(
+            is_new, _large(NEW),
+            pc.if_else(pc.greater(now, before), _large(ESCALATED), _NO_CHANGE),
+        )
+        keep = pc.is_valid(change)
+        counts[NEW] += pc.sum(pc.and_(keep, is_new)).as_py() or 0
+        counts[ESCALATED] += pc.sum(pc.and_(keep, pc.invert(is_new))).as_py() or 0
+        return table.filter(keep).append_column(
+            CHANGE_COLUMN, pc.filter(change, keep).cast(pa.string())
+        )
 
     def _exposures(self, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
         if not self.compare and self.pseudonymizer is None:
@@ -380,24 +451,24 @@ class _Delta:
         return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
     def _unlisted(self, table: pa.Table) -> pa.Array:
-        micros = table.column("delivered_at").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-        rows = zip(
-            micros.to_pylist(), *(table.column(c).to_pylist() for c in (
-                "request_id", "recipient_id", "device_id", "event_id")),
-            strict=True,
+        """True for each delivery that no earlier wave listed."""
+        request_id = table.column("request_id").combine_chunks()
+        at = table.column("delivered_at").combine_chunks()
+        # Only a delivery without a request_id is identified by its time: render just those
+        # (rendering every time costs more than the rest of the comparison).
+        when = render_column(
+            pc.if_else(pc.is_null(request_id), at, pa.scalar(None, at.type)), sanitize=False
         )
-        keep = []
-        for at, request, recipient, device, event in rows:
-            when = format_time(at)
-            listed = any(
-                _delivery_key(
-                    v.text(request) if request is not None else "", when, v.ident(recipient),
-                    v.ident(device), v.ident(event),
-                ) in v.deliveries
-                for v in self.views
+        listed = [False] * table.num_rows
+        for v in self.views:
+            keys = delivery_keys(
+                v.text(request_id), when,
+                *(v.ids(table.column(c).combine_chunks())
+                  for c in ("recipient_id", "device_id", "event_id")),
             )
-            keep.append(not listed)
-        return pa.array(keep, pa.bool_())
+            known = v.deliveries
+            listed = [was or k in known for was, k in zip(listed, keys.to_pylist(), strict=True)]
+        return pa.array([not was for was in listed], pa.bool_())
 
 
 def _pseudonym_manifest(pz: Pseudonymizer | None) -> dict[str, Any]:
@@ -472,6 +543,10 @@ def write_wave(
             (w.pseudonymized, w.sanitized), _View(pz if w.pseudonymized else None, w.sanitized)
         )
         _load(w, view)
+    for view in views.values():
+        view.settle()
+    # Reading the earlier lists leaves buffers the allocator keeps; hand them back.
+    pa.default_memory_pool().release_unused()
     delta = _Delta(list(views.values()), pz if pseudonymize else None)
     last = chain[-1] if chain else None
     number = last.number + 1 if last else 1

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from case_files import ingest_events, ingest_reference, part
 from hypothesis import HealthCheck, given, settings
@@ -23,7 +24,15 @@ from forensics.cli import app
 from forensics.errors import InputError, UsageError
 from forensics.export import neutralize_formula
 from forensics.store import StoreOptions, open_store
-from forensics.waves import SEVERITY_RANK, WaveResult, read_chain, verify_notices, write_wave
+from forensics.waves import (
+    SEVERITY_RANK,
+    WaveResult,
+    delivery_keys,
+    neutralize_column,
+    read_chain,
+    verify_notices,
+    write_wave,
+)
 from forensics.window import Window
 
 CSVS = ("recipients.csv", "owners.csv", "exposures.csv")
@@ -438,3 +447,31 @@ def test_cli_waves_and_verify_notices(
     assert r.exit_code == 1
     assert r.stderr.startswith("forensics: error: ") and "owners.csv" in r.stderr
     assert not (tmp_path / "w4").exists()
+
+
+# --- the comparison's building blocks ----------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from(list("=+-@\t\r'ab ;\\\x1f\"")), max_size=5),
+                max_size=20))
+def test_column_neutralising_equals_neutralize_formula(cells: list[str]) -> None:
+    got = neutralize_column(pa.array(cells, pa.large_string())).to_pylist()
+    assert got == [neutralize_formula(c) for c in cells]
+
+
+IDS = st.text(alphabet=st.sampled_from(list("ab\\\x1fx1f")), max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.none() | IDS, st.sampled_from(["2024-02-16T09:00:00Z", ""]),
+                          IDS, IDS, IDS), min_size=2, max_size=6, unique=True))
+def test_distinct_deliveries_have_distinct_keys(rows: list[tuple[Any, ...]]) -> None:
+    """Ids holding the separator or backslashes never make two identities one key; a
+    request_id alone identifies a delivery."""
+    columns = [pa.array(c, pa.large_string()) for c in zip(*rows, strict=True)]
+    keys = delivery_keys(*columns).to_pylist()
+    identity = [(r[0],) if r[0] else r[1:] for r in rows]
+    for i in range(len(rows)):
+        for j in range(len(rows)):
+            assert (keys[i] == keys[j]) == (identity[i] == identity[j])
