@@ -145,6 +145,14 @@ def read_wave(folder: Path) -> Wave:
                 f"{target}",
                 "changed since the manifest was written (SHA-256 differs from manifest.json)",
             )
+    for key in ("sanitization", "pseudonymization"):
+        if not isinstance(manifest.get(key, {}), dict):
+            raise InputError(f"{path}", f"has a {key} that is not an object")
+    pseudonyms = manifest.get("pseudonymization", {})
+    if pseudonyms.get("pseudonymized") and not re.match(
+        r"^[0-9a-f]{32}$", str(pseudonyms.get("key_check", ""))
+    ):
+        raise InputError(f"{path}", "says its lists are pseudonymised but has no key check")
     number, prev_sha, prev_folder = _wave_fields(path, manifest.get("wave"))
     return Wave(
         folder=folder,

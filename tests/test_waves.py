@@ -475,3 +475,29 @@ def test_distinct_deliveries_have_distinct_keys(rows: list[tuple[Any, ...]]) -> 
     for i in range(len(rows)):
         for j in range(len(rows)):
             assert (keys[i] == keys[j]) == (identity[i] == identity[j])
+
+
+def test_waves_written_with_other_csv_options_compare_as_written(
+    grown: tuple[Path, Incident, list[Event], list[Event]], tmp_path: Path
+) -> None:
+    """A BOM (--excel) and kept formula cells (--no-sanitize) in wave 1 do not make "=1+1"
+    or anyone else new again in wave 2."""
+    db, inc, early, late = grown
+    wave(db, tmp_path / "w1", excel=True, sanitize=False)
+    ingest_events(db, tmp_path / "logs", "late", late)
+    wave(db, tmp_path / "w2", previous=tmp_path / "w1")
+    assert_wave_equals_model(tmp_path / "w2", model_delta(part(inc, early), inc, W), True)
+    wave(db, tmp_path / "w3", previous=tmp_path / "w2", excel=True)
+    assert read_csv(tmp_path / "w3" / "recipients.csv") == []
+
+
+def test_a_manifest_that_claims_pseudonyms_without_a_key_check_is_refused(
+    chain: tuple[Path, Path, Path, Path], tmp_path: Path
+) -> None:
+    db, w1, w2, w3 = chain
+    path = w3 / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["pseudonymization"] = {"pseudonymized": True}
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="no key check"):
+        wave(db, tmp_path / "w4", previous=w3)
