@@ -576,6 +576,11 @@ def write_wave(
         list_rows=delta, manifest_extra=manifest_extra,
     )
     warnings = []
+    if not pseudonymize and (key_file is not None or env.get(KEY_ENV)):
+        warnings.append(
+            "a pseudonym key is set but --pseudonymize was not given: "
+            "the lists hold raw ids and contact fields"
+        )
     if last is not None and last.window != window.to_json():
         warnings.append(
             f"wave {last.number} used another window ({_window_text(last.window)}); "

@@ -299,3 +299,13 @@ def test_an_empty_incident_gives_header_only_pseudonymised_lists(tmp_path: Path)
     db = Incident().write(tmp_path / "case.duckdb")
     result = wave(db, tmp_path / "o", pseudonymize=True)
     assert result.notify.rows == {name: 0 for name in CSVS}
+
+
+def test_a_key_without_pseudonymize_warns_that_the_lists_are_raw(
+    store: Path, tmp_path: Path
+) -> None:
+    result = wave(store, tmp_path / "o")  # the key is in the environment
+    assert any("--pseudonymize was not given" in m for m in result.warnings)
+    assert "mallory" in (tmp_path / "o" / "recipients.csv").read_text()
+    assert not wave(store, tmp_path / "p", key=None).warnings
+    assert not wave(store, tmp_path / "q", pseudonymize=True).warnings
