@@ -617,6 +617,26 @@ def notify(
     excel: Annotated[
         bool, typer.Option("--excel", help="Start each CSV with a UTF-8 BOM (for Excel).")
     ] = False,
+    previous: Annotated[
+        Path | None,
+        typer.Option(
+            "--previous", metavar="DIR",
+            help="An earlier wave's folder: list only people new or escalated since its "
+            "chain, and deliveries it did not list.",
+        ),
+    ] = None,
+    pseudonymize: Annotated[
+        bool,
+        typer.Option(
+            "--pseudonymize",
+            help="Replace user, device and event ids with HMAC-SHA256 pseudonyms and leave "
+            "contact columns empty (key: $FORENSICS_PSEUDONYM_KEY or --key-file).",
+        ),
+    ] = False,
+    key_file: Annotated[
+        Path | None,
+        typer.Option("--key-file", metavar="FILE", help="File holding the pseudonym key."),
+    ] = None,
     db: DbOpt = None,
     memory_limit: MemoryOpt = None,
     threads: ThreadsOpt = None,
@@ -625,30 +645,104 @@ def notify(
     """Write the notification lists (recipients, owners, exposures) and manifest.json."""
     from contextlib import closing
 
-    from forensics.export import write_notifications
     from forensics.exposure import printable
     from forensics.store import open_store
+    from forensics.waves import write_wave
     from forensics.window import parse_window
 
     w = parse_window(window)
     with closing(open_store(store_options(ctx, db, memory_limit, threads), read_only=True)) as con:
-        result = write_notifications(
-            con, w, out, force=force, sanitize=not no_sanitize, excel=excel
+        wave = write_wave(
+            con, w, out, previous=previous, pseudonymize=pseudonymize, key_file=key_file,
+            force=force, sanitize=not no_sanitize, excel=excel,
         )
-    # Counts and paths only: never a user id, email or name.
+    result = wave.notify
+    # Counts and paths only: never a user id, email or name (nor the pseudonym key).
     lines = [f"notify: window {w}, formula cells {'neutralised' if not no_sanitize else 'kept'}"]
+    lines.append(_wave_line(wave))
     for f in result.files:
         rows = f"{f.rows} rows" if f.rows is not None else ""
         lines.append(f"  {f.name:<15} {rows:>12}  {printable(str(f.path))}")
-    lines.append(
-        f"users who cannot be reached (no email): {result.unreachable_users} "
-        f"({result.unreachable_recipients} recipients, {result.unreachable_owners} owners)"
-    )
+    if wave.pseudonymized:
+        lines.append("pseudonymised: ids are HMAC-SHA256 pseudonyms; contact columns are empty")
+    else:
+        lines.append(
+            f"users who cannot be reached (no email): {result.unreachable_users} "
+            f"({result.unreachable_recipients} recipients, {result.unreachable_owners} owners)"
+        )
     sys.stderr.write("\n".join(lines) + "\n")
     sys.stderr.flush()
-    for message in result.warnings:
+    for message in (*result.warnings, *wave.warnings):
         warn(printable(message))
     return int(ExitCode.OK)
+
+
+def _wave_line(wave: Any) -> str:
+    """The wave's number and, after an earlier wave, what is new in it (counts only)."""
+    from forensics.exposure import printable
+
+    if wave.previous is None:
+        return "wave 1 (no previous wave)"
+    prev = wave.previous
+    head = (f"wave {wave.number}, after wave {prev.number} in {printable(str(prev.folder))} "
+            f"(manifest SHA-256 {prev.manifest_sha256[:16]}…)")
+    if wave.nothing_new:
+        return f"{head}: nothing new since then; the lists hold headers only"
+    c = wave.changes
+    return (
+        f"{head}: recipients {c['recipients.csv']['new']} new, "
+        f"{c['recipients.csv']['escalated']} escalated; owners {c['owners.csv']['new']} new, "
+        f"{c['owners.csv']['escalated']} escalated; deliveries {c['exposures.csv']['new']} new"
+    )
+
+
+@app.command("verify-notices")
+def verify_notices(
+    folders: Annotated[
+        list[Path], typer.Argument(metavar="DIR...", help="Notify folders (waves) to check.")
+    ],
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> int:
+    """Check notification waves: every list against its manifest, every link back to wave 1."""
+    from forensics.exposure import printable
+    from forensics.waves import verify_notices as check
+
+    checks = check(folders)
+
+    def wave_row(wv: Any) -> dict[str, Any]:
+        return {
+            "folder": str(wv.folder), "wave": wv.number, "status": "ok",
+            "manifest_sha256": wv.manifest_sha256,
+            "previous_manifest_sha256": wv.previous_sha256, "pseudonymized": wv.pseudonymized,
+        }
+
+    if as_json:
+        print_json({"chains": [
+            {"folder": str(c.folder), "ok": c.problem is None, "problem": c.problem,
+             "waves": [wave_row(wv) for wv in c.waves]}
+            for c in checks
+        ]})
+    else:
+        rows = []
+        for c in checks:
+            rows += [wave_row(wv) for wv in c.waves]
+            if c.problem is not None:
+                rows.append({"folder": str(c.folder), "status": "failed"})
+        # The manifest's SHA-256 to 16 digits, as the notify summary shows it (--json: all).
+        _print_rows(
+            [{**r, "folder": printable(r["folder"]),
+              "manifest": (r.get("manifest_sha256") or "")[:16]} for r in rows],
+            ["folder", "wave", "status", "manifest"],
+        )
+    bad = [c for c in checks if c.problem is not None]
+    for c in bad:
+        _print_error(printable(c.problem or ""))
+    err_console.print(
+        f"{len(checks) - len(bad)} of {len(checks)} chains verified back to wave 1; "
+        f"{len(bad)} broken"
+    )
+    return int(ExitCode.FAILURE if bad else ExitCode.OK)
 
 
 # ------------------------------------------------------------------------------------ sample

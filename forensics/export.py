@@ -73,6 +73,8 @@ EXPOSURES = ListSpec(
      "first_play_at", "request_id", "source_file", "source_record"),
 )
 LISTS = (RECIPIENTS, OWNERS, EXPOSURES)
+# A list's computed rows → the columns and rows to write (see write_notifications).
+ListRows = Callable[[ListSpec, pa.RecordBatchReader], tuple[Sequence[str], pa.RecordBatchReader]]
 OUTPUT_NAMES = tuple(s.file_name for s in LISTS) + (MANIFEST,)
 
 
@@ -410,9 +412,13 @@ def build_manifest(
     inputs: Sequence[Mapping[str, Any]],
     outputs: Sequence[PendingFile],
     generated_at: datetime,
+    extra: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """manifest.json's bytes: tool, window, figures, sanitisation, inputs and outputs."""
-    manifest = {
+    """manifest.json's bytes: tool, window, figures, sanitisation, inputs and outputs.
+
+    `extra` adds keys (e.g. the wave and pseudonymisation) before `inputs`.
+    """
+    manifest: dict[str, Any] = {
         "tool": {"name": TOOL_NAME, "version": __version__},
         "generated_at": format_time(generated_at.replace(microsecond=0)),
         "window": window.to_json(),
@@ -424,6 +430,7 @@ def build_manifest(
             "quoting": "RFC 4180",
             "time_format": "UTC ISO 8601 with Z; fraction of a second kept, trailing zeros removed",
         },
+        **(extra or {}),
         "inputs": [
             {"path": i["path"], "sha256": i["sha256"], "kind": i["kind"],
              "size_bytes": i["size_bytes"], "source_id": i["source_id"]}
@@ -446,8 +453,14 @@ def write_notifications(
     force: bool = False,
     sanitize: bool = True,
     excel: bool = False,
+    list_rows: ListRows | None = None,
+    manifest_extra: Callable[[], Mapping[str, Any]] | None = None,
 ) -> NotifyResult:
     """Write recipients.csv, owners.csv, exposures.csv and manifest.json for `window` (SPEC §6).
+
+    `list_rows`, when given, turns each list's computed rows into the rows written (columns
+    and reader), e.g. a wave's delta or pseudonyms (forensics/waves.py); `manifest_extra` is
+    called after the lists are written and its keys are added to the manifest.
 
     The folder is checked first: a refusal changes nothing. Files are written to temp files,
     then renamed together; on any error or interrupt the temp files (and a folder this call
@@ -465,11 +478,15 @@ def write_notifications(
         no_email: dict[str, set[str]] = {}
         rows: dict[str, int] = {}
         for spec in LISTS:
+            columns: Sequence[str] = spec.columns
+            reader = _query_reader(con, spec.query)
+            if list_rows is not None:
+                columns, reader = list_rows(spec, reader)
             inspect = None
-            if "email" in spec.columns:
+            if "email" in columns:
                 inspect = _collect_without_email(no_email.setdefault(spec.file_name, set()))
             p = write_csv_pending(
-                out_dir / spec.file_name, spec.columns, _query_reader(con, spec.query),
+                out_dir / spec.file_name, columns, reader,
                 sanitize=sanitize, excel=excel, inspect=inspect,
             )
             pending.append(p)
@@ -478,6 +495,7 @@ def write_notifications(
         manifest = build_manifest(
             window, figures, sanitize, excel, inputs, csvs,
             generated_at=datetime.now(timezone.utc),
+            extra=manifest_extra() if manifest_extra is not None else None,
         )
         pending.append(write_bytes_pending(out_dir / MANIFEST, manifest))
         commit_files(pending, out_dir)
