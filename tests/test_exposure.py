@@ -1,5 +1,5 @@
 """SPEC §5, one small scenario per rule (both sides of each boundary), and a property test
-comparing every figure with the plain-Python model in tests/incident.py."""
+comparing every figure with the plain-Python model in tests/helpers/incident.py."""
 
 from __future__ import annotations
 
@@ -12,15 +12,6 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from incident import (
-    Incident,
-    at,
-    clear_store,
-    model_cross_account,
-    model_figures,
-    model_owners,
-    window,
-)
 
 from forensics.errors import UsageError
 from forensics.exposure import (
@@ -32,6 +23,15 @@ from forensics.exposure import (
 )
 from forensics.store import StoreOptions, open_store
 from forensics.window import Window, parse_window
+from tests.helpers.incident import (
+    Incident,
+    at,
+    clear_store,
+    model_cross_account,
+    model_figures,
+    model_owners,
+    window,
+)
 
 W = window(0, 60)  # 09:00 – 10:00 on 2024-02-16
 

@@ -23,7 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from forensics.cli import app
-from tests.ingest_helpers import event, rows
+from tests.helpers.ingest import event, rows
 
 NAMES = ["أحمد", "דוד", "王芳", "😀 Zoë", "e\u0301lodie", "=HYPERLINK(\"x\")", "[link=https://e]x[/link]"]
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from forensics.errors import StoreInUseError
 from forensics.store import StoreOptions, open_store
-from tests.ingest_helpers import accounted, event, rows, run, write_ndjson, write_parquet
+from tests.helpers.ingest import accounted, event, rows, run, write_ndjson, write_parquet
 
 GOOD = [event(request_id=f"r{i}", user_id=f"u{i}") for i in range(5)]
 

@@ -20,16 +20,6 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from incident import (
-    BASE,
-    Event,
-    Incident,
-    at,
-    clear_store,
-    model_cross_account,
-    model_owners,
-    window,
-)
 from typer.testing import CliRunner
 
 from forensics import export
@@ -39,6 +29,16 @@ from forensics.export import NotifyResult, write_notifications
 from forensics.exposure import compute_figures, prepare_window
 from forensics.queries import run_query
 from forensics.store import StoreOptions, open_store
+from tests.helpers.incident import (
+    BASE,
+    Event,
+    Incident,
+    at,
+    clear_store,
+    model_cross_account,
+    model_owners,
+    window,
+)
 
 GOLDEN = Path(__file__).parent / "golden" / "notify"
 W = window(0, 60)  # 2024-02-16T09:00:00Z/2024-02-16T10:00:00Z

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from incident import Incident, at, window
 
 from forensics.exposure import compute_breakdown, compute_figures, prepare_window
 from forensics.queries import load_queries, parse_query, queries_dir
 from forensics.store import StoreOptions, open_store
+from tests.helpers.incident import Incident, at, window
 
 SQL_FILES = sorted(queries_dir().glob("*.sql"))
 # A sample value for every parameter any query declares; a new parameter needs one here.

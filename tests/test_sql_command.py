@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from incident import Incident, at
 from typer.testing import CliRunner
 
 from forensics.cli import app
 from forensics.sandbox import format_time, to_json_value, to_text, unique_names
+from tests.helpers.incident import Incident, at
 
 
 def run_cli(args: list[str], stdin: str | None = None) -> Any:
