@@ -3,7 +3,6 @@ comparing every figure with the plain-Python model in tests/helpers/incident.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -583,15 +582,6 @@ def incidents_st(draw: st.DrawFn) -> Incident:
         assert device is not None
         inc.grant(device, user, draw(st.sampled_from(["owner", "owner", "shared"])), start, end)
     return inc
-
-
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyConnection]:
-    con = open_store(
-        StoreOptions(tmp_path_factory.mktemp("prop") / "case.duckdb"), read_only=False
-    )
-    yield con
-    con.close()
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
