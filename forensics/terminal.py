@@ -73,16 +73,16 @@ def message(console: Console, kind: str, text: str, *, style: str = "") -> None:
         console.file.flush()
 
 
-def error(text: str) -> None:
-    message(ERR, "error", text, style="bold red")
+def error(text: str, console: Console = ERR) -> None:
+    message(console, "error", text, style="bold red")
 
 
-def warn(text: str) -> None:
-    message(ERR, "warning", text, style="yellow")
+def warn(text: str, console: Console = ERR) -> None:
+    message(console, "warning", text, style="yellow")
 
 
-def note(text: str) -> None:
-    message(ERR, "note", text)
+def note(text: str, console: Console = ERR) -> None:
+    message(console, "note", text)
 
 
 def say(console: Console, text: str, style: str = "") -> None:
@@ -146,7 +146,7 @@ class Col:
     """A table column: numbers are never shortened, paths lose their middle, text its end."""
 
     name: str
-    kind: str = "text"  # number | path | text
+    kind: str = "text"  # number | fixed (both never shortened) | path | text
     keep: bool = False  # never hidden
     style: str = ""
 
@@ -156,6 +156,7 @@ class Fitted:
     table: Table
     hidden: list[str]
     shortened: list[str]
+    title: str | None = None
 
 
 _GAP = 2  # cells between two columns (padding 1 on each side, none at the edges)
@@ -169,10 +170,21 @@ def _natural(cols: Sequence[Col], rows: Sequence[Sequence[Any]]) -> list[int]:
     return widths
 
 
-def _minimum(col: Col, natural: int) -> int:
-    if col.kind == "number":
+def _plain(cell: Any) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
+
+
+def _minimum(col: Col, index: int, natural: int, rows: Sequence[Sequence[Any]]) -> int:
+    """The narrowest a column may get: numbers and fixed text never shrink; a path keeps
+    `…/` and its file name whole; other text keeps a few cells."""
+    if col.kind in ("number", "fixed"):
         return natural
-    floor = PATH_MIN if col.kind == "path" else TEXT_MIN
+    if col.kind == "path":
+        names = [cell_len(PurePath(p).name) + 2 if PurePath(p).name != p else cell_len(p)
+                 for p in (_plain(r[index]) for r in rows)]
+        floor = max([PATH_MIN, *names])
+    else:
+        floor = TEXT_MIN
     return min(natural, max(cell_len(col.name), floor))
 
 
@@ -187,6 +199,7 @@ def layout(
     natural = _natural(cols, rows)
     if width is None:
         return natural, list(range(len(cols)))
+    minimum = [_minimum(c, i, natural[i], rows) for i, c in enumerate(cols)]
     visible = list(range(len(cols)))
     while True:
         widths = list(natural)
@@ -197,7 +210,7 @@ def layout(
             for i in order:
                 if excess <= 0:
                     break
-                cut = min(excess, widths[i] - _minimum(cols[i], natural[i]))
+                cut = min(excess, widths[i] - minimum[i])
                 widths[i] -= cut
                 excess -= cut
         if excess <= 0:
@@ -219,7 +232,6 @@ def fit_table(
     widths, visible = layout(cols, all_rows, width)
     table = Table(
         box=None, pad_edge=False, padding=(0, 1), show_edge=False, expand=False,
-        title=title, title_justify="left", title_style="bold",
         header_style="bold" if console.is_terminal else "",
     )
     shortened: set[str] = set()
@@ -247,7 +259,7 @@ def fit_table(
         table.add_section()
         table.add_row(*cells(total), style="bold" if console.is_terminal else None)
     hidden = [cols[i].name for i in range(len(cols)) if i not in visible]
-    return Fitted(table, hidden, sorted(shortened))
+    return Fitted(table, hidden, sorted(shortened), title)
 
 
 def fit_note(fitted: Fitted, console: Console, whole: str) -> str | None:
@@ -262,14 +274,15 @@ def fit_note(fitted: Fitted, console: Console, whole: str) -> str | None:
     return "; ".join(parts) + f" ({whole})"
 
 
-def print_fitted(
-    console: Console, fitted: Fitted, whole: str, quiet_note: bool = False
-) -> None:
+def print_fitted(console: Console, fitted: Fitted, whole: str, err: Console = ERR) -> None:
+    """The title, the table, then (on `err`) what was hidden or shortened to fit."""
+    if fitted.title:
+        say(console, fitted.title, "bold")
     emit(console, fitted.table)
     text = fit_note(fitted, console, whole)
-    if text and not quiet_note:
+    if text:
         console.file.flush()
-        note(text)
+        note(text, err)
 
 
 # ------------------------------------------------------------------------------ ingest
@@ -302,7 +315,7 @@ def _status_text(f: Any, terminal: bool) -> Text:
 
 
 _FILE_COLS = (
-    Col("file", "path", keep=True), Col("kind"), Col("status", keep=True),
+    Col("file", "path", keep=True), Col("kind", "fixed"), Col("status", "fixed", keep=True),
     Col("read", "number"), Col("loaded", "number", keep=True),
     Col("rejected", "number", keep=True), Col("duplicate", "number"),
 )
@@ -330,7 +343,7 @@ def render_ingest(report: Any, events: Any | None, console: Console = ERR) -> No
         ordered = _file_order(files)
         fitted = fit_table(console, _FILE_COLS, _file_rows(ordered, terminal), title=title,
                            total=total)
-        print_fitted(console, fitted, "--json lists every file whole")
+        print_fitted(console, fitted, "--json lists every file whole", console)
     else:
         _render_ingest_groups(report, console, title, total)
     _render_ingest_messages(files, console)
@@ -359,13 +372,13 @@ def _render_ingest_groups(report: Any, console: Console, title: str, total: list
     t = report.totals()
     fitted = fit_table(console, cols, rows, title=title + " (per folder and kind)",
                        total=[total[0], "", number(t["files"]), number(t["failed"]), *total[3:]])
-    print_fitted(console, fitted, "--json lists every file whole")
+    print_fitted(console, fitted, "--json lists every file whole", console)
     notable = [f for f in _file_order(report.files) if f.status == "failed" or f.rows_rejected]
     if notable:
         shown = notable[:LIST_FILES_MAX]
         fitted = fit_table(console, _FILE_COLS, _file_rows(shown, console.is_terminal),
                            title="files that failed or had rejects")
-        print_fitted(console, fitted, "--json lists every file whole")
+        print_fitted(console, fitted, "--json lists every file whole", console)
         if len(notable) > len(shown):
             say(console, f"{len(shown):,} of {len(notable):,} shown; --json lists every file")
 
@@ -374,9 +387,9 @@ def _render_ingest_messages(files: Sequence[Any], console: Console) -> None:
     many = len(files) > LIST_EACH_FILE_UP_TO
     failed = [f for f in files if f.status == "failed"]
     for f in failed[:LIST_FILES_MAX] if many else failed:
-        error(f"{printable(f.path)}: {printable(f.error or 'failed')}")
+        error(f"{printable(f.path)}: {printable(f.error or 'failed')}", console)
     if many and len(failed) > LIST_FILES_MAX:
-        error(f"{len(failed) - LIST_FILES_MAX:,} more files failed (--json lists them)")
+        error(f"{len(failed) - LIST_FILES_MAX:,} more files failed (--json lists them)", console)
     skipped = [f for f in files if f.status == "skipped"]
     same = [f for f in skipped if _skip_reason(f) == "already ingested"]
     if same:
@@ -387,8 +400,11 @@ def _render_ingest_messages(files: Sequence[Any], console: Console) -> None:
     rejecting = [f for f in files if f.reasons]
     for f in rejecting[:LIST_FILES_MAX] if many else rejecting:
         for reason, count in f.reasons.items():
-            say(console, f"  {printable(f.path)}: {count:,} rejected: {printable(reason)}",
-                "yellow")
+            rest = f": {count:,} rejected: {printable(reason)}"
+            path = printable(f.path)
+            if console.is_terminal:  # the line fits: the path loses its middle, not its name
+                path = shorten_middle(path, max(PATH_MIN, console.width - 2 - cell_len(rest)))
+            say(console, f"  {path}{rest}", "yellow")
 
 
 class IngestProgress:
@@ -447,8 +463,10 @@ class IngestProgress:
 # ------------------------------------------------------------------ sources, rejects, verify
 
 
-def render_sources(rows: list[dict[str, Any]], console: Console = OUT, *, wide: bool = False
-                   ) -> None:
+def render_sources(
+    rows: list[dict[str, Any]], console: Console = OUT, *, wide: bool = False,
+    err: Console = ERR,
+) -> None:
     """The sources table: compact (file name, short hash) unless `wide`."""
     mapped = any(r.get("map_sha256") for r in rows)
     if wide:
@@ -463,8 +481,9 @@ def render_sources(rows: list[dict[str, Any]], console: Console = OUT, *, wide: 
                  number(r["rows_read"]), number(r["rows_loaded"]), number(r["rows_rejected"]),
                  number(r["rows_duplicate"]), r["ingested_at"]] for r in rows]
     else:
-        cols = [Col("id", "number", keep=True), Col("file", "path", keep=True), Col("kind"),
-                Col("sha256"), *([Col("map_sha256")] if mapped else []),
+        cols = [Col("id", "number", keep=True), Col("file", "path", keep=True),
+                Col("kind", "fixed"), Col("sha256", "fixed"),
+                *([Col("map_sha256", "fixed")] if mapped else []),
                 Col("read", "number"), Col("loaded", "number", keep=True),
                 Col("rejected", "number", keep=True), Col("duplicate", "number")]
         data = [[number(r["source_id"]), printable(PurePath(str(r["path"])).name), r["kind"],
@@ -472,24 +491,28 @@ def render_sources(rows: list[dict[str, Any]], console: Console = OUT, *, wide: 
                  number(r["rows_read"]), number(r["rows_loaded"]), number(r["rows_rejected"]),
                  number(r["rows_duplicate"])] for r in rows]
     fitted = fit_table(console, cols, data)
-    print_fitted(console, fitted, "--wide or --json shows every column whole")
+    print_fitted(console, fitted, "--wide or --json shows every column whole", err)
     if not rows:
-        say(ERR, "0 files ingested")
+        say(err, "0 files ingested")
 
 
-def render_rejects(page: Any, *, raw: bool, console: Console = OUT) -> None:
+def render_rejects(
+    page: Any, *, raw: bool, console: Console = OUT, err: Console = ERR
+) -> None:
     cols = [Col("file", "path", keep=True), Col("record", "number", keep=True),
             Col("reason", keep=True), *([Col("raw")] if raw else [])]
     data = [[printable(str(r["source_file"])), number(r["source_record"]),
              printable(str(r["reason"])), *([printable(str(r["raw"] or ""))] if raw else [])]
             for r in page.rows]
     fitted = fit_table(console, cols, data)
-    print_fitted(console, fitted, "--json shows every field whole")
-    say(ERR, f"{len(page.rows):,} of {page.total:,} rejected records shown"
+    print_fitted(console, fitted, "--json shows every field whole", err)
+    say(err, f"{len(page.rows):,} of {page.total:,} rejected records shown"
         + (" (--limit N shows more)" if page.total > len(page.rows) else ""))
 
 
-def render_verify(rows: list[dict[str, Any]], console: Console = OUT) -> None:
+def render_verify(
+    rows: list[dict[str, Any]], console: Console = OUT, err: Console = ERR
+) -> None:
     """Changed and missing files first, in red on a terminal."""
     bad = [r for r in rows if r["status"] != "ok"]
     ok = [r for r in rows if r["status"] == "ok"]
@@ -499,7 +522,7 @@ def render_verify(rows: list[dict[str, Any]], console: Console = OUT) -> None:
     data += [[Text(r["status"], style="green" if terminal else ""), printable(str(r["path"]))]
              for r in ok]
     fitted = fit_table(console, [Col("status", keep=True), Col("path", "path", keep=True)], data)
-    print_fitted(console, fitted, "--json shows every path whole")
+    print_fitted(console, fitted, "--json shows every path whole", err)
 
 
 # ---------------------------------------------------------------------------- exposure
@@ -519,7 +542,7 @@ FIGURE_LABELS = {
 }
 
 
-def render_exposure(report: Any, console: Console = OUT) -> None:
+def render_exposure(report: Any, console: Console = OUT, err: Console = ERR) -> None:
     """Counts only (never an email or a name); text from data is printed literally."""
     from rich.panel import Panel
 
@@ -542,7 +565,7 @@ def render_exposure(report: Any, console: Console = OUT) -> None:
         emit(console, grid)
     _render_timeline(report, console)
     if report.breakdown is not None:
-        _render_breakdown(report.breakdown, console)
+        _render_breakdown(report.breakdown, console, err)
     console.file.flush()
 
 
@@ -581,7 +604,7 @@ def _render_timeline(report: Any, console: Console) -> None:
             console.file.write(line.plain + "\n")
 
 
-def _render_breakdown(breakdown: Any, console: Console) -> None:
+def _render_breakdown(breakdown: Any, console: Console, err: Console) -> None:
     name = printable(breakdown.field)
     cols = [Col(name, keep=True), Col("cross-account deliveries", "number", keep=True),
             Col("recipients", "number", keep=True), Col("exposed devices", "number")]
@@ -589,7 +612,7 @@ def _render_breakdown(breakdown: Any, console: Console) -> None:
              number(r.cross_account_deliveries), number(r.recipients),
              number(r.exposed_devices)] for r in breakdown.rows]
     fitted = fit_table(console, cols, rows, title=f"by {name}")
-    print_fitted(console, fitted, "--json shows every value whole")
+    print_fitted(console, fitted, "--json shows every value whole", err)
     if not breakdown.rows:
         say(console, "0 cross-account deliveries to break down")
 
@@ -643,7 +666,7 @@ def render_sql_table(result: Any, console: Console, max_rows: int) -> tuple[int,
 # ---------------------------------------------------------------------------- status
 
 
-def render_status(status: Any, console: Console = OUT) -> None:
+def render_status(status: Any, console: Console = OUT, err: Console = ERR) -> None:
     """One screen: what is in this case."""
     t = status.totals()
     say(console, f"case store {printable(str(status.path))}", "bold")
@@ -658,7 +681,7 @@ def render_status(status: Any, console: Console = OUT) -> None:
             for k in status.kinds]
     total = ["total", number(t.files), number(t.rows_read), number(t.rows_loaded),
              number(t.rows_rejected), number(t.rows_duplicate), number(t.size_bytes)]
-    print_fitted(console, fit_table(console, cols, rows, total=total), "--json shows all")
+    print_fitted(console, fit_table(console, cols, rows, total=total), "--json shows all", err)
     say(console, f"events: {status.events.events:,}, {status.events}")
     g = status.grants
     if g.grants:
