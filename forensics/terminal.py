@@ -132,7 +132,7 @@ def shorten_middle(path: str, width: int) -> str:
         return _take(path, width)
     name = PurePath(path).name or path
     tail = max(cell_len(name) + 1, (width - 1) * 2 // 3)
-    if tail >= width - 1:  # even the name does not fit: keep its end (the extension)
+    if tail > width - 1:  # even the name does not fit: keep its end (the extension)
         tail = width - 1 - min(3, max(width - 2, 0))
     head = width - 1 - tail
     return _take(path, head) + "…" + _take(path, tail, from_end=True)
