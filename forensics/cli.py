@@ -49,7 +49,7 @@ class ForensicsGroup(TyperGroup):
         code: int
         try:
             rv = super().main(
-                args=args, prog_name=prog_name or "forensics", complete_var=complete_var,
+                args=args, prog_name="forensics", complete_var=complete_var,
                 standalone_mode=False, **extra,
             )
             code = rv if isinstance(rv, int) else ExitCode.OK
