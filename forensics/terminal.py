@@ -10,6 +10,7 @@ ends, no colour, no progress.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -149,6 +150,7 @@ class Col:
     kind: str = "text"  # number | fixed (both never shortened) | path | text
     keep: bool = False  # never hidden
     style: str = ""
+    hide: int = 0  # among columns that may be hidden, higher goes first (then rightmost)
 
 
 @dataclass
@@ -217,8 +219,14 @@ def layout(
             return widths, visible
         optional = [i for i in visible if not cols[i].keep]
         if not optional:
-            return widths, visible  # nothing more can go: the terminal is narrower than this
-        visible.remove(optional[-1])
+            # Nothing more can go: file names lose their middle too, numbers stay whole.
+            for i in (i for i in visible if cols[i].kind in ("path", "text")):
+                cut = min(excess, widths[i] - min(widths[i], max(cell_len(cols[i].name),
+                                                                 PATH_MIN)))
+                widths[i] -= cut
+                excess -= cut
+            return widths, visible
+        visible.remove(max(optional, key=lambda i: (cols[i].hide, i)))
 
 
 def fit_table(
@@ -291,9 +299,17 @@ def print_fitted(console: Console, fitted: Fitted, whole: str, err: Console = ER
 def _skip_reason(f: Any) -> str:
     error = f.error or "already ingested"
     prefix = "same content as "
-    if error.startswith(prefix) and error[len(prefix):] == f.path:
+    if error.startswith(prefix) and _same_file(error[len(prefix):], f.path):
         return "already ingested"
     return error
+
+
+def _same_file(a: str, b: str) -> bool:
+    """The same path, whether given relative or absolute (the store records it resolved)."""
+    try:
+        return a == b or os.path.realpath(a) == os.path.realpath(b)
+    except (OSError, ValueError):
+        return False
 
 
 def _file_order(files: Sequence[Any]) -> list[Any]:
@@ -315,9 +331,10 @@ def _status_text(f: Any, terminal: bool) -> Text:
 
 
 _FILE_COLS = (
-    Col("file", "path", keep=True), Col("kind", "fixed"), Col("status", "fixed", keep=True),
-    Col("read", "number"), Col("loaded", "number", keep=True),
-    Col("rejected", "number", keep=True), Col("duplicate", "number"),
+    Col("file", "path", keep=True), Col("kind", "fixed", hide=3),
+    Col("status", "fixed", hide=2), Col("read", "number", hide=4),
+    Col("loaded", "number", keep=True), Col("rejected", "number", keep=True),
+    Col("duplicate", "number", hide=5),
 )
 
 
@@ -362,10 +379,10 @@ def _render_ingest_groups(report: Any, console: Console, title: str, total: list
         g["failed"] += f.status == "failed"
         for k in ("rows_read", "rows_loaded", "rows_rejected", "rows_duplicate"):
             g[k] += getattr(f, k)
-    cols = (Col("folder", "path", keep=True), Col("kind", keep=True),
+    cols = (Col("folder", "path", keep=True), Col("kind", "fixed", hide=3),
             Col("files", "number", keep=True), Col("failed", "number", keep=True),
-            Col("read", "number"), Col("loaded", "number", keep=True),
-            Col("rejected", "number", keep=True), Col("duplicate", "number"))
+            Col("read", "number", hide=4), Col("loaded", "number", keep=True),
+            Col("rejected", "number", keep=True), Col("duplicate", "number", hide=5))
     rows = [[printable(folder), kind, number(g["files"]), number(g["failed"]),
              number(g["rows_read"]), number(g["rows_loaded"]), number(g["rows_rejected"]),
              number(g["rows_duplicate"])] for (folder, kind), g in groups.items()]
@@ -399,12 +416,14 @@ def _render_ingest_messages(files: Sequence[Any], console: Console) -> None:
         say(console, f"skipped {printable(f.path)}: {printable(_skip_reason(f))}", "dim")
     rejecting = [f for f in files if f.reasons]
     for f in rejecting[:LIST_FILES_MAX] if many else rejecting:
+        head = "rejected in "
+        path = printable(f.path)
+        if console.is_terminal:  # one line: the path loses its middle, not its name
+            path = shorten_middle(path, max(PATH_MIN, console.width - len(head) - 1))
+        say(console, f"{head}{path}:", "yellow")
+        width = max(len(f"{n:,}") for n in f.reasons.values())
         for reason, count in f.reasons.items():
-            rest = f": {count:,} rejected: {printable(reason)}"
-            path = printable(f.path)
-            if console.is_terminal:  # the line fits: the path loses its middle, not its name
-                path = shorten_middle(path, max(PATH_MIN, console.width - 2 - cell_len(rest)))
-            say(console, f"  {path}{rest}", "yellow")
+            say(console, f"  {count:>{width},}  {printable(reason)}")
 
 
 class IngestProgress:
@@ -471,10 +490,12 @@ def render_sources(
     mapped = any(r.get("map_sha256") for r in rows)
     if wide:
         cols = [Col("source_id", "number", keep=True), Col("path", "path", keep=True),
-                Col("kind"), Col("format"), Col("size_bytes", "number"), Col("sha256"),
-                *([Col("map_sha256")] if mapped else []), Col("rows_read", "number"),
-                Col("rows_loaded", "number"), Col("rows_rejected", "number"),
-                Col("rows_duplicate", "number"), Col("ingested_at")]
+                Col("kind", "fixed", hide=2), Col("format", "fixed", hide=3),
+                Col("size_bytes", "number", hide=4), Col("sha256", "fixed", keep=True),
+                *([Col("map_sha256", "fixed", hide=1)] if mapped else []),
+                Col("rows_read", "number", hide=4), Col("rows_loaded", "number", keep=True),
+                Col("rows_rejected", "number", hide=1), Col("rows_duplicate", "number", hide=4),
+                Col("ingested_at", "fixed", hide=3)]
         data = [[number(r["source_id"]), printable(str(r["path"])), r["kind"], r["format"],
                  number(r["size_bytes"]), r["sha256"],
                  *([r.get("map_sha256") or ""] if mapped else []),
@@ -482,10 +503,10 @@ def render_sources(
                  number(r["rows_duplicate"]), r["ingested_at"]] for r in rows]
     else:
         cols = [Col("id", "number", keep=True), Col("file", "path", keep=True),
-                Col("kind", "fixed"), Col("sha256", "fixed"),
-                *([Col("map_sha256", "fixed")] if mapped else []),
-                Col("read", "number"), Col("loaded", "number", keep=True),
-                Col("rejected", "number", keep=True), Col("duplicate", "number")]
+                Col("kind", "fixed", hide=3), Col("sha256", "fixed", hide=2),
+                *([Col("map_sha256", "fixed", hide=2)] if mapped else []),
+                Col("read", "number", hide=4), Col("loaded", "number", keep=True),
+                Col("rejected", "number", hide=1), Col("duplicate", "number", hide=5)]
         data = [[number(r["source_id"]), printable(PurePath(str(r["path"])).name), r["kind"],
                  r["sha256"][:12], *([(r.get("map_sha256") or "")[:12]] if mapped else []),
                  number(r["rows_read"]), number(r["rows_loaded"]), number(r["rows_rejected"]),
