@@ -413,6 +413,11 @@ def exposure(
             "stored event field (e.g. cache_node, app, status, source_id).",
         ),
     ] = None,
+    top: Annotated[
+        int,
+        typer.Option("--top", min=0, metavar="N",
+                     help="Show the N largest values of the --by breakdown (0: all)."),
+    ] = 20,
     strict: StrictWindowOpt = False,
     db: DbOpt = None,
     memory_limit: MemoryOpt = None,
@@ -435,7 +440,7 @@ def exposure(
     if as_json:
         print_json(report.to_json())
     else:
-        terminal.render_exposure(report)
+        terminal.render_exposure(report, top=top)
     outside = report.figures["cross_account_deliveries_outside_window"]
     return _coverage_messages(report.coverage, outside, w, strict)
 

@@ -563,7 +563,9 @@ FIGURE_LABELS = {
 }
 
 
-def render_exposure(report: Any, console: Console = OUT, err: Console = ERR) -> None:
+def render_exposure(
+    report: Any, console: Console = OUT, err: Console = ERR, *, top: int = 0
+) -> None:
     """Counts only (never an email or a name); text from data is printed literally."""
     from rich.panel import Panel
 
@@ -586,7 +588,7 @@ def render_exposure(report: Any, console: Console = OUT, err: Console = ERR) -> 
         emit(console, grid)
     _render_timeline(report, console)
     if report.breakdown is not None:
-        _render_breakdown(report.breakdown, console, err)
+        _render_breakdown(report.breakdown, console, err, top)
     console.file.flush()
 
 
@@ -625,17 +627,22 @@ def _render_timeline(report: Any, console: Console) -> None:
             console.file.write(line.plain + "\n")
 
 
-def _render_breakdown(breakdown: Any, console: Console, err: Console) -> None:
+def _render_breakdown(breakdown: Any, console: Console, err: Console, top: int) -> None:
+    """The breakdown, largest first; at most `top` values (0: all), saying how many."""
     name = printable(breakdown.field)
     cols = [Col(name, keep=True), Col("cross-account deliveries", "number", keep=True),
             Col("recipients", "number", keep=True), Col("exposed devices", "number")]
     rows = [[Text("(missing)", style="dim") if r.value is None else printable(r.value),
              number(r.cross_account_deliveries), number(r.recipients),
              number(r.exposed_devices)] for r in breakdown.rows]
-    fitted = fit_table(console, cols, rows, title=f"by {name}")
+    shown = rows[:top] if top else rows
+    fitted = fit_table(console, cols, shown, title=f"by {name}")
     print_fitted(console, fitted, "--json shows every value whole", err)
     if not breakdown.rows:
         say(console, "0 cross-account deliveries to break down")
+    elif len(shown) < len(rows):
+        say(err, f"{len(shown):,} of {len(rows):,} values of {name} shown, the largest "
+            "first (--top N, --top 0 for all, or --json)")
 
 
 def coverage_warnings(coverage: Any, outside: int, window: Any) -> list[str]:

@@ -324,3 +324,19 @@ def test_by_suggests_the_closest_field(store: Path) -> None:
     assert r.exit_code == 2
     assert "Did you mean cache_node?" in r.stderr
     assert len(lines(r.stderr)) == 1
+
+
+def test_by_shows_the_top_values_and_says_how_many_of_how_many(store: Path) -> None:
+    r = run_cli("--db", str(store), "exposure", "--window", W, "--by", "user_id", "--top", "1")
+    assert r.exit_code == 0, r.stderr
+    assert "1 of 2 values of user_id shown, the largest first" in r.stderr
+    body = r.stdout.split("by user_id", 1)[1]
+    # one delivery each in the window: ties in value order
+    assert "nosy" in body and "stranger" not in body
+    every = run_cli("--db", str(store), "exposure", "--window", W, "--by", "user_id",
+                    "--top", "0")
+    assert "stranger" in every.stdout.split("by user_id", 1)[1]
+    assert "values of" not in every.stderr
+    data = json.loads(run_cli("--db", str(store), "exposure", "--window", W, "--by", "user_id",
+                              "--top", "1", "--json").stdout)
+    assert len(data["by"]["rows"]) == 2  # JSON keeps every value
