@@ -1,9 +1,9 @@
 """The command-line interface: parse options, call one core function, render, exit code.
 
-The only module that imports typer; drawing is forensics.terminal's. stdout carries data only
-(JSON, CSV, tables asked for); progress, summaries and errors go to stderr. Errors are one
-line, `forensics: error: <what>: <why>`, with a traceback (no local variables) only under
---debug, which is carried in the command context.
+The only module that imports typer; forensics.screens and forensics.terminal draw. stdout
+carries data only (JSON, CSV, tables asked for); progress, summaries and errors go to stderr.
+Errors are one line, `forensics: error: <what>: <why>`, with a traceback (no local
+variables) only under --debug, which is carried in the command context.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from forensics import __version__, terminal
+from forensics import __version__, screens, terminal
 from forensics.errors import ExitCode, ForensicsError
 from forensics.store import StoreOptions, resolve_db_path
 from forensics.terminal import ERR, OUT, error, note, say, warn
@@ -243,7 +243,7 @@ def _window_notes(text: str, window: Any, quiet: bool) -> None:
 
 def _coverage_messages(coverage: Any, outside: int, window: Any, strict: bool) -> int:
     """Warn when zero figures may come from the window or the store; the exit code."""
-    for line in terminal.coverage_warnings(coverage, outside, window):
+    for line in screens.coverage_warnings(coverage, outside, window):
         warn(line)
     if strict and coverage is not None and coverage.holds_no_events:
         error(f"--strict: the window {window} holds no events")
@@ -310,7 +310,7 @@ def ingest(
                 error(f"{f.path}: {f.error}")
     else:
         events = read_event_range(store) if store.path.is_file() else None
-        terminal.render_ingest(report, events)
+        screens.render_ingest(report, events)
     totals = report.totals()
     if totals["failed"] or (strict and totals["rows_rejected"]):
         return int(ExitCode.FAILURE)
@@ -334,7 +334,7 @@ def sources(
     if as_json:
         print_json(rows)
     else:
-        terminal.render_sources(rows, wide=wide)
+        screens.render_sources(rows, wide=wide)
     return int(ExitCode.OK)
 
 
@@ -356,7 +356,7 @@ def rejects(
     if as_json:
         print_json(page.rows)
     else:
-        terminal.render_rejects(page, raw=raw)
+        screens.render_rejects(page, raw=raw)
     return int(ExitCode.OK)
 
 
@@ -372,7 +372,7 @@ def verify(
     if as_json:
         print_json(rows)
     else:
-        terminal.render_verify(rows)
+        screens.render_verify(rows)
     bad = sum(1 for r in rows if r["status"] != "ok")
     if bad:
         error(f"{bad:,} of {len(rows):,} source files changed or missing")
@@ -393,7 +393,7 @@ def status(
     if as_json:
         print_json(report.to_json())
     else:
-        terminal.render_status(report)
+        screens.render_status(report)
     return int(ExitCode.OK)
 
 
@@ -440,7 +440,7 @@ def exposure(
     if as_json:
         print_json(report.to_json())
     else:
-        terminal.render_exposure(report, top=top)
+        screens.render_exposure(report, top=top)
     outside = report.figures["cross_account_deliveries_outside_window"]
     return _coverage_messages(report.coverage, outside, w, strict)
 
@@ -476,38 +476,16 @@ def sql(
         query = sys.stdin.read()
     with query_store(store_options(ctx, db, memory_limit, threads), query) as result:
         if fmt is SqlFormat.csv:
-            _sql_csv(result)
+            screens.write_sql_csv(result)
         elif fmt is SqlFormat.json:
-            _sql_json(result)
+            screens.write_sql_json(result)
         else:
             _sql_table(result)
     return int(ExitCode.OK)
 
 
-def _sql_csv(result: Any) -> None:
-    import csv
-
-    from forensics.sandbox import to_text
-
-    writer = csv.writer(sys.stdout, lineterminator="\r\n")
-    writer.writerow(result.columns)
-    for row in result.rows:
-        writer.writerow([to_text(v) for v in row])
-    sys.stdout.flush()
-
-
-def _sql_json(result: Any) -> None:
-    from forensics.sandbox import iter_json_rows
-
-    sys.stdout.write("[")
-    for i, obj in enumerate(iter_json_rows(result)):
-        sys.stdout.write(("," if i else "") + "\n  " + json.dumps(obj, ensure_ascii=False))
-    sys.stdout.write("\n]\n" if result.columns else "]\n")
-    sys.stdout.flush()
-
-
 def _sql_table(result: Any) -> None:
-    shown, total, fitted = terminal.render_sql_table(result, OUT, _SQL_TABLE_MAX_ROWS)
+    shown, total, fitted = screens.render_sql_table(result, OUT, _SQL_TABLE_MAX_ROWS)
     sys.stdout.flush()  # the table before the row count when both go to one terminal
     note_text = terminal.fit_note(fitted, OUT, "--format csv or json shows every value whole")
     if note_text:
@@ -563,7 +541,7 @@ def notify(
     )
     # Counts and paths only: never a user id, email or name.
     if not quiet:
-        terminal.render_notify(run, w, sanitize=not no_sanitize)
+        screens.render_notify(run, w, sanitize=not no_sanitize)
     for message in run.result.warnings:
         warn(printable(message))
     return _coverage_messages(run.coverage, run.outside_window, w, strict)

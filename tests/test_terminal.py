@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from forensics import terminal
+from forensics import screens
 from forensics.evidence import RejectsPage
 from forensics.ingest import FileResult, IngestReport
 from forensics.status import EventRange
@@ -130,7 +130,7 @@ def test_when_nothing_more_can_go_a_path_loses_its_middle_never_a_number() -> No
 @pytest.mark.parametrize("width", WIDTHS)
 def test_ingest_summary_fits_with_numbers_and_file_names_whole(width: int) -> None:
     c = tty(width)
-    terminal.render_ingest(report(3), EventRange(3, datetime(2024, 2, 16, tzinfo=timezone.utc),
+    screens.render_ingest(report(3), EventRange(3, datetime(2024, 2, 16, tzinfo=timezone.utc),
                                                  datetime(2024, 2, 17, tzinfo=timezone.utc)),
                            console=c)
     out = text(c)
@@ -153,16 +153,16 @@ def test_ingest_summary_fits_with_numbers_and_file_names_whole(width: int) -> No
 
 def test_ingest_summary_notes_what_it_hid_at_60_columns() -> None:
     c = tty(60)
-    terminal.render_ingest(report(3), None, console=c)
+    screens.render_ingest(report(3), None, console=c)
     assert "forensics: note: columns hidden to fit 60 columns:" in text(c)
     c = tty(200)
-    terminal.render_ingest(report(3), None, console=c)
+    screens.render_ingest(report(3), None, console=c)
     assert "forensics: note" not in text(c)
 
 
 def test_ingest_summary_not_on_a_terminal_is_unwrapped_and_unpadded() -> None:
     c = pipe()
-    terminal.render_ingest(report(3), None, console=c)
+    screens.render_ingest(report(3), None, console=c)
     out = text(c)
     assert f"{DEEP}/E2QWRUHAPOMQZL.2024-02-16-09.0000.gz" in out  # whole, on one line
     assert "…" not in out and "\x1b" not in out
@@ -172,7 +172,7 @@ def test_ingest_summary_not_on_a_terminal_is_unwrapped_and_unpadded() -> None:
 
 def test_many_files_are_summed_per_folder_and_kind_with_only_notable_files_listed() -> None:
     c = tty(120)
-    terminal.render_ingest(report(200), None, console=c)
+    screens.render_ingest(report(200), None, console=c)
     out = text(c)
     assert "per folder and kind" in out
     assert "E2QWRUHAPOMQZL.2024-02-16-09.0005.gz" not in out  # an ordinary file: not listed
@@ -188,7 +188,7 @@ def test_skipped_files_are_counted_not_listed_when_already_ingested() -> None:
     files.append(FileResult("/logs/copy.ndjson", kind="events", status="skipped",
                             error="same content as /logs/f0.ndjson"))
     c = pipe()
-    terminal.render_ingest(IngestReport(files), None, console=c)
+    screens.render_ingest(IngestReport(files), None, console=c)
     out = text(c)
     assert "skipped 3 files already ingested (same SHA-256)" in out
     assert "skipped /logs/copy.ndjson: same content as /logs/f0.ndjson" in out
@@ -211,7 +211,7 @@ def test_sources_are_compact_and_keep_file_names_and_numbers_whole(width: int) -
     rows = [_source(1, f"{DEEP}/E2QWRUHAPOMQZL.2024-02-16-09.0000.gz"),
             _source(12, "/short/a.ndjson")]
     c = tty(width)
-    terminal.render_sources(rows, console=c, err=c)
+    screens.render_sources(rows, console=c, err=c)
     out = text(c)
     assert "E2QWRUHAPOMQZL.2024-02-16-09.0000.gz" in out and "a.ndjson" in out
     assert "10,662,000" in out
@@ -225,7 +225,7 @@ def test_sources_are_compact_and_keep_file_names_and_numbers_whole(width: int) -
 def test_sources_wide_not_on_a_terminal_shows_everything_whole() -> None:
     rows = [_source(1, f"{DEEP}/E2QWRUHAPOMQZL.2024-02-16-09.0000.gz")]
     c = pipe()
-    terminal.render_sources(rows, console=c, wide=True, err=c)
+    screens.render_sources(rows, console=c, wide=True, err=c)
     out = text(c)
     assert f"{DEEP}/E2QWRUHAPOMQZL.2024-02-16-09.0000.gz" in out
     assert "01" + "ab" * 31 in out and "123,456,789" in out
@@ -236,7 +236,7 @@ def test_rejects_say_how_many_of_how_many_are_shown() -> None:
     rows = [{"source_file": f"{DEEP}/f.ndjson", "source_record": 1_234_567,
              "reason": "malformed JSON", "raw": "{"}]
     out_c, err_c = tty(60), pipe()
-    terminal.render_rejects(RejectsPage(rows, 14), raw=False, console=out_c, err=err_c)
+    screens.render_rejects(RejectsPage(rows, 14), raw=False, console=out_c, err=err_c)
     assert "1,234,567" in text(out_c) and "f.ndjson" in text(out_c)
     assert "1 of 14 rejected records shown (--limit N shows more)" in text(err_c)
 
@@ -245,7 +245,7 @@ def test_verify_lists_changed_and_missing_files_first() -> None:
     rows = [{"path": "/a", "status": "ok"}, {"path": "/b", "status": "changed"},
             {"path": "/c", "status": "ok"}, {"path": "/d", "status": "missing"}]
     c = pipe()
-    terminal.render_verify(rows, console=c, err=c)
+    screens.render_verify(rows, console=c, err=c)
     assert [ln.split()[0] for ln in text(c).splitlines()[1:]] == [
         "changed", "missing", "ok", "ok"]
 
@@ -254,17 +254,17 @@ def test_failures_are_coloured_on_a_terminal_only() -> None:
     rows = [{"path": "/a", "status": "ok"}, {"path": "/b", "status": "changed"}]
     colour = Console(file=io.StringIO(), width=80, force_terminal=True,
                      color_system="standard", markup=False, highlight=False)
-    terminal.render_verify(rows, console=colour, err=pipe())
+    screens.render_verify(rows, console=colour, err=pipe())
     assert "\x1b[1;31mchanged" in text(colour)
     plain = pipe()
-    terminal.render_verify(rows, console=plain, err=pipe())
+    screens.render_verify(rows, console=plain, err=pipe())
     assert "\x1b" not in text(plain)
 
 
 def test_evidence_text_is_printed_literally() -> None:
     rows = [_source(1, "/x/[link=https://evil]x[/link]\x1b[31m.ndjson")]
     c = pipe()
-    terminal.render_sources(rows, console=c, wide=True, err=c)
+    screens.render_sources(rows, console=c, wide=True, err=c)
     assert "[link=https://evil]x[/link]\\u001b[31m.ndjson" in text(c)
 
 
