@@ -23,7 +23,7 @@ from typer.core import TyperGroup
 
 from forensics import __version__, screens, terminal
 from forensics.errors import ExitCode, ForensicsError
-from forensics.store import StoreOptions, resolve_db_path
+from forensics.store import StoreOptions, is_interrupt, resolve_db_path
 from forensics.terminal import ERR, OUT, error, note, say, warn
 
 _DEBUG = "forensics.debug"  # key in the context's meta, shared by every nested context
@@ -85,10 +85,18 @@ class ForensicsGroup(TyperGroup):
                 traceback.print_exc(file=sys.stderr)
             error(e.one_line())
             raise typer.Exit(e.exit_code) from None
+        except BrokenPipeError:
+            # The reader of stdout went away (`| head`): nothing more to say, to anyone.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(ExitCode.FAILURE) from None
         except KeyboardInterrupt:
             error("interrupted")
             raise typer.Exit(ExitCode.INTERRUPTED) from None
         except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no locals
+            if is_interrupt(e):
+                error("interrupted")
+                raise typer.Exit(ExitCode.INTERRUPTED) from None
             if _debug(ctx):
                 traceback.print_exc(file=sys.stderr)
             error(f"internal error: {type(e).__name__} (run with --debug for details)")
@@ -295,7 +303,9 @@ def ingest(
     try:
         with tracker as progress:
             report = run_ingest(store, paths, options, progress)
-    except KeyboardInterrupt:
+    except BaseException as e:
+        if not is_interrupt(e):
+            raise
         error(
             f"interrupted: {tracker.files_done:,} of {tracker.files_total:,} files were stored "
             f"in {store.path} (each file is stored whole or not at all). Run the same command "

@@ -416,7 +416,8 @@ def render_status(status: Any, console: Console = OUT, err: Console = ERR) -> No
     """One screen: what is in this case."""
     t = status.totals()
     say(console, f"case store {printable(str(status.path))}", "bold")
-    say(console, f"size {status.size_bytes:,} bytes; {t.files:,} files ingested"
+    say(console, f"size {status.size_bytes:,} bytes; {t.files:,} file"
+        f"{'' if t.files == 1 else 's'} ingested"
         + (f", last at {when(t.last_ingested_at)}" if t.last_ingested_at else ""))
     cols = [Col("kind", keep=True), Col("files", "number", keep=True),
             Col("read", "number"), Col("loaded", "number", keep=True),

@@ -256,6 +256,13 @@ def _first_line(e: BaseException) -> str:
     return line[:200]
 
 
+def is_interrupt(e: BaseException) -> bool:
+    """Ctrl-C, as Python raises it or as DuckDB reports it when it lands inside a query."""
+    if isinstance(e, (KeyboardInterrupt, duckdb.InterruptException)):
+        return True
+    return type(e) is RuntimeError and str(e) == "Query interrupted"
+
+
 def engine_error(what: str, e: BaseException) -> StoreError:
     """Wrap a duckdb.Error at the boundary into a domain error (no record contents)."""
     return StoreError(what, _first_line(e))

@@ -340,3 +340,15 @@ def test_by_shows_the_top_values_and_says_how_many_of_how_many(store: Path) -> N
     data = json.loads(run_cli("--db", str(store), "exposure", "--window", W, "--by", "user_id",
                               "--top", "1", "--json").stdout)
     assert len(data["by"]["rows"]) == 2  # JSON keeps every value
+
+
+def test_an_interrupt_inside_a_duckdb_query_counts_as_an_interrupt() -> None:
+    import duckdb
+
+    from forensics.store import is_interrupt
+
+    assert is_interrupt(KeyboardInterrupt())
+    assert is_interrupt(RuntimeError("Query interrupted"))  # how DuckDB reports Ctrl-C
+    assert is_interrupt(duckdb.InterruptException("INTERRUPT Error"))
+    assert not is_interrupt(RuntimeError("Query interrupted by the planner"))
+    assert not is_interrupt(ValueError("Query interrupted"))
