@@ -352,3 +352,19 @@ def test_an_interrupt_inside_a_duckdb_query_counts_as_an_interrupt() -> None:
     assert is_interrupt(duckdb.InterruptException("INTERRUPT Error"))
     assert not is_interrupt(RuntimeError("Query interrupted by the planner"))
     assert not is_interrupt(ValueError("Query interrupted"))
+
+
+@pytest.mark.parametrize("window", [
+    W, "2024-02-16T08:00:00Z/PT1H", "2024-02-16T09:01:00Z/PT1M", "2024-02-16T08:55:00Z/PT3H"])
+def test_notify_counts_the_deliveries_outside_the_window_as_exposure_does(
+    store: Path, tmp_path: Path, window: str
+) -> None:
+    figures = json.loads(run_cli("--db", str(store), "exposure", "--window", window,
+                                 "--json").stdout)
+    outside = figures["cross_account_deliveries_outside_window"]
+    r = run_cli("--db", str(store), "notify", "--window", window, "--out", str(tmp_path / "o"))
+    assert r.exit_code == 0, r.stderr
+    said = [ln for ln in lines(r.stderr) if "fall outside the window" in ln]
+    assert said == ([f"forensics: warning: {outside:,} cross-account deliveries fall outside "
+                     f"the window {figures['window']['start']}/{figures['window']['end']}: "
+                     "the window may be too narrow"] if outside else [])

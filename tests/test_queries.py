@@ -72,7 +72,8 @@ def test_every_query_runs_on_an_empty_store(tmp_path: Path) -> None:
                 rows = con.execute(f"select count(*) from {name}").fetchone()
                 assert rows is not None
                 if name in ("figures", "analysis_window", "event_time_range",
-                            "grant_time_range", "window_event_count"):
+                            "grant_time_range", "window_event_count",
+                            "deliveries_outside_window"):
                     assert rows[0] == 1
                 else:
                     assert rows[0] == 0, name
