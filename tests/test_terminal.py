@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from forensics import screens
+from forensics import screens, terminal
 from forensics.evidence import RejectsPage
 from forensics.ingest import FileResult, IngestReport
 from forensics.status import EventRange
@@ -274,3 +274,16 @@ def test_screen_captures_in_docs_exist_and_are_linked() -> None:
     assert captures
     readme = (docs.parent.parent / "README.md").read_text(encoding="utf-8")
     assert "docs/screens/" in readme
+
+
+def test_ingest_progress_counts_stored_files_and_draws_nothing_off_a_terminal() -> None:
+    c = pipe()
+    tracker = terminal.IngestProgress(c)
+    with tracker as update:
+        update("files", 3)
+        update("total_bytes", 1000)
+        update("bytes", 500)
+        update("file", 1)
+        update("file", 1)
+    assert (tracker.files_done, tracker.files_total) == (2, 3)
+    assert text(c) == ""
