@@ -1,8 +1,9 @@
 """The command-line interface: parse options, call one core function, render, exit code.
 
-The only module that imports typer, click or rich. stdout carries data only (JSON, CSV,
-tables asked for); progress, summaries and errors go to stderr. Errors are one line,
-`forensics: error: <what>: <why>`, with a traceback (no local variables) only under --debug.
+The only module that imports typer; forensics.screens and forensics.terminal draw. stdout
+carries data only (JSON, CSV, tables asked for); progress, summaries and errors go to stderr.
+Errors are one line, `forensics: error: <what>: <why>`, with a traceback (no local
+variables) only under --debug, which is carried in the command context.
 """
 
 from __future__ import annotations
@@ -17,26 +18,25 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
-from rich.console import Console
 from typer.core import TyperGroup
 
-from forensics import __version__
-from forensics.errors import ExitCode, ForensicsError, single_line
-from forensics.store import StoreOptions, resolve_db_path
+from forensics import __version__, screens, terminal
+from forensics.errors import ExitCode, ForensicsError
+from forensics.store import StoreOptions, is_interrupt, resolve_db_path
+from forensics.terminal import ERR, OUT, error, note, say, warn
 
-# markup/emoji/highlight off: text from evidence must never style, link or colour the terminal.
-err_console = Console(stderr=True, markup=False, emoji=False, highlight=False)
-out_console = Console(markup=False, emoji=False, highlight=False)
+_DEBUG = "forensics.debug"  # key in the context's meta, shared by every nested context
+_WHERE = "forensics_command_path"  # set on a usage error raised without a context
 
 
-class _State:
-    debug = False
+def _debug(ctx: Any) -> bool:
+    return bool(ctx is not None and ctx.meta.get(_DEBUG))
 
 
 class ForensicsGroup(TyperGroup):
-    """Turns every failure into one line on stderr and the exit code of SPEC §7."""
+    """Turns every failure into one line on stderr and the exit code (0 done, 1 failure,
+    2 usage, 130 interrupted)."""
 
     def main(  # type: ignore[override]
         self,
@@ -46,76 +46,124 @@ class ForensicsGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
-        os.umask(0o077)  # the store, spill files and outputs are private to the user
-        # No linear algebra here: NumPy's OpenBLAS would only start a thread that spins on
-        # the cores DuckDB uses (about 1% of an ingest's CPU time). NumPy is not loaded yet.
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-        argv = list(sys.argv[1:] if args is None else args)
-        _State.debug = "--debug" in argv
         code: int
         try:
             rv = super().main(
-                args=argv, prog_name=prog_name or "forensics", complete_var=complete_var,
+                args=args, prog_name="forensics", complete_var=complete_var,
                 standalone_mode=False, **extra,
             )
             code = rv if isinstance(rv, int) else ExitCode.OK
-        except click.exceptions.NoArgsIsHelpError as e:
-            # `forensics` alone: the help, on stderr (stdout is for data), as a usage error.
-            sys.stderr.write(e.ctx.get_help() + "\n" if e.ctx else e.format_message())
-            code = ExitCode.USAGE
-        except click.UsageError as e:
-            where = e.ctx.command_path if e.ctx else "forensics"
-            _print_error(f"{where}: {e.format_message()} (see `{where} --help`)")
-            code = ExitCode.USAGE
-        except click.ClickException as e:
-            _print_error(e.format_message())
+        except typer.TyperException as e:  # bad options and arguments, unknown commands
+            ctx = getattr(e, "ctx", None)
+            if e.exit_code == ExitCode.USAGE:
+                where = getattr(e, _WHERE, None) or (
+                    ctx.command_path if ctx is not None else "forensics")
+                what = "" if where == "forensics" else f"{where}: "
+                error(f"{what}{e.format_message()} (see `{where} --help`)")
+            else:
+                error(e.format_message())
             code = e.exit_code
-        except ForensicsError as e:
-            if _State.debug:
-                traceback.print_exc(file=sys.stderr)
-            _print_error(e.one_line())
-            code = e.exit_code
-        except (click.Abort, KeyboardInterrupt):
-            _print_error("interrupted")
+        except typer.Abort:
+            error("interrupted")
             code = ExitCode.INTERRUPTED
-        except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no locals
-            if _State.debug:
-                traceback.print_exc(file=sys.stderr)
-            _print_error(f"internal error: {type(e).__name__} (run with --debug for details)")
-            code = ExitCode.FAILURE
         if standalone_mode:
             sys.exit(int(code))
         return int(code)
 
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except typer.TyperException as e:
+            # An option's parser reports no context: name the command it was given to.
+            if getattr(e, "ctx", None) is None and ctx.invoked_subcommand:
+                setattr(e, _WHERE, f"{ctx.command_path} {ctx.invoked_subcommand}")
+            raise
+        except (typer.Exit, typer.Abort):
+            raise
+        except ForensicsError as e:
+            if _debug(ctx):
+                traceback.print_exc(file=sys.stderr)
+            error(e.one_line())
+            raise typer.Exit(e.exit_code) from None
+        except BrokenPipeError:
+            # The reader of stdout went away (`| head`): nothing more to say, to anyone.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(ExitCode.FAILURE) from None
+        except KeyboardInterrupt:
+            error("interrupted")
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
+        except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no locals
+            if is_interrupt(e):
+                error("interrupted")
+                raise typer.Exit(ExitCode.INTERRUPTED) from None
+            if _debug(ctx):
+                traceback.print_exc(file=sys.stderr)
+            error(f"internal error: {type(e).__name__} (run with --debug for details)")
+            raise typer.Exit(ExitCode.FAILURE) from None
 
-def _print_error(message: str) -> None:
-    sys.stderr.write(f"forensics: error: {single_line(message)}\n")
-    sys.stderr.flush()
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """Each command with its whole summary (the first paragraph of its help), not cut."""
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is None or cmd.hidden:
+                continue
+            rows.append((name, " ".join((cmd.help or "").split("\n\n")[0].split())))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
-def warn(message: str) -> None:
-    """A one-line warning on stderr."""
-    sys.stderr.write(f"forensics: warning: {single_line(message)}\n")
-    sys.stderr.flush()
+_EPILOG = """Examples:
 
+\b
+  forensics ingest logs/events logs/grants logs/accounts
+  forensics status
+  forensics exposure --window 2024-02-16T09:00:00Z/PT4H30M
+  forensics exposure --window 2024-02-16T09:00:00Z/PT4H30M --by cache_node
+  forensics notify --window 2024-02-16T09:00:00Z/PT4H30M --out notices
+  forensics sql "select action, count(*) from events group by action"
+
+\b
+The case store: --db PATH, else $FORENSICS_DB, else ./forensics.duckdb.
+Exit codes: 0 done (zero findings too), 1 a failure, 2 a usage error,
+130 interrupted."""
 
 app = typer.Typer(
     cls=ForensicsGroup,
-    add_completion=False,
-    no_args_is_help=True,
+    add_completion=True,
+    no_args_is_help=False,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
     rich_markup_mode=None,
-    help="Incident forensics from access logs: who received what was not theirs, "
-    "what they did with it, and who must be told.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Incident forensics from access logs: who received camera content that was not "
+    "theirs in an incident window, what they did with it, whose cameras were exposed, and "
+    "who must be told.",
+    epilog=_EPILOG,
 )
+
+
+def _remember_debug(ctx: typer.Context, value: bool) -> bool:
+    if value:
+        ctx.meta[_DEBUG] = True
+    return value
+
 
 # Options shared by several commands, defined once.
 DbOpt = Annotated[
     str | None,
     typer.Option("--db", help="Case store (else $FORENSICS_DB, else ./forensics.duckdb)."),
 ]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks (no local variables).")]
+DebugOpt = Annotated[
+    bool,
+    typer.Option("--debug", callback=_remember_debug,
+                 help="Show tracebacks on errors (never local variables)."),
+]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No summary on stderr; warnings and errors only.")
+]
 MemoryOpt = Annotated[
     str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 4GB.")
 ]
@@ -124,12 +172,15 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 WindowOpt = Annotated[
     str,
     typer.Option(
-        "--window",
-        metavar="START/END|@FILE",
-        help="START/END, half-open; END an instant or ISO 8601 duration (PT4H). "
-        "@FILE reads it from an incident file (window = \"START/END\" in TOML, as "
-        "`forensics sample` writes; or JSON {\"window\": {\"start\", \"end\"}}).",
+        "--window", metavar="START/END|@FILE",
+        help="The incident window, half-open [START, END): START an ISO 8601 instant (no "
+        "offset means UTC), END an instant or an ISO 8601 duration (PT4H30M); or @FILE, an "
+        "incident file (window = \"START/END\" in TOML, as `forensics sample` writes; or "
+        "JSON {\"window\": {\"start\", \"end\"}}).",
     ),
+]
+StrictWindowOpt = Annotated[
+    bool, typer.Option("--strict", help="Exit 1 when the window holds no events at all.")
 ]
 
 
@@ -139,24 +190,35 @@ class Globals:
     debug: bool = False
     memory_limit: str | None = None
     threads: int | None = None
+    quiet: bool = False
 
 
-@app.callback(invoke_without_command=True, no_args_is_help=True)
+@app.callback(invoke_without_command=True)
 def root(
     ctx: typer.Context,
     db: DbOpt = None,
     debug: DebugOpt = False,
     memory_limit: MemoryOpt = None,
     threads: ThreadsOpt = None,
+    quiet: QuietOpt = False,
     version: Annotated[
-        bool, typer.Option("--version", is_eager=True, help="Print the version.")
+        bool, typer.Option("--version", "-V", is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
     """Incident forensics from access logs."""
     if version:
         sys.stdout.write(f"forensics {__version__}\n")
         raise typer.Exit(0)
-    ctx.obj = Globals(db=db, debug=debug, memory_limit=memory_limit, threads=threads)
+    if ctx.invoked_subcommand is None:
+        # `forensics` alone: the help, on stderr (stdout is for data), as a usage error.
+        sys.stderr.write(ctx.get_help() + "\n")
+        raise typer.Exit(ExitCode.USAGE)
+    ctx.obj = Globals(db=db, debug=debug, memory_limit=memory_limit, threads=threads,
+                      quiet=quiet)
+
+
+def _globals(ctx: typer.Context) -> Globals:
+    return ctx.obj if isinstance(ctx.obj, Globals) else Globals()
 
 
 def store_options(
@@ -164,7 +226,7 @@ def store_options(
     threads: int | None = None,
 ) -> StoreOptions:
     """Merge a command's own --db/--memory-limit/--threads with the global ones."""
-    g: Globals = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
+    g = _globals(ctx)
     return StoreOptions(
         path=resolve_db_path(db or g.db),
         memory_limit=memory_limit or g.memory_limit,
@@ -172,10 +234,31 @@ def store_options(
     )
 
 
+def is_quiet(ctx: typer.Context, quiet: bool) -> bool:
+    return quiet or _globals(ctx).quiet
+
+
 def print_json(data: Any) -> None:
     """Data on stdout, as JSON."""
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+def _window_notes(text: str, window: Any, quiet: bool) -> None:
+    from forensics.status import window_without_offset
+
+    if window_without_offset(text) and not quiet:
+        note(f"the window {text.strip()} has no UTC offset and was read as UTC: {window}")
+
+
+def _coverage_messages(coverage: Any, outside: int, window: Any, strict: bool) -> int:
+    """Warn when zero figures may come from the window or the store; the exit code."""
+    for line in screens.coverage_warnings(coverage, outside, window):
+        warn(line)
+    if strict and coverage is not None and coverage.holds_no_events:
+        error(f"--strict: the window {window} holds no events")
+        return int(ExitCode.FAILURE)
+    return int(ExitCode.OK)
 
 
 # --------------------------------------------------------- ingest, sources, rejects, verify
@@ -189,7 +272,8 @@ def ingest(
         str | None, typer.Option("--kind", help="events, grants or accounts (else inferred).")
     ] = None,
     map_file: Annotated[
-        Path | None, typer.Option("--map", help="TOML mapping of source fields (SPEC 2.5).")
+        Path | None,
+        typer.Option("--map", help="TOML file naming the source field of each canonical field."),
     ] = None,
     assume_tz: Annotated[
         str | None, typer.Option("--assume-tz", help="Zone for timestamps without an offset.")
@@ -201,11 +285,13 @@ def ingest(
     db: DbOpt = None,
     memory_limit: MemoryOpt = None,
     threads: ThreadsOpt = None,
+    quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> int:
     """Load access logs, grants and accounts into the case store, accounting for every record."""
     from forensics.ingest import IngestOptions
     from forensics.ingest import ingest as run_ingest
+    from forensics.status import read_event_range
 
     mapping = None
     if map_file is not None:
@@ -214,101 +300,44 @@ def ingest(
         mapping = load_mapping(map_file)
     options = IngestOptions(kind=kind, assume_tz=assume_tz, mapping=mapping)
     store = store_options(ctx, db, memory_limit, threads)
-    with _ingest_progress() as progress:
-        report = run_ingest(store, paths, options, progress)
+    quiet = is_quiet(ctx, quiet)
+    tracker = terminal.IngestProgress(show=not quiet)
+    try:
+        with tracker as progress:
+            report = run_ingest(store, paths, options, progress)
+    except BaseException as e:
+        if not is_interrupt(e):
+            raise
+        error(
+            f"interrupted: {tracker.files_done:,} of {tracker.files_total:,} files were stored "
+            f"in {store.path} (each file is stored whole or not at all). Run the same command "
+            "again to resume: files already stored are skipped"
+        )
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
     if as_json:
         print_json(report.to_json())
+    elif quiet:
+        for f in report.files:
+            if f.status == "failed":
+                error(f"{f.path}: {f.error}")
     else:
-        _render_ingest(report)
+        events = read_event_range(store) if store.path.is_file() else None
+        screens.render_ingest(report, events)
     totals = report.totals()
     if totals["failed"] or (strict and totals["rows_rejected"]):
         return int(ExitCode.FAILURE)
     return int(ExitCode.OK)
 
 
-class _ingest_progress:
-    """A Rich progress bar (bytes and files) on stderr when it is a terminal; else nothing."""
-
-    def __init__(self) -> None:
-        self._progress: Any = None
-        self._bytes: Any = None
-        self._files: Any = None
-
-    def __enter__(self) -> Any:
-        if not err_console.is_terminal:
-            return None
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-            TimeRemainingColumn(), console=err_console, transient=True,
-        )
-        self._progress.__enter__()
-        self._bytes = self._progress.add_task("reading", total=None)
-        self._files = self._progress.add_task("files", total=None, visible=False)
-        return self._update
-
-    def _update(self, event: str, amount: int) -> None:
-        p = self._progress
-        if event == "bytes":
-            p.advance(self._bytes, amount)
-        elif event == "total_bytes":
-            p.update(self._bytes, total=amount)
-        elif event == "files":
-            p.update(self._files, total=amount)
-        elif event == "file":
-            p.advance(self._files, amount)
-            task = p.tasks[self._files]
-            p.update(self._bytes, description=f"file {int(task.completed)}/{int(task.total or 0)}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(None, None, None)
-
-
-def _render_ingest(report: Any) -> None:
-    from rich.table import Table
-
-    t = report.totals()
-    table = Table(
-        title="ingest", title_justify="left", caption_justify="left",
-        caption=f"{t['files']} files: {t['loaded']} loaded, {t['skipped']} skipped, "
-        f"{t['failed']} failed",
-    )
-    table.add_column("file", overflow="fold", ratio=1)  # a path is evidence: wrapped, not cut
-    for col in ("kind", "status"):
-        table.add_column(col, no_wrap=True)
-    for col in ("read", "loaded", "rejected", "duplicate"):
-        table.add_column(col, justify="right", no_wrap=True)
-    for f in report.files:
-        table.add_row(
-            f.path, f.kind or "", f.status, str(f.rows_read), str(f.rows_loaded),
-            str(f.rows_rejected), str(f.rows_duplicate),
-        )
-    table.add_section()
-    table.add_row(
-        "total", "", "", str(t["rows_read"]), str(t["rows_loaded"]),
-        str(t["rows_rejected"]), str(t["rows_duplicate"]),
-    )
-    err_console.print(table)
-    for f in report.files:
-        if f.status == "failed":
-            _print_error(f"{f.path}: {f.error}")
-        elif f.status == "skipped":
-            err_console.print(f"skipped {f.path}: {f.error or 'already ingested'}")
-        for reason, count in f.reasons.items():
-            err_console.print(f"  {f.path}: {count} rejected: {reason}")
-
-
 @app.command()
 def sources(
-    ctx: typer.Context, as_json: JsonOpt = False, db: DbOpt = None, debug: DebugOpt = False
+    ctx: typer.Context,
+    as_json: JsonOpt = False,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Every column: full path, SHA-256, sizes, times.")
+    ] = False,
+    db: DbOpt = None,
+    debug: DebugOpt = False,
 ) -> int:
     """List the ingested files: kind, SHA-256 and how every record was accounted for."""
     from forensics.evidence import list_sources
@@ -316,11 +345,8 @@ def sources(
     rows = list_sources(store_options(ctx, db))
     if as_json:
         print_json(rows)
-        return int(ExitCode.OK)
-    # map_sha256: the --map file each source was read through (shown when any was mapped).
-    mapped = ["map_sha256"] if any(r.get("map_sha256") for r in rows) else []
-    _print_rows(rows, ["source_id", "path", "kind", "format", "sha256", *mapped, "rows_read",
-                       "rows_loaded", "rows_rejected", "rows_duplicate", "ingested_at"])
+    else:
+        screens.render_sources(rows, wide=wide)
     return int(ExitCode.OK)
 
 
@@ -336,20 +362,20 @@ def rejects(
     debug: DebugOpt = False,
 ) -> int:
     """List rejected records with their reasons (raw text with --json or --raw)."""
-    from forensics.evidence import list_rejects
+    from forensics.evidence import rejects_page
 
-    rows = list_rejects(store_options(ctx, db), limit)
+    page = rejects_page(store_options(ctx, db), limit)
     if as_json:
-        print_json(rows)
-        return int(ExitCode.OK)
-    cols = ["source_file", "source_record", "reason"] + (["raw"] if raw else [])
-    _print_rows(rows, cols)
+        print_json(page.rows)
+    else:
+        screens.render_rejects(page, raw=raw)
     return int(ExitCode.OK)
 
 
 @app.command()
 def verify(
-    ctx: typer.Context, as_json: JsonOpt = False, db: DbOpt = None, debug: DebugOpt = False
+    ctx: typer.Context, as_json: JsonOpt = False, db: DbOpt = None, quiet: QuietOpt = False,
+    debug: DebugOpt = False,
 ) -> int:
     """Re-hash every source file: exit 0 if all match, 1 if any changed or is missing."""
     from forensics.evidence import verify_sources
@@ -358,42 +384,32 @@ def verify(
     if as_json:
         print_json(rows)
     else:
-        _print_rows(rows, ["path", "status"])
+        screens.render_verify(rows)
     bad = sum(1 for r in rows if r["status"] != "ok")
-    err_console.print(f"{len(rows) - bad} of {len(rows)} source files match; "
-        f"{bad} changed or missing")
+    if bad:
+        error(f"{bad:,} of {len(rows):,} source files changed or missing")
+    elif not is_quiet(ctx, quiet):
+        say(ERR, f"{len(rows):,} of {len(rows):,} source files match")
     return int(ExitCode.FAILURE if bad else ExitCode.OK)
 
 
-def _print_rows(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    """A table on stdout (data asked for); cells are plain text, never markup."""
-    from rich.table import Table
+@app.command()
+def status(
+    ctx: typer.Context, as_json: JsonOpt = False, db: DbOpt = None, debug: DebugOpt = False
+) -> int:
+    """What is in this case: files and rows per kind, rejects and duplicates, the time range
+    of events and grants, the store's size and the tool versions that wrote it."""
+    from forensics.status import describe_store
 
-    table = Table()
-    for c in columns:
-        table.add_column(c)
-    for r in rows:
-        table.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in columns))
-    out_console.print(table)
-    if not rows:
-        err_console.print("0 rows")
+    report = describe_store(store_options(ctx, db))
+    if as_json:
+        print_json(report.to_json())
+    else:
+        screens.render_status(report)
+    return int(ExitCode.OK)
 
 
 # ---------------------------------------------------------------------------- exposure, sql
-
-_FIGURE_LABELS = {
-    "deliveries": "thumbnail deliveries (successful)",
-    "cross_account_deliveries": "cross-account deliveries",
-    "recipients": "recipients (accounts shown others' content)",
-    "cross_account_taps": "cross-account taps",
-    "tappers": "tappers",
-    "cross_account_plays": "cross-account video plays",
-    "video_viewers": "video viewers",
-    "exposed_devices": "exposed devices",
-    "exposed_owners": "exposed owners",
-    "unlinked_unauthorized_accesses": "unauthorized taps/plays not linked to a delivery",
-    "cross_account_deliveries_outside_window": "cross-account deliveries outside the window",
-}
 
 
 @app.command()
@@ -409,94 +425,36 @@ def exposure(
             "stored event field (e.g. cache_node, app, status, source_id).",
         ),
     ] = None,
+    top: Annotated[
+        int,
+        typer.Option("--top", min=0, metavar="N",
+                     help="Show the N largest values of the --by breakdown (0: all)."),
+    ] = 20,
+    strict: StrictWindowOpt = False,
     db: DbOpt = None,
     memory_limit: MemoryOpt = None,
     threads: ThreadsOpt = None,
+    quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> int:
-    """Figures of SPEC §5 for a window: who received what was not theirs, and what they did."""
+    """Count who received content that was not theirs in a window, and what they did with it."""
     from contextlib import nullcontext
 
     from forensics.exposure import run_exposure
     from forensics.window import parse_window
 
     w = parse_window(window)
+    _window_notes(window, w, is_quiet(ctx, quiet))
     options = store_options(ctx, db, memory_limit, threads)
-    busy = err_console.status("computing figures…") if err_console.is_terminal else nullcontext()
+    busy = ERR.status("computing figures…") if ERR.is_terminal else nullcontext()
     with busy:
         report = run_exposure(options, w, by)
     if as_json:
         print_json(report.to_json())
     else:
-        _render_exposure(report)
+        screens.render_exposure(report, top=top)
     outside = report.figures["cross_account_deliveries_outside_window"]
-    if outside:
-        warn(
-            f"{outside:,} cross-account deliveries fall outside the window {w}: "
-            "the window may be too narrow"
-        )
-    return int(ExitCode.OK)
-
-
-def _render_exposure(report: Any) -> None:
-    """Counts only (never an email or a name); text from data is printed literally."""
-    from rich.panel import Panel
-    from rich.table import Table
-    from rich.text import Text
-
-    from forensics.exposure import FIGURE_KEYS, bucket_timeline, printable
-
-    fig, w = report.figures, report.window
-    wide = out_console.width >= 100  # room for the JSON key beside each description
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(overflow="fold")
-    if wide:
-        grid.add_column(style="dim", no_wrap=True)
-    grid.add_column(justify="right", no_wrap=True)
-    for key in FIGURE_KEYS:
-        grid.add_row(_FIGURE_LABELS[key], *([key] if wide else []), f"{fig[key]:,}")
-    out_console.print(Panel(grid, title=f"exposure {w}", title_align="left", expand=False))
-
-    width, buckets = bucket_timeline(fig["timeline"], w)
-    minutes = int(width.total_seconds() // 60)
-    unit = next(
-        (f"{minutes // size} {name}s" if minutes > size else name)
-        for size, name in ((1440, "day"), (60, "hour"), (1, "minute"))
-        if minutes % size == 0
-    )
-    out_console.print(Text(f"cross-account deliveries per {unit} (UTC)", style="bold"))
-    if fig["cross_account_deliveries"] == 0:
-        out_console.print("0 cross-account deliveries in the window")
-    else:
-        label_fmt = "%Y-%m-%d" if minutes >= 1440 else "%Y-%m-%dT%H:%MZ"
-        peak = max(b.cross_account_deliveries for b in buckets)
-        count_width = len(f"{peak:,}")
-        bar_width = max(10, out_console.width - len(label_fmt) - 12 - count_width)
-        for b in buckets:
-            eighths = round(b.cross_account_deliveries / peak * bar_width * 8)
-            bar = "█" * (eighths // 8) + ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")[eighths % 8]
-            if b.cross_account_deliveries and not bar:
-                bar = "▏"
-            out_console.print(
-                Text(b.start.strftime(label_fmt) + " │")
-                + Text(bar.ljust(bar_width), style="red")
-                + Text(f" {b.cross_account_deliveries:>{count_width},}"),
-                no_wrap=True, overflow="crop",
-            )
-
-    if report.breakdown is not None:
-        table = Table(title=f"by {printable(report.breakdown.field)}", title_justify="left")
-        table.add_column(printable(report.breakdown.field), overflow="fold")
-        for name in ("cross-account deliveries", "recipients", "exposed devices"):
-            table.add_column(name, justify="right", overflow="fold")
-        for r in report.breakdown.rows:
-            value = Text("(missing)", style="dim") if r.value is None else Text(printable(r.value))
-            table.add_row(value, f"{r.cross_account_deliveries:,}", f"{r.recipients:,}",
-                          f"{r.exposed_devices:,}")
-        out_console.print(table)
-        if not report.breakdown.rows:
-            out_console.print("0 cross-account deliveries to break down")
-    sys.stdout.flush()
+    return _coverage_messages(report.coverage, outside, w, strict)
 
 
 class SqlFormat(str, Enum):
@@ -524,72 +482,29 @@ def sql(
 
     Locked down: it cannot write, read other files, load extensions or change settings.
     """
-    from contextlib import closing
-
-    from forensics.sandbox import open_sandbox, run_sql
+    from forensics.sandbox import query_store
 
     if query == "-":
         query = sys.stdin.read()
-    with closing(open_sandbox(store_options(ctx, db, memory_limit, threads))) as con:
-        result = run_sql(con, query)
+    with query_store(store_options(ctx, db, memory_limit, threads), query) as result:
         if fmt is SqlFormat.csv:
-            _sql_csv(result)
+            screens.write_sql_csv(result)
         elif fmt is SqlFormat.json:
-            _sql_json(result)
+            screens.write_sql_json(result)
         else:
             _sql_table(result)
     return int(ExitCode.OK)
 
 
-def _sql_csv(result: Any) -> None:
-    import csv
-
-    from forensics.sandbox import to_text
-
-    writer = csv.writer(sys.stdout, lineterminator="\r\n")
-    writer.writerow(result.columns)
-    for row in result.rows:
-        writer.writerow([to_text(v) for v in row])
-    sys.stdout.flush()
-
-
-def _sql_json(result: Any) -> None:
-    from forensics.sandbox import iter_json_rows
-
-    sys.stdout.write("[")
-    for i, obj in enumerate(iter_json_rows(result)):
-        sys.stdout.write(("," if i else "") + "\n  " + json.dumps(obj, ensure_ascii=False))
-    sys.stdout.write("\n]\n" if result.columns else "]\n")
-    sys.stdout.flush()
-
-
 def _sql_table(result: Any) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
-    from forensics.exposure import printable
-    from forensics.sandbox import to_text
-
-    numeric = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-               "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
-    table = Table()
-    for name, type_ in zip(result.columns, result.types, strict=True):
-        right = type_.upper().startswith(numeric)
-        table.add_column(printable(name), overflow="fold", justify="right" if right else "left")
-    shown = total = 0
-    for row in result.rows:
-        total += 1
-        if shown < _SQL_TABLE_MAX_ROWS:
-            table.add_row(*(
-                Text("NULL", style="dim") if v is None else Text(printable(to_text(v)))
-                for v in row
-            ))
-            shown += 1
-    out_console.print(table)
+    shown, total, fitted = screens.render_sql_table(result, OUT, _SQL_TABLE_MAX_ROWS)
     sys.stdout.flush()  # the table before the row count when both go to one terminal
-    err_console.print(f"{total:,} row{'' if total == 1 else 's'}")
+    note_text = terminal.fit_note(fitted, OUT, "--format csv or json shows every value whole")
+    if note_text:
+        note(note_text)
+    say(ERR, f"{total:,} row{'' if total == 1 else 's'}")
     if total > shown:
-        warn(f"the table shows the first {shown:,} of {total:,} rows; "
+        warn(f"the table shows {shown:,} of {total:,} rows; "
              "use --format csv or json for all of them")
 
 
@@ -637,63 +552,32 @@ def notify(
         Path | None,
         typer.Option("--key-file", metavar="FILE", help="File holding the pseudonym key."),
     ] = None,
+    strict: StrictWindowOpt = False,
     db: DbOpt = None,
     memory_limit: MemoryOpt = None,
     threads: ThreadsOpt = None,
+    quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> int:
     """Write the notification lists (recipients, owners, exposures) and manifest.json."""
-    from contextlib import closing
-
     from forensics.exposure import printable
-    from forensics.store import open_store
-    from forensics.waves import write_wave
+    from forensics.notify_run import run_notify
     from forensics.window import parse_window
 
     w = parse_window(window)
-    with closing(open_store(store_options(ctx, db, memory_limit, threads), read_only=True)) as con:
-        wave = write_wave(
-            con, w, out, previous=previous, pseudonymize=pseudonymize, key_file=key_file,
-            force=force, sanitize=not no_sanitize, excel=excel,
-        )
-    result = wave.notify
-    # Counts and paths only: never a user id, email or name (nor the pseudonym key).
-    lines = [f"notify: window {w}, formula cells {'neutralised' if not no_sanitize else 'kept'}"]
-    lines.append(_wave_line(wave))
-    for f in result.files:
-        rows = f"{f.rows} rows" if f.rows is not None else ""
-        lines.append(f"  {f.name:<15} {rows:>12}  {printable(str(f.path))}")
-    if wave.pseudonymized:
-        lines.append("pseudonymised: ids are HMAC-SHA256 pseudonyms; contact columns are empty")
-    else:
-        lines.append(
-            f"users who cannot be reached (no email): {result.unreachable_users} "
-            f"({result.unreachable_recipients} recipients, {result.unreachable_owners} owners)"
-        )
-    sys.stderr.write("\n".join(lines) + "\n")
-    sys.stderr.flush()
-    for message in (*result.warnings, *wave.warnings):
-        warn(printable(message))
-    return int(ExitCode.OK)
-
-
-def _wave_line(wave: Any) -> str:
-    """The wave's number and, after an earlier wave, what is new in it (counts only)."""
-    from forensics.exposure import printable
-
-    if wave.previous is None:
-        return "wave 1 (no previous wave)"
-    prev = wave.previous
-    head = (f"wave {wave.number}, after wave {prev.number} in {printable(str(prev.folder))} "
-            f"(manifest SHA-256 {prev.manifest_sha256[:16]}…)")
-    if wave.nothing_new:
-        return f"{head}: nothing new since then; the lists hold headers only"
-    c = wave.changes
-    return (
-        f"{head}: recipients {c['recipients.csv']['new']} new, "
-        f"{c['recipients.csv']['escalated']} escalated; owners {c['owners.csv']['new']} new, "
-        f"{c['owners.csv']['escalated']} escalated; deliveries {c['exposures.csv']['new']} new"
+    quiet = is_quiet(ctx, quiet)
+    _window_notes(window, w, quiet)
+    run = run_notify(
+        store_options(ctx, db, memory_limit, threads), w, out,
+        previous=previous, pseudonymize=pseudonymize, key_file=key_file,
+        force=force, sanitize=not no_sanitize, excel=excel,
     )
+    # Counts and paths only: never a user id, email or name (nor the pseudonym key).
+    if not quiet:
+        screens.render_notify(run, w, sanitize=not no_sanitize)
+    for message in (*run.result.warnings, *run.wave.warnings):
+        warn(printable(message))
+    return _coverage_messages(run.coverage, run.outside_window, w, strict)
 
 
 @app.command("verify-notices")
@@ -705,7 +589,6 @@ def verify_notices(
     debug: DebugOpt = False,
 ) -> int:
     """Check notification waves: every list against its manifest, every link back to wave 1."""
-    from forensics.exposure import printable
     from forensics.waves import verify_notices as check
 
     checks = check(folders)
@@ -717,6 +600,7 @@ def verify_notices(
             "previous_manifest_sha256": wv.previous_sha256, "pseudonymized": wv.pseudonymized,
         }
 
+    bad = [c for c in checks if c.problem is not None]
     if as_json:
         print_json({"chains": [
             {"folder": str(c.folder), "ok": c.problem is None, "problem": c.problem,
@@ -729,19 +613,8 @@ def verify_notices(
             rows += [wave_row(wv) for wv in c.waves]
             if c.problem is not None:
                 rows.append({"folder": str(c.folder), "status": "failed"})
-        # The manifest's SHA-256 to 16 digits, as the notify summary shows it (--json: all).
-        _print_rows(
-            [{**r, "folder": printable(r["folder"]),
-              "manifest": (r.get("manifest_sha256") or "")[:16]} for r in rows],
-            ["folder", "wave", "status", "manifest"],
-        )
-    bad = [c for c in checks if c.problem is not None]
-    for c in bad:
-        _print_error(printable(c.problem or ""))
-    err_console.print(
-        f"{len(checks) - len(bad)} of {len(checks)} chains verified back to wave 1; "
-        f"{len(bad)} broken"
-    )
+        screens.render_verify_notices(rows)
+    screens.render_chains_checked([c.problem or "" for c in bad], len(checks))
     return int(ExitCode.FAILURE if bad else ExitCode.OK)
 
 
@@ -750,6 +623,7 @@ def verify_notices(
 
 @app.command()
 def sample(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Argument(help="Folder to write: new or empty.")],
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed (same seed, same data).")]
     = 1,
@@ -758,27 +632,13 @@ def sample(
         typer.Option("--scale", help="Multiplies users and background traffic (1 ≈ 110k events)."),
     ] = 1.0,
     json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> int:
-    """Write a synthetic incident: 13,000 recipients, 1,504 tappers in incident.toml's window."""
-    from contextlib import ExitStack
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
+    """Write a synthetic incident: 13,000 recipients and 1,504 tappers in incident.toml's window."""
     from forensics.sample import write_sample
 
-    with ExitStack() as stack:
-        progress_fn = None
-        if err_console.is_terminal:
-            bar = stack.enter_context(Progress(
-                "sample", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                console=err_console, transient=True,
-            ))
-            task = bar.add_task("chunks", total=None)
-
-            def progress_fn(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
+    with terminal.count_progress("sample", show=not is_quiet(ctx, quiet)) as progress_fn:
         summary = write_sample(out, seed=seed, scale=scale, progress=progress_fn)
     if json_out:
         print_json({
@@ -790,9 +650,9 @@ def sample(
                         "accounts": summary.account_records},
             "files": list(summary.files), "traps": summary.traps,
         })
-    else:
-        err_console.print(
-            f"sample: wrote {len(summary.files)} files to {summary.out}: "
+    elif not is_quiet(ctx, quiet):
+        say(ERR,
+            f"sample: wrote {len(summary.files):,} files to {summary.out}: "
             f"{summary.event_records:,} event, {summary.grant_records:,} grant and "
             f"{summary.account_records:,} account records; window "
             f"{summary.window_start}/{summary.window_end} holds {summary.recipients:,} "
@@ -802,7 +662,13 @@ def sample(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (the process of its own, not in-process callers of `app`)."""
+    # No linear algebra here: NumPy's OpenBLAS would only start a thread that spins on the
+    # cores DuckDB uses (about 1% of an ingest's CPU time). NumPy is not loaded yet.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # What DuckDB creates itself (the write-ahead log, spill files) is private to the user;
+    # the store, its spill folder and every output also get explicit modes where created.
+    os.umask(0o077)
     app()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,27 @@ def list_rejects(store: StoreOptions, limit: int) -> list[dict[str, Any]]:
         raise engine_error("rejects", e) from None
     finally:
         con.close()
+
+
+@dataclass(frozen=True)
+class RejectsPage:
+    """The first rejected records (in file order) and how many the store holds in all."""
+
+    rows: list[dict[str, Any]]
+    total: int
+
+
+def rejects_page(store: StoreOptions, limit: int) -> RejectsPage:
+    """Up to `limit` rejected records, and the total count, for "N of M shown"."""
+    rows = list_rejects(store, limit)
+    con = open_store(store, read_only=True)
+    try:
+        row = con.execute("select count(*) from rejects").fetchone()
+    except duckdb.Error as e:
+        raise engine_error("rejects", e) from None
+    finally:
+        con.close()
+    return RejectsPage(rows, int(row[0]) if row else 0)
 
 
 def verify_sources(store: StoreOptions) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ cross_account_taps and cross_account_plays on a (read-only) connection; `compute
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ import duckdb
 
 from forensics.errors import UsageError
 from forensics.queries import materialize_query, run_query
+from forensics.status import WindowCoverage, window_coverage
 from forensics.store import StoreOptions, open_store
 from forensics.window import Window, format_instant
 
@@ -169,9 +171,11 @@ def compute_breakdown(
         if field not in fields:
             shown = ", ".join(printable(f) for f in fields[:40])
             more = f" and {len(fields) - 40} more" if len(fields) > 40 else ""
+            close = difflib.get_close_matches(field, fields, n=1)
+            guess = f"Did you mean {printable(close[0])}? " if close else ""
             raise UsageError(
                 "--by", f"no stored event has the field {printable(field)}",
-                f"Fields that exist: {shown}{more}",
+                f"{guess}Fields that exist: {shown}{more}",
             )
     return Breakdown(field, rows)
 
@@ -183,6 +187,7 @@ class ExposureReport:
     window: Window
     figures: dict[str, Any]
     breakdown: Breakdown | None = None
+    coverage: WindowCoverage | None = None  # the events in the window and in the store
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.figures)
@@ -198,9 +203,10 @@ def run_exposure(options: StoreOptions, window: Window, by: str | None = None) -
         # the breakdown first: an unknown --by field fails before the figures are counted
         breakdown = compute_breakdown(con, window, by) if by is not None else None
         figures = compute_figures(con, window)
+        coverage = window_coverage(con, window)
     finally:
         con.close()
-    return ExposureReport(window, figures, breakdown)
+    return ExposureReport(window, figures, breakdown, coverage)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")

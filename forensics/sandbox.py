@@ -13,6 +13,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -65,6 +66,16 @@ def run_sql(con: duckdb.DuckDBPyConnection, query: str) -> SqlResult:
         raise sql_error(e) from None
     names = [str(d[0]) for d in description]
     return SqlResult(unique_names(names), [str(d[1]) for d in description], _fetch(con))
+
+
+@contextmanager
+def query_store(options: StoreOptions, query: str) -> Iterator[SqlResult]:
+    """Open the locked-down store, run `query`, yield its result; the store closes after."""
+    con = open_sandbox(options)
+    try:
+        yield run_sql(con, query)
+    finally:
+        con.close()
 
 
 def _fetch(con: duckdb.DuckDBPyConnection) -> Iterator[tuple[Any, ...]]:

@@ -130,12 +130,19 @@ def spill_dir(path: Path) -> Path:
 def open_store(options: StoreOptions, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     """Open the case store; read-only never creates it. Raises StoreError / StoreInUseError."""
     path = options.path
+    if path.is_dir():
+        raise StoreError(
+            f"case store {path}", "is a folder, not a store file",
+            f"Pass the store file, e.g. --db {path / DEFAULT_DB}",
+        )
     if read_only and not path.is_file():
         raise StoreError(
             f"case store {path}", "not found", "Run `forensics ingest` first, or pass --db"
         )
+    created = False
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
+        created = not path.exists()
     config: dict[str, str | bool | int | float | list[str]] = {
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
@@ -146,6 +153,10 @@ def open_store(options: StoreOptions, *, read_only: bool) -> duckdb.DuckDBPyConn
         raise _io_error(path, e) from None
     except duckdb.Error as e:
         raise StoreError(f"case store {path}", engine_message(e)) from None
+    if created:
+        # Private whatever the umask: the store holds personal data. It is still empty here.
+        with contextlib.suppress(OSError):
+            os.chmod(path, 0o600)
     try:
         _configure(con, options)
         if not read_only:
@@ -185,7 +196,8 @@ def _configure(con: duckdb.DuckDBPyConnection, options: StoreOptions) -> None:
     _session(con)
     spill = spill_dir(options.path)
     with contextlib.suppress(OSError):
-        spill.mkdir(mode=0o700, exist_ok=True)
+        spill.mkdir(mode=0o700)
+        os.chmod(spill, 0o700)  # mkdir's mode is filtered by the umask; chmod's is not
     if spill.is_dir():
         con.execute("set temp_directory = $d", {"d": str(spill)})
     if options.memory_limit:
@@ -235,6 +247,13 @@ def _io_error(path: Path, e: duckdb.Error) -> StoreError:
             "Wait for it to finish, then try again",
         )
     return StoreError(f"case store {path}", engine_message(e))
+
+
+def is_interrupt(e: BaseException) -> bool:
+    """Ctrl-C, as Python raises it or as DuckDB reports it when it lands inside a query."""
+    if isinstance(e, (KeyboardInterrupt, duckdb.InterruptException)):
+        return True
+    return type(e) is RuntimeError and str(e) == "Query interrupted"
 
 
 def engine_error(what: str, e: BaseException) -> StoreError:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -31,14 +30,6 @@ from forensics.export import (
 )
 
 UTC = timezone.utc
-
-
-@pytest.fixture(autouse=True)
-def _restore_umask() -> Iterator[None]:
-    old = os.umask(0o022)
-    os.umask(old)
-    yield
-    os.umask(old)
 
 
 def reader(columns: dict[str, pa.Array]) -> pa.RecordBatchReader:
@@ -239,8 +230,10 @@ def test_rows_and_hash_describe_the_bytes_written(tmp_path: Path) -> None:
 # --- the output folder and atomic private files -----------------------------------------------
 
 
-def test_new_folder_is_0700_and_files_0600_under_umask_022(tmp_path: Path) -> None:
-    os.umask(0o022)
+def test_new_folder_is_0700_and_files_0600_under_umask_022(
+    tmp_path: Path, umask: Callable[[int], None]
+) -> None:
+    umask(0o022)
     out = tmp_path / "a" / "b"
     assert prepare_out_dir(out, force=False) is True
     assert stat.S_IMODE(out.stat().st_mode) == 0o700
@@ -249,8 +242,10 @@ def test_new_folder_is_0700_and_files_0600_under_umask_022(tmp_path: Path) -> No
     assert stat.S_IMODE((out / "f.json").stat().st_mode) == 0o600
 
 
-def test_new_folder_is_0700_even_under_a_permissive_umask(tmp_path: Path) -> None:
-    os.umask(0)
+def test_new_folder_is_0700_even_under_a_permissive_umask(
+    tmp_path: Path, umask: Callable[[int], None]
+) -> None:
+    umask(0)
     out = tmp_path / "out"
     prepare_out_dir(out, force=False)
     assert stat.S_IMODE(out.stat().st_mode) == 0o700

@@ -1,9 +1,8 @@
 """SPEC §5, one small scenario per rule (both sides of each boundary), and a property test
-comparing every figure with the plain-Python model in tests/incident.py."""
+comparing every figure with the plain-Python model in tests/helpers/incident.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,15 +11,6 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from incident import (
-    Incident,
-    at,
-    clear_store,
-    model_cross_account,
-    model_figures,
-    model_owners,
-    window,
-)
 
 from forensics.errors import UsageError
 from forensics.exposure import (
@@ -32,6 +22,15 @@ from forensics.exposure import (
 )
 from forensics.store import StoreOptions, open_store
 from forensics.window import Window, parse_window
+from tests.helpers.incident import (
+    Incident,
+    at,
+    clear_store,
+    model_cross_account,
+    model_figures,
+    model_owners,
+    window,
+)
 
 W = window(0, 60)  # 09:00 – 10:00 on 2024-02-16
 
@@ -583,15 +582,6 @@ def incidents_st(draw: st.DrawFn) -> Incident:
         assert device is not None
         inc.grant(device, user, draw(st.sampled_from(["owner", "owner", "shared"])), start, end)
     return inc
-
-
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyConnection]:
-    con = open_store(
-        StoreOptions(tmp_path_factory.mktemp("prop") / "case.duckdb"), read_only=False
-    )
-    yield con
-    con.close()
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -7,21 +7,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from incident import Incident, at
-from typer.testing import CliRunner
 
-from forensics.cli import app
 from forensics.exposure import FIGURE_KEYS
+from tests.helpers.cli import run_cli
+from tests.helpers.incident import Incident, at
 
 W_TEXT = "2024-02-16T09:00:00Z/PT1H"
 EVIL = "[link=https://evil.example]x[/link]\x1b[31mred"
-
-
-def run_cli(args: list[str]) -> Any:
-    return CliRunner().invoke(app, args, catch_exceptions=False)
 
 
 @pytest.fixture

@@ -15,21 +15,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
-from typer.testing import CliRunner
 
-from forensics.cli import app
-from tests.ingest_helpers import event, rows
+from tests.helpers.cli import run_cli as _cli
+from tests.helpers.ingest import event, rows
 
 NAMES = ["أحمد", "דוד", "王芳", "😀 Zoë", "e\u0301lodie", "=HYPERLINK(\"x\")", "[link=https://e]x[/link]"]
-
-
-def _cli(*args: str) -> Any:
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 
 def _incident(root: Path) -> dict[str, int]:
@@ -207,14 +200,15 @@ def test_a_killed_ingest_leaves_whole_files_and_a_rerun_completes(tmp_path: Path
     assert rows(db, "select count(*), count(distinct source_id) from events") == [(240_000, 6)]
 
 
-def test_the_cli_asks_openblas_for_one_thread_unless_told_otherwise(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_the_cli_asks_openblas_for_one_thread_unless_told_otherwise() -> None:
     # NumPy (used only to find newlines) would otherwise start an OpenBLAS thread that
-    # spins on the cores DuckDB works on.
-    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
-    assert _cli("--help").exit_code == 0
-    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
-    assert _cli("--help").exit_code == 0
-    assert os.environ["OPENBLAS_NUM_THREADS"] == "4"
+    # spins on the cores DuckDB works on. Set by the entry point, for its own process only.
+    probe = ("import os, sys\nfrom forensics.cli import main\nsys.argv = ['forensics', '-V']\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "print(os.environ['OPENBLAS_NUM_THREADS'], 'numpy' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert out.stdout.splitlines()[-1] == "1 False", out.stderr
+    env["OPENBLAS_NUM_THREADS"] = "4"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert out.stdout.splitlines()[-1] == "4 False", out.stderr

@@ -24,7 +24,7 @@ from forensics.ingest.readers import ReadContext, reader_for, source
 from forensics.ingest.readers.json_lines import split_lines
 from forensics.ingest.stage import in_pieces
 from forensics.store import StoreOptions, open_store
-from tests.ingest_helpers import accounted, event, rows, run, write_ndjson, write_parquet
+from tests.helpers.ingest import accounted, event, rows, run, write_ndjson, write_parquet
 
 GOOD = [event(request_id=f"r{i}", user_id=f"u{i}") for i in range(5)]
 

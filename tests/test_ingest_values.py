@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from tests.ingest_helpers import accounted, event, rows, run, write_ndjson, write_parquet
+from tests.helpers.ingest import accounted, event, rows, run, write_ndjson, write_parquet
 
 UTC = timezone.utc
 

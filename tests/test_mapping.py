@@ -21,7 +21,7 @@ from forensics.ingest import IngestTuning
 from forensics.mapping import load_mapping
 from forensics.store import DKEY, StoreOptions, open_store
 from forensics.window import parse_window
-from tests.ingest_helpers import accounted, rows, run, write_ndjson, write_parquet
+from tests.helpers.ingest import accounted, rows, run, write_ndjson, write_parquet
 
 UTC = timezone.utc
 ROOT = Path(__file__).resolve().parents[1]

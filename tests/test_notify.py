@@ -11,7 +11,7 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,15 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from incident import (
+
+from forensics import export
+from forensics.errors import OutputError
+from forensics.export import NotifyResult, write_notifications
+from forensics.exposure import compute_figures, prepare_window
+from forensics.queries import run_query
+from forensics.store import StoreOptions, open_store
+from tests.helpers.cli import run_cli
+from tests.helpers.incident import (
     BASE,
     Event,
     Incident,
@@ -30,15 +38,6 @@ from incident import (
     model_owners,
     window,
 )
-from typer.testing import CliRunner
-
-from forensics import export
-from forensics.cli import app
-from forensics.errors import OutputError
-from forensics.export import NotifyResult, write_notifications
-from forensics.exposure import compute_figures, prepare_window
-from forensics.queries import run_query
-from forensics.store import StoreOptions, open_store
 
 GOLDEN = Path(__file__).parent / "golden" / "notify"
 W = window(0, 60)  # 2024-02-16T09:00:00Z/2024-02-16T10:00:00Z
@@ -102,15 +101,6 @@ def golden_incident() -> Incident:
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
     return golden_incident().write(tmp_path / "case.duckdb")
-
-
-@pytest.fixture(autouse=True)
-def _restore_umask() -> Iterator[None]:
-    """The CLI sets the process umask to 077; keep that from leaking into other tests."""
-    old = os.umask(0o022)
-    os.umask(old)
-    yield
-    os.umask(old)
 
 
 def notify(store: Path, out: Path, w: Any = W, **kw: Any) -> NotifyResult:
@@ -319,8 +309,10 @@ def test_empty_existing_folder_is_used_without_force(store: Path, tmp_path: Path
     assert (out / "recipients.csv").is_file()
 
 
-def test_files_0600_and_new_folder_0700_under_umask_022(store: Path, tmp_path: Path) -> None:
-    os.umask(0o022)
+def test_files_0600_and_new_folder_0700_under_umask_022(
+    store: Path, tmp_path: Path, umask: Callable[[int], None]
+) -> None:
+    umask(0o022)
     out = tmp_path / "deep" / "out"
     notify(store, out)
     assert stat.S_IMODE(out.stat().st_mode) == 0o700
@@ -329,9 +321,9 @@ def test_files_0600_and_new_folder_0700_under_umask_022(store: Path, tmp_path: P
 
 
 def test_forced_files_are_0600_even_where_old_ones_were_not(
-    store: Path, tmp_path: Path
+    store: Path, tmp_path: Path, umask: Callable[[int], None]
 ) -> None:
-    os.umask(0o022)
+    umask(0o022)
     out = tmp_path / "out"
     out.mkdir()
     (out / "recipients.csv").write_text("old")
@@ -397,10 +389,6 @@ def test_interrupt_between_renames_leaves_no_manifest(
 
 
 # --- the command ---------------------------------------------------------------------------
-
-
-def run_cli(args: list[str]) -> Any:
-    return CliRunner().invoke(app, args, catch_exceptions=False)
 
 
 def test_cli_writes_lists_and_summarises_counts_without_personal_data(
@@ -568,15 +556,6 @@ def model_lists(inc: Incident, w: Any) -> dict[str, list[tuple[Any, ...]]]:
                                             d.source_record))
     ]
     return {"recipients": recipients, "owners": owners, "exposures": exposures}
-
-
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyConnection]:
-    con = open_store(
-        StoreOptions(tmp_path_factory.mktemp("notify-prop") / "case.duckdb"), read_only=False
-    )
-    yield con
-    con.close()
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])

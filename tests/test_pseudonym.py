@@ -11,9 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from case_files import ingest_events, ingest_reference
-from incident import Incident
-from test_notify import W_TEXT, W, golden_incident
 from typer.testing import CliRunner
 
 from forensics.cli import app
@@ -21,6 +18,9 @@ from forensics.errors import UsageError
 from forensics.pseudonym import KEY_ENV, load_key
 from forensics.store import StoreOptions, open_store
 from forensics.waves import WaveResult, write_wave
+from tests.helpers.case_files import ingest_events, ingest_reference
+from tests.helpers.incident import Incident
+from tests.test_notify import W_TEXT, W, golden_incident
 
 KEY = "k3y-4-processors-only"
 CSVS = ("recipients.csv", "owners.csv", "exposures.csv")

@@ -13,11 +13,8 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from case_files import ingest_events, ingest_reference, part
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from incident import Event, Incident, at
-from test_notify import W_TEXT, W, golden_incident, incidents_st, model_lists
 from typer.testing import CliRunner
 
 from forensics.cli import app
@@ -34,6 +31,9 @@ from forensics.waves import (
     write_wave,
 )
 from forensics.window import Window
+from tests.helpers.case_files import ingest_events, ingest_reference, part
+from tests.helpers.incident import Event, Incident, at
+from tests.test_notify import W_TEXT, W, golden_incident, incidents_st, model_lists
 
 CSVS = ("recipients.csv", "owners.csv", "exposures.csv")
 # Delivered late: mallory's tap (r6), zed's play (r11), quinn's delivery and tap (r19, r20),

@@ -7,10 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from incident import Event, Incident
-from ingest_helpers import run, write_ndjson
-
 from forensics.store import StoreOptions, open_store
+from tests.helpers.incident import Event, Incident
+from tests.helpers.ingest import run, write_ndjson
 
 
 def _event_record(e: Event) -> dict[str, Any]:
