@@ -137,7 +137,7 @@ def test_errors_do_not_echo_the_files_content(tmp_path: Path) -> None:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
-    from incident import Incident, at
+    from tests.helpers.incident import Incident, at
 
     inc = Incident()
     inc.grant("d1", "owner1", "owner")
