@@ -647,6 +647,60 @@ def notify(
     return int(ExitCode.OK)
 
 
+# ------------------------------------------------------------------------------------ report
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    window: WindowOpt,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for report.html and report.md: new or empty.")
+    ],
+    by: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--by", metavar="FIELD",
+            help="Break cross-account deliveries down by a stored event field (repeatable; "
+            "not an id field).",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Write into a non-empty folder, replacing the report."),
+    ] = False,
+    db: DbOpt = None,
+    memory_limit: MemoryOpt = None,
+    threads: ThreadsOpt = None,
+    debug: DebugOpt = False,
+) -> int:
+    """Write the incident report (report.html, report.md) for a window: counts only."""
+    from contextlib import closing
+
+    from forensics.exposure import printable
+    from forensics.report import write_report
+    from forensics.store import open_store
+    from forensics.window import parse_window
+
+    w = parse_window(window)
+    options = store_options(ctx, db, memory_limit, threads)
+    with closing(open_store(options, read_only=True)) as con:
+        result = write_report(
+            con, w, out, by=list(by or []), force=force, store_path=str(options.path)
+        )
+    fig = result.data.figures
+    lines = [f"report: window {w}: {fig['cross_account_deliveries']:,} cross-account "
+             f"deliveries, {fig['recipients']:,} recipients"]
+    lines += [f"  {f.name:<12} {printable(str(f.path))}" for f in result.files]
+    sys.stderr.write("\n".join(lines) + "\n")
+    sys.stderr.flush()
+    outside = fig["cross_account_deliveries_outside_window"]
+    if outside:
+        warn(f"{outside:,} cross-account deliveries fall outside the window {w}: "
+             "the window may be too narrow")
+    return int(ExitCode.OK)
+
+
 # ------------------------------------------------------------------------------------ sample
 
 
