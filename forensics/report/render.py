@@ -128,8 +128,10 @@ def _summary(data: ReportData, with_charts: bool) -> Section:
                 "window is right and that the access logs for it were ingested (see Log "
                 "coverage).")
         else:
-            s.p(f"{n(f['deliveries'])} successful thumbnail deliveries were logged in the "
-                "window; every one went to an account with a grant on the camera.")
+            logged = _people(f["deliveries"], "successful thumbnail delivery was",
+                             "successful thumbnail deliveries were")
+            s.p(f"{logged} logged in the window; every one went to an account with a grant on "
+                "the camera.")
     else:
         s.p(f"In the window {w}, {_people(f['recipients'], 'account was', 'accounts were')} "
             "shown thumbnails from cameras that were not theirs: "
@@ -137,15 +139,16 @@ def _summary(data: ReportData, with_charts: bool) -> Section:
             f"deliveries ({_pct(f['cross_account_deliveries'], f['deliveries'])}) went to an "
             "account without a grant on the camera at that moment.")
         s.p(f"{_people(f['tappers'], 'of them', 'of them')} opened one "
-            f"({n(f['cross_account_taps'])} taps) and "
+            f"({_people(f['cross_account_taps'], 'tap', 'taps')}) and "
             f"{_people(f['video_viewers'], 'played', 'played')} the event's video "
-            f"({n(f['cross_account_plays'])} plays). "
+            f"({_people(f['cross_account_plays'], 'play', 'plays')}). "
             f"{_people(f['exposed_devices'], 'camera was', 'cameras were')} exposed, held by "
             f"{_people(f['exposed_owners'], 'owner', 'owners')} at the time.")
     if f["unlinked_unauthorized_accesses"]:
-        s.p(f"{n(f['unlinked_unauthorized_accesses'])} taps or plays in the window were made "
-            "without a grant but follow no cross-account delivery in the window; they are not "
-            "counted above.")
+        unlinked = _people(f["unlinked_unauthorized_accesses"], "tap or play in the window was",
+                           "taps or plays in the window were")
+        s.p(f"{unlinked} made without a grant but followed no cross-account delivery in the "
+            "window; they are not counted above.")
     if f["cross_account_deliveries_outside_window"]:
         s.p(f"{n(f['cross_account_deliveries_outside_window'])} deliveries without a grant fall "
             "outside the window: the window may be too narrow (see Timeline).")
@@ -209,8 +212,10 @@ def _breakdowns(data: ReportData, with_charts: bool) -> list[Section]:
         top = b.rows[0]
         s.p(f"{_value(top.value)} carries the most cross-account deliveries: "
             f"{n(top.cross_account_deliveries)} of {n(total)} "
-            f"({_pct(top.cross_account_deliveries, total)}), to {n(top.recipients)} recipients "
-            f"from {n(top.exposed_devices)} cameras. {n(b.total_values)} values in all.")
+            f"({_pct(top.cross_account_deliveries, total)}), to "
+            f"{_people(top.recipients, 'recipient', 'recipients')} from "
+            f"{_people(top.exposed_devices, 'camera', 'cameras')}. "
+            f"{_people(b.total_values, 'value', 'values')} in all.")
         rows = [[_value(r.value), n(r.cross_account_deliveries),
                  _pct(r.cross_account_deliveries, total), n(r.recipients), n(r.exposed_devices)]
                 for r in b.rows]
@@ -237,7 +242,8 @@ def _people_section(data: ReportData) -> Section:
         f"{n(rec[0])} recipients and {n(own[0])} owners of exposed cameras (a person can be "
         "both).")
     s.p(f"{_people(anyone[1], 'of them cannot', 'of them cannot')} be reached by email (no "
-        f"account record, or no email): {n(rec[1])} recipients and {n(own[1])} owners.")
+        f"account record, or no email): {_people(rec[1], 'recipient', 'recipients')} and "
+        f"{_people(own[1], 'owner', 'owners')}.")
     for key, label in (("country", "country"), ("locale", "locale")):
         acc: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for r in data.people:
@@ -472,7 +478,8 @@ def figures_json(figures: dict[str, Any]) -> str:
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("forensics.report", "templates"),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+        # the HTML template is report.html.j2: escape by that name (".html" alone would miss it)
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
