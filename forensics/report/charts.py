@@ -110,36 +110,21 @@ def timeline_chart(data: ReportData) -> str:
     x = alt.X("minute:T", scale=alt.Scale(type="utc", domain=domain),
               axis=_utc_axis("minute (UTC)", hi - lo))
     y = alt.Y("count:Q", title="per minute")
-    legend = alt.Legend(title=None, symbolType="stroke", labelLimit=320, columns=2)
-    series = alt.Scale(
-        domain=["cross-account deliveries", "recipients",
-                "unauthorized deliveries outside the window"],
-        range=[_INK, _GREY, _INK],
-    )
-    dashes = alt.Scale(
-        domain=["cross-account deliveries", "recipients",
-                "unauthorized deliveries outside the window"],
-        range=[[1, 0], [4, 3], [1, 0]],
-    )
+    # Told apart by mark, not colour (the caption names them): grey bars are deliveries, the
+    # black line recipients, open triangles deliveries outside the window.
     layers: list[alt.Chart] = [_window_band(w)]
     if inside:
-        layers.append(alt.Chart(_inline(inside + recipients)).mark_line(
-            interpolate="step-after", strokeWidth=1.2,
-        ).encode(
-            x=x, y=y,
-            color=alt.Color("series:N", scale=series, legend=legend),
-            strokeDash=alt.StrokeDash("series:N", scale=dashes, legend=None),
-        ))
+        layers.append(alt.Chart(_inline(inside)).mark_bar(color=_GREY, width=1.5).encode(
+            x=x, y=y))
+        layers.append(alt.Chart(_inline(recipients)).mark_line(
+            color=_INK, strokeWidth=1, interpolate="step-after").encode(x=x, y=y))
     if outside:
         layers.append(alt.Chart(_inline(outside)).mark_point(
-            shape="triangle-down", filled=False, size=40, strokeWidth=1.2,
-        ).encode(
-            x=x, y=y,
-            color=alt.Color("series:N", scale=series, legend=legend),
-        ))
+            shape="triangle-down", filled=False, size=40, strokeWidth=1.2, color=_INK,
+        ).encode(x=x, y=y))
     chart = alt.layer(*layers).properties(
         width=WIDTH, height=220,
-        title="Per minute (UTC); shaded: the incident window",
+        title="Per minute (UTC): the window shaded",
     )
     return to_svg(chart)
 
@@ -194,10 +179,11 @@ def coverage_chart(coverage: Coverage, window: Window) -> str:
     layers.append(alt.Chart(_inline(values)).mark_line(strokeWidth=1).encode(
         x=x,
         y=alt.Y("events:Q", title="events per minute"),
+        # colour and dash on one field: one legend, whose symbols show both
         color=alt.Color("file:N", title="events file", scale=alt.Scale(
-            domain=names, range=[_INK, "#444444", "#666666", "#888888", "#aaaaaa"])),
-        strokeDash=alt.StrokeDash("file:N", scale=alt.Scale(domain=names, range=dash_cycle),
-                                  legend=None),
+            domain=names, range=[_INK, "#444444", "#666666", "#888888", "#aaaaaa"]),
+            legend=alt.Legend(symbolType="stroke", labelLimit=300, columns=2)),
+        strokeDash=alt.StrokeDash("file:N", scale=alt.Scale(domain=names, range=dash_cycle)),
     ))
     return to_svg(alt.layer(*layers).properties(
         width=WIDTH, height=200,

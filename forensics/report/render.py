@@ -187,8 +187,9 @@ def _timeline(data: ReportData, with_charts: bool) -> Section:
     else:
         s.p("No delivery without a grant falls outside the window.")
     if with_charts:
-        s.chart(charts.timeline_chart(data), "Cross-account deliveries and recipients per "
-                "minute; the window shaded; deliveries outside it as triangles.")
+        s.chart(charts.timeline_chart(data), "Per minute (UTC): grey bars, cross-account "
+                "deliveries; black line, recipients; open triangles, deliveries without a grant "
+                "outside the window; shaded, the window.")
     width, buckets = bucket_timeline(f["timeline"], w)
     minutes = int(width / timedelta(minutes=1))
     rows = [[instant(b.start), n(b.cross_account_deliveries)] for b in buckets]
@@ -215,7 +216,8 @@ def _breakdowns(data: ReportData, with_charts: bool) -> list[Section]:
             f"({_pct(top.cross_account_deliveries, total)}), to "
             f"{_people(top.recipients, 'recipient', 'recipients')} from "
             f"{_people(top.exposed_devices, 'camera', 'cameras')}. "
-            f"{_people(b.total_values, 'value', 'values')} in all.")
+            f"{_people(b.total_values, 'value', 'values')} in all, shown as stored in the "
+            "logs.")
         rows = [[_value(r.value), n(r.cross_account_deliveries),
                  _pct(r.cross_account_deliveries, total), n(r.recipients), n(r.exposed_devices)]
                 for r in b.rows]
@@ -418,17 +420,27 @@ def _regulator(data: ReportData) -> Section:
         s.blocks.append(Block("p", heading="(a) Nature of the breach, categories and "
                               "approximate numbers of data subjects and records",
                               text=f"Unauthorized disclosure (confidentiality): {when}, "
-                              f"thumbnails of camera events from {n(f['exposed_devices'])} "
-                              f"cameras were shown to {n(f['recipients'])} accounts with no "
-                              f"grant on those cameras ({n(f['cross_account_deliveries'])} "
-                              f"deliveries); {n(f['tappers'])} accounts opened one "
-                              f"({n(f['cross_account_taps'])} taps) and "
+                              "thumbnails of camera events from "
+                              f"{_people(f['exposed_devices'], 'camera', 'cameras')} were "
+                              f"shown to {_people(f['recipients'], 'account', 'accounts')} "
+                              "with no grant on those cameras ("
+                              f"{_people(f['cross_account_deliveries'], 'delivery', 'deliveries')}"
+                              f"); {_people(f['tappers'], 'account', 'accounts')} opened one "
+                              f"({_people(f['cross_account_taps'], 'tap', 'taps')}) and "
                               f"{n(f['video_viewers'])} played the event's video "
-                              f"({n(f['cross_account_plays'])} plays)."))
-        s.p(f"Data subjects: about {n(owners[0])} owners of the exposed cameras; "
-            f"{n(recipients[0])} account holders who received content not theirs. Records: "
-            f"about {n(f['cross_account_deliveries'])} event thumbnails and "
-            f"{n(f['cross_account_plays'])} video plays.")
+                              f"({_people(f['cross_account_plays'], 'play', 'plays')})."))
+        s.p(f"Data subjects whose data was disclosed: about {n(owners[0])} owners of the "
+            "exposed cameras, and the people their footage shows (see the blank below). "
+            f"Account holders who were shown content not theirs: {n(recipients[0])} (their "
+            "accounts were involved; the content was not about them). Records: about "
+            f"{_people(f['cross_account_deliveries'], 'event thumbnail', 'event thumbnails')} "
+            f"and {_people(f['cross_account_plays'], 'video play', 'video plays')}.")
+        outside = f["cross_account_deliveries_outside_window"]
+        if outside and span is not None:
+            s.p(f"A further {n(outside)} deliveries without a grant fall outside the window "
+                f"(all of them run from {instant(span.first_overall)} to "
+                f"{instant(span.last_overall)}); they are not counted here. Whether they "
+                "belong to this breach is for the controller to decide (see Timeline).")
     s.blank("People visible or audible in the exposed footage (household members, visitors) "
             "and what the footage shows are not in the logs: to be completed by the controller.")
     s.blocks.append(Block("blank", heading="(b) Name and contact details of the data "
@@ -448,7 +460,7 @@ def _regulator(data: ReportData) -> Section:
     s.blocks.append(Block(
         "p", heading="(d) Measures taken or proposed",
         text=(f"Notification lists for the {n(anyone[0])} people affected can be written with "
-              f"`forensics notify` (see Evidence); {n(anyone[1])} of them have no email and "
+              f"forensics notify (see Evidence); {n(anyone[1])} of them have no email and "
               "need another channel.") if anyone[0] else "Nobody needs to be notified for "
         "this window, by the logs.",
     ))
