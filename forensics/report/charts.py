@@ -89,17 +89,15 @@ def timeline_chart(data: ReportData) -> str:
     """Cross-account deliveries and recipients per minute, window shaded, outside marked."""
     w = data.window
     inside = [
-        {"minute": p["minute"], "count": int(p["cross_account_deliveries"]),
-         "series": "cross-account deliveries"}
+        {"minute": p["minute"], "count": int(p["cross_account_deliveries"])}
         for p in data.figures["timeline"]
     ]
     recipients = [
-        {"minute": p["minute"], "count": int(p["recipients"]), "series": "recipients"}
+        {"minute": p["minute"], "count": int(p["recipients"])}
         for p in data.figures["timeline"]
     ]
     outside = [
-        {"minute": format_instant(m.minute), "count": m.deliveries,
-         "series": "unauthorized deliveries outside the window"}
+        {"minute": format_instant(m.minute), "count": m.deliveries}
         for m in data.outside
     ]
     lo, hi = w.start, w.end

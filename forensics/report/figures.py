@@ -121,12 +121,6 @@ class Coverage:
     sources: tuple[SourceCoverage, ...]
     combined: SourceCoverage | None  # every events file together (None: no event at all)
 
-    @property
-    def gap_minutes(self) -> int:
-        return sum(
-            int((b - a) / timedelta(minutes=1)) for s in self.sources for a, b in s.gaps
-        )
-
 
 @dataclass(frozen=True)
 class QueryFile:
