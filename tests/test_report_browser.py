@@ -39,6 +39,8 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
          "--no-first-run", f"--user-data-dir={profile}",
          # no network: any fetch would fail, so what renders came from the file itself
          "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9",
+         # scripts off: the page must be readable without them (SPEC §9)
+         "--blink-settings=scriptEnabled=false",
          *args],
         capture_output=True, text=True, timeout=120, check=True,
     )
