@@ -39,8 +39,9 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
          "--no-first-run", f"--user-data-dir={profile}",
          # no network: any fetch would fail, so what renders came from the file itself
          "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9",
-         # scripts off: the page must be readable without them (SPEC §9)
-         "--blink-settings=scriptEnabled=false",
+         # scripts off: the page must be readable without them (SPEC §9). (Blink's
+         # scriptEnabled=false setting also stops headless screenshots; this switch does not.)
+         "--disable-javascript",
          *args],
         capture_output=True, text=True, timeout=120, check=True,
     )
@@ -48,8 +49,9 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def screenshot(tmp_path: Path, html: Path, name: str) -> Image.Image:
     png = tmp_path / f"{name}.png"
-    chromium(tmp_path, f"--window-size={WIDTH},{HEIGHT}", f"--screenshot={png}",
-             html.as_uri())
+    run = chromium(tmp_path, f"--window-size={WIDTH},{HEIGHT}", f"--screenshot={png}",
+                   html.as_uri())
+    assert png.is_file(), run.stderr[-2000:]
     return Image.open(png).convert("L")
 
 
@@ -111,7 +113,8 @@ def test_the_report_prints_on_a4(tmp_path: Path) -> None:
     store = report_incident().write(tmp_path / "case.duckdb")
     html = write(store, tmp_path / "out", by=["cache_node"])
     pdf = tmp_path / "report.pdf"
-    chromium(tmp_path, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", html.as_uri())
+    run = chromium(tmp_path, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", html.as_uri())
+    assert pdf.is_file(), run.stderr[-2000:]
     data = pdf.read_bytes()
     boxes = re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", data)
     assert boxes, "no page in the PDF"
