@@ -204,6 +204,8 @@ def test_html_has_no_external_reference(store: Path, tmp_path: Path) -> None:
     hrefs = re.findall(r"""href\s*=\s*["']?([^"' >]*)""", html, re.I)
     assert hrefs and all(h.startswith("#") for h in hrefs)
     assert "http://" not in html and "https://" not in html
+    assert ('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+            "style-src 'unsafe-inline'; img-src data:\">") in html
     # the only script is the JSON data block: the page needs no script to be read
     assert re.findall(r"<script\b[^>]*>", html) == [
         '<script type="application/json" id="figures">']
