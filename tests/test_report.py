@@ -618,3 +618,41 @@ def test_a_generated_incident_by_cache_node(tmp_path: Path) -> None:
             if (v in tokens if " " not in v else v.split()[0] in tokens and v in text)
         ]
         assert not leaked
+
+
+def test_many_files_show_those_with_gaps_and_the_busiest_and_sum_the_rest(
+    tmp_path: Path
+) -> None:
+    store = Incident().write(tmp_path / "case.duckdb")
+    con = open_store(StoreOptions(store), read_only=False)
+    try:
+        for sid in range(10, 30):  # 20 events files named alike in two folders
+            con.execute(
+                "insert into sources values ($id, $p, 'events', 'jsonl', 0, $sha, 0, 0, 0, 0, "
+                "now(), 'test', null, null)",
+                {"id": sid, "p": f"edge{sid % 2}/log.jsonl", "sha": f"{sid:064x}"},
+            )
+            # `rate` events a minute for an hour (the later files busier); file 10 is
+            # silent in minute 30
+            con.execute(
+                "insert into events (ts, action, user_id, source_id, source_record) "
+                "select $t0 + to_microseconds(r * 60000000 // $rate), 'page_view', 'bg', "
+                "$sid, r + 1 from range(60 * $rate) as t(r) "
+                "where not ($sid = 10 and r // $rate = 30)",
+                {"t0": at(0), "rate": 12 + sid, "sid": sid},
+            )
+    finally:
+        con.close()
+    data = collect(store)
+    assert data.coverage is not None
+    assert [s.gaps for s in data.coverage.sources if s.gaps] == [((at(30), at(31)),)]
+    html, md = make_report(store, tmp_path / "out", by=[])
+    table = md.split("| events file |")[1].split("\n\n")[0]
+    rows = [r for r in table.splitlines() if r.startswith("| ") and not r.startswith("| ---")]
+    assert len(rows) == 12 + 2  # 12 files, the other 8 summed, all files together
+    assert rows[0].startswith("| log.jsonl \\(source 10\\) |")  # the file with the gap
+    assert rows[-2].startswith("| \\(8 other files\\) |")
+    assert rows[-1].startswith("| all events files |")
+    (chart,) = [f for f in re.findall(r"<figure.*?</figure>", html, re.S) if "events file" in f]
+    assert "all events files" in chart and "log.jsonl (source 29)" in chart
+    assert "log.jsonl (source 11)" not in chart  # a quiet file without gaps: summed only

@@ -15,7 +15,13 @@ import altair as alt
 import vl_convert as vlc
 
 from forensics.exposure import printable
-from forensics.report.figures import Coverage, ReportData, ShownBreakdown
+from forensics.report.figures import (
+    MAX_COVERAGE_SERIES,
+    Coverage,
+    ReportData,
+    ShownBreakdown,
+    pick_files,
+)
 from forensics.window import Window, format_instant
 
 WIDTH = 620
@@ -157,7 +163,12 @@ def coverage_chart(coverage: Coverage, window: Window) -> str:
     """Events per minute per events file around the window; silent minutes marked."""
     values: list[dict[str, Any]] = []
     gaps: list[dict[str, Any]] = []
-    for s in coverage.sources:
+    series = list(coverage.sources)
+    if len(series) > MAX_COVERAGE_SERIES and coverage.combined is not None:
+        # many files: all of them together, and the busiest (gaps first) beside them
+        shown, _ = pick_files(coverage.sources, MAX_COVERAGE_SERIES - 1)
+        series = [coverage.combined, *shown]
+    for s in series:
         for i, c in enumerate(s.counts):
             t: datetime = coverage.start + timedelta(minutes=i)
             values.append({"minute": format_instant(t), "events": c, "file": s.name})
@@ -167,8 +178,8 @@ def coverage_chart(coverage: Coverage, window: Window) -> str:
     x = alt.X("minute:T", scale=alt.Scale(
         type="utc", domain=[format_instant(coverage.start), format_instant(coverage.end)]),
         axis=_utc_axis("minute (UTC)", span))
-    dash_cycle = [[1, 0], [5, 2], [2, 2], [8, 3, 2, 3], [1, 3]]
-    names = [s.name for s in coverage.sources]
+    dash_cycle = [[1, 0], [5, 2], [2, 2], [8, 3, 2, 3], [1, 3], [10, 4]]
+    names = [s.name for s in series]
     layers: list[alt.Chart] = [_window_band(window)]
     if gaps:
         layers.append(alt.Chart(_inline(gaps)).mark_rect(
@@ -179,7 +190,7 @@ def coverage_chart(coverage: Coverage, window: Window) -> str:
         y=alt.Y("events:Q", title="events per minute"),
         # colour and dash on one field: one legend, whose symbols show both
         color=alt.Color("file:N", title="events file", scale=alt.Scale(
-            domain=names, range=[_INK, "#444444", "#666666", "#888888", "#aaaaaa"]),
+            domain=names, range=[_INK, "#444444", "#666666", "#888888", "#aaaaaa", "#555555"]),
             legend=alt.Legend(symbolType="stroke", labelLimit=300, columns=2)),
         strokeDash=alt.StrokeDash("file:N", scale=alt.Scale(domain=names, range=dash_cycle)),
     ))

@@ -38,6 +38,9 @@ MAX_BREAKDOWN_ROWS = 20
 # A minute without events is a gap only for a source whose median rate around the window is
 # at least this many events a minute: Poisson chance of a silent minute at 10/min is e^-10.
 GAP_MIN_RATE = 10
+# Log coverage shows at most this many files in its table and its chart (the rest summed).
+MAX_COVERAGE_ROWS = 12
+MAX_COVERAGE_SERIES = 6
 # Log coverage spans the window and every unauthorized delivery, widened by this much
 # (at least) or a tenth of the window, whichever is longer.
 COVERAGE_MARGIN = timedelta(minutes=30)
@@ -295,6 +298,10 @@ def _coverage(
         i = int((r["minute"] - lo) / timedelta(minutes=1))
         per.setdefault(int(r["source_id"]), [0] * n)[i] = int(r["events"])
     names = {int(s["source_id"]): _file_name(str(s["path"])) for s in sources}
+    seen = [names[sid] for sid in per if sid in names]
+    for sid in per:  # the same file name in two folders: tell them apart by source id
+        if sid in names and seen.count(names[sid]) > 1:
+            names[sid] = f"{names[sid]} (source {sid})"
     w0 = int((window.start - lo) / timedelta(minutes=1))
     w1 = int(-((lo - window.end) // timedelta(minutes=1)))
     out = []
@@ -315,6 +322,17 @@ def _coverage(
             events_in_window=sum(counts[w0:w1]), median_rate=rate, gaps=gaps,
         )
     return Coverage(lo, hi, tuple(out), combined)
+
+
+def pick_files(
+    sources: tuple[SourceCoverage, ...], limit: int
+) -> tuple[list[SourceCoverage], list[SourceCoverage]]:
+    """(shown, rest): at most `limit` files, those with gaps first, then the busiest;
+    shown in source order. Thousands of small log files must not make a table or a legend
+    of thousands of rows."""
+    ranked = sorted(sources, key=lambda c: (not c.gaps, -c.events, c.source_id))
+    shown = sorted(ranked[:limit], key=lambda c: c.source_id)
+    return shown, ranked[limit:]
 
 
 def _file_name(path: str) -> str:

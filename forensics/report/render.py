@@ -20,7 +20,14 @@ import jinja2
 
 from forensics.exposure import FIGURE_KEYS, bucket_timeline, printable
 from forensics.report import charts
-from forensics.report.figures import GAP_MIN_RATE, ReportData, SourceCoverage, instant
+from forensics.report.figures import (
+    GAP_MIN_RATE,
+    MAX_COVERAGE_ROWS,
+    ReportData,
+    SourceCoverage,
+    instant,
+    pick_files,
+)
 
 TITLE = "Incident report: camera content shown to the wrong accounts"
 
@@ -298,7 +305,15 @@ def _coverage(data: ReportData, with_charts: bool) -> Section:
             s.p(f"{_people(len(flagged), 'file has', 'files have')} gaps.{extra}")
         else:
             s.p("No gap is flagged.")
-        rows = [_coverage_row(c) for c in (*cov.sources, cov.combined)]
+        shown, rest = pick_files(cov.sources, MAX_COVERAGE_ROWS)
+        rows = [_coverage_row(c) for c in shown]
+        if rest:
+            with_gaps = sum(1 for c in rest if c.gaps)
+            rows.append([f"({_people(len(rest), 'other file', 'other files')})",
+                         n(sum(c.events for c in rest)),
+                         n(sum(c.events_in_window for c in rest)), "",
+                         f"{n(with_gaps)} of them with gaps" if with_gaps else "none"])
+        rows.append(_coverage_row(cov.combined))
         s.add_table(Table(["events file", "events in span", "in the window", "median per minute",
                            "gaps (UTC)"], rows, numeric={1, 2, 3}))
         if with_charts:
