@@ -618,6 +618,51 @@ def verify_notices(
     return int(ExitCode.FAILURE if bad else ExitCode.OK)
 
 
+# ------------------------------------------------------------------------------------ report
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    window: WindowOpt,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for report.html and report.md: new or empty.")
+    ],
+    by: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--by", metavar="FIELD",
+            help="Break cross-account deliveries down by a stored event field (repeatable; "
+            "not an id field).",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Write into a non-empty folder, replacing the report."),
+    ] = False,
+    strict: StrictWindowOpt = False,
+    db: DbOpt = None,
+    memory_limit: MemoryOpt = None,
+    threads: ThreadsOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> int:
+    """Write the incident report (report.html, report.md) for a window: counts only."""
+    from forensics.report import run_report
+    from forensics.window import parse_window
+
+    w = parse_window(window)
+    quiet = is_quiet(ctx, quiet)
+    _window_notes(window, w, quiet)
+    run = run_report(
+        store_options(ctx, db, memory_limit, threads), w, out, by=list(by or []), force=force
+    )
+    if not quiet:
+        screens.render_report(run.result, w)
+    outside = run.result.data.figures["cross_account_deliveries_outside_window"]
+    return _coverage_messages(run.coverage, outside, w, strict)
+
+
 # ------------------------------------------------------------------------------------ sample
 
 

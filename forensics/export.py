@@ -295,11 +295,15 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def prepare_out_dir(out_dir: Path, *, force: bool) -> bool:
+def prepare_out_dir(
+    out_dir: Path, *, force: bool, names: Sequence[str] = OUTPUT_NAMES,
+    replaces: str = "the notification files",
+) -> bool:
     """Check or create the output folder before anything is computed; True if created here.
 
     An existing non-empty folder is refused without `force`, with nothing changed. A new
     folder is made 0700 whatever the umask (missing parents are made as `mkdir -p` would).
+    `names` are the files the caller will write; `replaces` names them in the hint.
     """
     what = f"output folder {out_dir}"
     try:
@@ -309,9 +313,9 @@ def prepare_out_dir(out_dir: Path, *, force: bool) -> bool:
             if not force and any(out_dir.iterdir()):
                 raise OutputError(
                     what, "exists and is not empty",
-                    "Pass --force to replace the notification files in it, or choose a new folder",
+                    f"Pass --force to replace {replaces} in it, or choose a new folder",
                 )
-            for name in OUTPUT_NAMES:
+            for name in names:
                 target = out_dir / name
                 if target.is_dir() and not target.is_symlink():
                     raise OutputError(f"{target}", "is a folder; cannot replace it with a file")

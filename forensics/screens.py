@@ -463,6 +463,15 @@ def render_notify(run: Any, window: Any, sanitize: bool, console: Console = ERR)
         say(console, line.rstrip())
 
 
+def render_report(result: Any, window: Any, console: Console = ERR) -> None:
+    """Counts and paths only: the report's headline figures and the files written."""
+    fig = result.data.figures
+    say(console, f"report: window {window}: {fig['cross_account_deliveries']:,} cross-account "
+        f"deliveries, {fig['recipients']:,} recipients")
+    for f in result.files:
+        say(console, f"  {f.name:<12} {printable(str(f.path))}")
+
+
 def wave_line(wave: Any) -> str:
     """The wave's number and, after an earlier wave, what is new in it (counts only)."""
     if wave.previous is None:

@@ -24,6 +24,8 @@ SAMPLE_PARAMS: dict[str, object] = {
     "window_start": datetime(2024, 2, 16, 9, tzinfo=timezone.utc),
     "window_end": datetime(2024, 2, 16, 13, tzinfo=timezone.utc),
     "field": "status",
+    "coverage_start": datetime(2024, 2, 16, 8, tzinfo=timezone.utc),
+    "coverage_end": datetime(2024, 2, 16, 14, tzinfo=timezone.utc),
 }
 _USED = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 

@@ -1,0 +1,119 @@
+"""Write report.html and report.md for a window: atomically, private, folder rules as notify's.
+
+The folder is checked before anything is read (a non-empty one needs `force`); both files
+are rendered in memory, written to 0600 temp files beside their final names by export.py's
+writer, fsynced, then renamed together. On any error the temp files (and a folder this call
+created) are removed. Nothing here prints or exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from forensics.errors import OutputError
+from forensics.export import PendingFile, commit_files, prepare_out_dir, write_bytes_pending
+from forensics.report.figures import ReportData, check_by_fields, collect_report
+from forensics.report.render import render_html, render_markdown
+from forensics.status import WindowCoverage, window_coverage
+from forensics.store import StoreOptions, engine_error, open_store
+from forensics.window import Window
+
+REPORT_HTML = "report.html"
+REPORT_MD = "report.md"
+REPORT_NAMES = (REPORT_HTML, REPORT_MD)
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    name: str
+    path: Path
+    sha256: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """What `write_report` wrote, and the counts a terminal summary may show."""
+
+    out_dir: Path
+    created_dir: bool
+    files: tuple[ReportFile, ...]
+    data: ReportData
+
+
+def write_report(
+    con: duckdb.DuckDBPyConnection,
+    window: Window,
+    out_dir: Path,
+    *,
+    by: list[str] | None = None,
+    force: bool = False,
+    store_path: str = "",
+    generated_at: datetime | None = None,
+) -> ReportResult:
+    """Write report.html and report.md for `window` into `out_dir` (SPEC §9).
+
+    Raises UsageError (a --by field that is unknown or holds ids), OutputError, StoreError.
+    """
+    by = check_by_fields(list(by or []))  # a refused --by changes nothing on disk
+    created = prepare_out_dir(
+        out_dir, force=force, names=REPORT_NAMES, replaces="report.html and report.md"
+    )
+    pending: list[PendingFile] = []
+    try:
+        data = collect_report(con, window, by, store_path, generated_at)
+        html = render_html(data).encode("utf-8")
+        markdown = render_markdown(data).encode("utf-8")
+        pending.append(write_bytes_pending(out_dir / REPORT_HTML, html))
+        pending.append(write_bytes_pending(out_dir / REPORT_MD, markdown))
+        commit_files(pending, out_dir)
+    except duckdb.Error as e:
+        _abandon(pending, out_dir, created)
+        raise engine_error("report", e) from None
+    except OSError as e:
+        _abandon(pending, out_dir, created)
+        raise OutputError(f"output folder {out_dir}", e.strerror or type(e).__name__) from None
+    except BaseException:
+        _abandon(pending, out_dir, created)
+        raise
+    return ReportResult(
+        out_dir=out_dir,
+        created_dir=created,
+        files=tuple(ReportFile(p.final.name, p.final, p.sha256, p.size_bytes) for p in pending),
+        data=data,
+    )
+
+
+def _abandon(pending: list[PendingFile], out_dir: Path, created: bool) -> None:
+    for p in pending:
+        p.discard()
+    if created:
+        with contextlib.suppress(OSError):
+            out_dir.rmdir()  # only if still empty: never removes anything else
+
+
+@dataclass(frozen=True)
+class ReportRun:
+    """What was written, and what the window held (so that an empty report is never silent)."""
+
+    result: ReportResult
+    coverage: WindowCoverage
+
+
+def run_report(
+    store: StoreOptions, window: Window, out_dir: Path, *, by: list[str], force: bool
+) -> ReportRun:
+    """`forensics report` in one call: open the store read-only, write both files, and say
+    how many events the window holds. Raises as write_report does."""
+    con = open_store(store, read_only=True)
+    try:
+        result = write_report(con, window, out_dir, by=by, force=force, store_path=str(store.path))
+        coverage = window_coverage(con, window)
+    finally:
+        con.close()
+    return ReportRun(result, coverage)
