@@ -1,0 +1,453 @@
+"""Delimited text (CSV, TSV) and W3C extended log files as batches of text records (SPEC §2.5).
+
+In: a file's decompressed bytes, chunk by chunk. Out: batches of records whose every value is
+text (never type-guessed), each with its record number (the physical line on which it
+starts), and the records that cannot be split — with line number, reason and raw text. A
+record that cannot be read never costs the records around it; a file whose header cannot be
+read fails whole (InputError). Memory is bounded by a chunk plus one batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from forensics.errors import InputError
+
+BATCH_ROWS = 1 << 16  # records per batch (fewer when a W3C #Fields: directive changes columns)
+# A quoted field may run over several lines while its record stays below this many
+# characters; past it (or at the end of the file) the opening quote counts as unterminated.
+MAX_RECORD = 1 << 20
+# Python's csv module refuses a field longer than its limit (128 KiB by default); a field is
+# bounded by MAX_RECORD here instead. The limit is process-wide: it is only ever raised.
+csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD))
+
+UNTERMINATED = "unterminated quote"
+MALFORMED = "malformed quoting"
+TOO_FEW = "too few fields"
+TOO_MANY = "too many fields"
+BAD_UTF8 = "invalid UTF-8"
+NUL = "NUL character in the record"
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@dataclass
+class TextBatch:
+    """Records of one header: their line numbers and one text column per name.
+
+    `columns[i][j]` is the value of `names[i]` in the j-th record read; None is an empty W3C
+    value (`-`). `rejects` holds the records of the same stretch that could not be split.
+    """
+
+    names: tuple[str, ...]
+    rec: np.ndarray
+    columns: list[pa.Array]
+    rejects: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, raw)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.rec)
+
+    def table(self, rec_name: str) -> pa.Table:
+        """The records read as an Arrow table of strings, with the line numbers as `rec_name`."""
+        arrays = [*self.columns, pa.array(self.rec, pa.int64())]
+        return pa.Table.from_arrays(arrays, names=[*self.names, rec_name])
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How a file's lines become fields. `w3c`: `#` directives, `-` empty (SPEC §2.5)."""
+
+    delimiter: str  # "," or "\t"; W3C lines are split on tabs when they hold one, else spaces
+    quoting: bool  # RFC 4180 double quotes (CSV only)
+    w3c: bool = False
+
+
+CSV = Dialect(",", quoting=True)
+TSV = Dialect("\t", quoting=False)
+W3C = Dialect("\t", quoting=False, w3c=True)
+DIALECTS = {"csv": CSV, "tsv": TSV, "w3c": W3C}
+
+
+def read_text_records(
+    chunks: Iterator[bytes], dialect: Dialect, *, fast: bool = True
+) -> Iterator[TextBatch]:
+    """The file's records in batches; raises InputError when the file cannot be read."""
+    reader = _Records(_LineSource(chunks), dialect, fast)
+    yield from reader.batches()
+
+
+# --------------------------------------------------------------------------- lines
+
+
+def check_encoding(first: bytes) -> None:
+    """A file opening like UTF-16 or UTF-32 fails (SPEC §2.4: UTF-8 only, a BOM allowed)."""
+    if first.startswith((b"\xff\xfe", b"\xfe\xff")) or (
+        len(first) >= 2 and (first[0] == 0 or first[1] == 0)
+    ):
+        raise InputError("encoding", "the file is not UTF-8 (it looks like UTF-16 or UTF-32)")
+
+
+class _LineSource:
+    """The file's physical lines (split on LF only, without it), a block at a time.
+
+    `lines[pos]` is line number `base + pos`. `more(keep)` appends the next block and drops
+    the lines before index `keep`; a record being assembled keeps its lines that way.
+    """
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._blocks = self._decode(chunks)
+        self.lines: list[str] = []
+        self.base = 1
+        self.pos = 0
+        self.dirty = False  # some line so far held invalid UTF-8 (kept as surrogates)
+
+    def more(self, keep: int) -> bool:
+        block = next(self._blocks, None)
+        if block is None:
+            return False
+        self.base += keep
+        self.pos -= keep
+        self.lines = self.lines[keep:] + block if keep < len(self.lines) else block
+        return True
+
+    def _decode(self, chunks: Iterator[bytes]) -> Iterator[list[str]]:
+        pending = b""
+        first = True
+        for chunk in chunks:
+            if first and chunk:
+                data = pending + chunk
+                if len(data) < 4 and not data.endswith(b"\n"):
+                    pending = data  # too short to tell the encoding yet
+                    continue
+                if data.startswith(b"\xef\xbb\xbf"):
+                    data = data[3:]
+                check_encoding(data[:4])
+                first, chunk, pending = False, data, b""
+            cut = chunk.rfind(b"\n")
+            if cut < 0:
+                pending += chunk
+                continue
+            block = pending + chunk[:cut]
+            pending = chunk[cut + 1 :]
+            yield self._split(block)
+        if first and pending:
+            if pending.startswith(b"\xef\xbb\xbf"):
+                pending = pending[3:]
+            check_encoding(pending[:4])
+        if pending:
+            yield self._split(pending)
+
+    def _split(self, block: bytes) -> list[str]:
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError:
+            # Kept as surrogates: a record holding one is rejected, not the file.
+            text = block.decode("utf-8", errors="surrogateescape")
+            self.dirty = True
+        return text.split("\n")
+
+
+# --------------------------------------------------------------------------- records
+
+
+class _Records:
+    """Assembles records from lines, checks their field counts, and batches them.
+
+    Two paths give the same records: stretches of plain lines (no quote in CSV, no `#`
+    directive in W3C, no NUL, valid UTF-8) are split by Arrow's kernels, a stretch at a
+    time; any other line is read on its own by `_split_records` (which may take more lines
+    for a quoted newline). `fast=False` reads every line the second way (for tests).
+    """
+
+    def __init__(self, src: _LineSource, dialect: Dialect, fast: bool = True) -> None:
+        self.src = src
+        self.d = dialect
+        self.fast = fast
+        self.names: tuple[str, ...] | None = None
+        self._parts: list[tuple[np.ndarray, list[pa.Array]]] = []
+        self._n_parts = 0
+        self._rec: list[int] = []
+        # The values of the records read one by one, row after row, in one flat list (a
+        # list per row would be millions of objects for the garbage collector to walk).
+        self._flat: list[str | None] = []
+        self._rejects: list[tuple[int, str, str]] = []
+        # Plain stretches of the current block: its lines as Arrow, and the indices of the
+        # lines that must be read one by one; computed once per block (the block's id).
+        self._block: tuple[int, pa.Array, list[int], str] | None = None
+        self._odd_k = 0  # the first index of the block's odd lines not yet passed
+        self._csv: Iterator[list[str]] | None = None  # reads quoted records (see _quoted)
+        self._start = 0
+        self._fed = 0
+
+    # -- batches -------------------------------------------------------------------
+    def _rows_to_part(self) -> None:
+        if self._rec and self.names is not None:
+            n, flat = len(self.names), self._flat
+            cols = [pa.array(flat[i::n], pa.string()) for i in range(n)]
+            self._parts.append((np.array(self._rec, dtype=np.int64), cols))
+            self._n_parts += len(self._rec)
+            self._rec, self._flat = [], []
+
+    def _pending(self) -> int:
+        return self._n_parts + len(self._rec) + len(self._rejects)
+
+    def _flush(self) -> TextBatch | None:
+        self._rows_to_part()
+        if self.names is None or not (self._parts or self._rejects):
+            return None
+        n = len(self.names)
+        if self._parts:
+            rec = np.concatenate([r for r, _ in self._parts])
+            cols = [pa.concat_arrays([c[i] for _, c in self._parts]) for i in range(n)]
+        else:
+            rec = np.empty(0, np.int64)
+            cols = [pa.array([], pa.string()) for _ in range(n)]
+        batch = TextBatch(self.names, rec, cols, self._rejects)
+        self._parts, self._n_parts, self._rejects = [], 0, []
+        return batch
+
+    def batches(self) -> Iterator[TextBatch]:
+        yielded = False
+        for item in self._split_records():
+            if len(item) == 4:
+                b = self._take(*item)
+            else:
+                self._rows_to_part()
+                self._parts.append(item)
+                self._n_parts += len(item[0])
+                b = None
+            if b is None and self._pending() >= BATCH_ROWS:
+                b = self._flush()
+            if b is not None:
+                yielded = True
+                yield b
+        if (b := self._flush()) is not None:
+            yield b
+        elif not yielded and self.names is not None:
+            # A header and no record: the header still tells the file's fields (and kind).
+            yield TextBatch(self.names, np.empty(0, np.int64),
+                            [pa.array([], pa.string()) for _ in self.names])
+
+    def _take(
+        self, line_no: int, fields: list[str | None] | None, err: str | None, raw: str
+    ) -> TextBatch | None:
+        """Take one record (or header); returns a batch when a new header ends one."""
+        if err is not None:
+            if self.names is None:
+                what = "W3C" if self.d.w3c else "header"
+                raise InputError(what, f"line {line_no} cannot be read ({err})")
+            self._rejects.append((line_no, err, raw))
+        elif fields is None:  # a W3C #Fields: directive (raw holds its names)
+            names = _header(raw.split(), line_no)
+            if names != self.names:
+                b = self._flush()
+                self.names = names
+                return b
+        elif self.names is None:
+            if self.d.w3c:
+                raise InputError(
+                    "W3C", f"line {line_no} holds a record before any #Fields: directive"
+                )
+            self.names = _header(fields, line_no)
+        elif len(fields) != len(self.names):
+            self._rejects.append(
+                (line_no, TOO_FEW if len(fields) < len(self.names) else TOO_MANY, raw)
+            )
+        else:
+            self._rec.append(line_no)
+            self._flat.extend(fields)
+        return None
+
+    # -- plain stretches, split by Arrow -------------------------------------------------
+    def _plain_until(self) -> int:
+        """How far from `src.pos` the lines are plain (an index into src.lines)."""
+        src, d = self.src, self.d
+        if not self.fast or self.names is None or src.dirty:
+            return src.pos
+        if self._block is None or self._block[0] != id(src.lines):
+            arr = pa.array(src.lines, pa.string())
+            odd = pc.match_substring(arr, "\x00")
+            sep = d.delimiter
+            if d.quoting:
+                odd = pc.or_(odd, pc.match_substring(arr, '"'))
+            if d.w3c:
+                odd = pc.or_(odd, pc.starts_with(arr, "#"))
+                if pc.any(pc.match_substring(arr, "\t")).as_py():
+                    # Lines without a tab are split on spaces: read those one by one.
+                    no_tab = pc.and_(pc.invert(pc.match_substring(arr, "\t")),
+                                     pc.not_equal(pc.utf8_rtrim(arr, "\r"), ""))
+                    odd = pc.or_(odd, no_tab)
+                else:
+                    sep = " "
+            self._block = (id(src.lines), arr, np.flatnonzero(odd.to_numpy(False)).tolist(), sep)
+            self._odd_k = 0
+        odd_at = self._block[2]
+        k = self._odd_k
+        while k < len(odd_at) and odd_at[k] < src.pos:
+            k += 1
+        self._odd_k = k
+        return int(odd_at[k]) if k < len(odd_at) else len(src.lines)
+
+    def _plain(self, end: int) -> tuple[np.ndarray, list[pa.Array]]:
+        """Split lines src.pos..end (all plain): the good records; rejects are noted."""
+        src, names, block = self.src, self.names or (), self._block
+        if block is None:  # cannot happen: _plain_until computed it
+            raise RuntimeError("no block to split")
+        _, arr, _, sep = block
+        start = src.pos
+        seg = arr.slice(start, end - start)
+        src.pos = end
+        if pc.any(pc.ends_with(seg, "\r")).as_py():
+            seg = pc.replace_substring_regex(seg, "\r$", "")
+        n = len(names)
+        lists = pc.split_pattern(seg, sep)
+        counts = pc.list_value_length(lists).to_numpy(False)
+        blank = pc.equal(seg, "").to_numpy(False)
+        good = (counts == n) & ~blank
+        base = src.base + start
+        for i in np.flatnonzero(~good & ~blank):
+            self._rejects.append(
+                (int(base + i), TOO_FEW if counts[i] < n else TOO_MANY, seg[int(i)].as_py())
+            )
+        kept = lists.filter(pa.array(good))
+        cols = [pc.list_element(kept, i) for i in range(n)]
+        if self.d.w3c:
+            none = pa.scalar(None, pa.string())
+            cols = [pc.if_else(pc.equal(c, "-"), none, c) for c in cols]
+        return np.flatnonzero(good).astype(np.int64) + base, cols
+
+    # -- one record at a time ----------------------------------------------------------
+    def _split_records(
+        self,
+    ) -> Iterator[
+        tuple[int, list[str | None] | None, str | None, str] | tuple[np.ndarray, list[pa.Array]]
+    ]:
+        """(line, fields, error, raw) per record — fields None and no error: a #Fields:
+        line — or (line numbers, columns) of a plain stretch's good records."""
+        src, d = self.src, self.d
+        w3c, quoting, delim = d.w3c, d.quoting, d.delimiter
+        while True:
+            if src.pos >= len(src.lines) and not src.more(len(src.lines)):
+                return
+            end = self._plain_until()
+            if end > src.pos:
+                part = self._plain(end)
+                if len(part[0]):
+                    yield part
+                continue
+            line = src.lines[src.pos]
+            line_no = src.base + src.pos
+            src.pos += 1
+            if line.endswith("\r"):
+                line = line[:-1]
+            if not line:
+                continue  # a blank line is not a record (its number still counts)
+            if w3c and line.startswith("#"):
+                if line.startswith("#Fields:"):
+                    if self._bad_text(line) is not None:
+                        raise InputError("W3C", f"the #Fields: directive on line {line_no} "
+                                         "is not valid UTF-8 text")
+                    yield line_no, None, None, line[len("#Fields:"):]
+                continue  # other directives (#Version:, #Date:, ...) carry no record
+            bad = self._bad_text(line)
+            if bad is not None:
+                yield line_no, None, bad, _printable(line)
+                continue
+            if w3c:
+                parts = line.split("\t" if "\t" in line else " ")
+                yield line_no, [None if p == "-" else p for p in parts], None, line
+            elif not quoting or '"' not in line:
+                yield line_no, line.split(delim), None, line  # type: ignore[misc]
+            else:
+                yield self._quoted(line_no)
+
+    def _bad_text(self, text: str) -> str | None:
+        if self.src.dirty and _SURROGATE.search(text):
+            return BAD_UTF8
+        if "\x00" in text:
+            return NUL
+        return None
+
+    def _quoted(self, line_no: int) -> tuple[int, list[str | None] | None, str | None, str]:
+        """A CSV record that holds a quote, read by Python's csv module (strict RFC 4180).
+
+        The record may run over several lines (a quoted newline). If its quoting is broken,
+        or a quote is still open at the end of the file or after MAX_RECORD characters, only
+        its first line is rejected and reading goes on from the next line.
+        """
+        src = self.src
+        self._start = src.pos - 1  # the record's first line (the index moves with blocks)
+        src.pos = self._start  # where _feed goes on
+        self._fed = 0
+        if self._csv is None:
+            self._csv = csv.reader(self._feed(), strict=True)
+        try:
+            row = next(self._csv)
+        except (csv.Error, _TooLong, StopIteration) as e:
+            reason = MALFORMED if isinstance(e, csv.Error) and "unexpected end" not in str(
+                e) else UNTERMINATED
+            self._csv = None  # a new reader for the next record (this one may be spent)
+        else:
+            raw = "\n".join(src.lines[self._start : src.pos]).removesuffix("\r")
+            bad = self._bad_text(raw) if src.pos - self._start > 1 else None
+            if bad is None:
+                return line_no, row, None, raw  # type: ignore[return-value]
+            reason = bad
+        # Resynchronise: the lines after the first are read again, as records of their own.
+        src.pos = self._start + 1
+        return line_no, None, reason, _printable(src.lines[self._start].removesuffix("\r"))
+
+    def _feed(self) -> Iterator[str]:
+        """Lines from src.pos on, for the csv reader; it stops a record at MAX_RECORD."""
+        src = self.src
+        while True:
+            if src.pos >= len(src.lines):
+                keep = self._start
+                if not src.more(keep):  # the lines before the record are let go
+                    return
+                self._start -= keep
+                continue
+            text = src.lines[src.pos]
+            if src.pos > self._start:
+                self._fed += len(text) + 1
+                if self._fed > MAX_RECORD:
+                    raise _TooLong
+            src.pos += 1
+            yield text + "\n"
+
+
+class _TooLong(Exception):
+    """A quoted field ran past MAX_RECORD characters."""
+
+
+def _printable(text: str) -> str:
+    """Raw text for a rejects row: invalid UTF-8 (kept as surrogates) becomes U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _header(fields: list[str | None] | list[str], line_no: int) -> tuple[str, ...]:
+    """The column names of a header row; fails the file on an empty or repeated name.
+
+    Names are never echoed (a header may be a data row by mistake): columns are counted.
+    """
+    names = tuple("" if f is None else f for f in fields)
+    if not names:
+        raise InputError("header", f"line {line_no} names no column")
+    seen: dict[str, int] = {}
+    for i, n in enumerate(names, 1):
+        if not n.strip():
+            raise InputError("header", f"column {i} of line {line_no} has no name")
+        if n in seen:
+            raise InputError(
+                "header", f"line {line_no} names a column twice (columns {seen[n]} and {i})"
+            )
+        seen[n] = i
+    return names
