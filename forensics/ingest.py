@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from forensics import __version__
+from forensics.delimited import DIALECTS, Dialect, TextBatch, read_text_records
 from forensics.errors import InputError, UsageError
 from forensics.mapping import FileMapper
 from forensics.normalize import CANONICAL, MACROS, Normalized, Source, normalize
@@ -54,6 +55,7 @@ _GZIP_ERRORS: tuple[type[Exception], ...] = (zlib.error, OSError, *_ISAL_ERRORS)
 
 KINDS = ("events", "grants", "accounts")
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
+TEXT_SUFFIXES = (".csv", ".tsv", ".log")  # delimited text and W3C extended logs (delimited.py)
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
 CHUNK = 128 << 20  # bytes read and parsed at a time: bounded memory on any file size
 IN_ORDER_BLOCK = 2048  # records: finer than any unit DuckDB's zone maps skip
@@ -173,9 +175,9 @@ def file_format(path: Path) -> tuple[str, str | None] | None:
             compression, name = comp, name[: -len(suffix)]
     if name.endswith(".parquet") and compression is None:
         return "parquet", None
-    for suffix in JSON_SUFFIXES:
+    for suffix in JSON_SUFFIXES + TEXT_SUFFIXES:
         if name.endswith(suffix):
-            return suffix[1:], compression
+            return ("w3c" if suffix == ".log" else suffix[1:]), compression
     return None
 
 
@@ -800,8 +802,33 @@ class _FileLoader:
     def _unpointer(p: str) -> str:
         return p[1:].replace("~1", "/").replace("~0", "~")
 
-    def add_parquet_batch(self, rb: pa.RecordBatch, first_rec: int) -> None:
-        """Normalise a batch of Parquet rows into the stage."""
+    def add_text_batch(self, batch: TextBatch) -> None:
+        """Stage a batch of delimited-text records (all text) and the lines it rejected."""
+        if "__rec" in batch.names:
+            raise InputError("header", "a column is named __rec, a name reserved by ingest")
+        if self.kind is None:
+            self.kind = self.decide_kind(set(batch.names))
+        self._create_stage(self.kind)
+        if batch.rejects:
+            recs, errs, raws = zip(*batch.rejects, strict=True)
+            self.con.register("rejects_in", pa.table({
+                "rec": pa.array(recs, pa.int64()), "err": pa.array(errs, pa.string()),
+                "raw": pa.array(raws, pa.string()),
+            }))
+            try:
+                self.con.execute(
+                    "insert into stage (rec, err, raw) select rec, err, left(raw, $limit) "
+                    "from rejects_in", {"limit": RAW_LIMIT},
+                )
+            finally:
+                with contextlib.suppress(duckdb.Error):
+                    self.con.unregister("rejects_in")
+        if batch.num_rows or not batch.rejects:
+            rb = pa.RecordBatch.from_arrays(batch.columns, names=list(batch.names))
+            self.add_parquet_batch(rb, batch.rec)
+
+    def add_parquet_batch(self, rb: pa.RecordBatch, first_rec: int | np.ndarray) -> None:
+        """Normalise a batch of Parquet rows (or text records, `first_rec` their numbers)."""
         con = self.con
         names = list(rb.schema.names)
         if self.kind is None:
@@ -809,11 +836,13 @@ class _FileLoader:
         kind = self.kind
         self._create_stage(kind)
         n = rb.num_rows
-        tbl = pa.Table.from_batches([rb]).append_column(
-            "__rec", pa.array(np.arange(first_rec, first_rec + n, dtype=np.int64))
+        recs = (
+            first_rec if isinstance(first_rec, np.ndarray)
+            else np.arange(first_rec, first_rec + n, dtype=np.int64)
         )
+        tbl = pa.Table.from_batches([rb]).append_column("__rec", pa.array(recs))
         # Several record batches (zero-copy slices), so that DuckDB scans on all threads.
-        tbl = pa.Table.from_batches(tbl.to_batches(max_chunksize=1 << 16))
+        tbl = pa.Table.from_batches(tbl.to_batches(max_chunksize=1 << 16), schema=tbl.schema)
         con.register("batch_in", tbl)
         try:
             types = dict(
@@ -1106,6 +1135,8 @@ def read_into_stage(
         if progress:
             progress("bytes", path.stat().st_size)
         return sha
+    if fmt in DIALECTS:
+        return _read_text(loader, path, DIALECTS[fmt], compression, progress)
     batches = ahead.batches(path) if ahead is not None else None
     if batches is None:
         batches = _json_batches(path, fmt, compression, progress)
@@ -1115,6 +1146,28 @@ def read_into_stage(
         except StopIteration as done:
             return str(done.value)
         loader.add_json(lines)
+
+
+def _read_text(
+    loader: _FileLoader, path: Path, dialect: Dialect, compression: str | None,
+    progress: Progress | None,
+) -> str:
+    """A CSV, TSV or W3C file into the loader's stage, a batch at a time; its SHA-256.
+
+    Every column is text (VARCHAR); the kind is decided from the header's names, so a file
+    with a header and no record is still of a kind. Raises InputError as _json_batches does.
+    """
+    before = _stat_key(path)
+    with open(path, "rb") as f:
+        reader = _HashingReader(f, progress)
+        expected = before[0] if compression is None else None
+        chunks = _decompressed_chunks(reader, compression, expected)
+        for batch in read_text_records(chunks, dialect):
+            loader.add_text_batch(batch)
+        reader.drain()
+    if _stat_key(path) != before:
+        raise InputError("file", "it changed while it was being read")
+    return reader.sha.hexdigest()
 
 
 def _json_batches(
@@ -1181,7 +1234,7 @@ class _ReadAhead:
                 if not stat.S_ISREG(path.stat().st_mode):
                     continue
                 fmt = file_format(path)
-                if fmt is None or fmt[0] == "parquet":
+                if fmt is None or fmt[0] == "parquet" or fmt[0] in DIALECTS:
                     continue
                 batches = _json_batches(path, fmt[0], fmt[1], progress)
                 while True:
@@ -1282,7 +1335,10 @@ def stage_file(
         return _Staged(result)
     fmt = file_format(path)
     if fmt is None:
-        result.error = "not a supported log format (.parquet, .json, .jsonl, .ndjson, +.gz/.zst)"
+        result.error = (
+            "not a supported log format (.parquet, .json, .jsonl, .ndjson, .csv, .tsv, .log, "
+            "+.gz/.zst)"
+        )
         if walked:
             result.status = "skipped"  # found in a folder: reported, not an error
         return _Staged(result)
