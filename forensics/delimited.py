@@ -20,9 +20,9 @@ import pyarrow.compute as pc
 
 from forensics.errors import InputError
 
-BATCH_ROWS = 1 << 16  # records per batch (fewer when a W3C #Fields: directive changes columns)
-# A quoted field may run over several lines while its record stays below this many
-# characters; past it (or at the end of the file) the opening quote counts as unterminated.
+BATCH_ROWS = 1 << 18  # records per batch (fewer when a W3C #Fields: directive changes columns)
+# A quoted field may run over several lines while the record's lines hold at most this many
+# characters (newlines counted); past it, or at the end of the file, its quote is unterminated.
 MAX_RECORD = 1 << 20
 # Python's csv module refuses a field longer than its limit (128 KiB by default); a field is
 # bounded by MAX_RECORD here instead. The limit is process-wide: it is only ever raised.
@@ -77,10 +77,15 @@ DIALECTS = {"csv": CSV, "tsv": TSV, "w3c": W3C}
 
 
 def read_text_records(
-    chunks: Iterator[bytes], dialect: Dialect, *, fast: bool = True
+    chunks: Iterator[bytes], dialect: Dialect, *, fast: bool = True,
+    batch_rows: int = BATCH_ROWS, max_record: int = MAX_RECORD,
 ) -> Iterator[TextBatch]:
-    """The file's records in batches; raises InputError when the file cannot be read."""
+    """The file's records in batches; raises InputError when the file cannot be read.
+
+    `fast=False` reads every line one by one (the same records; for tests).
+    """
     reader = _Records(_LineSource(chunks), dialect, fast)
+    reader.batch_rows, reader.max_record = batch_rows, max_record
     yield from reader.batches()
 
 
@@ -171,6 +176,8 @@ class _Records:
         self.src = src
         self.d = dialect
         self.fast = fast
+        self.batch_rows = BATCH_ROWS
+        self.max_record = MAX_RECORD
         self.names: tuple[str, ...] | None = None
         self._parts: list[tuple[np.ndarray, list[pa.Array]]] = []
         self._n_parts = 0
@@ -224,7 +231,7 @@ class _Records:
                 self._parts.append(item)
                 self._n_parts += len(item[0])
                 b = None
-            if b is None and self._pending() >= BATCH_ROWS:
+            if b is None and self._pending() >= self.batch_rows:
                 b = self._flush()
             if b is not None:
                 yielded = True
@@ -337,7 +344,7 @@ class _Records:
         while True:
             if src.pos >= len(src.lines) and not src.more(len(src.lines)):
                 return
-            end = self._plain_until()
+            end = min(self._plain_until(), src.pos + self.batch_rows - self._pending())
             if end > src.pos:
                 part = self._plain(end)
                 if len(part[0]):
@@ -416,10 +423,9 @@ class _Records:
                 self._start -= keep
                 continue
             text = src.lines[src.pos]
-            if src.pos > self._start:
-                self._fed += len(text) + 1
-                if self._fed > MAX_RECORD:
-                    raise _TooLong
+            self._fed += len(text) + 1
+            if self._fed > self.max_record and src.pos > self._start:
+                raise _TooLong  # a record on one line may be longer: it holds no newline
             src.pos += 1
             yield text + "\n"
 
