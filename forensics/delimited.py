@@ -42,8 +42,9 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 class TextBatch:
     """Records of one header: their line numbers and one text column per name.
 
-    `columns[i][j]` is the value of `names[i]` in the j-th record read; None is an empty W3C
-    value (`-`). `rejects` holds the records of the same stretch that could not be split.
+    `columns[i][j]` is the value of `names[i]` in the j-th record read; None is an empty
+    value (an empty field, or `-` in W3C): text has no other way to write a missing one.
+    `rejects` holds the records of the same stretch that could not be split.
     """
 
     names: tuple[str, ...]
@@ -198,7 +199,7 @@ class _Records:
     def _rows_to_part(self) -> None:
         if self._rec and self.names is not None:
             n, flat = len(self.names), self._flat
-            cols = [pa.array(flat[i::n], pa.string()) for i in range(n)]
+            cols = [self._empty_is_null(pa.array(flat[i::n], pa.string())) for i in range(n)]
             self._parts.append((np.array(self._rec, dtype=np.int64), cols))
             self._n_parts += len(self._rec)
             self._rec, self._flat = [], []
@@ -273,6 +274,15 @@ class _Records:
             self._flat.extend(fields)
         return None
 
+    def _empty_is_null(self, col: pa.Array) -> pa.Array:
+        """An empty value — and `-` in W3C — is a missing one (NULL)."""
+        empty = pc.equal(col, "")
+        if self.d.w3c:
+            empty = pc.or_(empty, pc.equal(col, "-"))
+        if not pc.any(empty).as_py():
+            return col
+        return pc.if_else(empty, pa.scalar(None, pa.string()), col)
+
     # -- plain stretches, split by Arrow -------------------------------------------------
     def _plain_until(self) -> int:
         """How far from `src.pos` the lines are plain (an index into src.lines)."""
@@ -325,10 +335,7 @@ class _Records:
                 (int(base + i), TOO_FEW if counts[i] < n else TOO_MANY, seg[int(i)].as_py())
             )
         kept = lists.filter(pa.array(good))
-        cols = [pc.list_element(kept, i) for i in range(n)]
-        if self.d.w3c:
-            none = pa.scalar(None, pa.string())
-            cols = [pc.if_else(pc.equal(c, "-"), none, c) for c in cols]
+        cols = [self._empty_is_null(pc.list_element(kept, i)) for i in range(n)]
         return np.flatnonzero(good).astype(np.int64) + base, cols
 
     # -- one record at a time ----------------------------------------------------------
@@ -369,8 +376,7 @@ class _Records:
                 yield line_no, None, bad, _printable(line)
                 continue
             if w3c:
-                parts = line.split("\t" if "\t" in line else " ")
-                yield line_no, [None if p == "-" else p for p in parts], None, line
+                yield line_no, line.split("\t" if "\t" in line else " "), None, line  # type: ignore[misc]
             elif not quoting or '"' not in line:
                 yield line_no, line.split(delim), None, line  # type: ignore[misc]
             else:

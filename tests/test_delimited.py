@@ -63,7 +63,12 @@ def test_csv_header_names_the_fields_and_records_are_numbered_by_line() -> None:
 
 def test_every_value_is_text_never_guessed() -> None:
     rows, _ = read(b"id,n\n0123,1e0\n9007199254740993,\n")
-    assert rows == [(2, {"id": "0123", "n": "1e0"}), (3, {"id": "9007199254740993", "n": ""})]
+    assert rows == [(2, {"id": "0123", "n": "1e0"}), (3, {"id": "9007199254740993", "n": None})]
+
+
+def test_an_empty_value_is_missing_a_blank_one_is_text() -> None:
+    rows, _ = read(b'a,b,c\n,"", \n')
+    assert rows == [(2, {"a": None, "b": None, "c": " "})]
 
 
 def test_quoted_delimiter_quote_and_newline_are_one_value() -> None:
@@ -117,7 +122,7 @@ def test_ragged_rows_are_rejected_with_their_line_and_the_rows_around_are_read(
 
 def test_exactly_as_many_fields_as_the_header_is_a_record_empty_values_included() -> None:
     rows, rejects = read(b"a,b,c\n,,\n")
-    assert rows == [(2, {"a": "", "b": "", "c": ""})] and rejects == []
+    assert rows == [(2, {"a": None, "b": None, "c": None})] and rejects == []
 
 
 def test_unterminated_quote_rejects_its_line_and_reading_goes_on_at_the_next() -> None:
@@ -246,7 +251,7 @@ def test_a_nul_character_rejects_the_record() -> None:
 
 def test_tsv_splits_on_tabs_and_quotes_are_data() -> None:
     rows, rejects = read(b'a\tb\n"x, y"\tz\n1\t\n', TSV)
-    assert rows == [(2, {"a": '"x, y"', "b": "z"}), (3, {"a": "1", "b": ""})]
+    assert rows == [(2, {"a": '"x, y"', "b": "z"}), (3, {"a": "1", "b": None})]
     assert read(b"a\tb\n1\t2\t3\n", TSV)[1] == [(2, TOO_MANY, "1\t2\t3")]
 
 
@@ -286,8 +291,8 @@ def test_w3c_space_separated_as_iis_writes_it_and_other_directives_are_skipped()
 
 
 def test_a_dash_is_empty_only_as_a_whole_value() -> None:
-    rows, _ = read(b"#Fields: a b\n-x\t-\n", W3C)
-    assert rows == [(2, {"a": "-x", "b": None})]
+    rows, _ = read(b"#Fields: a b c\n-x\t-\t\n", W3C)
+    assert rows == [(2, {"a": "-x", "b": None, "c": None})]
 
 
 def test_w3c_fields_changing_mid_file_switch_the_columns_from_there_on() -> None:
@@ -349,4 +354,4 @@ def test_csv_written_by_the_csv_module_reads_back_exactly(
     w.writerows(body)
     rows, rejects = read(buf.getvalue().encode(), chunk=chunk)
     assert rejects == []
-    assert [list(r[1].values()) for r in rows] == body
+    assert [list(r[1].values()) for r in rows] == [[v or None for v in r] for r in body]
