@@ -35,7 +35,10 @@ TOO_MANY = "too many fields"
 BAD_UTF8 = "invalid UTF-8"
 NUL = "NUL character in the record"
 
+NOT_DIRECTIVE = "a line starting with # that is not a W3C directive (#Name: ...)"
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_DIRECTIVE = re.compile(r"#[A-Za-z][A-Za-z-]*:")
 
 
 @dataclass
@@ -370,6 +373,9 @@ class _Records:
                         raise InputError("W3C", f"the #Fields: directive on line {line_no} "
                                          "is not valid UTF-8 text")
                     yield line_no, None, None, line[len("#Fields:"):]
+                elif not _DIRECTIVE.match(line):
+                    # Not `#Name:`: perhaps a record whose first value starts with `#`.
+                    yield line_no, None, NOT_DIRECTIVE, _printable(line)
                 continue  # other directives (#Version:, #Date:, ...) carry no record
             bad = self._bad_text(line)
             if bad is not None:
