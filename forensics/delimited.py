@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from forensics.errors import InputError
 
+MIN_STRETCH = 256  # plain lines split by Arrow at a time, at least (see _Records)
 BATCH_ROWS = 1 << 18  # records per batch (fewer when a W3C #Fields: directive changes columns)
 # A quoted field may run over several lines while the record's lines hold at most this many
 # characters (newlines counted); past it, or at the end of the file, its quote is unterminated.
@@ -82,14 +83,14 @@ DIALECTS = {"csv": CSV, "tsv": TSV, "w3c": W3C}
 
 def read_text_records(
     chunks: Iterator[bytes], dialect: Dialect, *, fast: bool = True,
-    batch_rows: int = BATCH_ROWS, max_record: int = MAX_RECORD,
+    batch_rows: int = BATCH_ROWS, max_record: int = MAX_RECORD, min_stretch: int = MIN_STRETCH,
 ) -> Iterator[TextBatch]:
     """The file's records in batches; raises InputError when the file cannot be read.
 
     `fast=False` reads every line one by one (the same records; for tests).
     """
     reader = _Records(_LineSource(chunks), dialect, fast)
-    reader.batch_rows, reader.max_record = batch_rows, max_record
+    reader.batch_rows, reader.max_record, reader.min_stretch = batch_rows, max_record, min_stretch
     yield from reader.batches()
 
 
@@ -182,6 +183,7 @@ class _Records:
         self.fast = fast
         self.batch_rows = BATCH_ROWS
         self.max_record = MAX_RECORD
+        self.min_stretch = MIN_STRETCH
         self.names: tuple[str, ...] | None = None
         self._parts: list[tuple[np.ndarray, list[pa.Array]]] = []
         self._n_parts = 0
@@ -201,8 +203,12 @@ class _Records:
     # -- batches -------------------------------------------------------------------
     def _rows_to_part(self) -> None:
         if self._rec and self.names is not None:
-            n, flat = len(self.names), self._flat
-            cols = [self._empty_is_null(pa.array(flat[i::n], pa.string())) for i in range(n)]
+            n = len(self.names)
+            if self.d.w3c:
+                flat = [None if not v or v == "-" else v for v in self._flat]
+            else:
+                flat = [v or None for v in self._flat]
+            cols = [pa.array(flat[i::n], pa.string()) for i in range(n)]
             self._parts.append((np.array(self._rec, dtype=np.int64), cols))
             self._n_parts += len(self._rec)
             self._rec, self._flat = [], []
@@ -314,7 +320,9 @@ class _Records:
         while k < len(odd_at) and odd_at[k] < src.pos:
             k += 1
         self._odd_k = k
-        return int(odd_at[k]) if k < len(odd_at) else len(src.lines)
+        end = int(odd_at[k]) if k < len(odd_at) else len(src.lines)
+        # Each Arrow call costs tens of microseconds: a short stretch is read line by line.
+        return end if end - src.pos >= self.min_stretch or end == len(src.lines) else src.pos
 
     def _plain(self, end: int) -> tuple[np.ndarray, list[pa.Array]]:
         """Split lines src.pos..end (all plain): the good records; rejects are noted."""
