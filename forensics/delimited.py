@@ -38,6 +38,12 @@ NUL = "NUL character in the record"
 
 NOT_DIRECTIVE = "a line starting with # that is not a W3C directive (#Name: ...)"
 
+# Arrow scalars made once: pyarrow converts a Python value on every call, and tries to
+# import dateutil each time it does (a file-system search when it is not installed).
+_EMPTY = pa.scalar("", pa.string())
+_DASH = pa.scalar("-", pa.string())
+_NULL = pa.scalar(None, pa.string())
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _DIRECTIVE = re.compile(r"#[A-Za-z][A-Za-z-]*:")
 
@@ -285,12 +291,12 @@ class _Records:
 
     def _empty_is_null(self, col: pa.Array) -> pa.Array:
         """An empty value — and `-` in W3C — is a missing one (NULL)."""
-        empty = pc.equal(col, "")
+        empty = pc.equal(col, _EMPTY)
         if self.d.w3c:
-            empty = pc.or_(empty, pc.equal(col, "-"))
+            empty = pc.or_(empty, pc.equal(col, _DASH))
         if not pc.any(empty).as_py():
             return col
-        return pc.if_else(empty, pa.scalar(None, pa.string()), col)
+        return pc.if_else(empty, _NULL, col)
 
     # -- plain stretches, split by Arrow -------------------------------------------------
     def _plain_until(self) -> int:
@@ -309,7 +315,7 @@ class _Records:
                 if pc.any(pc.match_substring(arr, "\t")).as_py():
                     # Lines without a tab are split on spaces: read those one by one.
                     no_tab = pc.and_(pc.invert(pc.match_substring(arr, "\t")),
-                                     pc.not_equal(pc.utf8_rtrim(arr, "\r"), ""))
+                                     pc.not_equal(pc.utf8_rtrim(arr, "\r"), _EMPTY))
                     odd = pc.or_(odd, no_tab)
                 else:
                     sep = " "
@@ -338,7 +344,7 @@ class _Records:
         n = len(names)
         lists = pc.split_pattern(seg, sep)
         counts = pc.list_value_length(lists).to_numpy(False)
-        blank = pc.equal(seg, "").to_numpy(False)
+        blank = pc.equal(seg, _EMPTY).to_numpy(False)
         good = (counts == n) & ~blank
         base = src.base + start
         for i in np.flatnonzero(~good & ~blank):
@@ -346,7 +352,9 @@ class _Records:
                 (int(base + i), TOO_FEW if counts[i] < n else TOO_MANY, seg[int(i)].as_py())
             )
         kept = lists.filter(pa.array(good))
-        cols = [self._empty_is_null(pc.list_element(kept, i)) for i in range(n)]
+        flat = kept.flatten()  # every kept record has exactly n values: column i is every n-th
+        cols = [self._empty_is_null(flat.take(pa.array(np.arange(i, len(flat), n))))
+                for i in range(n)]
         return np.flatnonzero(good).astype(np.int64) + base, cols
 
     # -- one record at a time ----------------------------------------------------------
