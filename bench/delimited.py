@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -130,10 +131,14 @@ def write_inputs(d: Path, n: int) -> dict[str, Path]:
     return paths
 
 
-def run(cmd: list[str]) -> float:
+def run(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS MB) of one process."""
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"bench: failed: {cmd[:6]}")
+    return time.perf_counter() - t0, usage.ru_maxrss / 1024
 
 
 def speed(n: int, repeat: int) -> None:
@@ -147,15 +152,20 @@ def speed(n: int, repeat: int) -> None:
                                   str(p)] for k, p in paths.items()},
         }
         walls: dict[str, list[float]] = {k: [] for k in engines}
+        rss: dict[str, float] = dict.fromkeys(engines, 0.0)
         for _ in range(repeat):
             for k, cmd in engines.items():
                 db.unlink(missing_ok=True)
-                walls[k].append(run(cmd))
+                wall, peak = run(cmd)
+                walls[k].append(wall)
+                rss[k] = max(rss[k], peak)
         base = statistics.median(walls["bare duckdb read_csv"])
-        print(f"{n:,} events, median of {repeat}:")
+        sizes = {k: p.stat().st_size / 2**20 for k, p in paths.items()}
+        print(f"{n:,} events (CSV {sizes['csv']:.0f} MiB, W3C {sizes['w3c']:.0f} MiB, "
+              f"NDJSON {sizes['ndjson']:.0f} MiB), median of {repeat}:")
         for k, w in walls.items():
             m = statistics.median(w)
-            print(f"  {k:<22}{m:8.2f} s{m / base:8.2f}x")
+            print(f"  {k:<22}{m:8.2f} s{m / base:8.2f}x{rss[k]:8.0f} MB peak RSS")
 
 
 def main() -> None:

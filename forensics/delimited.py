@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from forensics.errors import InputError
 
+BLOCK_BYTES = 8 << 20  # text split into lines at a time
 MIN_STRETCH = 256  # plain lines split by Arrow at a time, at least (see _Records)
 BATCH_ROWS = 1 << 18  # records per batch (fewer when a W3C #Fields: directive changes columns)
 # A quoted field may run over several lines while the record's lines hold at most this many
@@ -90,12 +91,13 @@ DIALECTS = {"csv": CSV, "tsv": TSV, "w3c": W3C}
 def read_text_records(
     chunks: Iterator[bytes], dialect: Dialect, *, fast: bool = True,
     batch_rows: int = BATCH_ROWS, max_record: int = MAX_RECORD, min_stretch: int = MIN_STRETCH,
+    block_bytes: int = BLOCK_BYTES,
 ) -> Iterator[TextBatch]:
     """The file's records in batches; raises InputError when the file cannot be read.
 
     `fast=False` reads every line one by one (the same records; for tests).
     """
-    reader = _Records(_LineSource(chunks), dialect, fast)
+    reader = _Records(_LineSource(chunks, block_bytes), dialect, fast)
     reader.batch_rows, reader.max_record, reader.min_stretch = batch_rows, max_record, min_stretch
     yield from reader.batches()
 
@@ -118,7 +120,8 @@ class _LineSource:
     the lines before index `keep`; a record being assembled keeps its lines that way.
     """
 
-    def __init__(self, chunks: Iterator[bytes]) -> None:
+    def __init__(self, chunks: Iterator[bytes], block_bytes: int = BLOCK_BYTES) -> None:
+        self._block_bytes = block_bytes
         self._blocks = self._decode(chunks)
         self.lines: list[str] = []
         self.base = 1
@@ -147,13 +150,20 @@ class _LineSource:
                     data = data[3:]
                 check_encoding(data[:4])
                 first, chunk, pending = False, data, b""
-            cut = chunk.rfind(b"\n")
-            if cut < 0:
-                pending += chunk
-                continue
-            block = pending + chunk[:cut]
-            pending = chunk[cut + 1 :]
-            yield self._split(block)
+            # Blocks of about BLOCK_BYTES, cut after a newline: a block is held three or four
+            # times over (bytes, Python lines, Arrow lines), so it stays well below a chunk.
+            start = 0
+            while start < len(chunk):
+                cut = chunk.rfind(b"\n", start, start + self._block_bytes)
+                if cut < 0:
+                    cut = chunk.find(b"\n", start + self._block_bytes)
+                if cut < 0:
+                    pending += chunk[start:]
+                    break
+                block = pending + chunk[start:cut]
+                pending = b""
+                start = cut + 1
+                yield self._split(block)
         if first and pending:
             if pending.startswith(b"\xef\xbb\xbf"):
                 pending = pending[3:]

@@ -183,6 +183,15 @@ def test_records_are_the_same_whatever_the_chunks() -> None:
         assert read(data, chunk=chunk) == expected
 
 
+def test_records_are_the_same_whatever_the_blocks_of_lines() -> None:
+    data = b'a,b\r\n"x,\r\n1",2\r\n\r\n3,4\r\n"q""",5\r\n6,"7\r\n' * 40
+    expected = read(data)
+    assert len(expected[0]) == 159 and len(expected[1]) == 40
+    for block in (1, 7, 30, 1000):
+        for chunk in (3, 64):
+            assert read(data, chunk=chunk, block_bytes=block) == expected
+
+
 def test_batches_split_at_batch_rows_without_losing_a_record() -> None:
     data = b"a\n" + b"".join(b"%d\n" % i for i in range(10)) + b"1,2\n"
     batches = list(read_text_records(iter([data]), CSV, batch_rows=4))
