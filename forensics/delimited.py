@@ -85,7 +85,7 @@ class Dialect:
 CSV = Dialect(",", quoting=True)
 TSV = Dialect("\t", quoting=False)
 W3C = Dialect("\t", quoting=False, w3c=True)
-DIALECTS = {"csv": CSV, "tsv": TSV, "w3c": W3C}
+DIALECTS = {"csv": CSV, "tsv": TSV, "log": W3C}
 
 
 def read_text_records(
@@ -287,7 +287,8 @@ class _Records:
         elif self.names is None:
             if self.d.w3c:
                 raise InputError(
-                    "W3C", f"line {line_no} holds a record before any #Fields: directive"
+                    "W3C", f"line {line_no} holds a record before any #Fields: directive "
+                    "(not a W3C extended log file?)"
                 )
             self.names = _header(fields, line_no)
         elif len(fields) != len(self.names):

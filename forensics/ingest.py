@@ -177,7 +177,7 @@ def file_format(path: Path) -> tuple[str, str | None] | None:
         return "parquet", None
     for suffix in JSON_SUFFIXES + TEXT_SUFFIXES:
         if name.endswith(suffix):
-            return ("w3c" if suffix == ".log" else suffix[1:]), compression
+            return suffix[1:], compression
     return None
 
 
