@@ -127,6 +127,7 @@ class _LineSource:
         self.base = 1
         self.pos = 0
         self.dirty = False  # some line so far held invalid UTF-8 (kept as surrogates)
+        self.generation = 0  # counts the changes of `lines`
 
     def more(self, keep: int) -> bool:
         block = next(self._blocks, None)
@@ -134,6 +135,7 @@ class _LineSource:
             return False
         self.base += keep
         self.pos -= keep
+        self.generation += 1
         self.lines = self.lines[keep:] + block if keep < len(self.lines) else block
         return True
 
@@ -209,7 +211,7 @@ class _Records:
         self._flat: list[str | None] = []
         self._rejects: list[tuple[int, str, str]] = []
         # Plain stretches of the current block: its lines as Arrow, and the indices of the
-        # lines that must be read one by one; computed once per block (the block's id).
+        # lines that must be read one by one; computed once per block (its generation).
         self._block: tuple[int, pa.Array, list[int], str] | None = None
         self._odd_k = 0  # the first index of the block's odd lines not yet passed
         self._csv: Iterator[list[str]] | None = None  # reads quoted records (see _quoted)
@@ -315,7 +317,7 @@ class _Records:
         src, d = self.src, self.d
         if not self.fast or self.names is None or src.dirty:
             return src.pos
-        if self._block is None or self._block[0] != id(src.lines):
+        if self._block is None or self._block[0] != src.generation:
             arr = pa.array(src.lines, pa.string())
             odd = pc.match_substring(arr, "\x00")
             sep = d.delimiter
@@ -330,7 +332,7 @@ class _Records:
                     odd = pc.or_(odd, no_tab)
                 else:
                     sep = " "
-            self._block = (id(src.lines), arr, np.flatnonzero(odd.to_numpy(False)).tolist(), sep)
+            self._block = (src.generation, arr, np.flatnonzero(odd.to_numpy(False)).tolist(), sep)
             self._odd_k = 0
         odd_at = self._block[2]
         k = self._odd_k
