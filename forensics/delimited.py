@@ -212,8 +212,9 @@ class _Records:
         self._rejects: list[tuple[int, str, str]] = []
         # Plain stretches of the current block: its lines as Arrow, and the indices of the
         # lines that must be read one by one; computed once per block (its generation).
-        self._block: tuple[int, pa.Array, list[int], str] | None = None
-        self._odd_k = 0  # the first index of the block's odd lines not yet passed
+        self._block: tuple[int, pa.Array, list[tuple[int, int]], str] | None = None
+        self._stretch = 0  # the first of the block's stretches not yet passed
+        self._slow_until = (-1, 0)  # (generation, index): lines before it are not plain
         self._csv: Iterator[list[str]] | None = None  # reads quoted records (see _quoted)
         self._start = 0
         self._fed = 0
@@ -332,16 +333,27 @@ class _Records:
                     odd = pc.or_(odd, no_tab)
                 else:
                     sep = " "
-            self._block = (src.generation, arr, np.flatnonzero(odd.to_numpy(False)).tolist(), sep)
-            self._odd_k = 0
-        odd_at = self._block[2]
-        k = self._odd_k
-        while k < len(odd_at) and odd_at[k] < src.pos:
-            k += 1
-        self._odd_k = k
-        end = int(odd_at[k]) if k < len(odd_at) else len(src.lines)
-        # Each Arrow call costs tens of microseconds: a short stretch is read line by line.
-        return end if end - src.pos >= self.min_stretch or end == len(src.lines) else src.pos
+            # The stretches of plain lines between odd ones that are split by Arrow: those of
+            # min_stretch lines or more (each Arrow call costs tens of microseconds, so a
+            # short stretch is read line by line), and the block's last one.
+            at = np.flatnonzero(odd.to_numpy(False))
+            n = len(src.lines)
+            starts = np.concatenate([[0], at + 1])
+            ends = np.concatenate([at, [n]])
+            keep = (ends > starts) & ((ends - starts >= self.min_stretch) | (ends == n))
+            stretches = list(zip(starts[keep].tolist(), ends[keep].tolist(), strict=True))
+            self._block = (src.generation, arr, stretches, sep)
+            self._stretch = 0
+        stretches, i = self._block[2], self._stretch
+        while i < len(stretches) and stretches[i][1] <= src.pos:
+            i += 1
+        self._stretch = i
+        if i < len(stretches) and stretches[i][0] <= src.pos:
+            return int(stretches[i][1])
+        # Lines up to the next stretch are read one by one, without asking again.
+        nxt = stretches[i][0] if i < len(stretches) else len(src.lines)
+        self._slow_until = (src.generation, nxt)
+        return src.pos
 
     def _plain(self, end: int) -> tuple[np.ndarray, list[pa.Array]]:
         """Split lines src.pos..end (all plain): the good records; rejects are noted."""
@@ -383,7 +395,11 @@ class _Records:
         while True:
             if src.pos >= len(src.lines) and not src.more(len(src.lines)):
                 return
-            end = min(self._plain_until(), src.pos + self.batch_rows - self._pending())
+            slow = self._slow_until
+            if slow[0] == src.generation and src.pos < slow[1]:
+                end = src.pos
+            else:
+                end = min(self._plain_until(), src.pos + self.batch_rows - self._pending())
             if end > src.pos:
                 part = self._plain(end)
                 if len(part[0]):
