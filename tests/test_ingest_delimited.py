@@ -266,3 +266,24 @@ def test_example_accounts_csv_reads_back_with_the_csv_module() -> None:
         names = [r["display_name"] for r in csv.DictReader(f)]
     assert names == ["Doe, Jane", 'Marie "Mimi" Curie', "Line one\r\nline two",
                      '=HYPERLINK("http://x")']
+
+
+def test_a_csv_file_changed_while_read_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import forensics.ingest as ing
+
+    f = write(tmp_path / "e.csv", EVENTS_CSV)
+    real = ing.read_into_stage
+
+    def appending(*a: Any, **kw: Any) -> str:
+        sha = real(*a, **kw)
+        with open(f, "ab") as fh:
+            fh.write(b"2024-02-16T09:00:02Z,login,u9,,,,,\n")
+        return sha
+
+    monkeypatch.setattr(ing, "read_into_stage", appending)
+    db = tmp_path / "s.duckdb"
+    r = run(db, f).files[0]
+    assert r.status == "failed" and "changed" in (r.error or "")
+    assert rows(db, "select count(*) from events") == [(0,)]
