@@ -4,8 +4,8 @@
 
 1. Hostile files through three engines — DuckDB's read_csv (explicit dialect, all VARCHAR,
    store_rejects), pyarrow.csv (newlines_in_values, invalid_row_handler) and forensics'
-   reader (forensics/delimited.py) — printing, per case, the records each returns and the
-   line numbers it rejects. The expected answer is forensics' documented one (README).
+   reader (forensics/ingest/readers/delimited.py) — printing, per case, the records each
+   returns and the line numbers it rejects. The expected answer is the README's.
 2. Ingest of the same N events as CSV, W3C and NDJSON by `forensics ingest` (separate
    processes, median wall time), against a bare DuckDB read_csv of the CSV into a table.
 """
@@ -28,7 +28,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from forensics.delimited import CSV, read_text_records
+from forensics.ingest.readers.delimited import CSV, read_text_records
 
 HOSTILE: dict[str, bytes] = {
     "ragged rows": b"a,b,c\n1,2,3\n4,5\n6,7,8,9\n10,11,12\n",

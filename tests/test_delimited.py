@@ -1,4 +1,4 @@
-"""delimited.py: CSV, TSV and W3C records, their line numbers, and what is rejected."""
+"""readers/delimited.py: CSV, TSV and W3C records, their line numbers, and what is rejected."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forensics.delimited import (
+from forensics.errors import InputError
+from forensics.ingest.readers.delimited import (
     CSV,
     MALFORMED,
     NOT_DIRECTIVE,
@@ -23,7 +24,6 @@ from forensics.delimited import (
     Dialect,
     read_text_records,
 )
-from forensics.errors import InputError
 
 Rows = list[tuple[int, dict[str, Any]]]
 Rejects = list[tuple[int, str, str]]

@@ -1,24 +1,28 @@
-"""Delimited text (CSV, TSV) and W3C extended log files as batches of text records (SPEC §2.5).
+"""`.csv` and `.tsv` (and, through readers/w3c.py, W3C `.log`): delimited text (SPEC §2.5).
 
-In: a file's decompressed bytes, chunk by chunk. Out: batches of records whose every value is
-text (never type-guessed), each with its record number (the physical line on which it
-starts), and the records that cannot be split — with line number, reason and raw text. A
-record that cannot be read never costs the records around it; a file whose header cannot be
-read fails whole (InputError). Memory is bounded by a chunk plus one batch.
+`read_text_records`: in, a file's decompressed bytes, chunk by chunk; out, batches of
+records whose every value is text (never type-guessed), each with its record number (the
+physical line on which it starts), and the records that cannot be split — with line number,
+reason and raw text. A record that cannot be read never costs the records around it; a file
+whose header cannot be read fails whole (InputError). Memory is bounded by a chunk plus one
+batch. The readers hand the records to the table stage as VARCHAR columns (TableBatch).
 """
 
 from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from forensics.errors import InputError
+from forensics.ingest.readers.base import Batch, Read, ReadContext, ReadEnd, Reader, TableBatch
+from forensics.ingest.readers.source import BOM, check_encoding, read_text
 
 BLOCK_BYTES = 8 << 20  # text split into lines at a time
 MIN_STRETCH = 256  # plain lines split by Arrow at a time, at least (see _Records)
@@ -105,14 +109,6 @@ def read_text_records(
 # --------------------------------------------------------------------------- lines
 
 
-def check_encoding(first: bytes) -> None:
-    """A file opening like UTF-16 or UTF-32 fails (SPEC §2.4: UTF-8 only, a BOM allowed)."""
-    if first.startswith((b"\xff\xfe", b"\xfe\xff")) or (
-        len(first) >= 2 and (first[0] == 0 or first[1] == 0)
-    ):
-        raise InputError("encoding", "the file is not UTF-8 (it looks like UTF-16 or UTF-32)")
-
-
 class _LineSource:
     """The file's physical lines (split on LF only, without it), a block at a time.
 
@@ -148,7 +144,7 @@ class _LineSource:
                 if len(data) < 4 and not data.endswith(b"\n"):
                     pending = data  # too short to tell the encoding yet
                     continue
-                if data.startswith(b"\xef\xbb\xbf"):
+                if data.startswith(BOM):
                     data = data[3:]
                 check_encoding(data[:4])
                 first, chunk, pending = False, data, b""
@@ -167,7 +163,7 @@ class _LineSource:
                 start = cut + 1
                 yield self._split(block)
         if first and pending:
-            if pending.startswith(b"\xef\xbb\xbf"):
+            if pending.startswith(BOM):
                 pending = pending[3:]
             check_encoding(pending[:4])
         if pending:
@@ -566,3 +562,33 @@ def _header(fields: list[str | None] | list[str], line_no: int) -> tuple[str, ..
             )
         seen[n] = i
     return names
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def reader_of(dialect: Dialect) -> Read:
+    """The Reader.read of a dialect: its records as VARCHAR columns, numbered by line."""
+
+    def read(
+        path: Path, compression: str | None, ctx: ReadContext
+    ) -> Generator[Batch, None, ReadEnd]:
+        fields: list[frozenset[str]] = []
+
+        def parse(chunks: Iterator[bytes]) -> Iterator[Batch]:
+            for b in read_text_records(chunks, dialect):
+                if not fields:
+                    fields.append(frozenset(b.names))
+                if b.num_rows or b.rejects:
+                    rows = pa.RecordBatch.from_arrays(b.columns, names=list(b.names))
+                    yield TableBatch(rows, int(b.rec[0]) if b.num_rows else 0, b.rec, b.rejects)
+
+        end = yield from read_text(path, compression, ctx, parse)
+        # The first header's names: a file with a header and no record still has a kind.
+        return ReadEnd(end.sha256, fields[0] if fields else None)
+
+    return read
+
+
+CSV_READER = Reader("CSV", (".csv",), reader_of(CSV))
+TSV_READER = Reader("TSV", (".tsv",), reader_of(TSV))
