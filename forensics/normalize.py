@@ -33,7 +33,7 @@ MAX_US = 4_102_444_800_000_000
 
 _TS_RE = (
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
-    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?$"
+    r"(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?$"  # ±HH:MM, ±HHMM or ±HH (SPEC §2.6)
 )
 
 # Temp macros, created once per connection. Each takes a typed input and returns NULL when
@@ -46,12 +46,15 @@ create or replace temp macro fx_text(s) as
     case when ascii(s) in (0, {codes(BLANK_CHARS)})
          then case when trim(s, {literal(BLANK_CHARS)}) = '' then null else s end
          else s end;
+-- The offset's minutes: none written (±HH) is 0.
+create or replace temp macro fx_ts_om(r) as
+    case when r.om = '' then 0 else r.om::bigint end;
 create or replace temp macro fx_ts_parts(r, tz) as
     case
         when r.y = '' then null
         when try_cast(r.y || '-' || r.mo || '-' || r.d as date) is null then null
         when r.h::int > 23 or r.mi::int > 59 or (r.s <> '' and r.s::int > 59) then null
-        when r.sg <> '' and (r.om::int > 59 or r.oh::int * 60 + r.om::int > 1080) then null
+        when r.sg <> '' and (fx_ts_om(r) > 59 or r.oh::int * 60 + fx_ts_om(r) > 1080) then null
         when r.sg = '' and r.z = '' and tz is not null then epoch_us(timezone(tz, make_timestamp(
             epoch_us(try_cast(r.y || '-' || r.mo || '-' || r.d as date)::timestamp)
             + r.h::bigint * 3600000000 + r.mi::bigint * 60000000
@@ -62,7 +65,7 @@ create or replace temp macro fx_ts_parts(r, tz) as
             + (case when r.s = '' then 0 else r.s::bigint end) * 1000000
             + (case when r.f = '' then 0 else rpad(left(r.f, 6), 6, '0')::bigint end)
             - (case r.sg when '+' then 1 when '-' then -1 else 0 end)
-              * (case when r.sg = '' then 0 else r.oh::bigint * 60 + r.om::bigint end)
+              * (case when r.sg = '' then 0 else r.oh::bigint * 60 + fx_ts_om(r) end)
               * 60000000
     end;
 create or replace temp macro fx_ts_split(s) as

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from forensics.errors import InputError, StoreInUseError
 from forensics.ingest import IngestHooks, IngestTuning, file_format
-from forensics.ingest.readers import ReadContext, reader_for, source
+from forensics.ingest.readers import ReadContext, TableBatch, reader_for, source
 from forensics.ingest.readers.json_lines import split_lines
 from forensics.ingest.stage import in_pieces
 from forensics.store import StoreOptions, open_store
@@ -611,10 +611,12 @@ def _read_all(path: Path, ctx: ReadContext) -> tuple[int, str]:
             b = next(batches)
         except StopIteration as done:
             return n, done.value.sha256
-        n += len(b.rec) if hasattr(b, "rec") else b.rows.num_rows  # type: ignore[union-attr]
+        n += b.rows.num_rows if isinstance(b, TableBatch) else len(b.rec)
 
 
-@pytest.mark.parametrize("name", ["e.ndjson", "e.ndjson.gz", "e.json", "e.parquet"])
+@pytest.mark.parametrize(
+    "name", ["e.ndjson", "e.ndjson.gz", "e.json", "e.parquet", "e.csv", "e.log.gz"]
+)
 def test_a_reader_fails_a_file_written_to_while_its_bytes_are_read(
     tmp_path: Path, name: str
 ) -> None:
@@ -623,6 +625,11 @@ def test_a_reader_fails_a_file_written_to_while_its_bytes_are_read(
         path.write_text(json.dumps(GOOD))
     elif name == "e.parquet":
         write_parquet(path, pa.Table.from_pylist(GOOD))
+    elif name in ("e.csv", "e.log.gz"):
+        sep = "," if name == "e.csv" else "\t"
+        head = ",".join(GOOD[0]) if name == "e.csv" else "#Fields: " + " ".join(GOOD[0])
+        text = "\n".join([head, *(sep.join(r.values()) for r in GOOD)]) + "\n"
+        path.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
     else:
         write_ndjson(path, GOOD, gz=name.endswith(".gz"))
     assert _read_all(path, ReadContext()) == (5, source.sha256_file(path))

@@ -48,6 +48,12 @@ def _ts_of(tmp_path: Path, value: object, **opts: object) -> datetime | str:
         ("2000-01-01T00:30:00+01:00", datetime(1999, 12, 31, 23, 30, tzinfo=UTC)),
         ("2024-02-16T09:41:07.000001-17:59", datetime(2024, 2, 17, 3, 40, 7, 1, tzinfo=UTC)),
         ("2024-02-16T23:59:59.999999-18:00", datetime(2024, 2, 17, 17, 59, 59, 999999, tzinfo=UTC)),
+        # ±HH, as PostgreSQL writes timestamptz (SPEC §2.6), up to ±18.
+        ("2024-02-16 09:41:07+00", datetime(2024, 2, 16, 9, 41, 7, tzinfo=UTC)),
+        ("2025-03-14 07:35:10.159+00", datetime(2025, 3, 14, 7, 35, 10, 159000, tzinfo=UTC)),
+        ("2024-02-16 09:41:07-05", datetime(2024, 2, 16, 14, 41, 7, tzinfo=UTC)),
+        ("2024-02-16T09:41:07+18", datetime(2024, 2, 15, 15, 41, 7, tzinfo=UTC)),
+        ("2024-02-16T09:41:07-18", datetime(2024, 2, 17, 3, 41, 7, tzinfo=UTC)),
     ],
 )
 def test_accepted_timestamp_strings_become_utc_instants(
@@ -64,6 +70,10 @@ def test_accepted_timestamp_strings_become_utc_instants(
         "2024-02-16T09:41:07+18:01",
         "2024-02-16T09:41:07+05:60",
         "2024-02-16T09:41:07.5-00:99",
+        "2024-02-16 09:41:07+19",  # ±HH beyond 18
+        "2024-02-16 09:41:07-19",
+        "2024-02-16 09:41:07+5",  # one digit
+        "2024-02-16 09:41:07+053",  # three digits
         "2024-02-30T00:00:00Z",
         "2023-02-29T00:00:00Z",
         "2024-13-01T00:00:00Z",

@@ -150,7 +150,10 @@ class Stage:
     def add(self, batch: JsonBatch | TableBatch) -> None:
         """Stage one batch a reader gave."""
         if isinstance(batch, TableBatch):
-            self.add_table(batch.rows, batch.first_rec)
+            if batch.rejects:
+                self.add_rejects(batch.rows.schema.names, batch.rejects)
+            if batch.rows.num_rows or not batch.rejects:
+                self.add_table(batch.rows, batch.first_rec if batch.rec is None else batch.rec)
         else:
             self.add_json(batch)
 
@@ -372,20 +375,46 @@ class Stage:
         self.con.execute(f"insert into held select * from {source}")  # noqa: S608
 
     # -- typed columns -----------------------------------------------------------------
-    def add_table(self, rb: pa.RecordBatch, first_rec: int) -> None:
-        """Normalise a batch of typed rows (Parquet) into the stage."""
+    def add_rejects(self, names: list[str], rejects: list[tuple[int, str, str]]) -> None:
+        """Stage the records a reader rejected (record number, reason, raw text)."""
+        if self.kind is None:
+            self.kind = self.decide_kind(set(names))
+        self._create(self.kind)
+        recs, errs, raws = zip(*rejects, strict=True)
+        self.con.register("rejects_in", pa.table({
+            "rec": pa.array(recs, pa.int64()), "err": pa.array(errs, pa.string()),
+            "raw": pa.array(raws, pa.string()),
+        }))
+        try:
+            self.con.execute(
+                "insert into stage (rec, err, raw) select rec, err, left(raw, $limit) "
+                "from rejects_in", {"limit": RAW_LIMIT},
+            )
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                self.con.unregister("rejects_in")
+
+    def add_table(self, rb: pa.RecordBatch, first_rec: int | np.ndarray) -> None:
+        """Normalise a batch of typed rows into the stage: Parquet's, numbered from
+        `first_rec`, or a text file's VARCHAR columns with their line numbers."""
         con = self.con
         names = list(rb.schema.names)
+        if "__rec" in names:
+            raise InputError("columns", "a column is named __rec, a name ingest reserves")
         if self.kind is None:
             self.kind = self.decide_kind(set(names))
         kind = self.kind
         self._create(kind)
         n = rb.num_rows
-        tbl = pa.Table.from_batches([rb]).append_column(
-            "__rec", pa.array(np.arange(first_rec, first_rec + n, dtype=np.int64))
+        recs = (
+            first_rec if isinstance(first_rec, np.ndarray)
+            else np.arange(first_rec, first_rec + n, dtype=np.int64)
         )
+        tbl = pa.Table.from_batches([rb]).append_column("__rec", pa.array(recs, pa.int64()))
         # Several record batches (zero-copy slices), so that DuckDB scans on all threads.
-        tbl = pa.Table.from_batches(tbl.to_batches(max_chunksize=self.tuning.parquet_piece_rows))
+        tbl = pa.Table.from_batches(
+            tbl.to_batches(max_chunksize=self.tuning.parquet_piece_rows), schema=tbl.schema
+        )
         con.register("batch_in", tbl)
         try:
             self._stage_table(kind, [c for c in names if c != "__rec"])

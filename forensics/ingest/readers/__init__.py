@@ -8,7 +8,8 @@ that yields the file's records in batches and returns `ReadEnd(sha256, fields)` 
 whole file is read. Its contract:
 - Batches are `JsonBatch` (records as JSON text: the JSON stage parses and checks them) or
   `TableBatch` (typed Arrow columns: the table stage converts them; a text format such as
-  CSV gives VARCHAR columns). Record numbers start at 1 and follow the file.
+  CSV gives VARCHAR columns, with its line numbers in `rec` and the lines it could not split
+  in `rejects`). Record numbers start at 1 and follow the file.
 - Memory stays bounded: at most `ctx.tuning.chunk_bytes` of text (or
   `parquet_batch_rows` rows) is held per batch, whatever the file's size.
 - A file that cannot be read completely, is not UTF-8 text, or changed while it was read
@@ -21,7 +22,7 @@ whole file is read. Its contract:
 
 from __future__ import annotations
 
-from forensics.ingest.readers import json_array, json_lines, parquet
+from forensics.ingest.readers import delimited, json_array, json_lines, parquet, w3c
 from forensics.ingest.readers.base import (
     Batch,
     JsonBatch,
@@ -36,6 +37,9 @@ READERS: tuple[Reader, ...] = (
     parquet.READER,
     json_array.READER,
     json_lines.READER,
+    delimited.CSV_READER,
+    delimited.TSV_READER,
+    w3c.READER,
 )
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
 

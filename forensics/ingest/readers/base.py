@@ -41,10 +41,14 @@ def _chunks(a: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
 
 @dataclass
 class TableBatch:
-    """Typed columns, for the table stage: rows numbered from `first_rec`."""
+    """Typed columns, for the table stage: rows numbered from `first_rec`, or by `rec` when
+    their numbers do not follow on (text: line numbers). `rejects` are (record number, reason,
+    raw text) of records the reader could not split into the columns (text: ragged lines)."""
 
     rows: pa.RecordBatch
     first_rec: int
+    rec: np.ndarray | None = None
+    rejects: list[tuple[int, str, str]] = field(default_factory=list)
 
 
 Batch = JsonBatch | TableBatch
