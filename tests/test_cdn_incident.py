@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.ingest_helpers import accounted, rows, run
 
 from forensics.exposure import compute_figures
 from forensics.mapping import load_mapping
@@ -16,6 +15,7 @@ from forensics.sample import write_sample
 from forensics.store import StoreOptions, open_store
 from forensics.window import parse_window
 from tests.cdn_incident import read_incident, write_canonical, write_delivered
+from tests.helpers.ingest import accounted, rows, run
 
 CLOUDFRONT_MAP = Path(__file__).resolve().parents[1] / "examples" / "maps" / "cloudfront.toml"
 

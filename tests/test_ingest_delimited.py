@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 import zstandard
-from tests.ingest_helpers import accounted, rows, run
 
 from forensics.exposure import compute_figures
 from forensics.ingest import IngestHooks
 from forensics.mapping import load_mapping
 from forensics.store import StoreOptions, open_store
 from forensics.window import parse_window
+from tests.helpers.ingest import accounted, rows, run
 
 UTC = timezone.utc
 ROOT = Path(__file__).resolve().parents[1]

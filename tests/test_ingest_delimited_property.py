@@ -12,9 +12,9 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.ingest_helpers import accounted, rows, run
 
 from forensics.mapping import load_mapping
+from tests.helpers.ingest import accounted, rows, run
 
 MAP = """
 [events]
