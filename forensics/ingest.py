@@ -13,6 +13,7 @@ import glob
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import os
 import queue
@@ -34,6 +35,7 @@ import pyarrow.parquet as pq
 
 from forensics import __version__
 from forensics.errors import InputError, UsageError
+from forensics.json_array import MAX_DEPTH, NotWrapped, iter_elements, json_depth
 from forensics.mapping import FileMapper
 from forensics.normalize import CANONICAL, MACROS, Normalized, Source, normalize
 from forensics.store import DKEY, StoreOptions, another_connection, engine_error, open_store
@@ -302,6 +304,11 @@ class _Lines:
     rec: np.ndarray  # int64 record numbers (line numbers)
     raw: pa.Array | pa.ChunkedArray  # string
     pre_err: pa.Array | pa.ChunkedArray  # string or null
+    # Elements of a JSON array: one that is not standard JSON fails the file.
+    strict: bool = False
+    # Whether a record may be nested deeper than json_array.MAX_DEPTH (when False, the
+    # batch has too few brackets for that and the depth is not checked record by record).
+    maybe_deep: bool = True
 
     @staticmethod
     def concat(parts: list[_Lines]) -> _Lines:
@@ -311,6 +318,8 @@ class _Lines:
             np.concatenate([p.rec for p in parts]),
             pa.chunked_array([c for p in parts for c in _chunks(p.raw)], pa.large_string()),
             pa.chunked_array([c for p in parts for c in _chunks(p.pre_err)], pa.string()),
+            strict=any(p.strict for p in parts),
+            maybe_deep=any(p.maybe_deep for p in parts),
         )
 
 
@@ -363,7 +372,10 @@ def _lines_to_arrow(buf: bytes, start: int, stop: int, first_line: int) -> tuple
                 pre_err.append("invalid UTF-8")
         raw = pa.array(texts, pa.large_string())
         errs = pa.array(pre_err, pa.string())
-    return _Lines(rec, raw, errs), first_line + n
+    # Each record opens one object; only brackets beyond those can nest (bytes.count is a
+    # fast scan: a flat log never pays for the record-by-record depth check).
+    extra = buf.count(b"{", start, stop) + buf.count(b"[", start, stop) - n
+    return _Lines(rec, raw, errs, maybe_deep=extra >= MAX_DEPTH), first_line + n
 
 
 def _iter_ndjson(chunks: Iterator[bytes]) -> Iterator[_Lines]:
@@ -405,58 +417,59 @@ def _iter_ndjson(chunks: Iterator[bytes]) -> Iterator[_Lines]:
         yield lines
 
 
-def _iter_json_array(chunks: Iterator[bytes]) -> Iterator[_Lines]:
-    """Elements of a JSON array file; the array itself must be complete and well-formed."""
-    data = b"".join(chunks)
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    _check_encoding(data[:4])
-    text = data.decode("utf-8", errors="surrogateescape")
-    decoder = json.JSONDecoder()
-    ws = re.compile(r"[ \t\r\n]*")
-    pos = ws.match(text, 0).end()  # type: ignore[union-attr]
-    if text[pos : pos + 1] != "[":
-        raise InputError("JSON", "not a JSON array")
-    pos = ws.match(text, pos + 1).end()  # type: ignore[union-attr]
-    raws: list[str] = []
-    errs: list[str | None] = []
-    if text[pos : pos + 1] == "]":
-        pos += 1
-    else:
-        while True:
-            try:
-                _, end = decoder.raw_decode(text, pos)
-            except json.JSONDecodeError:
-                raise InputError(
-                    "JSON", f"the array is not valid JSON at element {len(raws) + 1}"
-                ) from None
-            element = text[pos:end]
-            try:
-                element.encode("utf-8")
-                raws.append(element)
-                errs.append(None)
-            except UnicodeEncodeError:
-                raws.append(element.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
-                errs.append("invalid UTF-8")
-            pos = ws.match(text, end).end()  # type: ignore[union-attr]
-            c = text[pos : pos + 1]
-            if c == ",":
-                pos = ws.match(text, pos + 1).end()  # type: ignore[union-attr]
-                if text[pos : pos + 1] == "]":
-                    raise InputError("JSON", "the array ends with a trailing comma")
+def _iter_json_array(
+    chunks: Iterator[bytes], *, wrapped: bool = False, records: frozenset[str] | None = None
+) -> Iterator[_Lines]:
+    """Elements of a JSON array file (or of a wrapped document's array), streamed."""
+    for b in iter_elements(chunks, wrapped=wrapped, records=records):
+        yield _Lines(b.rec, b.raw, b.pre_err, strict=True)
+
+
+WRAPPED_PEEK = CHUNK  # bytes read before a document is taken to be wrapped (see below)
+
+
+def _iter_json_object(chunks: Iterator[bytes], records: frozenset[str] | None) -> Iterator[_Lines]:
+    """A `.json` file that opens with `{`: a wrapped document or JSON lines.
+
+    It is a wrapped document (SPEC §2.5) when its first object holds the records array
+    (the member named by the map's `records`, else its one and only member, an array) and
+    nothing follows that object. Until that is decided the elements are held back, and
+    the bytes read kept, to be read again as JSON lines if it is not; after WRAPPED_PEEK
+    bytes the document is taken to be wrapped (no JSON line is that long), and a later
+    surprise fails the file.
+    """
+    seen: list[bytes] = []
+    recording = True
+
+    def recorded() -> Iterator[bytes]:
+        for c in chunks:
+            if recording:
+                seen.append(c)
+            yield c
+
+    held: list[_Lines] = []
+    try:
+        for lines in _iter_json_array(recorded(), wrapped=True, records=records):
+            if not recording:
+                yield lines
                 continue
-            if c == "]":
-                pos += 1
-                break
-            raise InputError("JSON", "the array is not closed (the file may be truncated)")
-    if text[pos:].strip(" \t\r\n"):
-        raise InputError("JSON", "content after the end of the array")
-    n = len(raws)
-    yield _Lines(
-        np.arange(1, n + 1, dtype=np.int64),
-        pa.array(raws, pa.large_string()),
-        pa.array(errs, pa.string()),
-    )
+            held.append(lines)
+            if sum(len(c) for c in seen) >= WRAPPED_PEEK:
+                recording = False
+                seen.clear()
+                yield from held
+                held.clear()
+    except NotWrapped:
+        if not recording:
+            raise InputError(
+                "JSON", "the document is neither JSON lines nor one object holding its "
+                "records in one array member",
+                "Name the member with records = in the map",
+            ) from None
+        held.clear()
+        yield from _iter_ndjson(itertools.chain(seen, chunks))
+        return
+    yield from held
 
 
 # --------------------------------------------------------------------------- the store side
@@ -506,14 +519,44 @@ _JSON_ERR_SHAPE = (
     "when t <> 'OBJECT' then 'not a JSON object' end"
 )
 _JSON_ERR_DUP = "case when len(k) <> len(list_distinct(k)) then 'duplicate key' end"
+# DuckDB 2.0.1 also takes NaN, Inf and Infinity in any case, with a sign, at any depth.
+# Outside strings such a token follows `:`, `,` or `[`: each test below begins with that
+# byte, which the regex engine finds by a fast scan; strings are stripped only for the few
+# records that match (tests/test_ingest_strict.py lists what DuckDB accepts).
+_NON_FINITE = "-?(?:[nN][aA]|[iI])"
+_STANDARD_CANDIDATE = (
+    f"(regexp_matches(raw, ':\\s*{_NON_FINITE}') "
+    f"or regexp_matches(raw, ',\\s*(?:[\\]}}]|{_NON_FINITE})') "
+    f"or (contains(raw, '[') and regexp_matches(raw, '\\[\\s*{_NON_FINITE}')))"
+)
+_STANDARD_CHECK = (
+    "regexp_matches(regexp_replace(raw, '\"(?:[^\"\\\\]|\\\\.)*\"', '\"\"', 'g'), "
+    "'(?i)nan|inf|,\\s*[\\]}]')"
+)
 _JSON_ERR_STANDARD = (
-    # A cheap test first; string literals are stripped only for the few candidates.
-    "case when (contains(raw, 'NaN') or contains(raw, 'Infinity') "
-    "or regexp_matches(raw, ',\\s*[\\]}]')) "
-    "and regexp_matches(regexp_replace(raw, '\"(?:[^\"\\\\]|\\\\.)*\"', '\"\"', 'g'), "
-    "'NaN|Infinity|,\\s*[\\]}]') "
+    f"case when {_STANDARD_CANDIDATE} and {_STANDARD_CHECK} "
     "then 'not standard JSON (NaN, Infinity or a trailing comma)' end"
 )
+# An array element is also checked at its own top (`NaN` alone) and must be valid JSON.
+_ELEMENT_ERR = (
+    "case when not json_valid(raw) then 'not valid JSON' "
+    f"when ({_STANDARD_CANDIDATE} or regexp_matches(raw, '^\\s*{_NON_FINITE}')) "
+    f"and {_STANDARD_CHECK} then 'not standard JSON (NaN, Infinity or a trailing comma)' end"
+)
+# Deeper than MAX_DEPTH (DuckDB parses any depth): more brackets than that, counted
+# cheaply, then the exact string-aware depth (fx_json_depth) for those few records.
+_JSON_ERR_DEEP = (
+    f"when strlen(raw) - strlen(replace(replace(raw, '{{', ''), '[', '')) > {MAX_DEPTH} "
+    f"and fx_json_depth(raw) > {MAX_DEPTH} then 'nested too deep' "
+)
+
+
+def _json_err_shape(maybe_deep: bool) -> str:
+    return _JSON_ERR_SHAPE.replace(
+        "when t is null", (_JSON_ERR_DEEP if maybe_deep else "") + "when t is null", 1
+    )
+
+
 _JSON_ERR = f"coalesce({_JSON_ERR_SHAPE}, {_JSON_ERR_DUP}, {_JSON_ERR_STANDARD})"
 MAX_COUNTED_KEYS = 256  # up to this many keys per file, duplicates are found by counting
 KEY_SAMPLE_HEAD = 1024  # a batch's keys are first read from its first 1,024 records
@@ -581,6 +624,7 @@ class _FileLoader:
         self.staged = False
         self.mapper: FileMapper | None = None  # the map's [kind] table applied to this file
         self._n_threads = 0
+        self._maybe_deep = True
 
     def _mapper(self, kind: str) -> FileMapper | None:
         mapping = self.options.mapping
@@ -648,13 +692,25 @@ class _FileLoader:
         con = self.con
         batch = pa.table({"rec": lines.rec, "raw": lines.raw, "pre_err": lines.pre_err})
         con.register("batch_in", _in_pieces(batch, self._threads()))
+        self._maybe_deep = lines.maybe_deep
         try:
+            if lines.strict:
+                self._check_elements()
             self._add_json_batch(int(lines.rec[0]) if len(lines.rec) else 0)
         finally:
             # After a failed statement the transaction refuses even this; the file's error
             # is already on its way, and the rollback drops the view.
             with contextlib.suppress(duckdb.Error):
                 con.unregister("batch_in")
+
+    def _check_elements(self) -> None:
+        """Every element of a JSON array must be standard JSON, or the file fails."""
+        row = self.con.execute(
+            f"select rec, err from (select rec, {_ELEMENT_ERR} as err from batch_in "  # noqa: S608
+            "where pre_err is null) where err is not null order by rec limit 1"
+        ).fetchone()
+        if row:
+            raise InputError("JSON", f"element {row[0]} of the array is {row[1]}")
 
     def _threads(self) -> int:
         if not self._n_threads:
@@ -770,7 +826,7 @@ class _FileLoader:
                 from (
                     select *, {inner}
                     from (select *{pre} from (
-                        select rec, raw, k, {_JSON_ERR_SHAPE} as jerr,
+                        select rec, raw, k, {_json_err_shape(self._maybe_deep)} as jerr,
                                {_JSON_ERR_STANDARD} as jstd,
                                case when t = 'OBJECT' then json_extract(raw, $paths)::varchar[]
                                end as v{m_cols}
@@ -1054,6 +1110,18 @@ class _FileLoader:
         return int(row[0]) if row else 0
 
 
+def _depth_function(con: duckdb.DuckDBPyConnection) -> None:
+    """Register fx_json_depth (json_array.json_depth) where the connection sees it."""
+    if con.execute(
+        "select 1 from duckdb_functions() where function_name = 'fx_json_depth'"
+    ).fetchall():
+        return
+    con.create_function(
+        "fx_json_depth", json_depth, [duckdb.sqltypes.VARCHAR], duckdb.sqltypes.INTEGER,
+        side_effects=False,
+    )
+
+
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return _scalar(con, f"select count(*) from {table}")  # noqa: S608 - a fixed table name
 
@@ -1108,17 +1176,37 @@ def read_into_stage(
         return sha
     batches = ahead.batches(path) if ahead is not None else None
     if batches is None:
-        batches = _json_batches(path, fmt, compression, progress)
+        batches = _json_batches(path, fmt, compression, progress, records_members(loader.options))
     while True:
         try:
             lines = next(batches)
         except StopIteration as done:
             return str(done.value)
-        loader.add_json(lines)
+        try:
+            loader.add_json(lines)
+        except InputError:
+            # A streamed file is staged before it is all read: when its records fail it,
+            # the rest is still read, so that a broken file is reported as broken (an
+            # unclosed array, say) rather than by what its first records lacked.
+            for _ in batches:
+                pass
+            raise
+
+
+def records_members(options: IngestOptions) -> frozenset[str] | None:
+    """The members that hold a wrapped document's records (`records =` in the map)."""
+    m = options.mapping
+    if m is None or not m.records:
+        return None
+    if options.kind is not None:
+        name = m.records.get(options.kind)
+        return frozenset([name]) if name else None
+    return frozenset(m.records.values())
 
 
 def _json_batches(
     path: Path, fmt: str, compression: str | None, progress: Progress | None,
+    records: frozenset[str] | None = None,
 ) -> Generator[_Lines, None, str]:
     """A JSON file's records in batches; the generator returns the file's SHA-256.
 
@@ -1133,8 +1221,13 @@ def _json_batches(
         )
         chunks = _decompressed_chunks(reader, compression, expected)
         if fmt == "json":
-            chunks, is_array = _peek_array(chunks)
-            yield from _iter_json_array(chunks) if is_array else _iter_ndjson(chunks)
+            chunks, first = _peek_first(chunks)
+            if first == b"[":
+                yield from _iter_json_array(chunks)
+            elif first == b"{":
+                yield from _iter_json_object(chunks, records)
+            else:
+                yield from _iter_ndjson(chunks)
         else:
             yield from _iter_ndjson(chunks)
         reader.drain()
@@ -1155,7 +1248,11 @@ class _ReadAhead:
 
     _END = object()
 
-    def __init__(self, files: list[Path], progress: Progress | None) -> None:
+    def __init__(
+        self, files: list[Path], progress: Progress | None,
+        records: frozenset[str] | None = None,
+    ) -> None:
+        self._records = records
         self._q: queue.Queue[tuple[Any, str, Any]] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -1183,7 +1280,7 @@ class _ReadAhead:
                 fmt = file_format(path)
                 if fmt is None or fmt[0] == "parquet":
                     continue
-                batches = _json_batches(path, fmt[0], fmt[1], progress)
+                batches = _json_batches(path, fmt[0], fmt[1], progress, self._records)
                 while True:
                     try:
                         lines = next(batches)
@@ -1230,7 +1327,7 @@ class _ReadAhead:
         self._thread.join(timeout=5)
 
 
-def _peek_array(chunks: Iterator[bytes]) -> tuple[Iterator[bytes], bool]:
+def _peek_first(chunks: Iterator[bytes]) -> tuple[Iterator[bytes], bytes]:
     head = b""
     for chunk in chunks:
         head += chunk
@@ -1244,7 +1341,7 @@ def _peek_array(chunks: Iterator[bytes]) -> tuple[Iterator[bytes], bool]:
             yield head
         yield from chunks
 
-    return again(), stripped.startswith(b"[")
+    return again(), stripped[:1]
 
 
 def _short(e: BaseException) -> str:
@@ -1407,7 +1504,7 @@ def ingest(
         progress("files", len(files))
         progress("total_bytes", sum(_size(f) for f, _ in files))
     # Reading starts while the store opens.
-    ahead = _ReadAhead([f for f, _ in files], progress)
+    ahead = _ReadAhead([f for f, _ in files], progress, records_members(options))
     try:
         con = open_store(store, read_only=False)
     except BaseException:
@@ -1456,6 +1553,7 @@ def _pipeline(
     try:
         for c in cons:
             c.execute(MACROS)
+            _depth_function(c)
         stored: list[Future[FileResult]] = []
 
         def store(c: duckdb.DuckDBPyConnection, staged: _Staged) -> FileResult:
