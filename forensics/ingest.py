@@ -37,7 +37,7 @@ from forensics import __version__
 from forensics.errors import InputError, UsageError
 from forensics.json_array import MAX_DEPTH, NotWrapped, iter_elements, json_depth
 from forensics.mapping import FileMapper
-from forensics.normalize import CANONICAL, MACROS, Normalized, Source, normalize
+from forensics.normalize import CANONICAL, MACROS, REQUIRED, Normalized, Source, normalize
 from forensics.store import DKEY, StoreOptions, another_connection, engine_error, open_store
 
 try:
@@ -792,7 +792,7 @@ class _FileLoader:
             ))
             if mapper.exprs:
                 m_join, m_cols = mapper.join("rec"), mapper.columns()
-        norm, pre, inner = self._normalize(kind, sources)
+        norm, pre, inner = self._normalize(kind, sources, self._json_hints(kind, paths))
         params = dict(self.params, paths=paths)
         exprs = [f"{v} as {n}" for n, v in norm.columns.items()]
         names = list(norm.columns)
@@ -837,10 +837,27 @@ class _FileLoader:
         """  # noqa: S608 - expressions are built from canonical names; values are bound
         con.execute(sql, _used(sql, params))
 
-    def _normalize(self, kind: str, sources: dict[str, Source]) -> tuple[Normalized, str, str]:
+    def _json_hints(self, kind: str, paths: list[str]) -> dict[str, str]:
+        """For each required field, the extracted keys that differ from it only in case."""
+        keys = [self._unpointer(p) if p.count("/") == 1 else "" for p in paths]
+        hints: dict[str, str] = {}
+        for name in REQUIRED[kind]:
+            alike = [
+                f"case when v[{i}] is not null then {_sql_str(k)} end"
+                for i, k in enumerate(keys, start=1) if k != name and k.lower() == name.lower()
+            ]
+            if alike:
+                hints[name] = f"coalesce({', '.join(alike)})"
+        return hints
+
+    def _normalize(
+        self, kind: str, sources: dict[str, Source], hints: dict[str, str] | None = None
+    ) -> tuple[Normalized, str, str]:
         """SPEC §2.4 for this file's fields, with the select lists of its two lower levels:
         `pre` (", expr as alias" each, to follow a `*`) and `inner` (comma-separated)."""
-        norm = normalize(kind, sources, tz_param="$tz", action_map="action_from" in self.params)
+        norm = normalize(
+            kind, sources, tz_param="$tz", action_map="action_from" in self.params, hints=hints
+        )
         pre = "".join(f", {e} as {a}" for a, e in norm.pre.items())
         inner = ", ".join(f"{e} as {a}" for a, e in norm.inner.items())
         return norm, pre, inner
@@ -897,8 +914,16 @@ class _FileLoader:
                 )
                 sources[name] = Source(expr, typ)
                 used.add(spec[0])
-            norm, pre, inner = self._normalize(kind, sources)
             all_cols = [c for c in names if c != "__rec"]
+            hints = {
+                name: f"coalesce({', '.join(alike)})"
+                for name in REQUIRED[kind]
+                if (alike := [
+                    f"case when {_ident(c)} is not null then {_sql_str(c)} end"
+                    for c in all_cols if c != name and c.lower() == name.lower()
+                ])
+            }
+            norm, pre, inner = self._normalize(kind, sources, hints)
             raw_expr = _struct_json(all_cols) if all_cols else "'{}'"
             cols = ", ".join(f"{v} as {n}" for n, v in norm.columns.items())
             select_cols = ", ".join(norm.columns.keys())
@@ -1395,6 +1420,9 @@ def stage_file(
     except (InputError, duckdb.Error) as e:
         _failed(con, result, e)
         return _Staged(result)
+    except Exception as e:  # noqa: BLE001 - SPEC §2.6: whatever it is, this file fails alone
+        _failed(con, result, _unexpected("reading", e))
+        return _Staged(result)
     except BaseException:
         _rollback(con)
         raise
@@ -1441,6 +1469,9 @@ def store_file(
     except (InputError, duckdb.Error) as e:
         _failed(con, result, e)
         return result
+    except Exception as e:  # noqa: BLE001 - SPEC §2.6: whatever it is, this file fails alone
+        _failed(con, result, _unexpected("storing", e))
+        return result
     except BaseException:
         _rollback(con)
         raise
@@ -1473,6 +1504,16 @@ def _failed(
     result.error = (e if isinstance(e, InputError) else engine_error("store", e)).one_line()
 
 
+def _unexpected(stage: str, e: Exception) -> InputError:
+    """A file's one-line error for an exception nothing expected: its type, never its
+    text (which may quote a record)."""
+    if isinstance(e, MemoryError):
+        return InputError(stage, "ran out of memory")
+    if isinstance(e, RecursionError):
+        return InputError(stage, "the data is nested too deeply to be processed")
+    return InputError(stage, f"failed unexpectedly ({type(e).__name__})")
+
+
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     with contextlib.suppress(duckdb.Error):
         con.execute("rollback")
@@ -1500,6 +1541,10 @@ def ingest(
     """Ingest every path into the store; bad files are reported, the others still stored."""
     validate_options(options)
     files, failed = discover(paths)
+    if not files and failed:
+        # Nothing to read (e.g. the only path does not exist): the store, and its spill
+        # folder, are not created for nothing.
+        return IngestReport(failed)
     if progress:
         progress("files", len(files))
         progress("total_bytes", sum(_size(f) for f, _ in files))
