@@ -315,8 +315,10 @@ def sources(
         return int(ExitCode.OK)
     # map_sha256: the --map file each source was read through (shown when any was mapped).
     mapped = ["map_sha256"] if any(r.get("map_sha256") for r in rows) else []
+    # notes: Parquet columns converted or left out to read the file (shown when any).
+    notes = ["notes"] if any(r.get("notes") for r in rows) else []
     _print_rows(rows, ["source_id", "path", "kind", "format", "sha256", *mapped, "rows_read",
-                       "rows_loaded", "rows_rejected", "rows_duplicate", "ingested_at"])
+                       "rows_loaded", "rows_rejected", "rows_duplicate", "ingested_at", *notes])
     return int(ExitCode.OK)
 
 

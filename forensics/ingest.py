@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from forensics import __version__
+from forensics.arrow_types import plan_columns
 from forensics.errors import InputError, UsageError
 from forensics.json_array import MAX_DEPTH, NotWrapped, iter_elements, json_depth
 from forensics.mapping import FileMapper
@@ -625,6 +626,7 @@ class _FileLoader:
         self.mapper: FileMapper | None = None  # the map's [kind] table applied to this file
         self._n_threads = 0
         self._maybe_deep = True
+        self.notes: list[str] = []  # for the sources row: columns converted or left out
 
     def _mapper(self, kind: str) -> FileMapper | None:
         mapping = self.options.mapping
@@ -1000,13 +1002,15 @@ class _FileLoader:
             raise InputError(
                 "kind", "no record is a JSON object, so its kind cannot be told; pass --kind"
             )
-        source_row = dict(source_row, kind=kind, source_id=sid, **counts)
+        source_row = dict(
+            source_row, kind=kind, source_id=sid, notes="; ".join(self.notes) or None, **counts
+        )
         con.execute(
             "insert into sources (source_id, path, kind, format, size_bytes, sha256, rows_read, "
             "rows_loaded, rows_rejected, rows_duplicate, ingested_at, tool_version, assume_tz, "
-            "map_sha256) values ($source_id, $path, $kind, $format, $size_bytes, $sha256, "
+            "map_sha256, notes) values ($source_id, $path, $kind, $format, $size_bytes, $sha256, "
             "$rows_read, $rows_loaded, $rows_rejected, $rows_duplicate, $ingested_at, "
-            "$tool_version, $assume_tz, $map_sha256)",
+            "$tool_version, $assume_tz, $map_sha256, $notes)",
             source_row,
         )
         self.kind = kind
@@ -1188,12 +1192,15 @@ def read_into_stage(
         sha = sha256_file(path)
         try:
             pf = pq.ParquetFile(path, page_checksum_verification=True)
+            plan = plan_columns(pf.schema_arrow, loader.con)
+            loader.notes = plan.notes
             rec = 1
             for rb in pf.iter_batches(batch_size=1 << 20):
+                rb = plan.apply(rb)
                 loader.add_parquet_batch(rb, rec)
                 rec += rb.num_rows
             if loader.kind is None:
-                loader.kind = loader.decide_kind(set(pf.schema_arrow.names))
+                loader.kind = loader.decide_kind(set(pf.schema_arrow.names) - set(plan.dropped))
         except (pa.ArrowException, OSError) as e:
             raise InputError("Parquet", f"cannot be read completely ({_short(e)})") from None
         if progress:
