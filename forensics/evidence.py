@@ -28,10 +28,10 @@ def list_sources(store: StoreOptions) -> list[dict[str, Any]]:
         ).fetchall()
         rows = _rows(
             con,
-            "select source_id, path, kind, format, size_bytes, sha256, rows_read, rows_loaded, "
+            "select source_id, path, kind, format, size_bytes, sha256, rows_read, rows_loaded, "  # noqa: S608, E501 - one of two fixed texts
             "rows_rejected, rows_duplicate, "
             "strftime(ingested_at, '%Y-%m-%dT%H:%M:%S.%fZ') as ingested_at, tool_version, "
-            "assume_tz, map_sha256, notes from "  # noqa: S608 - one of two fixed texts
+            "assume_tz, map_sha256, notes from "
             + ("sources" if has_notes else "(select *, null::varchar as notes from sources)")
             + " order by source_id",
             {},
