@@ -203,3 +203,28 @@ def test_a_surprise_after_the_peek_fails_the_file(
     assert r.status == "failed" and "records = in the map" in (r.error or "")
     f.write_text(json.dumps({"Records": _events(4)}) + "\n")
     assert run(tmp_path / "t.duckdb", f).files[0].rows_loaded == 4
+
+
+def test_cloudtrail_example_through_its_map(tmp_path: Path) -> None:
+    root = Path(__file__).parent.parent / "examples"
+    db = tmp_path / "s.duckdb"
+    report = run(db, root / "data" / "camera-audit-trail.json",
+                 mapping=load_mapping(root / "maps" / "cloudtrail.toml"))
+    r = report.files[0]
+    assert (r.status, r.kind, r.rows_read, r.rows_loaded, r.rows_rejected) == (
+        "loaded", "events", 6, 5, 1,
+    )
+    assert r.reasons == {"missing event_id for an analysed action": 1}
+    assert rows(
+        db, "select source_record, strftime(ts, '%H:%M:%S'), action, user_id, device_id, "
+        "event_id, request_id, status from events order by source_record"
+    ) == [
+        (1, "09:00:01", "thumbnail_delivered", "u-2", "cam-1", "ev-1", "evt-0001", 200),
+        (2, "09:00:02", "thumbnail_tapped", "u-2", "cam-1", "ev-1", "evt-0002", 200),
+        (3, "09:00:03", "video_played", "u-2", "cam-1", "ev-1", "evt-0003", 200),
+        (4, "09:00:04", "thumbnail_delivered", "u-3", "cam-2", "ev-2", "evt-0004", 403),
+        (5, "09:00:05", "GetProfile", "u-1", None, None, "evt-0005", 200),
+    ]
+    assert rows(db, "select source_record, reason from rejects") == [
+        (6, "missing event_id for an analysed action")
+    ]
