@@ -27,6 +27,7 @@ import pyarrow as pa
 from forensics.errors import InputError
 
 MAX_DEPTH = 128  # deepest nesting of a record (SPEC §2.6)
+PIECE = 16 << 20  # bytes split at a time (bounds the splitter's arrays)
 BLOCK = 8 << 20  # bytes scanned at a time (bounds the scanner's temporary arrays)
 NOT_STANDARD = (
     "not standard JSON (NaN, Infinity, a comment, a single quote or another token JSON "
@@ -177,14 +178,14 @@ class _Splitter:
         self.top_text: list[bytes] = []  # that text from earlier chunks
         self.end_at: int | None = None  # where the document ends in the current chunk
 
-    def feed(self, chunk: bytes) -> Batch | None:
+    def feed(self, chunk: bytes | memoryview) -> Batch | None:
         """Scan one chunk; the elements it completes (None: none)."""
-        if self.first:
-            if chunk.startswith(b"\xef\xbb\xbf"):
-                chunk = chunk[3:]
-            _check_encoding(chunk[:4])
-            self.first = False
         buf = bytearray(chunk)  # separators become spaces: elements are contiguous slices
+        if self.first:
+            if buf.startswith(b"\xef\xbb\xbf"):
+                del buf[:3]
+            _check_encoding(bytes(buf[:4]))
+            self.first = False
         scan = self.scanner.scan(buf)
         starts: list[np.ndarray] = []
         ends: list[np.ndarray] = []
@@ -515,20 +516,26 @@ def iter_elements(
     """The elements of the document's array, a batch per chunk that ends one.
 
     `wrapped`: the document is an object whose member named in `records` (None: its only
-    member)
-    is the array. Raises InputError when the document is not one complete array of
-    standard JSON, NotWrapped when a wrapped document turns out not to be one.
+    member) is the array. Raises InputError when the document is not one complete array of
+    standard JSON, NotWrapped when a wrapped document turns out not to be one. A chunk is
+    scanned PIECE bytes at a time (the scanner's arrays are several times the bytes they
+    cover), and its elements are yielded together.
     """
     sp = _Splitter(records, wrapped)
     for chunk in _first_bytes_together(chunks):
-        if not chunk:
-            continue
-        if sp.state == "end":
-            if chunk.strip(_WS):
-                sp.content_after()
-            continue
-        batch = sp.feed(chunk)
-        if batch is not None and len(batch.rec):
-            yield batch
+        view = memoryview(chunk)
+        parts: list[Batch] = []
+        for lo in range(0, len(chunk), PIECE):
+            piece = view[lo : lo + PIECE]
+            if sp.state == "end":
+                if bytes(piece).strip(_WS):
+                    sp.content_after()
+                continue
+            batch = sp.feed(piece)
+            if batch is not None and len(batch.rec):
+                parts.append(batch)
+        del view
+        if parts:
+            yield _concat(parts)
     sp.finish()
 

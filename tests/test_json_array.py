@@ -141,3 +141,18 @@ def test_named_records_member_may_have_neighbours() -> None:
         split(doc, 3, wrapped=True, records=frozenset({"Other"}))
     with pytest.raises(InputError, match="member of the document"):
         split('{"Next": NaN, "Records": [1]}', wrapped=True, records=frozenset({"Records"}))
+
+
+@pytest.mark.parametrize("piece", [1, 2, 5])
+def test_a_chunk_is_split_in_pieces_with_the_same_result(
+    monkeypatch: pytest.MonkeyPatch, piece: int
+) -> None:
+    import forensics.json_array as ja
+
+    doc = json.dumps([{"a": "x,]\\\"", "b": [1, {"c": None}]}, 2, "s", [], {}] * 3)
+    expected = values(doc)
+    monkeypatch.setattr(ja, "PIECE", piece)
+    assert values(doc, 0) == values(doc, 7) == expected
+    assert [r for r, _, _ in split(doc, 0)] == list(range(1, 16))
+    with pytest.raises(InputError, match="content after"):
+        split(doc + " 1", 0)
