@@ -245,17 +245,24 @@ def _decompressed_chunks(
 ) -> Iterator[bytes]:
     """The file's bytes, decompressed; raises InputError on corrupt or truncated data."""
     done = 0
+    # Each chunk is yielded out of a list emptied as it goes: a suspended generator then
+    # holds no reference to it, and a consumer that is done with a chunk frees it.
+    held: list[bytes] = []
     if compression is None:
         while chunk := reader.read(_read_size(expected, done)):
             done += len(chunk)
-            yield chunk
+            held.append(chunk)
+            del chunk
+            yield held.pop()
         return
     if compression == "gzip":
         gz = _GzipFile(fileobj=reader, mode="rb")
         try:
             while chunk := gz.read(_read_size(expected, done)):
                 done += len(chunk)
-                yield chunk
+                held.append(chunk)
+                del chunk
+                yield held.pop()
         except gzip.BadGzipFile as e:
             raise InputError("gzip", f"not a valid gzip file ({e})") from None
         except EOFError:
@@ -1369,8 +1376,10 @@ def _peek_first(chunks: Iterator[bytes]) -> tuple[Iterator[bytes], bytes]:
     stripped = head.lstrip(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
 
     def again() -> Iterator[bytes]:
+        nonlocal head
         if head:
-            yield head
+            first, head = [head], b""  # not kept for the whole file
+            yield first.pop()
         yield from chunks
 
     return again(), stripped[:1]

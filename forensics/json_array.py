@@ -499,13 +499,19 @@ def _concat(parts: list[Batch]) -> Batch:
 def _first_bytes_together(chunks: Iterator[bytes]) -> Iterator[bytes]:
     """The chunks, the first one at least 4 bytes long (a BOM or UTF-16 is seen whole)."""
     head = b""
+    held: list[bytes] = []  # yielded from a list, so that no chunk is kept while suspended
     for chunk in chunks:
         if len(head) >= 4:
-            yield chunk
+            held.append(chunk)
+            del chunk
+            yield held.pop()
             continue
         head += chunk
+        del chunk
         if len(head) >= 4:
-            yield head
+            held.append(head)
+            head = b"...."  # (only its length matters from here on)
+            yield held.pop()
     if len(head) < 4 and head:
         yield head
 
@@ -523,9 +529,11 @@ def iter_elements(
     """
     sp = _Splitter(records, wrapped)
     for chunk in _first_bytes_together(chunks):
+        n = len(chunk)
         view = memoryview(chunk)
+        del chunk  # the pieces are copied: the chunk goes with the view
         parts: list[Batch] = []
-        for lo in range(0, len(chunk), PIECE):
+        for lo in range(0, n, PIECE):
             piece = view[lo : lo + PIECE]
             if sp.state == "end":
                 if bytes(piece).strip(_WS):
@@ -534,7 +542,7 @@ def iter_elements(
             batch = sp.feed(piece)
             if batch is not None and len(batch.rec):
                 parts.append(batch)
-        del view
+        del piece, view
         if parts:
             yield _concat(parts)
     sp.finish()
