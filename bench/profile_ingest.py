@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import forensics.ingest as ingest
+from forensics.ingest import pipeline
 from forensics.store import StoreOptions
 
 _LOCK = threading.Lock()  # statements run on two threads
@@ -59,12 +60,12 @@ def main() -> int:
         print(f"profile_ingest: {store} exists; give a new store path", file=sys.stderr)
         return 2
     spent: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
-    real_open = ingest.open_store  # type: ignore[attr-defined]  # what ingest() calls
+    real_open = pipeline.open_store  # type: ignore[attr-defined]  # what ingest() calls
 
     def timed_open(*args: Any, **kwargs: Any) -> Any:
         return _Timed(real_open(*args, **kwargs), spent)
 
-    ingest.open_store = timed_open  # type: ignore[attr-defined]
+    pipeline.open_store = timed_open  # type: ignore[attr-defined]
     t0 = time.perf_counter()
     report = ingest.ingest(StoreOptions(path=store), paths, ingest.IngestOptions())
     total = time.perf_counter() - t0

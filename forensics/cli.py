@@ -23,7 +23,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from forensics import __version__
-from forensics.errors import ExitCode, ForensicsError
+from forensics.errors import ExitCode, ForensicsError, single_line
 from forensics.store import StoreOptions, resolve_db_path
 
 # markup/emoji/highlight off: text from evidence must never style, link or colour the terminal.
@@ -89,13 +89,13 @@ class ForensicsGroup(TyperGroup):
 
 
 def _print_error(message: str) -> None:
-    sys.stderr.write(f"forensics: error: {' '.join(message.split())}\n")
+    sys.stderr.write(f"forensics: error: {single_line(message)}\n")
     sys.stderr.flush()
 
 
 def warn(message: str) -> None:
     """A one-line warning on stderr."""
-    sys.stderr.write(f"forensics: warning: {' '.join(message.split())}\n")
+    sys.stderr.write(f"forensics: warning: {single_line(message)}\n")
     sys.stderr.flush()
 
 

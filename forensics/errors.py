@@ -6,7 +6,10 @@ Messages never contain record contents (personal data).
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
+
+_RECORD_ECHO = re.compile(r'Input: ".*')  # DuckDB's JSON errors quote the record here
 
 
 class ExitCode(IntEnum):
@@ -31,7 +34,24 @@ class ForensicsError(Exception):
         text = f"{self.what}: {self.why}"
         if self.hint:
             text += f". {self.hint}"
-        return " ".join(text.split())
+        return single_line(text)
+
+
+def single_line(text: str) -> str:
+    """Text on one line: every run of whitespace (newlines included) becomes one space."""
+    return " ".join(text.split())
+
+
+def engine_message(e: BaseException | str, limit: int = 200) -> str:
+    """The first line of an engine's message, cut short, without the record it may quote.
+
+    DuckDB and Arrow echo records (personal data) in later lines and after `Input: "`; an
+    empty message gives the exception's class name.
+    """
+    text = str(e).strip()
+    if not text:
+        return type(e).__name__ if isinstance(e, BaseException) else ""
+    return _RECORD_ECHO.sub("", text.splitlines()[0])[:limit]
 
 
 class UsageError(ForensicsError):

@@ -21,8 +21,9 @@ from typing import Any
 
 import duckdb
 
-from forensics.errors import InputError, UsageError
+from forensics.errors import InputError, UsageError, engine_message
 from forensics.normalize import CANONICAL, Source
+from forensics.sqltext import ident, json_pointer
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -261,8 +262,7 @@ class _ExpressionChecker:
     @staticmethod
     def _one_expression(what: str, key: str, tree: dict[str, Any]) -> dict[str, Any]:
         if tree.get("error"):
-            msg = str(tree.get("error_message", "")).splitlines()[0:1]
-            why = msg[0] if msg else "not a valid expression"
+            why = engine_message(str(tree.get("error_message", ""))) or "not a valid expression"
             if "Only SELECT" in why:
                 why = "not a single expression"
             raise UsageError(what, f"{key}: the sql expression does not parse ({why})")
@@ -393,14 +393,6 @@ def _lambda_params(lhs: Any) -> frozenset[str] | None:
 # --------------------------------------------------------------------------- one file
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _pointer(key_path: Iterable[str]) -> str:
-    return "".join("/" + k.replace("~", "~0").replace("/", "~1") for k in key_path)
-
-
 def _safe_error(e: BaseException) -> str:
     """An engine error's kind, without its message (which may quote record values)."""
     name = type(e).__name__.replace("Exception", "").replace("Error", "")
@@ -409,8 +401,7 @@ def _safe_error(e: BaseException) -> str:
 
 def _binder_message(e: BaseException) -> str:
     """A binding error's first line: it names types and functions, never record values."""
-    line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    line = re.sub(r"^Binder Error:\s*", "", line)
+    line = re.sub(r"^Binder Error:\s*", "", engine_message(e, limit=10_000))
     line = re.sub(r"\s*Candidate bindings:.*$", "", line)
     return line[:200]
 
@@ -450,7 +441,7 @@ class FileMapper:
                 "select " + ", ".join(  # noqa: S608 - pointers are bound, not spliced
                     f"json_group_structure(json_extract(raw, $p{i}))" for i in range(len(tops))
                 ) + f" from {table} where {where}",
-                {f"p{i}": _pointer([k]) for i, k in enumerate(tops)},
+                {f"p{i}": json_pointer([k]) for i, k in enumerate(tops)},
             ).fetchall()
             for k, s in zip(tops, row[0] if row else (), strict=False):
                 if s is not None:
@@ -468,9 +459,9 @@ class FileMapper:
         for i, top in enumerate(sorted(self._expr_tops())):
             tails = [r[1:] for fm in self.exprs.values() for r in fm.refs if r[0] == top]
             structure = _typed(structures[top], tails) if top in structures else _absent(tails)
-            params[f"p{i}"] = _pointer([top])
+            params[f"p{i}"] = json_pointer([top])
             params[f"s{i}"] = json.dumps(structure)
-            typed.append(f"json_transform(json_extract(raw, $p{i}), $s{i}) as {_ident(top)}")
+            typed.append(f"json_transform(json_extract(raw, $p{i}), $s{i}) as {ident(top)}")
         # Quoted identifiers only; pointers and structures are bound parameters.
         columns = "".join(", " + t for t in typed)
         con.execute(
@@ -508,7 +499,7 @@ class FileMapper:
         sources: dict[str, Source] = {}
         parts: list[str] = []
         for i, (name, fm) in enumerate(self.exprs.items()):
-            col = _ident(f"{RESERVED}_m_{name}")
+            col = ident(f"{RESERVED}_m_{name}")
             part = f"{MAPPED_TABLE}_{i}"
             try:
                 con.execute(
@@ -538,7 +529,7 @@ class FileMapper:
                 sources[name] = Source(col, "NULL" if typ == '"NULL"' else typ)
             parts.append(part)
         self.staged = True
-        cols = ", ".join(f"{p}.{_ident(f'{RESERVED}_m_{n}')}" for p, n in zip(
+        cols = ", ".join(f"{p}.{ident(f'{RESERVED}_m_{n}')}" for p, n in zip(
             parts, self.exprs, strict=True))
         joins = "".join(f" join temp.{p} using ({_REC})" for p in parts[1:])
         con.execute(
@@ -555,7 +546,7 @@ class FileMapper:
 
     def columns(self) -> str:
         """`, col, col` of the expression values, for a select list."""
-        return "".join(f", {_ident(f'{RESERVED}_m_{n}')}" for n in self.exprs)
+        return "".join(f", {ident(f'{RESERVED}_m_{n}')}" for n in self.exprs)
 
     def finish(self, con: duckdb.DuckDBPyConnection) -> None:
         """Fail the file if a mapped field is in no record; drop the batch's temp table."""

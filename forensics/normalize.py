@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from forensics.sqltext import BLANK_CHARS, codes, literal
+
 # Canonical fields per kind, in the order their problems are reported.
 CANONICAL: dict[str, tuple[str, ...]] = {
     "events": ("ts", "action", "user_id", "device_id", "event_id", "request_id", "status"),
@@ -41,8 +43,8 @@ create or replace temp macro fx_text(s) as
     -- Blank means empty or whitespace only; only a string opening with whitespace (or empty:
     -- ascii('') = 0) is trimmed. Nested CASE, not OR/AND: DuckDB then runs trim() only on
     -- the rows selected (3x faster on ids than the flat condition).
-    case when ascii(s) in (0, 9, 10, 11, 12, 13, 32)
-         then case when trim(s, e' \\t\\n\\r\\f\\v') = '' then null else s end
+    case when ascii(s) in (0, {codes(BLANK_CHARS)})
+         then case when trim(s, {literal(BLANK_CHARS)}) = '' then null else s end
          else s end;
 create or replace temp macro fx_ts_parts(r, tz) as
     case
@@ -64,7 +66,8 @@ create or replace temp macro fx_ts_parts(r, tz) as
               * 60000000
     end;
 create or replace temp macro fx_ts_split(s) as
-    regexp_extract(s, '{_TS_RE}', ['y', 'mo', 'd', 'h', 'mi', 's', 'f', 'z', 'sg', 'oh', 'om']);
+    regexp_extract(s, {literal(_TS_RE)},
+                   ['y', 'mo', 'd', 'h', 'mi', 's', 'f', 'z', 'sg', 'oh', 'om']);
 create or replace temp macro fx_ts_int(n) as
     case when abs(n) < 100000000000 then n * 1000000
          when abs(n) < 100000000000000 then n * 1000
@@ -210,7 +213,7 @@ def _ts_text(s: str, r: str, tz_param: str) -> tuple[str, str]:
     The split `r` is NULL exactly where the text has the usual shape (or is NULL), so the
     value reads the shape test from it instead of matching the text a second time.
     """
-    fast = f"regexp_full_match({s}, '{FAST_TS}')"
+    fast = f"regexp_full_match({s}, {literal(FAST_TS)})"
     value = (
         f"case when {r} is null then epoch_us(try_cast({s} as timestamptz)) "
         f"else fx_ts_parts({r}, {tz_param}) end"
@@ -354,7 +357,7 @@ def normalize(
                  f"{name} out of range (before 1990-01-01 or from 2100-01-01)")
             )
     if kind == "events":
-        analysed = ", ".join(f"'{a}'" for a in ANALYSED_ACTIONS)
+        analysed = ", ".join(literal(a) for a in ANALYSED_ACTIONS)
         for name in ("device_id", "event_id"):
             checks.append(
                 (f"{v('action')} in ({analysed}) and {v(name)} is null",
@@ -366,7 +369,7 @@ def normalize(
              f"and {v('valid_to')} <= {v('valid_from')}",
              "valid_to is not after valid_from")
         )
-    reason = "case " + " ".join(f"when {cond} then '{why}'" for cond, why in checks) + " end"
+    reason = "case " + " ".join(f"when {cond} then {literal(why)}" for cond, why in checks) + " end"
 
     columns: dict[str, str] = {}
     for name in CANONICAL[kind]:

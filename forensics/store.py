@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from forensics.errors import StoreError, StoreInUseError, UsageError
+from forensics.errors import StoreError, StoreInUseError, UsageError, engine_message
 
 SCHEMA_VERSION = "1"
 DEFAULT_DB = "forensics.duckdb"
@@ -146,7 +146,7 @@ def open_store(options: StoreOptions, *, read_only: bool) -> duckdb.DuckDBPyConn
     except duckdb.IOException as e:
         raise _io_error(path, e) from None
     except duckdb.Error as e:
-        raise StoreError(f"case store {path}", _first_line(e)) from None
+        raise StoreError(f"case store {path}", engine_message(e)) from None
     try:
         _configure(con, options)
         if not read_only:
@@ -162,7 +162,7 @@ def open_store(options: StoreOptions, *, read_only: bool) -> duckdb.DuckDBPyConn
             _check_schema(con, path)
     except duckdb.Error as e:
         con.close()
-        raise StoreError(f"case store {path}", _first_line(e)) from None
+        raise StoreError(f"case store {path}", engine_message(e)) from None
     except StoreError:
         con.close()
         raise
@@ -195,7 +195,7 @@ def _configure(con: duckdb.DuckDBPyConnection, options: StoreOptions) -> None:
         try:
             con.execute("set memory_limit = $m", {"m": options.memory_limit})
         except duckdb.Error as e:
-            raise UsageError("--memory-limit", _first_line(e)) from None
+            raise UsageError("--memory-limit", engine_message(e)) from None
     if options.threads:
         con.execute("set threads = $t", {"t": int(options.threads)})
 
@@ -237,16 +237,9 @@ def _io_error(path: Path, e: duckdb.Error) -> StoreError:
             f"case store {path}", f"store is in use by another process{holder}",
             "Wait for it to finish, then try again",
         )
-    return StoreError(f"case store {path}", _first_line(e))
-
-
-def _first_line(e: BaseException) -> str:
-    """The first line of an engine message, cut short: DuckDB echoes records in later lines."""
-    line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    line = re.sub(r'Input: ".*', "", line)  # JSON errors quote the record
-    return line[:200]
+    return StoreError(f"case store {path}", engine_message(e))
 
 
 def engine_error(what: str, e: BaseException) -> StoreError:
     """Wrap a duckdb.Error at the boundary into a domain error (no record contents)."""
-    return StoreError(what, _first_line(e))
+    return StoreError(what, engine_message(e))

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,7 +18,11 @@ import zstandard
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from forensics.errors import StoreInUseError
+from forensics.errors import InputError, StoreInUseError
+from forensics.ingest import IngestHooks, IngestTuning, file_format
+from forensics.ingest.readers import ReadContext, reader_for, source
+from forensics.ingest.readers.json_lines import split_lines
+from forensics.ingest.stage import in_pieces
 from forensics.store import StoreOptions, open_store
 from tests.ingest_helpers import accounted, event, rows, run, write_ndjson, write_parquet
 
@@ -196,103 +201,87 @@ def test_array_cut_after_a_comma_is_not_a_shorter_valid_file(tmp_path: Path) -> 
 
 
 @pytest.fixture(params=["isal", "stdlib"])
-def gzip_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+def gzip_reader(request: pytest.FixtureRequest) -> IngestTuning:
     """Each gzip rule holds with ISA-L's reader and with the standard library's fallback."""
-    from forensics import ingest
-
-    if request.param == "stdlib":
-        monkeypatch.setattr(ingest, "_GzipFile", gzip.GzipFile)
-    return str(request.param)
+    return IngestTuning(isal=request.param == "isal")
 
 
 def test_gzip_is_read_through_isal_when_it_is_installed() -> None:
     from isal import igzip
 
-    from forensics import ingest
+    assert source.gzip_reader(IngestTuning()) is igzip.IGzipFile
+    assert source.gzip_reader(IngestTuning(isal=False)) is gzip.GzipFile
 
-    assert ingest._GzipFile is igzip.IGzipFile
 
-
-@pytest.mark.usefixtures("gzip_reader")
-def test_gzip_and_zstd_and_multi_member_gzip(tmp_path: Path) -> None:
+def test_gzip_and_zstd_and_multi_member_gzip(tmp_path: Path, gzip_reader: IngestTuning) -> None:
     a = tmp_path / "a.ndjson.gz"
     a.write_bytes(gzip.compress(_ndjson_bytes(GOOD[:2])) + gzip.compress(_ndjson_bytes(GOOD[2:3])))
     b = tmp_path / "b.jsonl.zst"
     b.write_bytes(zstandard.ZstdCompressor().compress(_ndjson_bytes(GOOD[3:])))
     db = tmp_path / "s.duckdb"
-    report = run(db, a, b)
+    report = run(db, a, b, tuning=gzip_reader)
     assert [(f.status, f.rows_loaded) for f in report.files] == [("loaded", 3), ("loaded", 2)]
 
 
-def _batch_sizes(path: Path) -> list[int]:
-    import forensics.ingest as ingest_module
-
-    fmt = ingest_module.file_format(path)
+def _batch_sizes(path: Path, tuning: IngestTuning) -> list[int]:
+    fmt = file_format(path)
     assert fmt is not None
-    return [len(b.rec) for b in ingest_module._json_batches(path, fmt[0], fmt[1], None)]
+    ctx = ReadContext(tuning)
+    return [len(b.rec) for b in reader_for(fmt[0]).read(path, fmt[1], ctx)]  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("gz", [False, True])
-@pytest.mark.usefixtures("gzip_reader")
 def test_the_rest_of_a_file_is_read_with_the_last_chunk_when_it_is_small(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gz: bool
+    tmp_path: Path, gz: bool, gzip_reader: IngestTuning
 ) -> None:
-    import forensics.ingest as ingest_module
-
     line = _ndjson_bytes([event()])
-    monkeypatch.setattr(ingest_module, "CHUNK", len(line) * 64)  # 64 lines
+    tuning = replace(gzip_reader, chunk_bytes=len(line) * 64)  # 64 lines
     name = "e.ndjson.gz" if gz else "e.ndjson"
     for lines, batches in ((64, [64]), (80, [80]), (81, [64, 17]), (144, [64, 80]),
                            (145, [64, 64, 17])):
         path = write_ndjson(tmp_path / name, [event()] * lines, gz=gz)
-        assert _batch_sizes(path) == batches, lines
+        assert _batch_sizes(path, tuning) == batches, lines
 
 
-@pytest.mark.usefixtures("gzip_reader")
 def test_a_gzip_trailer_that_understates_the_size_changes_only_where_batches_end(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, gzip_reader: IngestTuning
 ) -> None:
-    import forensics.ingest as ingest_module
-
     records = [event(request_id=f"r{i:03d}") for i in range(300)]
     line = len(_ndjson_bytes(records[:1]))
-    monkeypatch.setattr(ingest_module, "CHUNK", line * 64)
+    tuning = replace(gzip_reader, chunk_bytes=line * 64)
     path = tmp_path / "e.ndjson.gz"  # the last member is one line: its trailer says so
     path.write_bytes(gzip.compress(_ndjson_bytes(records[:-1]))
                      + gzip.compress(_ndjson_bytes(records[-1:])))
-    assert ingest_module._gzip_size(path) == line
-    assert _batch_sizes(path) == [80, 64, 64, 64, 28]
-    r = _only(run(tmp_path / "s.duckdb", path))
+    assert source.gzip_size(path) == line
+    assert _batch_sizes(path, tuning) == [80, 64, 64, 64, 28]
+    r = _only(run(tmp_path / "s.duckdb", path, tuning=tuning))
     assert (r.rows_loaded, rows(tmp_path / "s.duckdb", "select max(source_record) from events")
             ) == (300, [(300,)])
 
 
 @pytest.mark.parametrize("cut", [10, 30, -9, -4, -1])
-@pytest.mark.usefixtures("gzip_reader")
-def test_truncated_gzip_fails_whole(tmp_path: Path, cut: int) -> None:
+def test_truncated_gzip_fails_whole(tmp_path: Path, cut: int, gzip_reader: IngestTuning) -> None:
     data = gzip.compress(_ndjson_bytes(GOOD * 20))
     f = tmp_path / "e.ndjson.gz"
     f.write_bytes(data[:cut])
     db = tmp_path / "s.duckdb"
-    r = run(db, f).files[0]
+    r = run(db, f, tuning=gzip_reader).files[0]
     assert r.status == "failed"
     assert rows(db, "select count(*) from events") == [(0,)]
 
 
-@pytest.mark.usefixtures("gzip_reader")
-def test_gzip_with_a_corrupt_crc_fails(tmp_path: Path) -> None:
+def test_gzip_with_a_corrupt_crc_fails(tmp_path: Path, gzip_reader: IngestTuning) -> None:
     data = bytearray(gzip.compress(_ndjson_bytes(GOOD)))
     data[-8] ^= 0xFF  # the CRC32 in the trailer
     f = tmp_path / "e.ndjson.gz"
     f.write_bytes(bytes(data))
-    assert run(tmp_path / "s.duckdb", f).files[0].status == "failed"
+    assert run(tmp_path / "s.duckdb", f, tuning=gzip_reader).files[0].status == "failed"
 
 
-@pytest.mark.usefixtures("gzip_reader")
-def test_plain_text_named_gz_fails(tmp_path: Path) -> None:
+def test_plain_text_named_gz_fails(tmp_path: Path, gzip_reader: IngestTuning) -> None:
     f = tmp_path / "e.ndjson.gz"
     f.write_bytes(_ndjson_bytes(GOOD))
-    r = run(tmp_path / "s.duckdb", f).files[0]
+    r = run(tmp_path / "s.duckdb", f, tuning=gzip_reader).files[0]
     assert r.status == "failed" and "gzip" in (r.error or "")
 
 
@@ -595,23 +584,61 @@ def test_store_file_is_private(tmp_path: Path) -> None:
     assert (db.stat().st_mode & 0o777) == 0o600
 
 
-def test_file_changed_while_read_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import forensics.ingest as ing
+def _append_newline(path: Path) -> None:
+    with open(path, "ab") as fh:
+        fh.write(b"\n")
 
-    f = write_ndjson(tmp_path / "e.ndjson", GOOD)
-    real = ing.read_into_stage
 
-    def touching(*a, **kw):  # type: ignore[no-untyped-def]
-        sha = real(*a, **kw)
-        with open(f, "ab") as fh:
-            fh.write(b"\n")
-        return sha
-
-    monkeypatch.setattr(ing, "read_into_stage", touching)
+@pytest.mark.parametrize("fmt", ["ndjson", "parquet"])
+def test_file_changed_while_read_fails(tmp_path: Path, fmt: str) -> None:
+    # Written to after its records are staged: the stage's own check, for every reader.
+    f = (write_ndjson(tmp_path / "e.ndjson", GOOD) if fmt == "ndjson"
+         else write_parquet(tmp_path / "e.parquet", pa.Table.from_pylist(GOOD)))
     db = tmp_path / "s.duckdb"
-    r = run(db, f).files[0]
+    r = run(db, f, hooks=IngestHooks(after_stage=_append_newline)).files[0]
     assert r.status == "failed" and "changed" in (r.error or "")
     assert rows(db, "select count(*) from events") == [(0,)]
+
+
+def _read_all(path: Path, ctx: ReadContext) -> tuple[int, str]:
+    """Records a reader gives for the file, and the SHA-256 it returns."""
+    fmt = file_format(path)
+    assert fmt is not None
+    batches = reader_for(fmt[0]).read(path, fmt[1], ctx)
+    n = 0
+    while True:
+        try:
+            b = next(batches)
+        except StopIteration as done:
+            return n, done.value.sha256
+        n += len(b.rec) if hasattr(b, "rec") else b.rows.num_rows  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("name", ["e.ndjson", "e.ndjson.gz", "e.json", "e.parquet"])
+def test_a_reader_fails_a_file_written_to_while_its_bytes_are_read(
+    tmp_path: Path, name: str
+) -> None:
+    path = tmp_path / name
+    if name == "e.json":
+        path.write_text(json.dumps(GOOD))
+    elif name == "e.parquet":
+        write_parquet(path, pa.Table.from_pylist(GOOD))
+    else:
+        write_ndjson(path, GOOD, gz=name.endswith(".gz"))
+    assert _read_all(path, ReadContext()) == (5, source.sha256_file(path))
+    calls: list[Path] = []
+
+    def written_to(p: Path) -> None:
+        calls.append(p)
+        _append_newline(p)
+
+    changed = ReadContext(hooks=IngestHooks(after_read=written_to))
+    if name == "e.parquet":  # no check of its own: the stage's covers it (see above)
+        assert _read_all(path, changed)[0] == 5 and calls == [path]
+        return
+    with pytest.raises(InputError, match="changed while it was being read"):
+        _read_all(path, changed)
+    assert calls == [path]
 
 
 def test_parquet_table_round_trip_counts(tmp_path: Path) -> None:
@@ -655,17 +682,16 @@ def _outcome(db: Path, report) -> tuple[object, ...]:  # type: ignore[no-untyped
     return files, stored, rejected
 
 
+@pytest.mark.parametrize("depth", [1, 3])
 def test_reading_ahead_changes_nothing_that_is_stored_or_reported(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, depth: int
 ) -> None:
-    import forensics.ingest as ingest_module
-
-    monkeypatch.setattr(ingest_module, "CHUNK", 512)  # every good file spans many batches
+    small = IngestTuning(chunk_bytes=512)  # every good file spans many batches
     files = _mixed_files(tmp_path)
-    ahead = _outcome(tmp_path / "ahead.duckdb", run(tmp_path / "ahead.duckdb", *files))
-    # The same files read by the loader itself, one after the other.
-    monkeypatch.setattr(ingest_module._ReadAhead, "batches", lambda self, path: None)
-    direct = _outcome(tmp_path / "direct.duckdb", run(tmp_path / "direct.duckdb", *files))
+    ahead_db, direct_db = tmp_path / "ahead.duckdb", tmp_path / "direct.duckdb"
+    ahead = _outcome(ahead_db, run(ahead_db, *files, tuning=replace(small, read_ahead=depth)))
+    # The same files read on the staging thread, one after the other.
+    direct = _outcome(direct_db, run(direct_db, *files, tuning=replace(small, read_ahead=0)))
     assert ahead == direct
     statuses = [(name, status) for name, status, *_ in ahead[0]]
     assert statuses == [  # a path that does not exist is reported by discovery, first
@@ -675,46 +701,35 @@ def test_reading_ahead_changes_nothing_that_is_stored_or_reported(
     assert len(ahead[1]) == 305 and ahead[2] and ahead[2][0][2] == "malformed JSON"
 
 
-def test_a_file_changed_while_read_ahead_fails_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import forensics.ingest as ingest_module
-
+def test_a_file_changed_while_read_ahead_fails_alone(tmp_path: Path) -> None:
     a = write_ndjson(tmp_path / "a.ndjson", GOOD[:2])
     b = write_ndjson(tmp_path / "b.ndjson", GOOD[2:])
-    real = ingest_module._stat_key
-    calls = {"n": 0}
+    threads: list[str] = []
 
-    def stat_key(path: Path) -> tuple[int, int, int]:
-        # While the thread reads a.ndjson it seems to be written to; by the time the
-        # loader takes its batches it is quiet again: only the thread's check can tell.
-        if path.name == "a.ndjson" and threading.current_thread().name == "forensics-read-ahead":
-            calls["n"] += 1
-            return (calls["n"], 0, 0)
-        return real(path)
+    def written_to(path: Path) -> None:
+        # a.ndjson is written to just after the thread read its last byte.
+        threads.append(threading.current_thread().name)
+        if path.name == "a.ndjson":
+            _append_newline(path)
 
-    monkeypatch.setattr(ingest_module, "_stat_key", stat_key)
     db = tmp_path / "s.duckdb"
-    report = run(db, a, b)
+    report = run(db, a, b, hooks=IngestHooks(after_read=written_to))
+    assert threads == ["forensics-read-ahead"] * 2
     assert [f.status for f in report.files] == ["failed", "loaded"]
     assert "changed while it was being read" in (report.files[0].error or "")
     assert rows(db, "select count(*) from events") == [(3,)]
 
 
-def test_the_read_ahead_thread_stops_when_ingest_is_interrupted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import forensics.ingest as ingest_module
+def _interrupt(path: Path) -> None:
+    raise KeyboardInterrupt
 
-    monkeypatch.setattr(ingest_module, "CHUNK", 256)
+
+def test_the_read_ahead_thread_stops_when_ingest_is_interrupted(tmp_path: Path) -> None:
     files = [write_ndjson(tmp_path / f"{i}.ndjson", GOOD * 20) for i in range(5)]
-
-    def interrupted(self: object, lines: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(ingest_module._FileLoader, "add_json", interrupted)
+    # Interrupted once the first file is staged, while the thread reads the next ones.
     with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "s.duckdb", *files)
+        run(tmp_path / "s.duckdb", *files, tuning=IngestTuning(chunk_bytes=256),
+            hooks=IngestHooks(after_stage=_interrupt))
     assert not [t for t in threading.enumerate() if t.name == "forensics-read-ahead"]
 
 
@@ -736,51 +751,33 @@ def _overlapping_files(tmp_path: Path) -> list[Path]:
 
 
 def test_storing_while_the_next_file_is_staged_gives_what_one_file_at_a_time_gives(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path
 ) -> None:
-    import forensics.ingest as ingest_module
-
-    monkeypatch.setattr(ingest_module, "CHUNK", 256)  # many batches per file
+    small = IngestTuning(chunk_bytes=256)  # many batches per file
     files = _overlapping_files(tmp_path)
     together = tmp_path / "together.duckdb"
-    report = run(together, *files)
+    report = run(together, *files, tuning=small)
     assert accounted(report)
     apart = tmp_path / "apart.duckdb"
-    one_by_one = [f for path in files for f in run(apart, path).files]
+    one_by_one = [f for path in files for f in run(apart, path, tuning=small).files]
     assert _outcome(together, report) == _outcome(apart, type(report)(one_by_one))
     assert [(f.status, f.rows_loaded, f.rows_duplicate) for f in report.files] == [
         ("loaded", 32, 0), ("loaded", 16, 11), ("loaded", 10, 5), ("skipped", 0, 0),
         ("loaded", 6, 8)]
 
 
-def test_a_file_that_fails_to_be_stored_leaves_the_next_files_unharmed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_file_that_fails_to_be_stored_leaves_the_next_files_unharmed(tmp_path: Path) -> None:
     import duckdb
 
-    import forensics.ingest as ingest_module
-
     files = _overlapping_files(tmp_path)
-    real = ingest_module._FileLoader._insert_rows
 
-    def failing(self: object, kind: str, sid: int) -> int:
-        # The stored rows of b.ndjson.gz go in, then its transaction fails.
-        n = real(self, kind, sid)  # type: ignore[arg-type]
-        if "b.ndjson.gz" in str(rows_of["path"]):
+    def failing(path: Path) -> None:
+        # The rows of b.ndjson.gz are written, then its transaction fails.
+        if path.name == "b.ndjson.gz":
             raise duckdb.IOException("disk full")
-        return n
 
-    rows_of: dict[str, object] = {}
-    real_finish = ingest_module._FileLoader.finish
-
-    def finish(self: object, source_row: dict[str, object]) -> dict[str, int]:
-        rows_of["path"] = source_row["path"]
-        return real_finish(self, source_row)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(ingest_module._FileLoader, "_insert_rows", failing)
-    monkeypatch.setattr(ingest_module._FileLoader, "finish", finish)
     db = tmp_path / "s.duckdb"
-    report = run(db, *files)
+    report = run(db, *files, hooks=IngestHooks(before_commit=failing))
     assert [f.status for f in report.files] == ["loaded", "failed", "loaded", "skipped",
                                                 "loaded"]
     assert "disk full" in (report.files[1].error or "")
@@ -794,27 +791,21 @@ def test_a_file_that_fails_to_be_stored_leaves_the_next_files_unharmed(
 
 
 def test_an_interrupt_while_staging_leaves_whole_files_and_a_rerun_completes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path
 ) -> None:
-    import forensics.ingest as ingest_module
-
     files = _overlapping_files(tmp_path)
-    real = ingest_module.read_into_stage
 
-    def interrupted(loader: object, path: Path, *args: object, **kw: object) -> str:
+    def interrupted(path: Path) -> None:
         if path.name == "c.parquet":  # while b.ndjson.gz is being stored
             raise KeyboardInterrupt
-        return real(loader, path, *args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(ingest_module, "read_into_stage", interrupted)
     db = tmp_path / "s.duckdb"
     with pytest.raises(KeyboardInterrupt):
-        run(db, *files)
+        run(db, *files, hooks=IngestHooks(after_stage=interrupted))
     assert not [t for t in threading.enumerate() if t.name.startswith("forensics-")]
     # a and b were staged before the interrupt: both are stored whole, in order.
     assert rows(db, "select path.split('/')[-1], rows_loaded, rows_duplicate from sources "
                     "order by source_id") == [("a.ndjson", 32, 0), ("b.ndjson.gz", 16, 11)]
-    monkeypatch.setattr(ingest_module, "read_into_stage", real)
     again = run(db, *files)
     assert [f.status for f in again.files] == ["skipped", "skipped", "loaded", "skipped",
                                                "loaded"]
@@ -833,13 +824,8 @@ def _timed(order: list[int]) -> list[dict[str, object]]:
     return [event(ts=base + t, request_id=f"r{t}", user_id=f"u{t % 13}") for t in order]
 
 
-@pytest.fixture
-def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Runs of 16 records and groups of 960: a few thousand records test both sizes."""
-    import forensics.ingest as ingest_module
-
-    monkeypatch.setattr(ingest_module, "IN_ORDER_BLOCK", 16)
-    monkeypatch.setattr(ingest_module, "IN_ORDER_GROUP", 960)
+# Runs of 16 records and groups of 960: a few thousand records test both sizes.
+SMALL_BLOCKS = IngestTuning(in_order_block=16, in_order_group=960)
 
 
 def _by_time(order: list[int]) -> list[int]:
@@ -847,9 +833,7 @@ def _by_time(order: list[int]) -> list[int]:
 
 
 @pytest.mark.parametrize("case", ["sorted", "jitter", "groups permuted"])
-def test_a_file_in_time_order_is_stored_as_it_is(
-    tmp_path: Path, small_blocks: None, case: str
-) -> None:
+def test_a_file_in_time_order_is_stored_as_it_is(tmp_path: Path, case: str) -> None:
     n = 5760  # six groups
     order = {
         "sorted": list(range(n)),
@@ -858,14 +842,12 @@ def test_a_file_in_time_order_is_stored_as_it_is(
         "groups permuted": [g * 960 + i for g in (3, 0, 5, 1, 4, 2) for i in range(960)],
     }[case]
     db = tmp_path / "s.duckdb"
-    _only(run(db, write_ndjson(tmp_path / "e.ndjson", _timed(order))))
+    _only(run(db, write_ndjson(tmp_path / "e.ndjson", _timed(order)), tuning=SMALL_BLOCKS))
     assert _stored_order(db) == list(range(1, n + 1))
 
 
 @pytest.mark.parametrize("case", ["shuffled", "blocks permuted", "two interleaved logs"])
-def test_a_file_out_of_time_order_is_stored_sorted_by_time(
-    tmp_path: Path, small_blocks: None, case: str
-) -> None:
+def test_a_file_out_of_time_order_is_stored_sorted_by_time(tmp_path: Path, case: str) -> None:
     import random
 
     n = 5760
@@ -879,7 +861,7 @@ def test_a_file_out_of_time_order_is_stored_sorted_by_time(
         "two interleaved logs": [t for i in range(n // 2) for t in (i, i + 10 * n)],
     }[case]
     db = tmp_path / "s.duckdb"
-    _only(run(db, write_ndjson(tmp_path / "e.ndjson", _timed(order))))
+    _only(run(db, write_ndjson(tmp_path / "e.ndjson", _timed(order)), tuning=SMALL_BLOCKS))
     assert _stored_order(db) == _by_time(order)
 
 
@@ -896,27 +878,29 @@ def _everything(db: Path, report) -> tuple[object, ...]:  # type: ignore[no-unty
     return files, tables
 
 
-def _keys_sampled_and_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *files: Path):  # type: ignore[no-untyped-def]
+DEFAULT_TUNING = IngestTuning()
+
+
+def _keys_sampled_and_whole(  # type: ignore[no-untyped-def]
+    tmp_path: Path, *files: Path, tuning: IngestTuning = DEFAULT_TUNING
+):
     """Ingest with a sample of two records (every 10,000th after them), then with every
     record in the sample; both outcomes, to compare."""
-    import forensics.ingest as ingest_module
-
-    monkeypatch.setattr(ingest_module, "KEY_SAMPLE_HEAD", 2)
-    monkeypatch.setattr(ingest_module, "KEY_SAMPLE_EVERY", 10_000)
-    sampled = _everything(tmp_path / "a.duckdb", run(tmp_path / "a.duckdb", *files))
-    monkeypatch.setattr(ingest_module, "KEY_SAMPLE_HEAD", 1 << 40)
-    whole = _everything(tmp_path / "b.duckdb", run(tmp_path / "b.duckdb", *files))
+    sampled_tuning = replace(tuning, key_sample_head=2, key_sample_every=10_000)
+    a, b = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
+    sampled = _everything(a, run(a, *files, tuning=sampled_tuning))
+    whole = _everything(b, run(b, *files, tuning=replace(sampled_tuning, key_sample_head=1 << 40)))
     return sampled, whole
 
 
 def test_a_key_outside_the_sample_is_found_and_kept(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path
 ) -> None:
     records = [event(request_id=f"r{i}", user_id=f"u{i}") for i in range(40)]
     records[30]["cache_node"] = "c7"  # the only record with this key, far past the sample
     records[35] = {"user_id": "u", "user_id ": "x", **records[35]}  # a near-duplicate key
     f = write_ndjson(tmp_path / "e.ndjson", records)
-    sampled, whole = _keys_sampled_and_whole(tmp_path, monkeypatch, f)
+    sampled, whole = _keys_sampled_and_whole(tmp_path, f)
     assert sampled == whole
     events = sampled[1]["events"]  # type: ignore[index]
     assert len(events) == 40 and not sampled[1]["rejects"]  # type: ignore[index]
@@ -925,39 +909,30 @@ def test_a_key_outside_the_sample_is_found_and_kept(
     assert extras == ['{"cache_node":"c7"}', '{"user_id ":"x"}']
 
 
-def test_a_duplicate_key_outside_the_sample_still_rejects(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_duplicate_key_outside_the_sample_still_rejects(tmp_path: Path) -> None:
     good = [json.dumps(event(request_id=f"r{i}")) for i in range(20)]
     good[12] = good[12][:-1] + ', "request_id": "again"}'
     f = tmp_path / "e.ndjson"
     f.write_text("\n".join(good) + "\n")
-    sampled, whole = _keys_sampled_and_whole(tmp_path, monkeypatch, f)
+    sampled, whole = _keys_sampled_and_whole(tmp_path, f)
     assert sampled == whole
     assert [(r[0], r[1]) for r in sampled[1]["rejects"]] == [(13, "duplicate key")]  # type: ignore[index]
     assert all(e[7] is None for e in sampled[1]["events"])  # type: ignore[index]
 
 
-def test_the_kind_is_decided_from_every_key_not_the_sample(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_kind_is_decided_from_every_key_not_the_sample(tmp_path: Path) -> None:
     # The first records alone look like accounts; the later ones make the file events.
     records: list[dict[str, object]] = [{"user_id": f"u{i}", "email": "a@b"} for i in range(5)]
     records += [event(request_id=f"r{i}") for i in range(20)]
     f = write_ndjson(tmp_path / "e.ndjson", records)
-    sampled, whole = _keys_sampled_and_whole(tmp_path, monkeypatch, f)
+    sampled, whole = _keys_sampled_and_whole(tmp_path, f)
     assert sampled == whole
     assert sampled[0][0][2] == "events"  # type: ignore[index]
     assert len(sampled[1]["events"]) == 20  # type: ignore[index]
     assert {r[1] for r in sampled[1]["rejects"]} == {"missing ts"}  # type: ignore[index]
 
 
-def test_sampled_keys_across_many_batches_and_kinds(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import forensics.ingest as ingest_module
-
-    monkeypatch.setattr(ingest_module, "CHUNK", 700)  # a few records a batch
+def test_sampled_keys_across_many_batches_and_kinds(tmp_path: Path) -> None:
     many = [event(request_id=f"m{i}", user_id=f"u{i % 7}") for i in range(120)]
     for i in range(0, 120, 17):
         many[i][f"k{i % 3}"] = i  # keys that come and go between batches
@@ -972,7 +947,8 @@ def test_sampled_keys_across_many_batches_and_kinds(
         write_ndjson(tmp_path / "c.ndjson", [{"user_id": "u", "email": "e"}] * 3
                      + [{"device_id": "d", "user_id": "u", "email": "e"}]),
     ]
-    sampled, whole = _keys_sampled_and_whole(tmp_path, monkeypatch, *files)
+    small = IngestTuning(chunk_bytes=700)  # a few records a batch
+    sampled, whole = _keys_sampled_and_whole(tmp_path, *files, tuning=small)
     assert sampled == whole
     assert [f[1] for f in sampled[0]] == ["loaded", "loaded", "loaded", "loaded", "loaded"]  # type: ignore[index]
 
@@ -996,15 +972,13 @@ def test_lines_are_split_alike_wherever_the_chunks_end(
 ) -> None:
     """Chunk ends anywhere (inside a line, a UTF-8 character or at a newline; a line over
     several chunks) give the lines, line numbers and invalid-UTF-8 flags of a plain split."""
-    import forensics.ingest as ingest_module
-
     data = b"\n".join(lines) + (b"\n" if final_newline else b"")
     assume(not data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")))
     bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
     chunks = iter([data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)])
     got = [
         (int(rec), raw, err)
-        for part in ingest_module._iter_ndjson(chunks)
+        for part in split_lines(chunks)
         for rec, raw, err in zip(
             part.rec, part.raw.to_pylist(), part.pre_err.to_pylist(), strict=True
         )
@@ -1021,13 +995,9 @@ def test_lines_are_split_alike_wherever_the_chunks_end(
     assert got == expect
 
 
-def test_a_batch_shared_among_threads_is_stored_as_a_whole_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_batch_shared_among_threads_is_stored_as_a_whole_one(tmp_path: Path) -> None:
     """The record batches DuckDB's threads share change nothing stored, rejected or counted:
     duplicates, rejects and extras across pieces, in record order."""
-    import forensics.ingest as ingest_module
-
     records: list[object] = []
     for i in range(3000):
         r = event(request_id=f"r{i % 2500}", user_id=f"u{i % 7}", ts=1_708_074_000 + i)
@@ -1035,11 +1005,10 @@ def test_a_batch_shared_among_threads_is_stored_as_a_whole_one(
             r["cache_node"] = f"n{i}"
         records.append(r if i % 101 else {"ts": "not a time", "action": "x"})
     f = write_ndjson(tmp_path / "e.ndjson", records)
-    monkeypatch.setattr(ingest_module, "MIN_SPLIT_ROWS", 10**9)
-    whole = _outcome(tmp_path / "whole.duckdb", run(tmp_path / "whole.duckdb", f))
-    monkeypatch.setattr(ingest_module, "MIN_SPLIT_ROWS", 16)
-    monkeypatch.setattr(ingest_module, "PIECE_ROWS", 97)
-    split = _outcome(tmp_path / "split.duckdb", run(tmp_path / "split.duckdb", f))
+    whole_db, split_db = tmp_path / "whole.duckdb", tmp_path / "split.duckdb"
+    whole = _outcome(whole_db, run(whole_db, f, tuning=IngestTuning(min_split_rows=10**9)))
+    split_tuning = IngestTuning(min_split_rows=16, piece_rows=97)
+    split = _outcome(split_db, run(split_db, f, tuning=split_tuning))
     assert split == whole
     # read, loaded, rejected (every 101st), duplicate (a request id seen 2,500 records
     # before, unless either record is rejected)
@@ -1047,12 +1016,11 @@ def test_a_batch_shared_among_threads_is_stored_as_a_whole_one(
 
 
 def test_pieces_are_views_in_a_multiple_of_the_threads() -> None:
-    import forensics.ingest as ingest_module
-
     t = pa.table({"rec": list(range(1_000_003))})
     for threads, pieces in ((1, 1), (2, 8), (3, 9), (8, 8)):
-        got = ingest_module._in_pieces(t, threads).to_batches()
+        got = in_pieces(t, threads, IngestTuning()).to_batches()
         assert len(got) == pieces
         assert pa.Table.from_batches(got).equals(t)
     small = pa.table({"rec": list(range(100))})
-    assert len(ingest_module._in_pieces(small, 2).to_batches()) == 1
+    assert len(in_pieces(small, 2, IngestTuning()).to_batches()) == 1
+    assert len(in_pieces(small, 2, IngestTuning(min_split_rows=100)).to_batches()) == 2

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +11,9 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from forensics import ingest as ingest_mod
+import forensics.ingest as ingest_package
 from forensics.cli import app
+from forensics.ingest import IngestHooks, pipeline
 from tests.ingest_helpers import event, rows, run, write_ndjson
 
 PERSONAL = "alice@example.com"  # personal data that must never reach an error message
@@ -26,13 +27,6 @@ def _three(tmp_path: Path) -> Path:
     return logs
 
 
-def _raiser(exc: BaseException) -> Callable[[], None]:
-    def boom() -> None:
-        raise exc
-
-    return boom
-
-
 EXCEPTIONS: list[BaseException] = [
     RuntimeError(f"bad state near {PERSONAL}"),
     RecursionError("maximum recursion depth exceeded"),
@@ -42,47 +36,25 @@ EXCEPTIONS: list[BaseException] = [
 ]
 
 
-def _inject(monkeypatch: pytest.MonkeyPatch, stage: str, exc: BaseException) -> None:
-    """Make `stage` fail for b.jsonl only."""
-    if stage == "read":
-        real_batches = ingest_mod._json_batches
+def _hooks(stage: str, exc: BaseException) -> IngestHooks:
+    """Hooks that make `stage` fail for b.jsonl only."""
 
-        def batches(path: Path, *a: Any, **k: Any) -> Any:
-            if path.name == "b.jsonl":
-                _raiser(exc)()
-            return real_batches(path, *a, **k)
+    def boom(path: Path) -> None:
+        if path.name == "b.jsonl":
+            raise exc
 
-        monkeypatch.setattr(ingest_mod, "_json_batches", batches)
-    elif stage == "stage":
-        real_add = ingest_mod._FileLoader.add_json
-
-        def add_json(self: Any, lines: Any) -> None:
-            if any(str(r).startswith("b") for r in
-                   [json.loads(x).get("request_id") for x in lines.raw.to_pylist()]):
-                _raiser(exc)()
-            real_add(self, lines)
-
-        monkeypatch.setattr(ingest_mod._FileLoader, "add_json", add_json)
-    else:
-        real_finish = ingest_mod._FileLoader.finish
-
-        def finish(self: Any, source_row: dict[str, Any]) -> dict[str, int]:
-            if str(source_row["path"]).endswith("b.jsonl"):
-                _raiser(exc)()
-            return real_finish(self, source_row)
-
-        monkeypatch.setattr(ingest_mod._FileLoader, "finish", finish)
+    name = {"read": "after_read", "stage": "after_stage", "store": "before_commit"}[stage]
+    return IngestHooks(**{name: boom})
 
 
 @pytest.mark.parametrize("stage", ["read", "stage", "store"])
 @pytest.mark.parametrize("exc", EXCEPTIONS, ids=lambda e: type(e).__name__)
 def test_an_unexpected_failure_fails_that_file_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str, exc: BaseException
+    tmp_path: Path, stage: str, exc: BaseException
 ) -> None:
     logs = _three(tmp_path)
-    _inject(monkeypatch, stage, exc)
     db = tmp_path / "s.duckdb"
-    report = run(db, logs)
+    report = run(db, logs, hooks=_hooks(stage, exc))
     by_name = {Path(f.path).name: f for f in report.files}
     assert by_name["b.jsonl"].status == "failed"
     error = by_name["b.jsonl"].error or ""
@@ -96,7 +68,14 @@ def test_the_json_report_lists_the_failed_file_and_exits_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     logs = _three(tmp_path)
-    _inject(monkeypatch, "stage", RecursionError())
+    real_ingest = pipeline.ingest
+
+    def ingest(*a: Any, **k: Any) -> Any:  # the CLI's ingest, with the failing hook
+        options = a[2]
+        return real_ingest(a[0], a[1], replace(options, hooks=_hooks("stage", RecursionError())),
+                           *a[3:], **k)
+
+    monkeypatch.setattr(ingest_package, "ingest", ingest)
     db = tmp_path / "s.duckdb"
     r = CliRunner().invoke(app, ["--db", str(db), "ingest", str(logs), "--json"])
     assert r.exit_code == 1
@@ -106,11 +85,10 @@ def test_the_json_report_lists_the_failed_file_and_exits_1(
     assert files["a.jsonl"]["status"] == files["c.jsonl"]["status"] == "loaded"
 
 
-def test_an_interrupt_still_stops_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupt_still_stops_the_run(tmp_path: Path) -> None:
     logs = _three(tmp_path)
-    _inject(monkeypatch, "stage", KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "s.duckdb", logs)
+        run(tmp_path / "s.duckdb", logs, hooks=_hooks("stage", KeyboardInterrupt()))
 
 
 def test_a_fifty_thousand_deep_array_fails_alone(tmp_path: Path) -> None:

@@ -15,8 +15,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from forensics import ingest as ingest_mod
-from forensics.json_array import MAX_DEPTH
+from forensics.ingest import IngestTuning
+from forensics.ingest.readers.json_lines import lines_to_arrow
+from forensics.ingest.readers.json_split import MAX_DEPTH
 from forensics.mapping import load_mapping
 from tests.ingest_helpers import event, rows, run
 
@@ -133,10 +134,10 @@ def test_depth_limit_in_arrays_rejects_the_element(tmp_path: Path) -> None:
 
 
 def test_a_flat_batch_skips_the_depth_check(tmp_path: Path) -> None:
-    lines, _ = ingest_mod._lines_to_arrow(b'{"a":1}\n{"b":[2]}\n', 0, 18, 1)
+    lines, _ = lines_to_arrow(b'{"a":1}\n{"b":[2]}\n', 0, 18, 1, 4096)
     assert not lines.maybe_deep
     deep = b'{"a":' + b"[" * 200 + b"]" * 200 + b"}\n"
-    lines, _ = ingest_mod._lines_to_arrow(deep, 0, len(deep), 1)
+    lines, _ = lines_to_arrow(deep, 0, len(deep), 1, 4096)
     assert lines.maybe_deep
 
 
@@ -192,17 +193,18 @@ def test_json_lines_whose_first_record_has_one_array_member(tmp_path: Path) -> N
     assert rows(db, "select source_record from events order by 1") == [(2,), (3,)]
 
 
-def test_a_surprise_after_the_peek_fails_the_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(ingest_mod, "WRAPPED_PEEK", 64)
-    monkeypatch.setattr(ingest_mod, "CHUNK", 64)
+def test_a_surprise_after_the_peek_fails_the_file(tmp_path: Path) -> None:
+    small = IngestTuning(chunk_bytes=64)  # the peek is one chunk's worth of bytes
     f = tmp_path / "e.json"
     f.write_text(json.dumps({"Records": _events(4)}) + "\n" + json.dumps(event()) + "\n")
-    r = run(tmp_path / "s.duckdb", f).files[0]
+    r = run(tmp_path / "s.duckdb", f, tuning=small).files[0]
     assert r.status == "failed" and "records = in the map" in (r.error or "")
     f.write_text(json.dumps({"Records": _events(4)}) + "\n")
-    assert run(tmp_path / "t.duckdb", f).files[0].rows_loaded == 4
+    assert run(tmp_path / "t.duckdb", f, tuning=small).files[0].rows_loaded == 4
+    # With the default chunk the whole file is peeked: it is JSON lines after all.
+    f.write_text(json.dumps({"Records": _events(4)}) + "\n" + json.dumps(event()) + "\n")
+    r = run(tmp_path / "u.duckdb", f, kind="events").files[0]
+    assert (r.status, r.rows_read) == ("loaded", 2)
 
 
 def test_cloudtrail_example_through_its_map(tmp_path: Path) -> None:

@@ -364,3 +364,40 @@ def test_parquet_blank_text_is_missing_but_leading_space_is_kept(tmp_path: Path)
     report = run(db, f)
     assert report.files[0].rows_rejected == 2
     assert rows(db, "select user_id from events order by source_record") == [(" x",), ("y ",)]
+
+
+# Blank is space, tab, LF, VT, FF, CR only: the letter v is not blank (a trim set written
+# e'\v' in DuckDB is the letter v), and a vertical tab alone is.
+BLANK_EDGE_IDS = [" v", "v ", "\u000b", " \u000b\u000c", "\u000bv", "vv"]
+BLANK_EDGE_KEPT = [(" v",), ("v ",), ("\u000bv",), ("vv",)]
+
+
+def test_parquet_text_that_is_only_blank_is_missing_and_a_v_is_not_blank(
+    tmp_path: Path,
+) -> None:
+    n = len(BLANK_EDGE_IDS)
+    f = write_parquet(
+        tmp_path / "e.parquet",
+        {"ts": ["2024-02-16T09:00:00Z"] * n, "action": ["a"] * n, "user_id": BLANK_EDGE_IDS},
+    )
+    db = tmp_path / "s.duckdb"
+    r = run(db, f).files[0]
+    assert (r.rows_loaded, r.rows_rejected) == (4, 2)
+    assert rows(db, "select user_id from events order by source_record") == BLANK_EDGE_KEPT
+    assert rows(db, "select source_record, reason from rejects order by 1") == [
+        (3, "missing user_id"), (4, "missing user_id")]
+
+
+def test_json_text_that_is_only_blank_is_missing_and_a_v_is_not_blank(tmp_path: Path) -> None:
+    # json.dumps writes the control characters as \u escapes: the parsed-text path.
+    f = write_ndjson(tmp_path / "e.ndjson", [
+        {"ts": "2024-02-16T09:00:00Z", "action": "a", "user_id": u, "request_id": str(i)}
+        for i, u in enumerate(BLANK_EDGE_IDS)
+    ] + ['{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":"\\u0020v","request_id":"x"}'])
+    db = tmp_path / "s.duckdb"
+    r = run(db, f).files[0]
+    assert (r.rows_loaded, r.rows_rejected) == (5, 2)
+    assert rows(db, "select user_id from events order by source_record") == [
+        *BLANK_EDGE_KEPT, (" v",)]
+    assert rows(db, "select source_record, reason from rejects order by 1") == [
+        (3, "missing user_id"), (4, "missing user_id")]

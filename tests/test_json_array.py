@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forensics.errors import InputError
-from forensics.json_array import MAX_DEPTH, NotWrapped, iter_elements
+from forensics.ingest.readers.json_split import MAX_DEPTH, NotWrapped, iter_elements
 
 
 def split(doc: str | bytes, size: int = 0, **kw: Any) -> list[tuple[int, str, str | None]]:
@@ -147,7 +147,7 @@ def test_named_records_member_may_have_neighbours() -> None:
 def test_a_chunk_is_split_in_pieces_with_the_same_result(
     monkeypatch: pytest.MonkeyPatch, piece: int
 ) -> None:
-    import forensics.json_array as ja
+    import forensics.ingest.readers.json_split as ja
 
     doc = json.dumps([{"a": "x,]\\\"", "b": [1, {"c": None}]}, 2, "s", [], {}] * 3)
     expected = values(doc)

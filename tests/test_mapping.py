@@ -14,10 +14,10 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from forensics import ingest as ingest_module
 from forensics.cli import app
 from forensics.errors import UsageError
 from forensics.exposure import compute_figures
+from forensics.ingest import IngestTuning
 from forensics.mapping import load_mapping
 from forensics.store import DKEY, StoreOptions, open_store
 from forensics.window import parse_window
@@ -364,12 +364,9 @@ event_id = { sql = "upper(regexp_extract(url, '/events/([^/]+)/', 1))" }
         ("12345", "d1", "E1"), ("9007199254740993", "d2", "E2")]
 
 
-def test_field_absent_from_early_batches_still_maps(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_field_absent_from_early_batches_still_maps(tmp_path: Path) -> None:
     """JSON is typed batch by batch: a field first seen in a later batch (null or absent in
     the earlier ones), or whose type differs between batches, still binds and maps."""
-    monkeypatch.setattr(ingest_module, "CHUNK", 256)
     recs = [
         {"time": T0_MS + i, "uid": f"u{i}", "rid": f"r{i}", "path": "/devices/d1/events/e1/",
          "alt": None}
@@ -388,7 +385,7 @@ action = { sql = "'thumbnail_delivered'" }
 device_id = { sql = "coalesce(alt.dev, regexp_extract(path, '/devices/([^/]+)/', 1))" }
 event_id = { sql = "regexp_extract(path, '/events/([^/]+)/', 1)" }
 """
-    report = ingest_mapped(tmp_path, text, f)
+    report = ingest_mapped(tmp_path, text, f, tuning=IngestTuning(chunk_bytes=256))
     assert report.files[0].status == "loaded", report.files[0].error
     got = stored_events(tmp_path / "s.duckdb")
     assert len(got) == 7

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from forensics.arrow_types import plan_columns
 from forensics.cli import app
+from forensics.ingest.readers.arrow_types import plan_columns
 from tests.ingest_helpers import event, rows, run
 
 GEO = {"ARROW:extension:name": "geoarrow.wkb", "ARROW:extension:metadata": "{}"}
@@ -105,7 +105,7 @@ def test_a_plain_file_has_no_notes(tmp_path: Path) -> None:
 def test_a_type_duckdb_cannot_scan_is_left_out_with_the_reason() -> None:
     union = pa.dense_union([pa.field("i", pa.int64())])
     schema = pa.schema([("ok", pa.int64()), ("u", union), ("h", pa.float16())])
-    plan = plan_columns(schema, duckdb.connect())
+    plan = plan_columns(schema)
     assert plan.dropped == ["u"]
     assert any(n.startswith("column u left out: its type dense_union") for n in plan.notes)
     assert "column h: float16 read as float32" in plan.notes

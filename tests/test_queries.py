@@ -1,5 +1,6 @@
-"""Every file in queries/: its header parses, declared params equal used params, and it runs
-on an empty case store; the SPEC §5 queries do not depend on the session time zone."""
+"""Every file in queries/ and forensics/ingest/sql/: its header parses, declared params equal
+used params, and it runs on an empty case store (ingest's, with an empty stage); the SPEC §5
+queries do not depend on the session time zone."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 from incident import Incident, at, window
 
 from forensics.exposure import compute_breakdown, compute_figures, prepare_window
+from forensics.ingest.stage import STAGE_COLUMNS, parsed
+from forensics.ingest.store import SQL_DIR as INGEST_SQL_DIR
 from forensics.queries import load_queries, parse_query, queries_dir
 from forensics.store import StoreOptions, open_store
 
@@ -103,3 +106,67 @@ def test_figures_do_not_depend_on_the_session_time_zone(tmp_path: Path) -> None:
             con.close()
     assert all(r == results[0] for r in results)
     assert results[0][0]["cross_account_deliveries"] == 4  # at 0, 5, 40 and 59
+
+
+# ------------------------------------------------------------- ingest's fixed statements
+
+INGEST_SQL = sorted(INGEST_SQL_DIR.glob("*.sql"))
+INGEST_SAMPLE_PARAMS: dict[str, object] = {
+    "sid": 1, "limit": 100, "name": "stage", "block": 16, "per_group": 60,
+    "source_id": 1, "path": "/x/e.ndjson", "kind": "events", "format": "ndjson",
+    "size_bytes": 0, "sha256": "0" * 64, "rows_read": 0, "rows_loaded": 0, "rows_rejected": 0,
+    "rows_duplicate": 0, "ingested_at": datetime(2024, 2, 16, tzinfo=timezone.utc),
+    "tool_version": "0", "assume_tz": None, "map_sha256": None,
+}
+# The stage a statement reads; events unless named here.
+STAGE_KIND = {"insert_grants": "grants", "insert_accounts": "accounts"}
+
+
+def test_ingest_has_its_statements_as_files_inside_the_package() -> None:
+    assert {"insert_rejects", "insert_source", "file_keys", "stage_time_spread",
+            "stage_counts"} <= {p.stem for p in INGEST_SQL}
+    # The wheel holds the package folder whole (hatch `packages`): the statements with it.
+    import forensics
+
+    assert INGEST_SQL_DIR.is_relative_to(Path(forensics.__file__).resolve().parent)
+
+
+@pytest.mark.parametrize("path", INGEST_SQL, ids=lambda p: p.name)
+def test_ingest_statement_header_parses_and_params_match(path: Path) -> None:
+    q = parse_query(path)
+    assert q.name == path.stem and q.grain
+    body = "\n".join(ln for ln in path.read_text().splitlines() if not ln.lstrip().startswith("--"))
+    assert set(q.params) == set(_USED.findall(body))
+    missing = set(q.params) - INGEST_SAMPLE_PARAMS.keys()
+    assert not missing, f"add a sample value for {missing} to INGEST_SAMPLE_PARAMS"
+
+
+@pytest.mark.parametrize("kind", ["events", "grants", "accounts"])
+def test_every_ingest_statement_runs_on_an_empty_store_and_stage(
+    tmp_path: Path, kind: str
+) -> None:
+    con = open_store(StoreOptions(tmp_path / "case.duckdb"), read_only=False)
+    try:
+        con.execute(f"create temp table stage (rec bigint, err varchar, raw varchar, "
+                    f"{STAGE_COLUMNS[kind]})")
+        empty = "(select 1::bigint as rec, ''::varchar as raw, null::varchar as pre_err)"
+        con.execute(f"create temp table held as select * from ({parsed(empty)}) limit 0")
+        pending = {p.stem: parse_query(p) for p in INGEST_SQL
+                   if STAGE_KIND.get(p.stem, "events") == kind}
+        assert pending
+        errors: dict[str, str] = {}
+        while pending:  # statements read each other's temp tables: run in passes
+            progressed = False
+            for name, q in list(pending.items()):
+                try:
+                    con.execute(q.sql, {p: INGEST_SAMPLE_PARAMS[p] for p in q.params})
+                except duckdb.CatalogException as e:
+                    errors[name] = str(e).splitlines()[0]
+                    continue
+                pending.pop(name)
+                progressed = True
+            if not progressed:
+                pytest.fail(f"statements that do not run on an empty stage: {errors}")
+        assert con.execute("select count(*) from rejects").fetchone() == (0,)
+    finally:
+        con.close()

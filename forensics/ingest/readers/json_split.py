@@ -25,6 +25,8 @@ import numpy as np
 import pyarrow as pa
 
 from forensics.errors import InputError
+from forensics.ingest.readers.base import JsonBatch
+from forensics.ingest.readers.source import BOM, arrow_texts, check_encoding
 
 MAX_DEPTH = 128  # deepest nesting of a record (SPEC §2.6)
 PIECE = 16 << 20  # bytes split at a time (bounds the splitter's arrays)
@@ -40,15 +42,6 @@ for _i, _c in enumerate(b"[{]},:", start=1):
     _STRUCT[_c] = _i
 _DELTA = np.array([0, 1, 1, -1, -1, 0, 0], dtype=np.int64)  # depth change per code
 _COMMA, _CLOSE_ARRAY = 5, 3
-
-
-@dataclass
-class Batch:
-    """Elements of the array: record numbers (from 1), texts, errors (null: none)."""
-
-    rec: np.ndarray
-    raw: pa.Array | pa.ChunkedArray
-    pre_err: pa.Array | pa.ChunkedArray
 
 
 class NotWrapped(Exception):  # noqa: N818 - a signal, not an error
@@ -178,13 +171,13 @@ class _Splitter:
         self.top_text: list[bytes] = []  # that text from earlier chunks
         self.end_at: int | None = None  # where the document ends in the current chunk
 
-    def feed(self, chunk: bytes | memoryview) -> Batch | None:
+    def feed(self, chunk: bytes | memoryview) -> JsonBatch | None:
         """Scan one chunk; the elements it completes (None: none)."""
         buf = bytearray(chunk)  # separators become spaces: elements are contiguous slices
         if self.first:
-            if buf.startswith(b"\xef\xbb\xbf"):
+            if buf.startswith(BOM):
                 del buf[:3]
-            _check_encoding(bytes(buf[:4]))
+            check_encoding(bytes(buf[:4]))
             self.first = False
         scan = self.scanner.scan(buf)
         starts: list[np.ndarray] = []
@@ -374,10 +367,10 @@ class _Splitter:
 
     def _elements(
         self, buf: bytearray, starts: np.ndarray, ends: np.ndarray, depths: np.ndarray
-    ) -> Batch | None:
+    ) -> JsonBatch | None:
         if not len(starts):
             return None
-        parts: list[Batch] = []
+        parts: list[JsonBatch] = []
         first = 0
         if starts[0] == -1:
             head = b"".join(self.pending) + bytes(buf[: int(ends[0])])
@@ -390,7 +383,7 @@ class _Splitter:
             offsets[1:] = ends[first:]
             parts.append(_to_arrow(buf, offsets, self.rec))
             self.rec += len(offsets) - 1
-        batch = _concat(parts)
+        batch = JsonBatch.concat(parts)
         deep = depths > MAX_DEPTH
         if deep.any():
             old = batch.pre_err.to_pylist()
@@ -447,53 +440,11 @@ def _refuse(name: str) -> None:
     raise ValueError(name)
 
 
-def _check_encoding(first: bytes) -> None:
-    if first.startswith((b"\xff\xfe", b"\xfe\xff")) or (
-        len(first) >= 2 and (first[0] == 0 or first[1] == 0)
-    ):
-        raise InputError("encoding", "the file is not UTF-8 (it looks like UTF-16 or UTF-32)")
-
-
-def _to_arrow(buf: bytes | bytearray, offsets: np.ndarray, first_rec: int) -> Batch:
-    """The strings buf[offsets[i]:offsets[i + 1]] as Arrow strings pointing into buf."""
+def _to_arrow(buf: bytes | bytearray, offsets: np.ndarray, first_rec: int) -> JsonBatch:
+    """The strings buf[offsets[i]:offsets[i + 1]], numbered from first_rec."""
     n = len(offsets) - 1
-    rec = np.arange(first_rec, first_rec + n, dtype=np.int64)
-    binary = pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)]
-    )
-    raw = binary.view(pa.large_string())
-    try:
-        raw.validate(full=True)  # full: every string is checked to be UTF-8
-        errs: pa.Array = pa.nulls(n, pa.string())
-    except pa.ArrowInvalid:
-        # Slow path, only for files with invalid UTF-8: find and reject those elements.
-        texts: list[str] = []
-        pre_err: list[str | None] = []
-        for i in range(n):
-            b = bytes(buf[offsets[i] : offsets[i + 1]])
-            try:
-                texts.append(b.decode("utf-8"))
-                pre_err.append(None)
-            except UnicodeDecodeError:
-                texts.append(b.decode("utf-8", errors="replace"))
-                pre_err.append("invalid UTF-8")
-        raw = pa.array(texts, pa.large_string())
-        errs = pa.array(pre_err, pa.string())
-    return Batch(rec, raw, errs)
-
-
-def _chunks(a: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
-    return a.chunks if isinstance(a, pa.ChunkedArray) else [a]
-
-
-def _concat(parts: list[Batch]) -> Batch:
-    if len(parts) == 1:
-        return parts[0]
-    return Batch(
-        np.concatenate([p.rec for p in parts]),
-        pa.chunked_array([c for p in parts for c in _chunks(p.raw)], pa.large_string()),
-        pa.chunked_array([c for p in parts for c in _chunks(p.pre_err)], pa.string()),
-    )
+    raw, errs = arrow_texts(buf, offsets)
+    return JsonBatch(np.arange(first_rec, first_rec + n, dtype=np.int64), raw, errs, strict=True)
 
 
 def _first_bytes_together(chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -518,7 +469,7 @@ def _first_bytes_together(chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 def iter_elements(
     chunks: Iterator[bytes], *, wrapped: bool = False, records: frozenset[str] | None = None
-) -> Iterator[Batch]:
+) -> Iterator[JsonBatch]:
     """The elements of the document's array, a batch per chunk that ends one.
 
     `wrapped`: the document is an object whose member named in `records` (None: its only
@@ -532,7 +483,7 @@ def iter_elements(
         n = len(chunk)
         view = memoryview(chunk)
         del chunk  # the pieces are copied: the chunk goes with the view
-        parts: list[Batch] = []
+        parts: list[JsonBatch] = []
         for lo in range(0, n, PIECE):
             piece = view[lo : lo + PIECE]
             if sp.state == "end":
@@ -544,6 +495,6 @@ def iter_elements(
                 parts.append(batch)
         del piece, view
         if parts:
-            yield _concat(parts)
+            yield JsonBatch.concat(parts)
     sp.finish()
 

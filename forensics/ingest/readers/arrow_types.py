@@ -102,12 +102,11 @@ def _untagged(f: pa.Field) -> tuple[pa.Field, str | None]:
     )
 
 
-def plan_columns(schema: pa.Schema, con: duckdb.DuckDBPyConnection) -> ColumnPlan:
+def plan_columns(schema: pa.Schema) -> ColumnPlan:
     """Decide, once per file, how each column is converted or why it is left out.
 
-    DuckDB is asked on a connection of its own: a refused probe must not abort the
-    transaction that stages the file."""
-    probe = con.cursor()
+    DuckDB is asked on an in-memory connection of its own (readers hold no store state)."""
+    probe = duckdb.connect()
     try:
         return _plan(schema, probe)
     finally:

@@ -1,0 +1,98 @@
+"""Which files to read (SPEC §2.5): paths, folders (walked, hidden skipped) and globs.
+
+A path that exists is taken literally, so a real file named `x*.ndjson` is read alone; only
+a path that does not exist is expanded as a glob. URLs are refused. A file reached twice
+(listed again, or through a symlink) is read once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import re
+from pathlib import Path
+
+from forensics.ingest.options import FileResult
+from forensics.ingest.readers import COMPRESSIONS, READERS
+
+_REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def discover(paths: list[str]) -> tuple[list[tuple[Path, bool]], list[FileResult]]:
+    """Expand files, folders (recursive, hidden skipped) and globs; refuse non-local paths.
+
+    Returns the files to read (with whether a folder walk found them), de-duplicated by real
+    path, and failures for bad paths.
+    """
+    found: list[tuple[Path, bool]] = []
+    failed: list[FileResult] = []
+    for p in paths:
+        if _REMOTE.match(p):
+            failed.append(FileResult(p, error="only local files can be ingested"))
+            continue
+        path = Path(p)
+        if path.is_dir():
+            found.extend((w, True) for w in _walk(path))
+        elif os.path.lexists(p):
+            found.append((path, False))
+        elif _GLOB_CHARS.search(p):
+            matches = sorted(glob.glob(p, recursive=True))
+            if not matches:
+                failed.append(FileResult(p, error="no file matches this pattern"))
+            for m in matches:
+                mp = Path(m)
+                if mp.is_dir():
+                    found.extend((w, True) for w in _walk(mp))
+                elif not any(part.startswith(".") for part in mp.parts if part not in (".", "..")):
+                    found.append((mp, False))
+        else:
+            failed.append(FileResult(p, error="no such file or folder"))
+    seen: set[str] = set()
+    unique: list[tuple[Path, bool]] = []
+    for f, walked in found:
+        real = os.path.realpath(f)
+        if real not in seen:
+            seen.add(real)
+            unique.append((f, walked))
+    return unique, failed
+
+
+def _walk(root: Path) -> list[Path]:
+    out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        out.extend(Path(dirpath, f) for f in sorted(filenames) if not f.startswith("."))
+    return out
+
+
+def total_size(files: list[tuple[Path, bool]]) -> int:
+    """The files' bytes on disk (0 for one that cannot be stat'ed), for progress."""
+    total = 0
+    for p, _ in files:
+        with contextlib.suppress(OSError):
+            total += p.stat().st_size
+    return total
+
+
+def file_format(path: Path) -> tuple[str, str | None] | None:
+    """(format, compression) from the file's name, e.g. ("ndjson", "gzip"); None if unknown."""
+    name = path.name.lower()
+    compression = None
+    for suffix, comp in COMPRESSIONS.items():
+        if name.endswith(suffix):
+            compression, name = comp, name[: -len(suffix)]
+    for reader in READERS:
+        if compression is not None and not reader.compressible:
+            continue
+        for suffix in reader.suffixes:
+            if name.endswith(suffix):
+                return suffix[1:], compression
+    return None
+
+
+def supported() -> str:
+    """The suffixes read, for messages: `.parquet, .json, ..., +.gz/.zst`."""
+    suffixes = ", ".join(s for r in READERS for s in r.suffixes)
+    return f"{suffixes}, +{'/'.join(COMPRESSIONS)}"

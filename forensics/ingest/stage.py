@@ -1,0 +1,544 @@
+"""SPEC §2.4 into the stage: one file's records checked and converted, batch by batch, into
+the temp table `stage` of its connection (rec, err, raw, the canonical columns).
+
+The JSON stage parses records given as text (JsonBatch): shape, duplicate keys, strict JSON,
+then the canonical fields. The table stage converts typed columns (TableBatch). Both decide
+the file's kind from its fields, apply a `--map`, and leave the conversions themselves to
+forensics.normalize; nothing here is stored (forensics.ingest.store does that).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from forensics.errors import InputError
+from forensics.ingest.options import IngestOptions, IngestTuning
+from forensics.ingest.readers import JsonBatch, TableBatch
+from forensics.ingest.readers.json_split import MAX_DEPTH, json_depth
+from forensics.mapping import FileMapper
+from forensics.normalize import CANONICAL, REQUIRED, Normalized, Source, normalize
+from forensics.sqltext import (
+    JSON_SPACE,
+    LINE_END,
+    ident,
+    json_pointer,
+    literal,
+    pointer_key,
+    struct_path,
+    used_params,
+)
+from forensics.store import DKEY
+
+RAW_LIMIT = 1 << 20  # a rejected record's raw text is kept up to this many characters
+
+# An event's de-duplication key (store.DKEY) is computed as it is staged, where the work is
+# spread over the cores, from its canonical values: (", dkey", ", <expression>") for the
+# stage's column list and select list.
+KEYED: dict[str, tuple[str, str]] = {
+    "events": (", dkey", f", case when err is null then {DKEY} end"),
+    "grants": ("", ""),
+    "accounts": ("", ""),
+}
+STAGE_COLUMNS: dict[str, str] = {
+    "events": "ts timestamptz, action varchar, user_id varchar, device_id varchar, "
+    "event_id varchar, request_id varchar, status integer, extra json, dkey ubigint",
+    "grants": "device_id varchar, user_id varchar, role varchar, valid_from timestamptz, "
+    "valid_to timestamptz",
+    "accounts": "user_id varchar, email varchar, name varchar, locale varchar, country varchar",
+}
+
+
+def parsed(src: str) -> str:
+    """One parse of each line of `src`: json_keys fails on malformed JSON (NULL under try)
+    and gives [] for any other value; a valid document opening with '{' is an object. JSON
+    allows the line's own CR/LF as whitespace; blank lines are not records."""
+    return f"""
+    select rec, raw, pre_err, t, case when t = 'OBJECT' then k end as k
+    from (
+        select rec, raw, pre_err, k,
+               case when k is null then null
+                    when starts_with(raw, '{{') then 'OBJECT'  -- ltrim copies
+                    when left(ltrim(raw, {literal(JSON_SPACE)}), 1) = '{{' then 'OBJECT'
+                    else 'OTHER' end as t
+        from (
+            select rec, raw, pre_err,
+                   case when pre_err is null then try(json_keys(raw)) end as k
+            from {src}
+        )
+    )
+    -- Blank lines are not records. Tested on raw alone: a test of t (null for a blank line)
+    -- would have DuckDB compute json_keys a second time, for the filter.
+    where regexp_matches(raw, {literal("[^" + JSON_SPACE + "]")})
+"""  # noqa: S608 - `src` is a fixed relation name or a subquery built here
+
+
+# Record-level JSON problems DuckDB's lenient parser lets through (HOSTILE_INPUTS #1, #4):
+# duplicate keys, NaN/Infinity and trailing commas (checked outside string literals).
+JSON_ERR_SHAPE = (
+    "case when pre_err is not null then pre_err "
+    "when t is null then 'malformed JSON' "
+    "when t <> 'OBJECT' then 'not a JSON object' end"
+)
+JSON_ERR_DUP = "case when len(k) <> len(list_distinct(k)) then 'duplicate key' end"
+# DuckDB 2.0.1 also takes NaN, Inf and Infinity in any case, with a sign, at any depth
+# (tests/test_ingest_strict.py lists what it accepts). Outside strings such a token
+# follows `:`, `,` or `[`: each test below begins with that byte, which the regex engine
+# finds by a fast scan; string literals are stripped only for the few records that match.
+_NON_FINITE = "-?(?:[nN][aA]|[iI])"
+STANDARD_CANDIDATE = (
+    f"(regexp_matches(raw, ':\\s*{_NON_FINITE}') "
+    f"or regexp_matches(raw, ',\\s*(?:[\\]}}]|{_NON_FINITE})') "
+    f"or (contains(raw, '[') and regexp_matches(raw, '\\[\\s*{_NON_FINITE}')))"
+)
+STANDARD_CHECK = (
+    "regexp_matches(regexp_replace(raw, '\"(?:[^\"\\\\]|\\\\.)*\"', '\"\"', 'g'), "
+    "'(?i)nan|inf|,\\s*[\\]}]')"
+)
+NOT_STANDARD = "not standard JSON (NaN, Infinity or a trailing comma)"
+JSON_ERR_STANDARD = (
+    f"case when {STANDARD_CANDIDATE} and {STANDARD_CHECK} then '{NOT_STANDARD}' end"
+)
+# An array element is also checked at its own top (`NaN` alone) and must be valid JSON.
+ELEMENT_ERR = (
+    "case when not json_valid(raw) then 'not valid JSON' "
+    f"when ({STANDARD_CANDIDATE} or regexp_matches(raw, '^\\s*{_NON_FINITE}')) "
+    f"and {STANDARD_CHECK} then '{NOT_STANDARD}' end"
+)
+# Deeper than MAX_DEPTH (DuckDB parses any depth): more brackets than that, counted
+# cheaply, then the exact string-aware depth (fx_json_depth) for those few records.
+JSON_ERR_DEEP = (
+    f"when strlen(raw) - strlen(replace(replace(raw, '{{', ''), '[', '')) > {MAX_DEPTH} "
+    f"and fx_json_depth(raw) > {MAX_DEPTH} then 'nested too deep' "
+)
+
+
+def json_err_shape(maybe_deep: bool) -> str:
+    """JSON_ERR_SHAPE, with the depth check for a batch that may hold deep records."""
+    return JSON_ERR_SHAPE.replace(
+        "when t is null", (JSON_ERR_DEEP if maybe_deep else "") + "when t is null", 1
+    )
+
+
+def add_depth_function(con: duckdb.DuckDBPyConnection) -> None:
+    """Register fx_json_depth (json_split.json_depth) where the connection sees it."""
+    if con.execute(
+        "select 1 from duckdb_functions() where function_name = 'fx_json_depth'"
+    ).fetchall():
+        return
+    con.create_function(
+        "fx_json_depth", json_depth, [duckdb.sqltypes.VARCHAR], duckdb.sqltypes.INTEGER,
+        side_effects=False,
+    )
+
+
+JSON_ERR = f"coalesce({JSON_ERR_SHAPE}, {JSON_ERR_DUP}, {JSON_ERR_STANDARD})"
+# A rejected line's raw text: without its line end, cut at RAW_LIMIT ($limit bound).
+RAW_TEXT = f"left(rtrim(raw, {literal(LINE_END)}), {RAW_LIMIT})"
+
+
+def dup_by_count(n_paths: int) -> str:
+    """'duplicate key' when a record lists more keys than it has distinct ones.
+
+    `v` holds every top-level key of the file (json_extract gives NULL only for a key the
+    record lacks), so the distinct keys are the non-NULL entries; counting them costs far
+    less than list_distinct(k) on every record.
+    """
+    present = " + ".join(f"(v[{i}] is not null)::int" for i in range(1, n_paths + 1)) or "0"
+    return f"case when len(k) <> {present} then 'duplicate key' end"
+
+
+def struct_json(columns: list[str]) -> str:
+    """SQL for a JSON object of these columns, keyed by their names."""
+    return "to_json(struct_pack(" + ", ".join(f"{ident(c)} := {ident(c)}" for c in columns) + "))"
+
+
+def in_pieces(batch: pa.Table, threads: int, tuning: IngestTuning) -> pa.Table:
+    """The batch as record batches that DuckDB's threads can share.
+
+    DuckDB scans an Arrow record batch of up to about 130,000 rows on one thread: a chunk
+    of text handed over as one record batch leaves the other cores idle while it is parsed.
+    The pieces are views of the batch (nothing is copied); their count is a multiple of the
+    threads, so that none waits alone for the last piece.
+    """
+    n = batch.num_rows
+    if n < tuning.min_split_rows or threads < 2:
+        return batch
+    pieces = max(threads, -(-n // tuning.piece_rows))
+    pieces = -(-pieces // threads) * threads
+    return pa.Table.from_batches(batch.to_batches(max_chunksize=-(-n // pieces)))
+
+
+class Stage:
+    """One file's records, checked and converted, in its connection's temp table `stage`."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, options: IngestOptions) -> None:
+        self.con = con
+        self.options = options
+        self.tuning = options.tuning
+        self.kind: str | None = options.kind
+        self.params: dict[str, Any] = {"tz": options.assume_tz}
+        amap = options.mapping.actions if options.mapping is not None else None
+        if amap:
+            self.params["action_from"] = list(amap.keys())
+            self.params["action_to"] = list(amap.values())
+        self.staged = False
+        self.mapper: FileMapper | None = None  # the map's [kind] table applied to this file
+        self._n_threads = 0
+        self._maybe_deep = True
+        self.notes: tuple[str, ...] = ()  # for the sources row (ReadEnd.notes)
+
+    def add(self, batch: JsonBatch | TableBatch) -> None:
+        """Stage one batch a reader gave."""
+        if isinstance(batch, TableBatch):
+            self.add_table(batch.rows, batch.first_rec)
+        else:
+            self.add_json(batch)
+
+    def _mapper(self, kind: str) -> FileMapper | None:
+        mapping = self.options.mapping
+        if self.mapper is None and mapping is not None:
+            self.mapper = mapping.file_mapper(kind)
+        return self.mapper
+
+    # -- kind ------------------------------------------------------------------------
+    def decide_kind(self, fields: set[str] | frozenset[str]) -> str:
+        if self.kind:
+            return self.kind
+        # With --map, each kind's rule reads the canonical names that kind's table gives; a
+        # constant expression counts as having the field, but not as evidence against a kind.
+        m = self.options.mapping
+
+        def names(kind: str, constants: bool = True) -> set[str]:
+            return set(fields) if m is None else m.canonical_names(
+                fields, kind, constants=constants
+            )
+
+        if {"action", "ts"} <= names("events"):
+            return "events"
+        if {"device_id", "user_id"} <= names("grants") and "action" not in names("events", False):
+            return "grants"
+        if "user_id" in names("accounts") and "device_id" not in (
+            names("accounts", False) | names("grants", False)
+        ):
+            return "accounts"
+        raise InputError(
+            "kind", "cannot tell events, grants or accounts from its fields; pass --kind"
+        )
+
+    def _kind_known_from(self, keys: set[str]) -> bool:
+        """Whether these keys decide the file's kind (always, once it is decided)."""
+        try:
+            self.decide_kind(keys)
+        except InputError:
+            return False
+        return True
+
+    def _create(self, kind: str) -> None:
+        if not self.staged:
+            self.con.execute("drop table if exists temp.stage")
+            self.con.execute(
+                "create temp table stage (rec bigint, err varchar, raw varchar, "  # noqa: S608
+                f"{STAGE_COLUMNS[kind]})"
+            )
+            self.staged = True
+
+    def _threads(self) -> int:
+        if not self._n_threads:
+            rows = self.con.execute("select current_setting('threads')").fetchall()
+            self._n_threads = max(1, int(rows[0][0]))
+        return self._n_threads
+
+    def _normalize(
+        self, kind: str, sources: dict[str, Source], hints: dict[str, str] | None = None
+    ) -> tuple[Normalized, str, str]:
+        """SPEC §2.4 for this file's fields, with the select lists of its two lower levels:
+        `pre` (", expr as alias" each, to follow a `*`) and `inner` (comma-separated).
+        `hints`: see normalize()."""
+        norm = normalize(
+            kind, sources, tz_param="$tz", action_map="action_from" in self.params, hints=hints
+        )
+        pre = "".join(f", {e} as {a}" for a, e in norm.pre.items())
+        inner = ", ".join(f"{e} as {a}" for a, e in norm.inner.items())
+        return norm, pre, inner
+
+    # -- JSON records ------------------------------------------------------------------
+    def add_json(self, lines: JsonBatch) -> None:
+        """Parse, check and normalise a batch of JSON records into the stage."""
+        con = self.con
+        batch = pa.table({"rec": lines.rec, "raw": lines.raw, "pre_err": lines.pre_err})
+        con.register("batch_in", in_pieces(batch, self._threads(), self.tuning))
+        self._maybe_deep = lines.maybe_deep
+        try:
+            if lines.strict:
+                self._check_elements()
+            self._add_json_batch(int(lines.rec[0]) if len(lines.rec) else 0)
+        finally:
+            # After a failed statement the transaction refuses even this; the file's error
+            # is already on its way, and the rollback drops the view.
+            with contextlib.suppress(duckdb.Error):
+                con.unregister("batch_in")
+
+    def _check_elements(self) -> None:
+        """Every element of a JSON array must be standard JSON, or the file fails."""
+        row = self.con.execute(
+            f"select rec, err from (select rec, {ELEMENT_ERR} as err from batch_in "  # noqa: S608
+            "where pre_err is null) where err is not null order by rec limit 1"
+        ).fetchone()
+        if row:
+            raise InputError("JSON", f"element {row[0]} of the array is {row[1]}")
+
+    def _json_hints(self, kind: str, paths: list[str]) -> dict[str, str]:
+        """For each required field, the extracted keys that differ from it only in case."""
+        keys = [pointer_key(p) if p.count("/") == 1 else "" for p in paths]
+        hints: dict[str, str] = {}
+        for name in REQUIRED[kind]:
+            alike = [
+                f"case when v[{i}] is not null then {literal(k)} end"
+                for i, k in enumerate(keys, start=1) if k != name and k.lower() == name.lower()
+            ]
+            if alike:
+                hints[name] = f"coalesce({', '.join(alike)})"
+        return hints
+
+    def _add_json_batch(self, first_rec: int) -> None:
+        con = self.con
+        if self.options.mapping is not None:
+            # A map's checks and expressions read the parsed batch several times.
+            con.execute(f"create or replace temp table parsed as {parsed('batch_in')}")
+            keys = {r[0] for r in con.execute("select distinct unnest(k) from parsed").fetchall()}
+            self._stage_json(keys, "parsed")
+            return
+        # The parse is read inline by the stage insert (no copy of the batch). The batch's
+        # keys (which fields it has, the kind, the extras) come from a sample of it; a
+        # record with a key outside the sample's has more keys than the count of fields
+        # found and is flagged 'duplicate key', so the flagged records' own keys complete
+        # the set, and only then is the batch staged again. The result is exactly that of
+        # taking every record's keys, for the cost of a sample when nothing was missed.
+        source = f"({parsed('batch_in')})"
+        keys = self._batch_keys(
+            "where pre_err is null and (rec < $lo + $head or rec % $every = 0)",
+            {"lo": first_rec, "head": self.tuning.key_sample_head,
+             "every": self.tuning.key_sample_every},
+        )
+        if keys and len(keys) <= self.tuning.max_counted_keys and self._kind_known_from(keys):
+            kind_before = self.kind
+            self._stage_json(keys, source)
+            missed = self._batch_keys(
+                "semi join (select rec from stage where rec >= $lo and err = 'duplicate key') "
+                "s using (rec) where pre_err is null",
+                {"lo": first_rec},
+            ) - keys
+            if not missed:
+                return
+            con.execute("delete from stage where rec >= $lo", {"lo": first_rec})
+            if kind_before is None:
+                # The kind came from the sample: it is decided again, from every key.
+                self.kind = None
+                con.execute("drop table temp.stage")
+                self.staged = False
+            keys |= missed
+        else:
+            keys = self._batch_keys("where pre_err is null", {})
+        self._stage_json(keys, source)
+
+    def _batch_keys(self, where: str, params: dict[str, Any]) -> set[str]:
+        """The distinct top-level keys of the batch's records selected by `where`."""
+        sql = f"select distinct unnest(try(json_keys(raw))) from batch_in {where}"  # noqa: S608
+        return {r[0] for r in self.con.execute(sql, params).fetchall()}
+
+    def _field_sources_json(self, kind: str, keys: set[str]) -> tuple[dict[str, Source], list[str]]:
+        """JSON paths for the canonical fields; the other top-level keys are kept as extras."""
+        mapping = self.options.mapping
+        paths: list[str] = []
+        sources: dict[str, Source] = {}
+        used: set[str] = set()
+        for name in CANONICAL[kind]:
+            spec = mapping.source_path(kind, name) if mapping is not None else [name]
+            if spec is None:
+                continue
+            if spec == [name] and name not in keys:
+                continue
+            paths.append(json_pointer(spec))
+            used.add(spec[0])
+            sources[name] = Source(f"v[{len(paths)}]", "json")
+        # Without a map every top-level key is extracted (for events they are the extras
+        # kept; for all kinds they let duplicates be found by counting, see dup_by_count).
+        extras = (
+            sorted(keys - used - set(CANONICAL[kind]))
+            if kind == "events" or mapping is None else []
+        )
+        return sources, paths + [json_pointer([k]) for k in extras]
+
+    def _stage_json(self, keys: set[str], source: str) -> None:
+        """Check and normalise the batch (`source`: its parse) into the stage, for `keys`."""
+        con = self.con
+        if self.kind is None and keys:
+            self.kind = self.decide_kind(keys)
+        kind = self.kind
+        if kind is None:
+            self._hold_parsed(source)  # no JSON object yet: the kind is decided by a later batch
+            return
+        self._create(kind)
+        sources, paths = self._field_sources_json(kind, keys)
+        n_canon = len(sources)
+        mapper = self._mapper(kind)
+        m_join = m_cols = ""
+        if mapper is not None:
+            # Fields named by the map are checked; { sql = ... } values are computed here.
+            sources.update(mapper.json_batch(
+                con, keys, "parsed", f"t = 'OBJECT' and ({JSON_ERR}) is null"
+            ))
+            if mapper.exprs:
+                m_join, m_cols = mapper.join("rec"), mapper.columns()
+        norm, pre, inner = self._normalize(kind, sources, self._json_hints(kind, paths))
+        params = dict(self.params, paths=paths)
+        exprs = [f"{v} as {n}" for n, v in norm.columns.items()]
+        names = list(norm.columns)
+        if kind == "events":
+            names.append("extra")
+            exprs.append(self._json_extra([pointer_key(p) for p in paths[n_canon:]], n_canon,
+                                          params))
+        cols = ", ".join(names)
+        counted = self.options.mapping is None and len(paths) <= self.tuning.max_counted_keys
+        dup = dup_by_count(len(paths)) if counted else JSON_ERR_DUP
+        sql = f"""
+            insert into stage (rec, err, raw, {cols}{KEYED[kind][0]})
+            select rec, err, case when err is not null then {RAW_TEXT} end,
+                   {cols}{KEYED[kind][1]}
+            from (
+                select rec, raw, coalesce(jerr, {dup}, jstd, {norm.reason}) as err,
+                       {", ".join(exprs)}
+                from (
+                    select *, {inner}
+                    from (select *{pre} from (
+                        select rec, raw, k, {json_err_shape(self._maybe_deep)} as jerr,
+                               {JSON_ERR_STANDARD} as jstd,
+                               case when t = 'OBJECT' then json_extract(raw, $paths)::varchar[]
+                               end as v{m_cols}
+                        from {source}{m_join}
+                    ))
+                )
+            )
+        """  # noqa: S608 - expressions are built from canonical names; values are bound
+        con.execute(sql, used_params(sql, params))
+
+    @staticmethod
+    def _json_extra(extra_names: list[str], n_canon: int, params: dict[str, Any]) -> str:
+        """The `extra` column of JSON events: each extra member as its JSON text."""
+        if not extra_names:
+            return "null::json as extra"
+        # Each member as its JSON text: the key (quoted here) and the value as json_extract
+        # wrote it, joined without parsing either again. A key the record lacks is left out
+        # (JSON null is kept); a record with none: NULL.
+        params.update({f"xk{i}": json.dumps(k) + ":" for i, k in enumerate(extra_names)})
+        members = ", ".join(f"$xk{i} || v[{n_canon + 1 + i}]" for i in range(len(extra_names)))
+        return f"'{{' || nullif(concat_ws(',', {members}), '') || '}}' as extra"
+
+    def _hold_parsed(self, source: str) -> None:
+        """Keep a batch with no JSON object at all (all malformed) until the kind is known."""
+        self.con.execute(
+            f"create temp table if not exists held as select * from {source} limit 0"  # noqa: S608
+        )
+        self.con.execute(f"insert into held select * from {source}")  # noqa: S608
+
+    # -- typed columns -----------------------------------------------------------------
+    def add_table(self, rb: pa.RecordBatch, first_rec: int) -> None:
+        """Normalise a batch of typed rows (Parquet) into the stage."""
+        con = self.con
+        names = list(rb.schema.names)
+        if self.kind is None:
+            self.kind = self.decide_kind(set(names))
+        kind = self.kind
+        self._create(kind)
+        n = rb.num_rows
+        tbl = pa.Table.from_batches([rb]).append_column(
+            "__rec", pa.array(np.arange(first_rec, first_rec + n, dtype=np.int64))
+        )
+        # Several record batches (zero-copy slices), so that DuckDB scans on all threads.
+        tbl = pa.Table.from_batches(tbl.to_batches(max_chunksize=self.tuning.parquet_piece_rows))
+        con.register("batch_in", tbl)
+        try:
+            self._stage_table(kind, [c for c in names if c != "__rec"])
+        finally:
+            # After a failed statement (e.g. a map expression that cannot bind) the
+            # transaction is aborted and rolled back by the caller; keep the first error.
+            with contextlib.suppress(duckdb.Error):
+                con.unregister("batch_in")
+
+    def _table_sources(self, kind: str, columns: list[str]) -> tuple[dict[str, Source], set[str]]:
+        """The canonical fields' columns (or paths into struct columns) and their types."""
+        con = self.con
+        types = dict(
+            con.execute("select column_name, column_type from (describe batch_in)").fetchall()
+        )
+        mapping = self.options.mapping
+        sources: dict[str, Source] = {}
+        used: set[str] = set()
+        mapper = self._mapper(kind)
+        if mapper is not None:
+            # Fields named by the map must be columns; { sql = ... } values computed here.
+            sources.update(mapper.parquet_batch(con, "batch_in", columns, "__rec"))
+        for name in CANONICAL[kind]:
+            spec = mapping.source_path(kind, name) if mapping is not None else [name]
+            if spec is None or spec[0] not in types:
+                continue
+            expr = struct_path(spec[0], spec[1:])
+            typ = types[spec[0]] if len(spec) == 1 else self._nested_type(
+                expr, f"{kind}.{name}", ".".join(spec)
+            )
+            sources[name] = Source(expr, typ)
+            used.add(spec[0])
+        return sources, used
+
+    def _stage_table(self, kind: str, all_cols: list[str]) -> None:
+        sources, used = self._table_sources(kind, all_cols)
+        m_join = self.mapper.join("__rec") if self.mapper is not None and self.mapper.exprs else ""
+        hints = {
+            name: f"coalesce({', '.join(alike)})"
+            for name in REQUIRED[kind]
+            if (alike := [
+                f"case when {ident(c)} is not null then {literal(c)} end"
+                for c in all_cols if c != name and c.lower() == name.lower()
+            ])
+        }
+        norm, pre, inner = self._normalize(kind, sources, hints)
+        raw_expr = struct_json(all_cols) if all_cols else "'{}'"
+        cols = ", ".join(f"{v} as {n}" for n, v in norm.columns.items())
+        select_cols = ", ".join(norm.columns.keys())
+        extra = ""
+        if kind == "events":
+            extras = [c for c in all_cols if c not in used and c not in CANONICAL[kind]]
+            extra = f", {struct_json(extras)} as extra" if extras else ", null::json as extra"
+        # The file's own columns are in scope below the outer select: the key is
+        # computed one level up, from the canonical values only.
+        sql = f"""
+            insert into stage (rec, err, raw, {select_cols}{', extra' if extra else ''}
+                               {KEYED[kind][0]})
+            select *{KEYED[kind][1]} from (
+                select __rec as rec, err, case when err is not null then
+                       left({raw_expr}::varchar, {RAW_LIMIT}) end as raw, {cols}{extra}
+                from (
+                    select *, {norm.reason} as err
+                    from (select *, {inner} from (select *{pre} from batch_in{m_join}))
+                )
+            )
+        """  # noqa: S608 - identifiers are quoted, values are bound
+        self.con.execute(sql, used_params(sql, self.params))
+
+    def _nested_type(self, expr: str, key: str, path: str) -> str:
+        """The type of a dotted path into a struct column; a path it lacks fails the file."""
+        try:
+            got = self.con.execute(
+                f"select column_type from (describe select {expr} from batch_in)"  # noqa: S608
+            ).fetchall()
+        except duckdb.Error:
+            raise InputError(
+                f"map key {key}", f"the file has no field {path} (not a path into a struct)"
+            ) from None
+        return str(got[0][0]) if got else "NULL"

@@ -1,0 +1,289 @@
+"""A staged file into the case store (SPEC §2.4, §3): in one transaction its rejects, its
+new rows (de-duplicated against itself and everything stored) and its `sources` row, so that
+`rows_read = rows_loaded + rows_rejected + rows_duplicate`; then a check that the commit
+kept them. A bad file fails alone: its transaction and stage are dropped.
+
+The fixed statements are in forensics/ingest/sql/*.sql (same header rules as queries/).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from forensics import __version__
+from forensics.errors import InputError
+from forensics.ingest.options import KINDS, FileResult, IngestOptions, IngestTuning
+from forensics.ingest.stage import RAW_LIMIT, Stage
+from forensics.queries import Query, parse_query
+from forensics.sqltext import ident
+from forensics.store import engine_error
+
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+TEMP_TABLES = ("stage", "parsed", "held")  # a file's temp tables, dropped with it
+
+
+@cache
+def statement(name: str) -> Query:
+    """forensics/ingest/sql/<name>.sql, its header checked."""
+    return parse_query(SQL_DIR / f"{name}.sql")
+
+
+def run(
+    con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Run one of ingest's statements with the parameters it declares."""
+    q = statement(name)
+    given = params or {}
+    return con.execute(q.sql, {p: given[p] for p in q.params})
+
+
+def _one(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None,
+         ) -> tuple[int, ...]:
+    row = run(con, name, params).fetchone()
+    if row is None:
+        raise InputError("store", f"{name} returned no row")
+    return tuple(int(x) for x in row)
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    if row is None:
+        raise InputError("store", "a count query returned no row")
+    return int(row[0])
+
+
+# A file's rows in its kind's table, to check after COMMIT (HOSTILE_INPUTS #6).
+_STORED_ROWS = {
+    "events": "select count(*) from events where source_id = $sid",
+    "grants": "select count(*) from grants where source_id = $sid",
+    "accounts": "select count(*) from accounts where source_id = $sid",
+}
+
+
+@dataclass
+class Staged:
+    """A file read into its connection's stage, waiting to be stored (or already decided:
+    `stage` is None when the file failed or was passed over before it was stored)."""
+
+    result: FileResult
+    stage: Stage | None = None
+    size: int = 0
+
+
+def store_file(
+    con: duckdb.DuckDBPyConnection, staged: Staged, options: IngestOptions,
+    known: dict[str, str],
+) -> FileResult:
+    """Store a staged file in its own transaction (the one that made its stage, `con`).
+
+    Files are stored one at a time, in order: each sees every file stored before it, for
+    de-duplication and for `known` (content already stored). Never raises for a bad file.
+    """
+    result, stage = staged.result, staged.stage
+    if stage is None:
+        return result
+    sha = result.sha256 or ""
+    if sha in known:
+        rollback(con)  # drops the stage
+        result.status = "skipped"
+        result.kind = known[sha].split("\0")[0]
+        result.error = f"same content as {known[sha].split(chr(0))[1]}"
+        return result
+    try:
+        con.execute("begin transaction")
+        counts = write_file(stage, {
+            "path": str(Path(result.path).resolve()), "format": result.format,
+            "size_bytes": staged.size, "sha256": sha,
+            "ingested_at": datetime.now(timezone.utc), "tool_version": __version__,
+            "assume_tz": options.assume_tz,
+            "map_sha256": options.mapping.sha256 if options.mapping is not None else None,
+        })
+        reasons = run(con, "stage_reasons").fetchall() if stage.staged else []
+        for t in TEMP_TABLES:
+            con.execute(f"drop table if exists temp.{ident(t)}")
+        if options.hooks.before_commit is not None:
+            options.hooks.before_commit(Path(result.path))
+        con.execute("commit")
+    except (InputError, duckdb.Error) as e:
+        fail(con, result, e)
+        return result
+    except Exception as e:  # noqa: BLE001 - SPEC §2.6: whatever it is, this file fails alone
+        fail(con, result, unexpected("storing", e))
+        return result
+    except BaseException:
+        rollback(con)
+        raise
+    # HOSTILE_INPUTS #6: a COMMIT can report success and roll back; check what is there.
+    kind = stage.kind or "none"
+    if kind in KINDS:
+        stored = con.execute(_STORED_ROWS[kind], {"sid": counts["source_id"]}).fetchone()
+        if not stored or int(stored[0]) != counts["rows_loaded"]:
+            result.error = "the store did not keep this file's rows after commit"
+            return result
+    result.kind = kind
+    result.status = "loaded"
+    result.rows_read = counts["rows_read"]
+    result.rows_loaded = counts["rows_loaded"]
+    result.rows_rejected = counts["rows_rejected"]
+    result.rows_duplicate = counts["rows_duplicate"]
+    result.reasons = {str(r): int(c) for r, c in reasons}
+    known[sha] = f"{kind}\0{result.path}"
+    return result
+
+
+def write_file(stage: Stage, source_row: dict[str, Any]) -> dict[str, int]:
+    """Write the stage's rejects, new rows and the sources row; returns the row counts."""
+    con = stage.con
+    if stage.mapper is not None:
+        stage.mapper.finish(con)  # a mapped field that no record has fails the file
+    kind = stage.kind
+    if kind is None:
+        # An empty file: nothing to store, but it is accounted for.
+        kind = stage.options.kind or "none"
+    sid = _scalar(con, "select nextval('source_ids')")
+    counts = {"rows_read": 0, "rows_loaded": 0, "rows_rejected": 0, "rows_duplicate": 0}
+    if stage.staged:
+        if _temp_table_exists(con, "held"):
+            run(con, "stage_held", {"limit": RAW_LIMIT})
+        counts["rows_read"], counts["rows_rejected"] = _one(con, "stage_counts")
+        run(con, "insert_rejects", {"sid": sid})
+        counts["rows_loaded"] = _insert_rows(con, kind, sid, stage.tuning)
+        counts["rows_duplicate"] = (
+            counts["rows_read"] - counts["rows_rejected"] - counts["rows_loaded"]
+        )
+    elif _temp_table_exists(con, "held"):
+        raise InputError(
+            "kind", "no record is a JSON object, so its kind cannot be told; pass --kind"
+        )
+    run(con, "insert_source", dict(
+        source_row, kind=kind, source_id=sid, notes="; ".join(stage.notes) or None, **counts
+    ))
+    stage.kind = kind
+    counts["source_id"] = sid
+    return counts
+
+
+def _temp_table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(_one(con, "temp_table_exists", {"name": name})[0])
+
+
+def _insert_rows(con: duckdb.DuckDBPyConnection, kind: str, sid: int, tuning: IngestTuning) -> int:
+    if kind == "events":
+        return _insert_events(con, sid, tuning)
+    row = run(con, f"insert_{kind}", {"sid": sid}).fetchone()
+    return int(row[0]) if row else 0
+
+
+# The first valid record of each de-duplication key, when the file repeats a key hash.
+_FIRSTS = (
+    "select * from stage where err is null qualify row_number() over (partition by "
+    "request_id, case when request_id is null then struct_pack(ts := ts, "
+    "action := action, user_id := user_id, device_id := device_id, "
+    "event_id := event_id, status := status) end order by rec) = 1"
+)
+_ALL_VALID = "select * from stage where err is null"
+_NOT_SEEN_ID = "not exists (select 1 from seen_ids d where d.request_id = f.request_id)"
+_NOT_SEEN_TUPLE = (
+    "not exists (select 1 from seen_tuples d where f.request_id is null"
+    " and d.ts = f.ts and d.action = f.action and d.user_id = f.user_id"
+    " and d.device_id is not distinct from f.device_id"
+    " and d.event_id is not distinct from f.event_id"
+    " and d.status is not distinct from f.status)"
+)
+_EVENT_COLUMNS = "ts, action, user_id, device_id, event_id, request_id, status, extra"
+
+
+def _insert_events(con: duckdb.DuckDBPyConnection, sid: int, tuning: IngestTuning) -> int:
+    """Insert the file's valid events that are not duplicates (SPEC §2.4).
+
+    The same request_id is one event; without one, the same (ts, action, user_id,
+    device_id, event_id, status). The first record wins, within the file and against
+    everything already stored. Set-based, on the 64-bit key hash (store.DKEY): the
+    file's hashes find the few stored rows that may be the same event (a scan of one
+    integer column, however large the store), those rows' real keys are read by rowid,
+    and only exact equality makes a duplicate. The within-file pass runs only when the
+    file repeats a hash.
+    """
+    before = _scalar(con, "select count(*) from events")
+    # A hash collision can only lower the distinct count: "no repeats" is never wrong.
+    # The file's key hashes, once: their counts, and the probe into the stored ones.
+    run(con, "file_keys")
+    total, distinct_keys, with_id = _one(con, "file_key_totals")
+    seen: list[str] = []
+    if before and total:
+        # Stored rows sharing a hash with the file (rowids only), then their exact keys.
+        run(con, "stored_key_matches")
+        # No stored row shares a hash with the file (the usual case): nothing to check.
+        maybe_any = _scalar(con, "select count(*) from maybe") > 0
+        if with_id and maybe_any:
+            run(con, "seen_ids")
+            seen.append(_NOT_SEEN_ID)
+        if total - with_id and maybe_any:
+            run(con, "seen_tuples")
+            seen.append(_NOT_SEEN_TUPLE)
+    where = " where " + " and ".join(seen) if seen else ""
+    # Rows go in by time, so each row group covers a narrow time range (zone maps
+    # then skip most of the table for a window); provenance keeps the file order. A
+    # file already in time order goes in as it is: sorting it would cost and change
+    # nothing that matters (the window qualifier of repeats does not keep the order).
+    in_order = total == distinct_keys and _in_time_order(con, tuning)
+    order = "" if in_order else " order by ts, rec"
+    firsts = _FIRSTS if total - distinct_keys else _ALL_VALID
+    con.execute(
+        # Fixed fragments only (this module's constants); the source id is bound.
+        f"insert into events ({_EVENT_COLUMNS}, source_id, source_record, dkey) "  # noqa: S608
+        f"select {_EVENT_COLUMNS}, $sid, rec, dkey from ({firsts}) f{where}{order}",
+        {"sid": sid},
+    )
+    for t in ("file_keys", "maybe", "seen_ids", "seen_tuples"):
+        con.execute(f"drop table if exists temp.{ident(t)}")
+    return _scalar(con, "select count(*) from events") - before
+
+
+def _in_time_order(con: duckdb.DuckDBPyConnection, tuning: IngestTuning) -> bool:
+    """Whether the stage's valid rows, in file order, are in time order for storage.
+
+    Zone maps skip row groups (in_order_group rows) and finer column segments; sorting
+    only pays when those would otherwise cover wide stretches of time. So: cut the file
+    order into runs of in_order_block records and into runs of in_order_group; at each
+    size, the runs together may span at most in_order_slack times the file's whole
+    range (1.0 when sorted; a file in random order spans it once per run). A log
+    written as things happen passes despite a little jitter; anything else is sorted.
+    """
+    fine, whole, coarse = _one(con, "stage_time_spread", {
+        "block": tuning.in_order_block,
+        "per_group": tuning.in_order_group // tuning.in_order_block,
+    })
+    slack = tuning.in_order_slack
+    return fine <= slack * whole and coarse <= slack * whole
+
+
+def fail(con: duckdb.DuckDBPyConnection, result: FileResult, e: InputError | duckdb.Error) -> None:
+    """A bad file: its transaction and stage are dropped, its result carries the error."""
+    rollback(con)
+    result.error = (e if isinstance(e, InputError) else engine_error("store", e)).one_line()
+
+
+def unexpected(stage: str, e: Exception) -> InputError:
+    """A file's one-line error for an exception nothing expected: its type, never its
+    text (which may quote a record)."""
+    if isinstance(e, MemoryError):
+        return InputError(stage, "ran out of memory")
+    if isinstance(e, RecursionError):
+        return InputError(stage, "the data is nested too deeply to be processed")
+    return InputError(stage, f"failed unexpectedly ({type(e).__name__})")
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    with contextlib.suppress(duckdb.Error):
+        con.execute("rollback")
+    for t in TEMP_TABLES:
+        with contextlib.suppress(duckdb.Error):
+            con.execute(f"drop table if exists temp.{ident(t)}")

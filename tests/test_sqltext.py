@@ -1,0 +1,75 @@
+"""sqltext.py: quoting that DuckDB reads back exactly; errors.engine_message's trimming."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from forensics.errors import engine_message, single_line
+from forensics.sqltext import (
+    BLANK_CHARS,
+    ident,
+    json_pointer,
+    literal,
+    pointer_key,
+    struct_path,
+    used_params,
+)
+
+AWKWARD = ["plain", "it's", 'say "hi"', "a\\vb", "tab\there", "line\nend", "\u000b", "é😀",
+           "a/b~c", "", "--", "$x", "'; drop table t; --"]
+
+
+@pytest.mark.parametrize("text", AWKWARD)
+def test_a_literal_reads_back_as_its_text(text: str) -> None:
+    con = duckdb.connect()
+    assert con.execute(f"select {literal(text)}").fetchone() == (text,)  # noqa: S608
+
+
+@pytest.mark.parametrize("name", [n for n in AWKWARD if n])
+def test_an_identifier_names_exactly_that_column(name: str) -> None:
+    con = duckdb.connect()
+    con.execute(f"create table t ({ident(name)} varchar)")
+    assert [r[0] for r in con.execute("describe t").fetchall()] == [name]
+
+
+def test_trimming_with_the_blank_set_removes_only_blank_characters() -> None:
+    con = duckdb.connect()
+    got = con.execute(
+        f"select trim($a, {literal(BLANK_CHARS)}), trim($b, {literal(BLANK_CHARS)})",
+        {"a": " \t\n\r\u000b\u000c", "b": "v \u000bv"},
+    ).fetchone()
+    assert got == ("", "v \u000bv")
+
+
+def test_json_pointers_reach_keys_with_slashes_and_tildes() -> None:
+    con = duckdb.connect()
+    doc = '{"a/b": {"~c": 1}, "a": {"b": 2}}'
+    pointer = json_pointer(["a/b", "~c"])
+    got = con.execute("select json_extract($d, $p)::int", {"d": doc, "p": pointer})
+    assert got.fetchone() == (1,)
+    assert pointer_key(json_pointer(["a/b~c"])) == "a/b~c"
+
+
+def test_a_struct_path_reads_a_nested_field() -> None:
+    con = duckdb.connect()
+    con.execute("""create table t ("a b" struct("it's" integer))""")
+    con.execute("""insert into t values ({'it''s': 5})""")
+    path = struct_path("a b", ["it's"])
+    assert con.execute(f"select {path} from t").fetchone() == (5,)  # noqa: S608
+
+
+def test_only_the_parameters_a_statement_uses_are_passed() -> None:
+    assert used_params("select $a, $b", {"a": 1, "b": 2, "c": 3}) == {"a": 1, "b": 2}
+
+
+def test_an_engine_message_keeps_its_first_line_without_the_record() -> None:
+    e = duckdb.InvalidInputException(
+        'Malformed JSON at byte 3 of input: unexpected character.  Input: "{"email":"x@y"}"\n'
+        "LINE 1: select ..."
+    )
+    assert engine_message(e) == "Malformed JSON at byte 3 of input: unexpected character.  "
+    assert engine_message(ValueError("x" * 300)) == "x" * 200
+    assert engine_message(ValueError("x" * 300), limit=160) == "x" * 160
+    assert engine_message(ValueError("  ")) == "ValueError"
+    assert single_line(" a\n b\t c ") == "a b c"
