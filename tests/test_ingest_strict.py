@@ -139,6 +139,19 @@ def test_a_flat_batch_skips_the_depth_check(tmp_path: Path) -> None:
     deep = b'{"a":' + b"[" * 200 + b"]" * 200 + b"}\n"
     lines, _ = lines_to_arrow(deep, 0, len(deep), 1, 4096)
     assert lines.maybe_deep
+    # Blank and non-object lines hold no bracket: they must not hide a deep record.
+    hidden = b"\n" * 300 + b"[]\n" * 50 + b"[" * 129 + b"]" * 129 + b"\n"
+    lines, _ = lines_to_arrow(hidden, 0, len(hidden), 1, 4096)
+    assert lines.maybe_deep
+
+
+def test_a_deep_record_among_blank_lines_is_rejected(tmp_path: Path) -> None:
+    over = "[" * MAX_DEPTH + "]" * MAX_DEPTH
+    f = tmp_path / "e.jsonl"
+    f.write_text("\n" * 300 + _with(over, "deep") + "\n")
+    db = tmp_path / "s.duckdb"
+    assert run(db, f).files[0].rows_rejected == 1
+    assert rows(db, "select reason from rejects") == [("nested too deep",)]
 
 
 # ------------------------------------------------------------ wrapped documents

@@ -41,9 +41,11 @@ def lines_to_arrow(
     offsets[1:] = nl + 1
     rec = np.arange(first_line, first_line + n, dtype=np.int64)
     raw, errs = arrow_texts(buf, offsets)
-    # Each record opens one object; only brackets beyond those can nest (bytes.count is a
-    # fast scan: a flat log never pays for the record-by-record depth check).
-    extra = buf.count(b"{", start, stop) + buf.count(b"[", start, stop) - n
+    # A line that opens with `{` holds at least that bracket; only brackets beyond those
+    # can nest, and a record deeper than MAX_DEPTH needs MAX_DEPTH of them (bytes.count is
+    # a fast scan: a flat log never pays for the record-by-record depth check).
+    objects = buf.count(b"\n{", start, stop) + (buf[start : start + 1] == b"{")
+    extra = buf.count(b"{", start, stop) + buf.count(b"[", start, stop) - objects
     return JsonBatch(rec, raw, errs, maybe_deep=extra >= MAX_DEPTH), first_line + n
 
 
