@@ -22,12 +22,19 @@ def list_sources(store: StoreOptions) -> list[dict[str, Any]]:
     """The sources table (SPEC §3), oldest first; times as ISO 8601 text."""
     con = open_store(store, read_only=True)
     try:
+        # A store written before sources.notes existed has none to show.
+        has_notes = con.execute(
+            "select 1 from duckdb_columns() where table_name = 'sources' "
+            "and column_name = 'notes'"
+        ).fetchall()
         rows = _rows(
             con,
-            "select source_id, path, kind, format, size_bytes, sha256, rows_read, rows_loaded, "
+            "select source_id, path, kind, format, size_bytes, sha256, rows_read, rows_loaded, "  # noqa: S608, E501 - one of two fixed texts
             "rows_rejected, rows_duplicate, "
             "strftime(ingested_at, '%Y-%m-%dT%H:%M:%S.%fZ') as ingested_at, tool_version, "
-            "assume_tz, map_sha256 from sources order by source_id",
+            "assume_tz, map_sha256, notes from "
+            + ("sources" if has_notes else "(select *, null::varchar as notes from sources)")
+            + " order by source_id",
             {},
         )
     except duckdb.Error as e:

@@ -90,6 +90,8 @@ class Mapping:
     sha256: str
     tables: dict[str, dict[str, FieldMap]] = field(default_factory=dict)
     actions: dict[str, str] = field(default_factory=dict)
+    # kind -> the member of a wrapped JSON document that holds its records (SPEC §2.5)
+    records: dict[str, str] = field(default_factory=dict)
 
     def field(self, kind: str, name: str) -> FieldMap | None:
         """The map of canonical field `name` of `kind`; None when unmapped."""
@@ -150,6 +152,7 @@ def load_mapping(path: Path) -> Mapping:
         raise UsageError(what, f"not valid TOML ({e})") from None
     tables: dict[str, dict[str, FieldMap]] = {}
     actions: dict[str, str] = {}
+    records: dict[str, str] = {}
     checker: _ExpressionChecker | None = None
     for kind, table in doc.items():
         if kind not in CANONICAL:
@@ -162,6 +165,12 @@ def load_mapping(path: Path) -> Mapping:
             key = f"{kind}.{name}"
             if name == "actions" and kind == "events":
                 actions = _actions(what, value)
+                continue
+            if name == "records":
+                if not isinstance(value, str) or not value:
+                    raise UsageError(what, f"{key}: must be the name of the member that "
+                                     'holds the records (e.g. records = "Records")')
+                records[kind] = value
                 continue
             if name not in CANONICAL[kind]:
                 raise UsageError(what, f"{key}: not a canonical field of {kind} (they are "
@@ -181,7 +190,7 @@ def load_mapping(path: Path) -> Mapping:
         tables[kind] = fields
     if checker is not None:
         checker.close()
-    return Mapping(Path(path), hashlib.sha256(data).hexdigest(), tables, actions)
+    return Mapping(Path(path), hashlib.sha256(data).hexdigest(), tables, actions, records)
 
 
 def _split_path(what: str, key: str, value: str) -> tuple[str, ...]:

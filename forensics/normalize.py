@@ -303,12 +303,15 @@ class Normalized:
 
 
 def normalize(
-    kind: str, sources: dict[str, Source], *, tz_param: str, action_map: bool
+    kind: str, sources: dict[str, Source], *, tz_param: str, action_map: bool,
+    hints: dict[str, str] | None = None,
 ) -> Normalized:
     """Build the canonical columns and the first reject reason for `kind`.
 
     `tz_param` names the bound parameter holding --assume-tz (NULL: naive means UTC);
     with `action_map`, $action_from / $action_to lists map source action values.
+    `hints`: for a required field, SQL giving the name of a field the record has that
+    differs from it only in case (NULL: none), added to the `missing` reason.
     """
     fields: dict[str, Field] = {}
     for name in CANONICAL[kind]:
@@ -336,13 +339,20 @@ def normalize(
         return f"{name}__v"
 
     checks: list[tuple[str, str]] = []
+    hints = hints or {}
     for name in CANONICAL[kind]:
         f = fields[name]
         if f.type_bad != "false":
             checks.append((f"({f.type_bad.replace(VALUE, v(name))})", f"invalid {name}"))
         if f.null_bad:
             checks.append((f"{v(name)} is null and {f.present}", f"invalid {name}"))
-        if name in REQUIRED[kind]:
+        if name in REQUIRED[kind] and name in hints:
+            checks.append((
+                f"{v(name)} is null",
+                f"missing {name}' || coalesce(' (the record has ' || {hints[name]} || ')', '')"
+                " || '",
+            ))
+        elif name in REQUIRED[kind]:
             checks.append((f"{v(name)} is null", f"missing {name}"))
         if name in TIME_FIELDS:
             checks.append(

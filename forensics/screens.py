@@ -181,6 +181,9 @@ def render_sources(
 ) -> None:
     """The sources table: compact (file name, short hash) unless `wide`."""
     mapped = any(r.get("map_sha256") for r in rows)
+    # notes: columns of a file converted or left out to read it (shown when any file has one).
+    noted = any(r.get("notes") for r in rows)
+    notes_col = [Col("notes", "text", hide=1)] if noted else []
     if wide:
         cols = [Col("source_id", "number", keep=True), Col("path", "path", keep=True),
                 Col("kind", "fixed", hide=2), Col("format", "fixed", hide=3),
@@ -188,22 +191,24 @@ def render_sources(
                 *([Col("map_sha256", "fixed", hide=1)] if mapped else []),
                 Col("rows_read", "number", hide=4), Col("rows_loaded", "number", keep=True),
                 Col("rows_rejected", "number", hide=1), Col("rows_duplicate", "number", hide=4),
-                Col("ingested_at", "fixed", hide=3)]
+                Col("ingested_at", "fixed", hide=3), *notes_col]
         data = [[number(r["source_id"]), printable(str(r["path"])), r["kind"], r["format"],
                  number(r["size_bytes"]), r["sha256"],
                  *([r.get("map_sha256") or ""] if mapped else []),
                  number(r["rows_read"]), number(r["rows_loaded"]), number(r["rows_rejected"]),
-                 number(r["rows_duplicate"]), r["ingested_at"]] for r in rows]
+                 number(r["rows_duplicate"]), r["ingested_at"],
+                 *([printable(r.get("notes") or "")] if noted else [])] for r in rows]
     else:
         cols = [Col("id", "number", keep=True), Col("file", "path", keep=True),
                 Col("kind", "fixed", hide=3), Col("sha256", "fixed", hide=2),
                 *([Col("map_sha256", "fixed", hide=2)] if mapped else []),
                 Col("read", "number", hide=4), Col("loaded", "number", keep=True),
-                Col("rejected", "number", hide=1), Col("duplicate", "number", hide=5)]
+                Col("rejected", "number", hide=1), Col("duplicate", "number", hide=5), *notes_col]
         data = [[number(r["source_id"]), printable(PurePath(str(r["path"])).name), r["kind"],
                  r["sha256"][:12], *([(r.get("map_sha256") or "")[:12]] if mapped else []),
                  number(r["rows_read"]), number(r["rows_loaded"]), number(r["rows_rejected"]),
-                 number(r["rows_duplicate"])] for r in rows]
+                 number(r["rows_duplicate"]),
+                 *([printable(r.get("notes") or "")] if noted else [])] for r in rows]
     fitted = fit_table(console, cols, data)
     print_fitted(console, fitted, "--wide or --json shows every column whole", err)
     if not rows:

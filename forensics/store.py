@@ -42,7 +42,8 @@ create table if not exists sources (
     ingested_at timestamptz not null,
     tool_version varchar not null,
     assume_tz varchar,
-    map_sha256 varchar
+    map_sha256 varchar,
+    notes varchar  -- what was done to read the file: columns converted or left out (§2.6)
 );
 create table if not exists rejects (
     source_id integer not null,
@@ -161,6 +162,8 @@ def open_store(options: StoreOptions, *, read_only: bool) -> duckdb.DuckDBPyConn
         _configure(con, options)
         if not read_only:
             con.execute(SCHEMA)
+            # Stores from before the column: it is added (NULL: nothing to note).
+            con.execute("alter table sources add column if not exists notes varchar")
             con.execute(
                 "insert into meta values ('schema_version', $v) on conflict do nothing",
                 {"v": SCHEMA_VERSION},

@@ -120,7 +120,7 @@ INGEST_SAMPLE_PARAMS: dict[str, object] = {
     "source_id": 1, "path": "/x/e.ndjson", "kind": "events", "format": "ndjson",
     "size_bytes": 0, "sha256": "0" * 64, "rows_read": 0, "rows_loaded": 0, "rows_rejected": 0,
     "rows_duplicate": 0, "ingested_at": datetime(2024, 2, 16, tzinfo=timezone.utc),
-    "tool_version": "0", "assume_tz": None, "map_sha256": None,
+    "tool_version": "0", "assume_tz": None, "map_sha256": None, "notes": None,
 }
 # The stage a statement reads; events unless named here.
 STAGE_KIND = {"insert_grants": "grants", "insert_accounts": "accounts"}

@@ -37,8 +37,8 @@ from forensics.ingest.readers import (
     reader_for,
 )
 from forensics.ingest.readers.source import stat_key
-from forensics.ingest.stage import Stage
-from forensics.ingest.store import Staged, fail, rollback, store_file
+from forensics.ingest.stage import Stage, add_depth_function
+from forensics.ingest.store import Staged, fail, rollback, store_file, unexpected
 from forensics.normalize import MACROS
 from forensics.store import StoreOptions, another_connection, engine_error, open_store
 
@@ -155,8 +155,16 @@ def read_into_stage(
             # Typed columns that cannot be taken in fail the file as unreadable.
             raise InputError(reader.name, f"cannot be read completely ({engine_message(e, 160)})"
                              ) from None
+        except InputError:
+            # A streamed file is staged before it is all read: when its records fail it,
+            # the rest is still read, so that a broken file is reported as broken (an
+            # unclosed array, say) rather than by what its first records lacked.
+            for _ in batches:
+                pass
+            raise
     if end.fields is not None and stage.kind is None:
         stage.kind = stage.decide_kind(end.fields)  # a typed file without rows
+    stage.notes = end.notes
     return end.sha256
 
 
@@ -188,7 +196,7 @@ def stage_file(
     result.format = fmt[0] + (f"+{fmt[1]}" if fmt[1] else "")
     before = stat_key(path)
     stage = Stage(con, options)
-    ctx = ReadContext(options.tuning, progress, options.hooks)
+    ctx = ReadContext(options.tuning, progress, options.hooks, records_members(options))
     try:
         con.execute("begin transaction")
         result.sha256 = read_into_stage(stage, path, reader_for(fmt[0]), fmt[1], ctx, ahead)
@@ -200,10 +208,24 @@ def stage_file(
     except (InputError, duckdb.Error) as e:
         fail(con, result, e)
         return Staged(result)
+    except Exception as e:  # noqa: BLE001 - SPEC §2.6: whatever it is, this file fails alone
+        fail(con, result, unexpected("reading", e))
+        return Staged(result)
     except BaseException:
         rollback(con)
         raise
     return Staged(result, stage, st.st_size)
+
+
+def records_members(options: IngestOptions) -> frozenset[str] | None:
+    """The members that hold a wrapped document's records (`records =` in the map)."""
+    m = options.mapping
+    if m is None or not m.records:
+        return None
+    if options.kind is not None:
+        name = m.records.get(options.kind)
+        return frozenset([name]) if name else None
+    return frozenset(m.records.values())
 
 
 def validate_options(options: IngestOptions) -> None:
@@ -225,6 +247,10 @@ def ingest(
     """Ingest every path into the store; bad files are reported, the others still stored."""
     validate_options(options)
     files, failed = discover(paths)
+    if not files and failed:
+        # Nothing to read (e.g. the only path does not exist): the store, and its spill
+        # folder, are not created for nothing.
+        return IngestReport(failed)
     if progress:
         progress("files", len(files))
         progress("total_bytes", total_size(files))
@@ -232,7 +258,7 @@ def ingest(
     tuning = options.tuning
     ahead = None
     if tuning.read_ahead > 0:
-        ctx = ReadContext(tuning, progress, options.hooks)
+        ctx = ReadContext(tuning, progress, options.hooks, records_members(options))
         ahead = ReadAhead([f for f, _ in files], ctx, tuning.read_ahead)
     try:
         con = open_store(store, read_only=False)
@@ -284,6 +310,7 @@ def _overlap(
     try:
         for c in cons:
             c.execute(MACROS)
+        add_depth_function(con)  # the two connections share it
         stored: list[Future[FileResult]] = []
 
         def store(c: duckdb.DuckDBPyConnection, staged: Staged) -> FileResult:

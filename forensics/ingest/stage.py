@@ -20,8 +20,9 @@ import pyarrow as pa
 from forensics.errors import InputError
 from forensics.ingest.options import IngestOptions, IngestTuning
 from forensics.ingest.readers import JsonBatch, TableBatch
+from forensics.ingest.readers.json_split import MAX_DEPTH, json_depth
 from forensics.mapping import FileMapper
-from forensics.normalize import CANONICAL, Normalized, Source, normalize
+from forensics.normalize import CANONICAL, REQUIRED, Normalized, Source, normalize
 from forensics.sqltext import (
     JSON_SPACE,
     LINE_END,
@@ -85,14 +86,57 @@ JSON_ERR_SHAPE = (
     "when t <> 'OBJECT' then 'not a JSON object' end"
 )
 JSON_ERR_DUP = "case when len(k) <> len(list_distinct(k)) then 'duplicate key' end"
-JSON_ERR_STANDARD = (
-    # A cheap test first; string literals are stripped only for the few candidates.
-    "case when (contains(raw, 'NaN') or contains(raw, 'Infinity') "
-    "or regexp_matches(raw, ',\\s*[\\]}]')) "
-    "and regexp_matches(regexp_replace(raw, '\"(?:[^\"\\\\]|\\\\.)*\"', '\"\"', 'g'), "
-    "'NaN|Infinity|,\\s*[\\]}]') "
-    "then 'not standard JSON (NaN, Infinity or a trailing comma)' end"
+# DuckDB 2.0.1 also takes NaN, Inf and Infinity in any case, with a sign, at any depth
+# (tests/test_ingest_strict.py lists what it accepts). Outside strings such a token
+# follows `:`, `,` or `[`: each test below begins with that byte, which the regex engine
+# finds by a fast scan; string literals are stripped only for the few records that match.
+_NON_FINITE = "-?(?:[nN][aA]|[iI])"
+STANDARD_CANDIDATE = (
+    f"(regexp_matches(raw, ':\\s*{_NON_FINITE}') "
+    f"or regexp_matches(raw, ',\\s*(?:[\\]}}]|{_NON_FINITE})') "
+    f"or (contains(raw, '[') and regexp_matches(raw, '\\[\\s*{_NON_FINITE}')))"
 )
+STANDARD_CHECK = (
+    "regexp_matches(regexp_replace(raw, '\"(?:[^\"\\\\]|\\\\.)*\"', '\"\"', 'g'), "
+    "'(?i)nan|inf|,\\s*[\\]}]')"
+)
+NOT_STANDARD = "not standard JSON (NaN, Infinity or a trailing comma)"
+JSON_ERR_STANDARD = (
+    f"case when {STANDARD_CANDIDATE} and {STANDARD_CHECK} then '{NOT_STANDARD}' end"
+)
+# An array element is also checked at its own top (`NaN` alone) and must be valid JSON.
+ELEMENT_ERR = (
+    "case when not json_valid(raw) then 'not valid JSON' "
+    f"when ({STANDARD_CANDIDATE} or regexp_matches(raw, '^\\s*{_NON_FINITE}')) "
+    f"and {STANDARD_CHECK} then '{NOT_STANDARD}' end"
+)
+# Deeper than MAX_DEPTH (DuckDB parses any depth): more brackets than that, counted
+# cheaply, then the exact string-aware depth (fx_json_depth) for those few records.
+JSON_ERR_DEEP = (
+    f"when strlen(raw) - strlen(replace(replace(raw, '{{', ''), '[', '')) > {MAX_DEPTH} "
+    f"and fx_json_depth(raw) > {MAX_DEPTH} then 'nested too deep' "
+)
+
+
+def json_err_shape(maybe_deep: bool) -> str:
+    """JSON_ERR_SHAPE, with the depth check for a batch that may hold deep records."""
+    return JSON_ERR_SHAPE.replace(
+        "when t is null", (JSON_ERR_DEEP if maybe_deep else "") + "when t is null", 1
+    )
+
+
+def add_depth_function(con: duckdb.DuckDBPyConnection) -> None:
+    """Register fx_json_depth (json_split.json_depth) where the connection sees it."""
+    if con.execute(
+        "select 1 from duckdb_functions() where function_name = 'fx_json_depth'"
+    ).fetchall():
+        return
+    con.create_function(
+        "fx_json_depth", json_depth, [duckdb.sqltypes.VARCHAR], duckdb.sqltypes.INTEGER,
+        side_effects=False,
+    )
+
+
 JSON_ERR = f"coalesce({JSON_ERR_SHAPE}, {JSON_ERR_DUP}, {JSON_ERR_STANDARD})"
 # A rejected line's raw text: without its line end, cut at RAW_LIMIT ($limit bound).
 RAW_TEXT = f"left(rtrim(raw, {literal(LINE_END)}), {RAW_LIMIT})"
@@ -146,6 +190,8 @@ class Stage:
         self.staged = False
         self.mapper: FileMapper | None = None  # the map's [kind] table applied to this file
         self._n_threads = 0
+        self._maybe_deep = True
+        self.notes: tuple[str, ...] = ()  # for the sources row (ReadEnd.notes)
 
     def add(self, batch: JsonBatch | TableBatch) -> None:
         """Stage one batch a reader gave."""
@@ -211,10 +257,15 @@ class Stage:
             self._n_threads = max(1, int(rows[0][0]))
         return self._n_threads
 
-    def _normalize(self, kind: str, sources: dict[str, Source]) -> tuple[Normalized, str, str]:
+    def _normalize(
+        self, kind: str, sources: dict[str, Source], hints: dict[str, str] | None = None
+    ) -> tuple[Normalized, str, str]:
         """SPEC §2.4 for this file's fields, with the select lists of its two lower levels:
-        `pre` (", expr as alias" each, to follow a `*`) and `inner` (comma-separated)."""
-        norm = normalize(kind, sources, tz_param="$tz", action_map="action_from" in self.params)
+        `pre` (", expr as alias" each, to follow a `*`) and `inner` (comma-separated).
+        `hints`: see normalize()."""
+        norm = normalize(
+            kind, sources, tz_param="$tz", action_map="action_from" in self.params, hints=hints
+        )
         pre = "".join(f", {e} as {a}" for a, e in norm.pre.items())
         inner = ", ".join(f"{e} as {a}" for a, e in norm.inner.items())
         return norm, pre, inner
@@ -225,13 +276,38 @@ class Stage:
         con = self.con
         batch = pa.table({"rec": lines.rec, "raw": lines.raw, "pre_err": lines.pre_err})
         con.register("batch_in", in_pieces(batch, self._threads(), self.tuning))
+        self._maybe_deep = lines.maybe_deep
         try:
+            if lines.strict:
+                self._check_elements()
             self._add_json_batch(int(lines.rec[0]) if len(lines.rec) else 0)
         finally:
             # After a failed statement the transaction refuses even this; the file's error
             # is already on its way, and the rollback drops the view.
             with contextlib.suppress(duckdb.Error):
                 con.unregister("batch_in")
+
+    def _check_elements(self) -> None:
+        """Every element of a JSON array must be standard JSON, or the file fails."""
+        row = self.con.execute(
+            f"select rec, err from (select rec, {ELEMENT_ERR} as err from batch_in "  # noqa: S608
+            "where pre_err is null) where err is not null order by rec limit 1"
+        ).fetchone()
+        if row:
+            raise InputError("JSON", f"element {row[0]} of the array is {row[1]}")
+
+    def _json_hints(self, kind: str, paths: list[str]) -> dict[str, str]:
+        """For each required field, the extracted keys that differ from it only in case."""
+        keys = [pointer_key(p) if p.count("/") == 1 else "" for p in paths]
+        hints: dict[str, str] = {}
+        for name in REQUIRED[kind]:
+            alike = [
+                f"case when v[{i}] is not null then {literal(k)} end"
+                for i, k in enumerate(keys, start=1) if k != name and k.lower() == name.lower()
+            ]
+            if alike:
+                hints[name] = f"coalesce({', '.join(alike)})"
+        return hints
 
     def _add_json_batch(self, first_rec: int) -> None:
         con = self.con
@@ -323,7 +399,7 @@ class Stage:
             ))
             if mapper.exprs:
                 m_join, m_cols = mapper.join("rec"), mapper.columns()
-        norm, pre, inner = self._normalize(kind, sources)
+        norm, pre, inner = self._normalize(kind, sources, self._json_hints(kind, paths))
         params = dict(self.params, paths=paths)
         exprs = [f"{v} as {n}" for n, v in norm.columns.items()]
         names = list(norm.columns)
@@ -344,7 +420,7 @@ class Stage:
                 from (
                     select *, {inner}
                     from (select *{pre} from (
-                        select rec, raw, k, {JSON_ERR_SHAPE} as jerr,
+                        select rec, raw, k, {json_err_shape(self._maybe_deep)} as jerr,
                                {JSON_ERR_STANDARD} as jstd,
                                case when t = 'OBJECT' then json_extract(raw, $paths)::varchar[]
                                end as v{m_cols}
@@ -452,7 +528,15 @@ class Stage:
     def _stage_table(self, kind: str, all_cols: list[str]) -> None:
         sources, used = self._table_sources(kind, all_cols)
         m_join = self.mapper.join("__rec") if self.mapper is not None and self.mapper.exprs else ""
-        norm, pre, inner = self._normalize(kind, sources)
+        hints = {
+            name: f"coalesce({', '.join(alike)})"
+            for name in REQUIRED[kind]
+            if (alike := [
+                f"case when {ident(c)} is not null then {literal(c)} end"
+                for c in all_cols if c != name and c.lower() == name.lower()
+            ])
+        }
+        norm, pre, inner = self._normalize(kind, sources, hints)
         raw_expr = struct_json(all_cols) if all_cols else "'{}'"
         cols = ", ".join(f"{v} as {n}" for n, v in norm.columns.items())
         select_cols = ", ".join(norm.columns.keys())

@@ -114,6 +114,9 @@ def store_file(
     except (InputError, duckdb.Error) as e:
         fail(con, result, e)
         return result
+    except Exception as e:  # noqa: BLE001 - SPEC §2.6: whatever it is, this file fails alone
+        fail(con, result, unexpected("storing", e))
+        return result
     except BaseException:
         rollback(con)
         raise
@@ -159,7 +162,9 @@ def write_file(stage: Stage, source_row: dict[str, Any]) -> dict[str, int]:
         raise InputError(
             "kind", "no record is a JSON object, so its kind cannot be told; pass --kind"
         )
-    run(con, "insert_source", dict(source_row, kind=kind, source_id=sid, **counts))
+    run(con, "insert_source", dict(
+        source_row, kind=kind, source_id=sid, notes="; ".join(stage.notes) or None, **counts
+    ))
     stage.kind = kind
     counts["source_id"] = sid
     return counts
@@ -264,6 +269,16 @@ def fail(con: duckdb.DuckDBPyConnection, result: FileResult, e: InputError | duc
     """A bad file: its transaction and stage are dropped, its result carries the error."""
     rollback(con)
     result.error = (e if isinstance(e, InputError) else engine_error("store", e)).one_line()
+
+
+def unexpected(stage: str, e: Exception) -> InputError:
+    """A file's one-line error for an exception nothing expected: its type, never its
+    text (which may quote a record)."""
+    if isinstance(e, MemoryError):
+        return InputError(stage, "ran out of memory")
+    if isinstance(e, RecursionError):
+        return InputError(stage, "the data is nested too deeply to be processed")
+    return InputError(stage, f"failed unexpectedly ({type(e).__name__})")
 
 
 def rollback(con: duckdb.DuckDBPyConnection) -> None:

@@ -120,8 +120,10 @@ class Incident:
             (ACCOUNTS_SOURCE, "accounts", len(self.accounts)),
         ):
             con.execute(
-                "insert into sources values ($id, $path, $kind, 'jsonl', 0, $sha, $n, $n, 0, 0,"
-                " now(), 'test', null, null) on conflict do nothing",
+                "insert into sources (source_id, path, kind, format, size_bytes, sha256, "
+                "rows_read, rows_loaded, rows_rejected, rows_duplicate, ingested_at, "
+                "tool_version) values ($id, $path, $kind, 'jsonl', 0, $sha, $n, $n, 0, 0,"
+                " now(), 'test') on conflict do nothing",
                 {"id": sid, "path": f"{kind}.jsonl", "kind": kind, "sha": f"{sid:064x}",
                  "n": rows},
             )

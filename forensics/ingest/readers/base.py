@@ -23,6 +23,11 @@ class JsonBatch:
     rec: np.ndarray
     raw: pa.Array | pa.ChunkedArray
     pre_err: pa.Array | pa.ChunkedArray
+    # Elements of a JSON array: one that is not standard JSON fails the file.
+    strict: bool = False
+    # Whether a record may be nested deeper than json_split.MAX_DEPTH (False: the batch has
+    # too few brackets for that, and the depth is not checked record by record).
+    maybe_deep: bool = True
 
     @staticmethod
     def concat(parts: list[JsonBatch]) -> JsonBatch:
@@ -32,6 +37,8 @@ class JsonBatch:
             np.concatenate([p.rec for p in parts]),
             pa.chunked_array([c for p in parts for c in _chunks(p.raw)], pa.large_string()),
             pa.chunked_array([c for p in parts for c in _chunks(p.pre_err)], pa.string()),
+            strict=any(p.strict for p in parts),
+            maybe_deep=any(p.maybe_deep for p in parts),
         )
 
 
@@ -60,6 +67,7 @@ class ReadEnd:
 
     sha256: str
     fields: frozenset[str] | None = None  # a typed file's columns, known even with no rows
+    notes: tuple[str, ...] = ()  # for the sources row: what was done to read it (columns)
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,8 @@ class ReadContext:
     tuning: IngestTuning = field(default_factory=IngestTuning)
     progress: Progress | None = None
     hooks: IngestHooks = field(default_factory=IngestHooks)
+    # Members that hold a wrapped JSON document's records (the map's `records = "..."`).
+    records: frozenset[str] | None = None
 
 
 Read = Callable[[Path, "str | None", ReadContext], Generator[Batch, None, ReadEnd]]

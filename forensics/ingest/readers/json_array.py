@@ -1,87 +1,77 @@
-"""`.json`: a JSON array of records (numbered by position from 1), or else JSON lines.
+"""`.json`: a JSON array, a wrapped document (`{"Records": [...]}`) or JSON lines.
 
-A `.json` file whose first character (after a BOM and whitespace) is `[` is an array; it
-must be complete and well-formed, or the file fails whole (an array cut after a comma is
-not taken as a shorter file). Anything else is read as JSON lines.
+The first character (after a BOM and whitespace) decides: `[` is an array, streamed a chunk
+at a time by json_split (element numbers from 1; the array must be complete and standard
+JSON throughout, or the file fails whole). `{` is a wrapped document when its first object
+holds the records array (the member named by the map's `records`, else its one and only
+member, an array) and nothing follows that object; else, like anything else, JSON lines.
 """
 
 from __future__ import annotations
 
-import json
-import re
+import itertools
 from collections.abc import Generator, Iterator
 from pathlib import Path
-
-import numpy as np
-import pyarrow as pa
 
 from forensics.errors import InputError
 from forensics.ingest.readers.base import Batch, JsonBatch, ReadContext, ReadEnd, Reader
 from forensics.ingest.readers.json_lines import split_lines
-from forensics.ingest.readers.source import BOM, check_encoding, read_text
-
-_WS = re.compile(r"[ \t\r\n]*")
-
-
-def _skip(text: str, pos: int) -> int:
-    return _WS.match(text, pos).end()  # type: ignore[union-attr]
+from forensics.ingest.readers.json_split import NotWrapped, iter_elements
+from forensics.ingest.readers.source import BOM, read_text
 
 
-def array_elements(chunks: Iterator[bytes]) -> Iterator[JsonBatch]:
-    """Elements of a JSON array file; the array itself must be complete and well-formed."""
-    data = b"".join(chunks)
-    if data.startswith(BOM):
-        data = data[3:]
-    check_encoding(data[:4])
-    text = data.decode("utf-8", errors="surrogateescape")
-    decoder = json.JSONDecoder()
-    pos = _skip(text, 0)
-    if text[pos : pos + 1] != "[":
-        raise InputError("JSON", "not a JSON array")
-    pos = _skip(text, pos + 1)
-    raws: list[str] = []
-    errs: list[str | None] = []
-    if text[pos : pos + 1] == "]":
-        pos += 1
-    else:
-        while True:
-            try:
-                _, end = decoder.raw_decode(text, pos)
-            except json.JSONDecodeError:
-                raise InputError(
-                    "JSON", f"the array is not valid JSON at element {len(raws) + 1}"
-                ) from None
-            element = text[pos:end]
-            try:
-                element.encode("utf-8")
-                raws.append(element)
-                errs.append(None)
-            except UnicodeEncodeError:
-                raws.append(element.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
-                errs.append("invalid UTF-8")
-            pos = _skip(text, end)
-            c = text[pos : pos + 1]
-            if c == ",":
-                pos = _skip(text, pos + 1)
-                if text[pos : pos + 1] == "]":
-                    raise InputError("JSON", "the array ends with a trailing comma")
+def array_elements(
+    chunks: Iterator[bytes], *, wrapped: bool = False, records: frozenset[str] | None = None
+) -> Iterator[JsonBatch]:
+    """Elements of a JSON array (or of a wrapped document's array), streamed; `strict`."""
+    return iter_elements(chunks, wrapped=wrapped, records=records)
+
+
+def object_records(
+    chunks: Iterator[bytes], records: frozenset[str] | None, peek: int, block: int
+) -> Iterator[JsonBatch]:
+    """A `.json` file that opens with `{`: a wrapped document or JSON lines.
+
+    Until that is decided the elements are held back, and the bytes read kept, to be read
+    again as JSON lines if it is not a wrapped document; after `peek` bytes the document is
+    taken to be wrapped (no JSON line is that long), and a later surprise fails the file.
+    """
+    seen: list[bytes] = []
+    recording = True
+
+    def recorded() -> Iterator[bytes]:
+        for c in chunks:
+            if recording:
+                seen.append(c)
+            yield c
+
+    held: list[JsonBatch] = []
+    try:
+        for batch in array_elements(recorded(), wrapped=True, records=records):
+            if not recording:
+                yield batch
                 continue
-            if c == "]":
-                pos += 1
-                break
-            raise InputError("JSON", "the array is not closed (the file may be truncated)")
-    if text[pos:].strip(" \t\r\n"):
-        raise InputError("JSON", "content after the end of the array")
-    n = len(raws)
-    yield JsonBatch(
-        np.arange(1, n + 1, dtype=np.int64),
-        pa.array(raws, pa.large_string()),
-        pa.array(errs, pa.string()),
-    )
+            held.append(batch)
+            if sum(len(c) for c in seen) >= peek:
+                recording = False
+                seen.clear()
+                yield from held
+                held.clear()
+    except NotWrapped:
+        if not recording:
+            raise InputError(
+                "JSON", "the document is neither JSON lines nor one object holding its "
+                "records in one array member",
+                "Name the member with records = in the map",
+            ) from None
+        held.clear()
+        yield from split_lines(itertools.chain(seen, chunks), block)
+        return
+    yield from held
 
 
-def peek_array(chunks: Iterator[bytes]) -> tuple[Iterator[bytes], bool]:
-    """The same chunks, and whether the text opens with `[` (after a BOM and whitespace)."""
+def peek_first(chunks: Iterator[bytes]) -> tuple[Iterator[bytes], bytes]:
+    """The same chunks, and the text's first character (after a BOM and whitespace)."""
     head = b""
     for chunk in chunks:
         head += chunk
@@ -91,18 +81,24 @@ def peek_array(chunks: Iterator[bytes]) -> tuple[Iterator[bytes], bool]:
     stripped = head.lstrip(BOM).lstrip(b" \t\r\n")
 
     def again() -> Iterator[bytes]:
+        nonlocal head
         if head:
-            yield head
+            first, head = [head], b""  # not kept for the whole file
+            yield first.pop()
         yield from chunks
 
-    return again(), stripped.startswith(b"[")
+    return again(), stripped[:1]
 
 
 def read(path: Path, compression: str | None, ctx: ReadContext) -> Generator[Batch, None, ReadEnd]:
     def parse(chunks: Iterator[bytes]) -> Iterator[JsonBatch]:
-        chunks, is_array = peek_array(chunks)
-        if is_array:
+        chunks, first = peek_first(chunks)
+        if first == b"[":
             return array_elements(chunks)
+        if first == b"{":
+            return object_records(
+                chunks, ctx.records, ctx.tuning.chunk_bytes, ctx.tuning.newline_block
+            )
         return split_lines(chunks, ctx.tuning.newline_block)
 
     return (yield from read_text(path, compression, ctx, parse))

@@ -11,10 +11,10 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
 from forensics.ingest.readers.base import Batch, JsonBatch, ReadContext, ReadEnd, Reader
-from forensics.ingest.readers.source import BOM, check_encoding, read_text
+from forensics.ingest.readers.json_split import MAX_DEPTH
+from forensics.ingest.readers.source import BOM, arrow_texts, check_encoding, read_text
 
 
 def newlines(buf: bytes, start: int, stop: int, block: int) -> np.ndarray:
@@ -39,29 +39,14 @@ def lines_to_arrow(
     offsets = np.empty(n + 1, dtype=np.int64)
     offsets[0] = start
     offsets[1:] = nl + 1
-    binary = pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)]
-    )
     rec = np.arange(first_line, first_line + n, dtype=np.int64)
-    raw = binary.view(pa.large_string())
-    try:
-        raw.validate(full=True)  # full: every string is checked to be UTF-8
-        errs = pa.nulls(n, pa.string())
-    except pa.ArrowInvalid:
-        # Slow path, only for files with invalid UTF-8: find and reject those lines.
-        texts: list[str] = []
-        pre_err: list[str | None] = []
-        for i in range(n):
-            b = buf[offsets[i] : offsets[i + 1]]
-            try:
-                texts.append(b.decode("utf-8"))
-                pre_err.append(None)
-            except UnicodeDecodeError:
-                texts.append(b.decode("utf-8", errors="replace"))
-                pre_err.append("invalid UTF-8")
-        raw = pa.array(texts, pa.large_string())
-        errs = pa.array(pre_err, pa.string())
-    return JsonBatch(rec, raw, errs), first_line + n
+    raw, errs = arrow_texts(buf, offsets)
+    # A line that opens with `{` holds at least that bracket; only brackets beyond those
+    # can nest, and a record deeper than MAX_DEPTH needs MAX_DEPTH of them (bytes.count is
+    # a fast scan: a flat log never pays for the record-by-record depth check).
+    objects = buf.count(b"\n{", start, stop) + (buf[start : start + 1] == b"{")
+    extra = buf.count(b"{", start, stop) + buf.count(b"[", start, stop) - objects
+    return JsonBatch(rec, raw, errs, maybe_deep=extra >= MAX_DEPTH), first_line + n
 
 
 def split_lines(chunks: Iterator[bytes], block: int = 4 << 20) -> Iterator[JsonBatch]:

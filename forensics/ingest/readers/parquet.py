@@ -1,5 +1,6 @@
 """`.parquet`: typed columns, read in full with page checksums verified where the file has
-them (a corrupt page is only found by reading it); rows numbered from 1."""
+them (a corrupt page is only found by reading it); rows numbered from 1. Columns of a type
+DuckDB cannot take are converted or left out (arrow_types), said in ReadEnd.notes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from forensics.errors import InputError, engine_message
+from forensics.ingest.readers.arrow_types import plan_columns
 from forensics.ingest.readers.base import Batch, ReadContext, ReadEnd, Reader, TableBatch
 from forensics.ingest.readers.source import sha256_file
 
@@ -25,18 +27,20 @@ def read(path: Path, compression: str | None, ctx: ReadContext) -> Generator[Bat
     sha = sha256_file(path, ctx.tuning.chunk_bytes)
     try:
         pf = pq.ParquetFile(path, page_checksum_verification=True)
+        plan = plan_columns(pf.schema_arrow)
         rec = 1
         for rb in pf.iter_batches(batch_size=ctx.tuning.parquet_batch_rows):
+            rb = plan.apply(rb)
             yield TableBatch(rb, rec)
             rec += rb.num_rows
-        fields = frozenset(pf.schema_arrow.names)
+        fields = frozenset(pf.schema_arrow.names) - set(plan.dropped)
     except (pa.ArrowException, OSError) as e:
         raise unreadable(e) from None
     if ctx.progress:
         ctx.progress("bytes", path.stat().st_size)
     if ctx.hooks.after_read is not None:
         ctx.hooks.after_read(path)
-    return ReadEnd(sha, fields)
+    return ReadEnd(sha, fields, tuple(plan.notes))
 
 
 READER = Reader(NAME, (".parquet",), read, compressible=False, read_ahead=False)

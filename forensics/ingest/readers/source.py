@@ -14,6 +14,9 @@ from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
+import pyarrow as pa
+
 from forensics.errors import InputError
 from forensics.ingest.options import IngestTuning, Progress
 from forensics.ingest.readers.base import Batch, ReadContext, ReadEnd
@@ -112,17 +115,24 @@ def decompressed_chunks(
     """The file's bytes, decompressed; raises InputError on corrupt or truncated data."""
     done = 0
     chunk = tuning.chunk_bytes
+    # Each chunk is yielded out of a list emptied as it goes: a suspended generator then
+    # holds no reference to it, and a consumer that is done with a chunk frees it.
+    held: list[bytes] = []
     if compression is None:
         while data := reader.read(read_size(chunk, expected, done)):
             done += len(data)
-            yield data
+            held.append(data)
+            del data
+            yield held.pop()
         return
     if compression == "gzip":
         gz = gzip_reader(tuning)(fileobj=reader, mode="rb")
         try:
             while data := gz.read(read_size(chunk, expected, done)):
                 done += len(data)
-                yield data
+                held.append(data)
+                del data
+                yield held.pop()
         except gzip.BadGzipFile as e:
             raise InputError("gzip", f"not a valid gzip file ({e})") from None
         except EOFError:
@@ -191,3 +201,32 @@ def read_text(
     if stat_key(path) != before:
         raise InputError("file", "it changed while it was being read")
     return ReadEnd(reader.sha.hexdigest())
+
+
+def arrow_texts(
+    buf: bytes | bytearray, offsets: np.ndarray
+) -> tuple[pa.Array, pa.Array]:
+    """The strings buf[offsets[i]:offsets[i + 1]] as Arrow strings pointing into buf (no
+    copy), and for each the reason it is rejected when it is not UTF-8 (else null)."""
+    n = len(offsets) - 1
+    binary = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)]
+    )
+    raw = binary.view(pa.large_string())
+    try:
+        raw.validate(full=True)  # full: every string is checked to be UTF-8
+        return raw, pa.nulls(n, pa.string())
+    except pa.ArrowInvalid:
+        pass
+    # Slow path, only for files with invalid UTF-8: find and reject those strings.
+    texts: list[str] = []
+    pre_err: list[str | None] = []
+    for i in range(n):
+        b = bytes(buf[offsets[i] : offsets[i + 1]])
+        try:
+            texts.append(b.decode("utf-8"))
+            pre_err.append(None)
+        except UnicodeDecodeError:
+            texts.append(b.decode("utf-8", errors="replace"))
+            pre_err.append("invalid UTF-8")
+    return pa.array(texts, pa.large_string()), pa.array(pre_err, pa.string())

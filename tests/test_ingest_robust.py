@@ -1,0 +1,120 @@
+"""SPEC §2.6: whatever goes wrong inside one file fails that file alone; the run goes on."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+import forensics.ingest as ingest_package
+from forensics.cli import app
+from forensics.ingest import IngestHooks, pipeline
+from tests.helpers.ingest import event, rows, run, write_ndjson
+
+PERSONAL = "alice@example.com"  # personal data that must never reach an error message
+
+
+def _three(tmp_path: Path) -> Path:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for name in ("a", "b", "c"):
+        write_ndjson(logs / f"{name}.jsonl", [event(request_id=f"{name}{i}") for i in range(3)])
+    return logs
+
+
+EXCEPTIONS: list[BaseException] = [
+    RuntimeError(f"bad state near {PERSONAL}"),
+    RecursionError("maximum recursion depth exceeded"),
+    MemoryError(),
+    duckdb.InvalidInputException(f'Malformed JSON: Input: "{PERSONAL}"'),
+    KeyError(PERSONAL),
+]
+
+
+def _hooks(stage: str, exc: BaseException) -> IngestHooks:
+    """Hooks that make `stage` fail for b.jsonl only."""
+
+    def boom(path: Path) -> None:
+        if path.name == "b.jsonl":
+            raise exc
+
+    name = {"read": "after_read", "stage": "after_stage", "store": "before_commit"}[stage]
+    return IngestHooks(**{name: boom})
+
+
+@pytest.mark.parametrize("stage", ["read", "stage", "store"])
+@pytest.mark.parametrize("exc", EXCEPTIONS, ids=lambda e: type(e).__name__)
+def test_an_unexpected_failure_fails_that_file_alone(
+    tmp_path: Path, stage: str, exc: BaseException
+) -> None:
+    logs = _three(tmp_path)
+    db = tmp_path / "s.duckdb"
+    report = run(db, logs, hooks=_hooks(stage, exc))
+    by_name = {Path(f.path).name: f for f in report.files}
+    assert by_name["b.jsonl"].status == "failed"
+    error = by_name["b.jsonl"].error or ""
+    assert error and "\n" not in error and PERSONAL not in error
+    assert [by_name[n].status for n in ("a.jsonl", "c.jsonl")] == ["loaded", "loaded"]
+    assert rows(db, "select count(*), count(distinct source_id) from events") == [(6, 2)]
+    assert rows(db, "select count(*) from sources") == [(2,)]
+
+
+def test_the_json_report_lists_the_failed_file_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = _three(tmp_path)
+    real_ingest = pipeline.ingest
+
+    def ingest(*a: Any, **k: Any) -> Any:  # the CLI's ingest, with the failing hook
+        options = a[2]
+        return real_ingest(a[0], a[1], replace(options, hooks=_hooks("stage", RecursionError())),
+                           *a[3:], **k)
+
+    monkeypatch.setattr(ingest_package, "ingest", ingest)
+    db = tmp_path / "s.duckdb"
+    r = CliRunner().invoke(app, ["--db", str(db), "ingest", str(logs), "--json"])
+    assert r.exit_code == 1
+    files = {Path(f["path"]).name: f for f in json.loads(r.stdout)["files"]}
+    assert files["b.jsonl"]["status"] == "failed"
+    assert files["b.jsonl"]["error"].startswith("reading: ")
+    assert files["a.jsonl"]["status"] == files["c.jsonl"]["status"] == "loaded"
+
+
+def test_an_interrupt_still_stops_the_run(tmp_path: Path) -> None:
+    logs = _three(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "s.duckdb", logs, hooks=_hooks("stage", KeyboardInterrupt()))
+
+
+def test_a_fifty_thousand_deep_array_fails_alone(tmp_path: Path) -> None:
+    logs = _three(tmp_path)
+    (logs / "deep.json").write_text("[" * 50_000 + "]" * 50_000)
+    (logs / "open.json").write_text("[" * 100_000)
+    db = tmp_path / "s.duckdb"
+    by_name = {Path(f.path).name: f for f in run(db, logs, kind="events").files}
+    deep, unclosed = by_name["deep.json"], by_name["open.json"]
+    assert (deep.status, deep.rows_read, deep.rows_rejected) == ("loaded", 1, 1)
+    assert deep.reasons == {"nested too deep": 1}
+    assert unclosed.status == "failed" and "not closed" in (unclosed.error or "")
+    assert rows(db, "select count(*) from events") == [(9,)]
+
+
+def test_only_path_missing_creates_no_store(tmp_path: Path) -> None:
+    db = tmp_path / "case" / "s.duckdb"
+    db.parent.mkdir()
+    r = CliRunner().invoke(app, ["--db", str(db), "ingest", str(tmp_path / "nope.jsonl")])
+    assert r.exit_code == 1
+    assert list(db.parent.iterdir()) == []
+
+
+def test_a_missing_path_beside_a_real_one_still_stores_the_real_one(tmp_path: Path) -> None:
+    logs = _three(tmp_path)
+    db = tmp_path / "s.duckdb"
+    report = run(db, tmp_path / "nope.jsonl", logs / "a.jsonl")
+    assert [f.status for f in report.files] == ["failed", "loaded"]
+    assert db.exists()
