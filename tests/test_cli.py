@@ -82,12 +82,15 @@ def test_version(flag: str) -> None:
 
 
 def test_an_unknown_command_is_one_line_with_one_suggestion() -> None:
-    r = run_cli("exposur")
+    r = run_cli("sqll")
     assert r.exit_code == 2 and r.stdout == ""
     assert lines(r.stderr) == [
-        "forensics: error: No such command 'exposur'. Did you mean 'exposure'? "
-        "(see `forensics --help`)"
+        "forensics: error: No such command 'sqll'. Did you mean 'sql'? (see `forensics --help`)"
     ]
+    # Several close names are offered in one "Did you mean", never the phrase twice.
+    r = run_cli("exposur")
+    assert r.exit_code == 2 and len(lines(r.stderr)) == 1
+    assert r.stderr.count("Did you mean") == 1 and "'exposure'" in r.stderr
 
 
 def test_an_option_without_its_value_points_to_the_commands_help() -> None:

@@ -382,8 +382,11 @@ def _add_files(store: Path) -> None:
         for sid, (path, kind, dups, records) in files.items():
             rejected = sum(1 for _, m in records if m is None)
             con.execute(
-                "insert into sources values ($id, $p, $k, 'jsonl', 0, $sha, $read, $loaded, "
-                "$rej, $dup, now(), 'test', null, null)",
+                "insert into sources (source_id, path, kind, format, size_bytes, sha256, "
+                "rows_read, "
+                "rows_loaded, rows_rejected, rows_duplicate, ingested_at, tool_version) "
+                "values ($id, $p, $k, 'jsonl', 0, $sha, $read, $loaded, "
+                "$rej, $dup, now(), 'test')",
                 {"id": sid, "p": path, "k": kind, "sha": f"{sid:064x}",
                  "read": len(records) + dups, "loaded": len(records) - rejected,
                  "rej": rejected, "dup": dups},
@@ -628,8 +631,11 @@ def test_many_files_show_those_with_gaps_and_the_busiest_and_sum_the_rest(
     try:
         for sid in range(10, 30):  # 20 events files named alike in two folders
             con.execute(
-                "insert into sources values ($id, $p, 'events', 'jsonl', 0, $sha, 0, 0, 0, 0, "
-                "now(), 'test', null, null)",
+                "insert into sources (source_id, path, kind, format, size_bytes, sha256, "
+                "rows_read, "
+                "rows_loaded, rows_rejected, rows_duplicate, ingested_at, tool_version) "
+                "values ($id, $p, 'events', 'jsonl', 0, $sha, 0, 0, 0, 0, "
+                "now(), 'test')",
                 {"id": sid, "p": f"edge{sid % 2}/log.jsonl", "sha": f"{sid:064x}"},
             )
             # `rate` events a minute for an hour (the later files busier); file 10 is
