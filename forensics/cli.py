@@ -128,6 +128,31 @@ WindowOpt = Annotated[
     ),
 ]
 
+# Where case data is read and which engine runs the queries (SPEC §7, §8).
+LakeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--lake", metavar="DIR",
+        help="Case lake (Parquet, SPEC §8) instead of a store; with --engine spark a URI too.",
+    ),
+]
+
+
+class EngineName(str, Enum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+EngineOpt = Annotated[
+    EngineName, typer.Option("--engine", help="duckdb (default) or spark (needs --lake).")
+]
+MasterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--master", metavar="URL", help="Spark master (else $SPARK_MASTER, else local[*])."
+    ),
+]
+
 
 @dataclass
 class Globals:
@@ -168,6 +193,23 @@ def store_options(
     )
 
 
+def engine_options(
+    ctx: typer.Context, lake: str | None, engine: EngineName, master: str | None,
+    memory_limit: str | None = None, threads: int | None = None,
+) -> Any:
+    """EngineOptions for --lake/--engine/--master, or None: the case store (--db) with DuckDB."""
+    from forensics.engines.base import EngineOptions, check_engine
+
+    if lake is None and engine is EngineName.duckdb:
+        return None
+    g: Globals = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
+    options = EngineOptions(
+        engine.value, lake, master, memory_limit or g.memory_limit, threads or g.threads
+    )
+    check_engine(options)
+    return options
+
+
 def print_json(data: Any) -> None:
     """Data on stdout, as JSON."""
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
@@ -197,6 +239,9 @@ def ingest(
     db: DbOpt = None,
     memory_limit: MemoryOpt = None,
     threads: ThreadsOpt = None,
+    lake: LakeOpt = None,
+    engine: EngineOpt = EngineName.duckdb,
+    master: MasterOpt = None,
     debug: DebugOpt = False,
 ) -> int:
     """Load access logs, grants and accounts into the case store, accounting for every record."""
@@ -210,8 +255,14 @@ def ingest(
         mapping = load_mapping(map_file)
     options = IngestOptions(kind=kind, assume_tz=assume_tz, mapping=mapping)
     store = store_options(ctx, db, memory_limit, threads)
-    with _ingest_progress() as progress:
-        report = run_ingest(store, paths, options, progress)
+    on_lake = engine_options(ctx, lake, engine, master, memory_limit, threads)
+    if on_lake is not None:
+        from forensics.lake_ingest import ingest_lake
+
+        report = ingest_lake(on_lake, paths, options)
+    else:
+        with _ingest_progress() as progress:
+            report = run_ingest(store, paths, options, progress)
     if as_json:
         print_json(report.to_json())
     else:
@@ -408,6 +459,9 @@ def exposure(
     db: DbOpt = None,
     memory_limit: MemoryOpt = None,
     threads: ThreadsOpt = None,
+    lake: LakeOpt = None,
+    engine: EngineOpt = EngineName.duckdb,
+    master: MasterOpt = None,
     debug: DebugOpt = False,
 ) -> int:
     """Figures of SPEC §5 for a window: who received what was not theirs, and what they did."""
@@ -418,9 +472,17 @@ def exposure(
 
     w = parse_window(window)
     options = store_options(ctx, db, memory_limit, threads)
+    on_lake = engine_options(ctx, lake, engine, master, memory_limit, threads)
     busy = err_console.status("computing figures…") if err_console.is_terminal else nullcontext()
     with busy:
-        report = run_exposure(options, w, by)
+        if on_lake is not None:
+            from forensics.engines import open_engine
+            from forensics.exposure import exposure_report
+
+            with open_engine(on_lake) as source:
+                report = exposure_report(source, w, by)
+        else:
+            report = run_exposure(options, w, by)
     if as_json:
         print_json(report.to_json())
     else:
@@ -616,6 +678,9 @@ def notify(
     db: DbOpt = None,
     memory_limit: MemoryOpt = None,
     threads: ThreadsOpt = None,
+    lake: LakeOpt = None,
+    engine: EngineOpt = EngineName.duckdb,
+    master: MasterOpt = None,
     debug: DebugOpt = False,
 ) -> int:
     """Write the notification lists (recipients, owners, exposures) and manifest.json."""
@@ -627,7 +692,15 @@ def notify(
     from forensics.window import parse_window
 
     w = parse_window(window)
-    with closing(open_store(store_options(ctx, db, memory_limit, threads), read_only=True)) as con:
+    on_lake = engine_options(ctx, lake, engine, master, memory_limit, threads)
+    source: Any
+    if on_lake is not None:
+        from forensics.engines import open_engine
+
+        source = open_engine(on_lake)
+    else:
+        source = closing(open_store(store_options(ctx, db, memory_limit, threads), read_only=True))
+    with source as con:
         result = write_notifications(
             con, w, out, force=force, sanitize=not no_sanitize, excel=excel
         )
@@ -644,6 +717,41 @@ def notify(
     sys.stderr.flush()
     for message in result.warnings:
         warn(printable(message))
+    return int(ExitCode.OK)
+
+
+# ------------------------------------------------------------------------------------ export
+
+
+@app.command("export")
+def export_lake(
+    ctx: typer.Context,
+    lake: Annotated[str, typer.Argument(metavar="DIR", help="Case lake folder (new or existing).")],
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+    debug: DebugOpt = False,
+) -> int:
+    """Write the case store into a case lake (Parquet) that DuckDB and Spark read (SPEC §8).
+
+    Several stores may export into one lake: files and events it already holds are skipped.
+    """
+    from forensics.lake import export_store
+
+    result = export_store(store_options(ctx, db), lake)
+    data = {
+        "batch": result.batch, "events_written": result.events_written,
+        "files": [{"source_id": f.source_id, "path": f.path, "kind": f.kind,
+                   "status": f.status, "rows_read": f.rows_read, "rows_loaded": f.rows_loaded,
+                   "rows_rejected": f.rows_rejected, "rows_duplicate": f.rows_duplicate,
+                   "error": f.error} for f in result.files],
+    }
+    if as_json:
+        print_json(data)
+    loaded = sum(1 for f in result.files if f.status == "loaded")
+    err_console.print(
+        f"export: batch {result.batch}: {loaded} files, {result.events_written:,} events "
+        f"written; {len(result.files) - loaded} files already in the lake (skipped)"
+    )
     return int(ExitCode.OK)
 
 
