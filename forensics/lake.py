@@ -257,11 +257,13 @@ def write_batch(
     """Resolve the staged batch on `con` against the lake and write it; the caller holds the
     lock. `con` has temp views new_sources/new_events/new_grants/new_accounts/new_rejects with
     batch-local source ids 1..n in file order (new_events with dedup_key)."""
-    attach_lake(con, lake, prefix="lake_")
+    con.execute(
+        f"create or replace temp view lake_batches as {_table_select(lake, 'batches')}"
+    )
     batches = con.execute("select coalesce(max(batch), 0) from lake_batches").fetchone()
     batch = int(batches[0]) + 1 if batches else 1
-    _remove_uncommitted(lake, batch - 1)
-    base = committed_source_id(con)
+    _remove_uncommitted(lake, batch - 1)  # before the views list the table's files
+    base = attach_lake(con, lake, prefix="lake_")
     p = {"base": base}
     try:
         # Files whose content the lake (or an earlier file of this batch) already holds.

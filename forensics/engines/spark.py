@@ -5,8 +5,8 @@ Every difference between the engines that the queries meet is handled here, and 
   which sqlglot writes for them, takes only `$` paths and returns NULL for anything else,
   silently; they become `element_at(from_json(extra, 'map<string,string>'), key)`, the key
   decoded back from the pointer (`~1` → `/`, `~0` → `~`);
-- temp tables → cached temp views; `accounts_latest` is a TEMP VIEW (Spark refuses a plain
-  view over temp views); QUALIFY → a ROW_NUMBER subquery (sqlglot);
+- temp tables → temp views over eagerly checkpointed results; `accounts_latest` is a TEMP
+  VIEW (Spark refuses a plain view over temp views); QUALIFY → a ROW_NUMBER subquery (sqlglot);
 - `$name` parameters → `:name`, bound by `spark.sql(sql, args=...)`;
 - the session time zone is UTC (times are UTC instants, as in DuckDB).
 Nothing else is rewritten: every other query runs as sqlglot writes it, and the tests compare
@@ -230,10 +230,11 @@ class SparkEngine(Engine):
     def materialize_query(self, name: str, params: Mapping[str, object] | None = None) -> None:
         df = self._dataframe(name, params)
         try:
-            if self.spark.catalog.tableExists(name):
-                self.spark.catalog.uncacheTable(name)
-            df.createOrReplaceTempView(name)
-            self.spark.catalog.cacheTable(name)
+            # Computed now and kept on the executors, its plan cut short: the later queries
+            # read it as a table (as DuckDB's temp tables). A lazily cached view kept the
+            # whole chain of plans and took 3-4x as long. Trade-off: an executor lost
+            # after this point fails the command (run it again), as for any local checkpoint.
+            df.localCheckpoint(eager=True).createOrReplaceTempView(name)
         except Exception as e:  # noqa: BLE001
             raise _spark_error(f"query {name}", e) from None
         if name not in self._views:
@@ -249,9 +250,8 @@ class SparkEngine(Engine):
 
     def close(self) -> None:
         for view in reversed(self._views):
-            with contextlib.suppress(Exception):  # a view that is already gone
-                self.spark.catalog.uncacheTable(view)
-            self.spark.catalog.dropTempView(view)
+            with contextlib.suppress(Exception):  # a session that is already gone
+                self.spark.catalog.dropTempView(view)
         self._views.clear()
 
 
