@@ -40,11 +40,13 @@ class SparkUnavailable(ForensicsError):
 
 def check_spark() -> None:
     """Raise SparkUnavailable (one line, naming the fix) if pyspark or Java is missing."""
-    if importlib.util.find_spec("pyspark") is None:
-        raise SparkUnavailable(
-            "--engine spark", "pyspark is not installed",
-            "Install it with: pip install 'forensics[spark]' (Java 17 or later is needed too)",
-        )
+    for module in ("pyspark", "sqlglot"):
+        if importlib.util.find_spec(module) is None:
+            raise SparkUnavailable(
+                "--engine spark", f"{module} is not installed",
+                "Install it with: pip install 'forensics[spark]' (Java 17 or later is needed "
+                "too)",
+            )
     import os
 
     java_home = os.environ.get("JAVA_HOME")
