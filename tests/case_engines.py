@@ -59,7 +59,7 @@ def table_rows(con: Connection, table: str, columns: tuple[str, ...]) -> list[tu
     import duckdb
 
     if isinstance(con, duckdb.DuckDBPyConnection):
-        got = con.execute(f"select * from {table}").to_arrow_table()  # noqa: S608
+        got = con.sql(f"select * from {table}").to_arrow_table()  # noqa: S608
     else:
         read = con.read_table(table)
         assert read is not None, table
