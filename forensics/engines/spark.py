@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import shutil
 from collections.abc import Mapping
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -47,8 +49,6 @@ def check_spark() -> None:
                 "Install it with: pip install 'forensics[spark]' (Java 17 or later is needed "
                 "too)",
             )
-    import os
-
     java_home = os.environ.get("JAVA_HOME")
     if shutil.which("java") is None and not (
         java_home and shutil.which("java", path=os.path.join(java_home, "bin"))
@@ -114,6 +114,13 @@ def spark_session(master: str) -> Any:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    if "PYSPARK_SUBMIT_ARGS" not in os.environ:
+        # Spark's INFO/WARN lines (and its "default log4j profile" notice) would crowd
+        # stderr; the driver JVM starts with a configuration that keeps errors only.
+        config = Path(__file__).with_name("log4j2.properties")
+        os.environ["PYSPARK_SUBMIT_ARGS"] = (
+            f"--driver-java-options -Dlog4j2.configurationFile=file:{config} pyspark-shell"
+        )
     builder = (
         SparkSession.builder.master(master)
         .appName("forensics")
