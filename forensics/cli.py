@@ -183,6 +183,31 @@ StrictWindowOpt = Annotated[
     bool, typer.Option("--strict", help="Exit 1 when the window holds no events at all.")
 ]
 
+# Where case data is read and which engine runs the queries (SPEC §7, §8).
+LakeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--lake", metavar="DIR",
+        help="Case lake (Parquet, SPEC §8) instead of a store; with --engine spark a URI too.",
+    ),
+]
+
+
+class EngineName(str, Enum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+EngineOpt = Annotated[
+    EngineName, typer.Option("--engine", help="duckdb (default) or spark (needs --lake).")
+]
+MasterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--master", metavar="URL", help="Spark master (else $SPARK_MASTER, else local[*])."
+    ),
+]
+
 
 @dataclass
 class Globals:
@@ -238,6 +263,23 @@ def is_quiet(ctx: typer.Context, quiet: bool) -> bool:
     return quiet or _globals(ctx).quiet
 
 
+def engine_options(
+    ctx: typer.Context, lake: str | None, engine: EngineName, master: str | None,
+    memory_limit: str | None = None, threads: int | None = None,
+) -> Any:
+    """EngineOptions for --lake/--engine/--master, or None: the case store (--db) with DuckDB."""
+    from forensics.engines.base import EngineOptions, check_engine
+
+    if lake is None and engine is EngineName.duckdb:
+        return None
+    g: Globals = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
+    options = EngineOptions(
+        engine.value, lake, master, memory_limit or g.memory_limit, threads or g.threads
+    )
+    check_engine(options)
+    return options
+
+
 def print_json(data: Any) -> None:
     """Data on stdout, as JSON."""
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
@@ -286,6 +328,9 @@ def ingest(
     memory_limit: MemoryOpt = None,
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
+    lake: LakeOpt = None,
+    engine: EngineOpt = EngineName.duckdb,
+    master: MasterOpt = None,
     debug: DebugOpt = False,
 ) -> int:
     """Load access logs, grants and accounts into the case store, accounting for every record."""
@@ -301,19 +346,25 @@ def ingest(
     options = IngestOptions(kind=kind, assume_tz=assume_tz, mapping=mapping)
     store = store_options(ctx, db, memory_limit, threads)
     quiet = is_quiet(ctx, quiet)
-    tracker = terminal.IngestProgress(show=not quiet)
-    try:
-        with tracker as progress:
-            report = run_ingest(store, paths, options, progress)
-    except BaseException as e:
-        if not is_interrupt(e):
-            raise
-        error(
-            f"interrupted: {tracker.files_done:,} of {tracker.files_total:,} files were stored "
-            f"in {store.path} (each file is stored whole or not at all). Run the same command "
-            "again to resume: files already stored are skipped"
-        )
-        raise typer.Exit(ExitCode.INTERRUPTED) from None
+    on_lake = engine_options(ctx, lake, engine, master, memory_limit, threads)
+    if on_lake is not None:
+        from forensics.lake_ingest import ingest_lake
+
+        report = ingest_lake(on_lake, paths, options)
+    else:
+        tracker = terminal.IngestProgress(show=not quiet)
+        try:
+            with tracker as progress:
+                report = run_ingest(store, paths, options, progress)
+        except BaseException as e:
+            if not is_interrupt(e):
+                raise
+            error(
+                f"interrupted: {tracker.files_done:,} of {tracker.files_total:,} files were "
+                f"stored in {store.path} (each file is stored whole or not at all). Run the same "
+                "command again to resume: files already stored are skipped"
+            )
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
     if as_json:
         print_json(report.to_json())
     elif quiet:
@@ -435,6 +486,9 @@ def exposure(
     memory_limit: MemoryOpt = None,
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
+    lake: LakeOpt = None,
+    engine: EngineOpt = EngineName.duckdb,
+    master: MasterOpt = None,
     debug: DebugOpt = False,
 ) -> int:
     """Count who received content that was not theirs in a window, and what they did with it."""
@@ -446,9 +500,17 @@ def exposure(
     w = parse_window(window)
     _window_notes(window, w, is_quiet(ctx, quiet))
     options = store_options(ctx, db, memory_limit, threads)
+    on_lake = engine_options(ctx, lake, engine, master, memory_limit, threads)
     busy = ERR.status("computing figures…") if ERR.is_terminal else nullcontext()
     with busy:
-        report = run_exposure(options, w, by)
+        if on_lake is not None:
+            from forensics.engines import open_engine
+            from forensics.exposure import exposure_report
+
+            with open_engine(on_lake) as source:
+                report = exposure_report(source, w, by)
+        else:
+            report = run_exposure(options, w, by)
     if as_json:
         print_json(report.to_json())
     else:
@@ -557,6 +619,9 @@ def notify(
     memory_limit: MemoryOpt = None,
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
+    lake: LakeOpt = None,
+    engine: EngineOpt = EngineName.duckdb,
+    master: MasterOpt = None,
     debug: DebugOpt = False,
 ) -> int:
     """Write the notification lists (recipients, owners, exposures) and manifest.json."""
@@ -569,6 +634,7 @@ def notify(
     _window_notes(window, w, quiet)
     run = run_notify(
         store_options(ctx, db, memory_limit, threads), w, out,
+        engine=engine_options(ctx, lake, engine, master, memory_limit, threads),
         previous=previous, pseudonymize=pseudonymize, key_file=key_file,
         force=force, sanitize=not no_sanitize, excel=excel,
     )
@@ -645,6 +711,9 @@ def report(
     memory_limit: MemoryOpt = None,
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
+    lake: LakeOpt = None,
+    engine: EngineOpt = EngineName.duckdb,
+    master: MasterOpt = None,
     debug: DebugOpt = False,
 ) -> int:
     """Write the incident report (report.html, report.md) for a window: counts only."""
@@ -655,12 +724,46 @@ def report(
     quiet = is_quiet(ctx, quiet)
     _window_notes(window, w, quiet)
     run = run_report(
-        store_options(ctx, db, memory_limit, threads), w, out, by=list(by or []), force=force
+        store_options(ctx, db, memory_limit, threads), w, out, by=list(by or []), force=force,
+        engine=engine_options(ctx, lake, engine, master, memory_limit, threads),
     )
     if not quiet:
         screens.render_report(run.result, w)
     outside = run.result.data.figures["cross_account_deliveries_outside_window"]
     return _coverage_messages(run.coverage, outside, w, strict)
+
+
+# ------------------------------------------------------------------------------------ export
+
+
+@app.command("export")
+def export_lake(
+    ctx: typer.Context,
+    lake: Annotated[str, typer.Argument(metavar="DIR", help="Case lake folder (new or existing).")],
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+    debug: DebugOpt = False,
+) -> int:
+    """Write the case store into a case lake (Parquet) that DuckDB and Spark read (SPEC §8).
+
+    Several stores may export into one lake: files and events it already holds are skipped.
+    """
+    from forensics.lake import export_store
+
+    result = export_store(store_options(ctx, db), lake)
+    data = {
+        "batch": result.batch, "events_written": result.events_written,
+        "files": [{"source_id": f.source_id, "path": f.path, "kind": f.kind,
+                   "status": f.status, "rows_read": f.rows_read, "rows_loaded": f.rows_loaded,
+                   "rows_rejected": f.rows_rejected, "rows_duplicate": f.rows_duplicate,
+                   "error": f.error} for f in result.files],
+    }
+    if as_json:
+        print_json(data)
+    loaded = sum(1 for f in result.files if f.status == "loaded")
+    say(ERR, f"export: batch {result.batch}: {loaded:,} files, {result.events_written:,} events "
+        f"written; {len(result.files) - loaded:,} files already in the lake (skipped)")
+    return int(ExitCode.OK)
 
 
 # ------------------------------------------------------------------------------------ sample

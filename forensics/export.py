@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from forensics import __version__
+from forensics.engines.base import Engine
 from forensics.errors import OutputError, StoreError
 from forensics.exposure import compute_figures, prepare_window
 from forensics.queries import get_query
@@ -368,27 +369,31 @@ def sanitize_mode(sanitize: bool) -> dict[str, Any]:
     }
 
 
-def read_input_files(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+def read_input_files(con: duckdb.DuckDBPyConnection | Engine) -> list[dict[str, Any]]:
     """Every ingested file (queries/input_files.sql), for the manifest."""
     rows: list[dict[str, Any]] = _run_table(con, "input_files").to_pylist()
     return rows
 
 
-def _run_table(con: duckdb.DuckDBPyConnection, name: str) -> pa.Table:
+def _run_table(con: duckdb.DuckDBPyConnection | Engine, name: str) -> pa.Table:
     q = get_query(name)
     if q.params:
         raise StoreError(f"query {name}", "expects parameters")
+    if isinstance(con, Engine):
+        return con.run_query(name)
     try:
         return con.sql(q.sql).to_arrow_table()
     except duckdb.Error as e:
         raise engine_error(f"query {name}", e) from None
 
 
-def _query_reader(con: duckdb.DuckDBPyConnection, name: str) -> pa.RecordBatchReader:
+def _query_reader(con: duckdb.DuckDBPyConnection | Engine, name: str) -> pa.RecordBatchReader:
     """A parameterless query's rows as a stream of batches (bounded memory for long lists)."""
     q = get_query(name)
     if q.params:
         raise StoreError(f"query {name}", "expects parameters")
+    if isinstance(con, Engine):
+        return con.query_reader(name)
     try:
         return con.sql(q.sql).to_arrow_reader(_BATCH_ROWS)
     except duckdb.Error as e:
@@ -450,7 +455,7 @@ def build_manifest(
 
 
 def write_notifications(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection | Engine,
     window: Window,
     out_dir: Path,
     *,

@@ -17,11 +17,15 @@ from typing import Any
 
 import duckdb
 
+from forensics.engines.base import Engine
 from forensics.errors import UsageError
 from forensics.queries import materialize_query, run_query
 from forensics.status import WindowCoverage, window_coverage
 from forensics.store import StoreOptions, open_store
 from forensics.window import Window, format_instant
+
+# A case store's connection, or an engine over a case lake (forensics.engines).
+Connection = duckdb.DuckDBPyConnection | Engine
 
 # SPEC §5, in the order of its table: the keys of `exposure --json`.
 FIGURE_KEYS: tuple[str, ...] = (
@@ -57,7 +61,7 @@ def window_params(window: Window) -> dict[str, object]:
     return {"window_start": window.start, "window_end": window.end}
 
 
-def prepare_window(con: duckdb.DuckDBPyConnection, window: Window) -> None:
+def prepare_window(con: Connection, window: Window) -> None:
     """Materialise the cross-account temp tables for `window` (SPEC §5) on `con`."""
     params = window_params(window)
     with _unordered(con):
@@ -67,12 +71,15 @@ def prepare_window(con: duckdb.DuckDBPyConnection, window: Window) -> None:
 
 
 @contextmanager
-def _unordered(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def _unordered(con: Connection) -> Iterator[None]:
     """preserve_insertion_order off while the temp tables are made, then as it was.
 
     No temp table promises a row order (every reader sorts or aggregates), so DuckDB may
     build them in parallel without keeping scan order; the caller's queries are unaffected.
     """
+    if isinstance(con, Engine):
+        yield
+        return
     row = con.execute("select current_setting('preserve_insertion_order')").fetchall()
     con.execute("set preserve_insertion_order = false")
     try:
@@ -81,7 +88,12 @@ def _unordered(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("set preserve_insertion_order = $v", {"v": bool(row[0][0])})
 
 
-def _is_prepared(con: duckdb.DuckDBPyConnection, window: Window) -> bool:
+def _is_prepared(con: Connection, window: Window) -> bool:
+    if isinstance(con, Engine):
+        table = con.read_table("analysis_window")
+        return table is not None and [tuple(r.values()) for r in table.to_pylist()] == [
+            (window.start, window.end)
+        ]
     try:
         # fetchall, not fetchone: an unfinished result would block the next query (DuckDB 2)
         rows = con.execute("select window_start, window_end from analysis_window").fetchall()
@@ -90,7 +102,7 @@ def _is_prepared(con: duckdb.DuckDBPyConnection, window: Window) -> bool:
     return rows == [(window.start, window.end)]
 
 
-def compute_figures(con: duckdb.DuckDBPyConnection, window: Window) -> dict[str, Any]:
+def compute_figures(con: Connection, window: Window) -> dict[str, Any]:
     """SPEC §5's object: `window`, every figure, and `timeline` (prepares the window if needed)."""
     if not _is_prepared(con, window):
         prepare_window(con, window)
@@ -137,14 +149,14 @@ class Breakdown:
         }
 
 
-def event_fields(con: duckdb.DuckDBPyConnection) -> list[str]:
+def event_fields(con: Connection) -> list[str]:
     """Every field `--by` can name: the canonical columns, then the keys of events.extra."""
     extra = [r["field"] for r in run_query(con, "event_fields").to_pylist()]
     return list(CANONICAL_BY_FIELDS) + [k for k in extra if k not in CANONICAL_BY_FIELDS]
 
 
 def compute_breakdown(
-    con: duckdb.DuckDBPyConnection, window: Window, field: str
+    con: Connection, window: Window, field: str
 ) -> Breakdown:
     """Cross-account deliveries, recipients and exposed devices per value of `field`.
 
@@ -200,12 +212,18 @@ def run_exposure(options: StoreOptions, window: Window, by: str | None = None) -
     """Open the store read-only, compute the figures (and the --by breakdown), close it."""
     con = open_store(options, read_only=True)
     try:
-        # the breakdown first: an unknown --by field fails before the figures are counted
-        breakdown = compute_breakdown(con, window, by) if by is not None else None
-        figures = compute_figures(con, window)
-        coverage = window_coverage(con, window)
+        return exposure_report(con, window, by)
     finally:
         con.close()
+
+
+def exposure_report(con: Connection, window: Window, by: str | None = None) -> ExposureReport:
+    """The figures (and the --by breakdown) on an open store or lake engine, and what the
+    window holds (so that zero figures are never silent)."""
+    # the breakdown first: an unknown --by field fails before the figures are counted
+    breakdown = compute_breakdown(con, window, by) if by is not None else None
+    figures = compute_figures(con, window)
+    coverage = window_coverage(con, window)
     return ExposureReport(window, figures, breakdown, coverage)
 
 

@@ -4,10 +4,12 @@ window held (its events, and the deliveries outside it) so that empty lists are 
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from forensics.engines.base import EngineOptions, open_engine
 from forensics.export import NotifyResult
 from forensics.exposure import window_params
 from forensics.queries import run_query
@@ -27,19 +29,23 @@ class NotifyRun:
     outside_window: int
 
 
-def run_notify(store: StoreOptions, window: Window, out: Path, **options: Any) -> NotifyRun:
+def run_notify(
+    store: StoreOptions, window: Window, out: Path, *, engine: EngineOptions | None = None,
+    **options: Any,
+) -> NotifyRun:
     """Write the notification lists for `window` into `out` (options as waves.write_wave:
     the whole lists, or one later wave of them; pseudonymised on request).
 
+    With `engine`, the lists are read from a case lake by that engine instead of the store.
     Raises StoreError, OutputError.
     """
-    con = open_store(store, read_only=True)
-    try:
+    source: Any = (
+        open_engine(engine) if engine is not None else closing(open_store(store, read_only=True))
+    )
+    with source as con:
         wave = write_wave(con, window, out, **options)
         # The window's temp tables are prepared: one count over them, not every figure again.
         row = run_query(con, "deliveries_outside_window", window_params(window)).to_pylist()
         coverage = window_coverage(con, window)
-    finally:
-        con.close()
     outside = int(row[0]["cross_account_deliveries_outside_window"])
     return NotifyRun(wave.notify, wave, coverage, outside)

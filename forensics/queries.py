@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from forensics.engines.base import Engine
 from forensics.errors import StoreError
 from forensics.store import engine_error
 
@@ -83,7 +84,8 @@ def get_query(name: str) -> Query:
         raise StoreError(f"query {name}", "no such file in queries/") from None
 
 
-def _bind(q: Query, params: Mapping[str, object]) -> dict[str, object]:
+def bind_params(q: Query, params: Mapping[str, object]) -> dict[str, object]:
+    """The values of the parameters `q` declares; raises StoreError if one is missing."""
     missing = [p for p in q.params if p not in params]
     if missing:
         raise StoreError(f"query {q.name}", f"missing parameters {missing}")
@@ -91,27 +93,32 @@ def _bind(q: Query, params: Mapping[str, object]) -> dict[str, object]:
 
 
 def run_query(
-    con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, object] | None = None
+    con: duckdb.DuckDBPyConnection | Engine, name: str, params: Mapping[str, object] | None = None
 ) -> pa.Table:
     """Run queries/<name>.sql and return its rows as an Arrow table."""
+    if isinstance(con, Engine):
+        return con.run_query(name, params)
     q = get_query(name)
     try:
         with warnings.catch_warnings():
             # DuckDB 2 warns on stderr that a DB-API result is copied into Arrow; con.sql
             # would avoid the copy but refuses to run while a caller's result is unfinished.
             warnings.filterwarnings("ignore", "Arrow output on a DB-API result", UserWarning)
-            return con.execute(q.sql, _bind(q, params or {})).to_arrow_table()
+            return con.execute(q.sql, bind_params(q, params or {})).to_arrow_table()
     except duckdb.Error as e:
         raise engine_error(f"query {name}", e) from None
 
 
 def materialize_query(
-    con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, object] | None = None
+    con: duckdb.DuckDBPyConnection | Engine, name: str, params: Mapping[str, object] | None = None
 ) -> None:
     """Store queries/<name>.sql's rows as the temp table <name>, for later queries to read."""
+    if isinstance(con, Engine):
+        con.materialize_query(name, params)
+        return
     q = get_query(name)
     body = q.sql.strip().rstrip(";")
     try:
-        con.execute(f"create or replace temp table {name} as {body}", _bind(q, params or {}))  # noqa: S608 - name is a file stem from queries/
+        con.execute(f"create or replace temp table {name} as {body}", bind_params(q, params or {}))  # noqa: S608 - name is a file stem from queries/
     except duckdb.Error as e:
         raise engine_error(f"query {name}", e) from None

@@ -17,6 +17,7 @@ from typing import Any
 
 import duckdb
 
+from forensics.engines.base import Engine
 from forensics.queries import run_query
 from forensics.store import StoreOptions, open_store
 from forensics.window import Window, format_instant
@@ -170,13 +171,16 @@ def window_without_offset(text: str) -> bool:
     )
 
 
-def event_range(con: duckdb.DuckDBPyConnection) -> EventRange:
+def event_range(con: duckdb.DuckDBPyConnection | Engine) -> EventRange:
     row = run_query(con, "event_time_range").to_pylist()[0]
     return EventRange(int(row["events"]), row["first_ts"], row["last_ts"])
 
 
-def window_coverage(con: duckdb.DuckDBPyConnection, window: Window) -> WindowCoverage:
-    """The events inside `window` (any action) and the range of every stored event."""
+def window_coverage(
+    con: duckdb.DuckDBPyConnection | Engine, window: Window
+) -> WindowCoverage:
+    """The events inside `window` (any action) and the range of every stored event (on a
+    store, or a case lake through its engine)."""
     params = {"window_start": window.start, "window_end": window.end}
     row = run_query(con, "window_event_count", params).to_pylist()[0]
     return WindowCoverage(window, int(row["events"]), event_range(con))

@@ -20,6 +20,13 @@ from forensics.errors import StoreError, StoreInUseError, UsageError, engine_mes
 SCHEMA_VERSION = "1"
 DEFAULT_DB = "forensics.duckdb"
 
+# SPEC §2.3: when a user appears more than once, the record ingested last wins. One text for
+# the store's view and a lake's (DuckDB and Spark, transpiled).
+ACCOUNTS_LATEST = """select user_id, email, name, locale, country
+from accounts
+qualify row_number() over (
+    partition by user_id order by source_id desc, source_record desc) = 1"""
+
 # Canonical tables. Times are TIMESTAMPTZ holding UTC instants (the session zone is pinned
 # to UTC); ids are text. Every row keeps its provenance: source_id + 1-based source_record.
 # Event and grant ids are stored uncompressed: near-unique ids barely compress (about 2:1),
@@ -84,11 +91,7 @@ create table if not exists accounts (
 );
 -- SPEC §2.3: when a user appears more than once, the record ingested last wins.
 create or replace view accounts_latest as
-select user_id, email, name, locale, country
-from accounts
-qualify row_number() over (
-    partition by user_id order by source_id desc, source_record desc) = 1;
-"""
+""" + ACCOUNTS_LATEST + ";\n"
 
 # De-duplication key (SPEC §2.4) as one 64-bit hash per event: of request_id, or of the six
 # fields when there is none. Looking up a file's keys in a large store then scans 8 bytes a

@@ -14,7 +14,7 @@ from forensics.mapping import load_mapping
 from forensics.sample import write_sample
 from forensics.store import StoreOptions, open_store
 from forensics.window import parse_window
-from tests.cdn_incident import read_incident, write_canonical, write_delivered
+from tests.helpers.cdn_incident import read_incident, write_canonical, write_delivered
 from tests.helpers.ingest import accounted, rows, run
 
 CLOUDFRONT_MAP = Path(__file__).resolve().parents[1] / "examples" / "maps" / "cloudfront.toml"

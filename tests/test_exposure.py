@@ -20,8 +20,8 @@ from forensics.exposure import (
     compute_figures,
     prepare_window,
 )
-from forensics.store import StoreOptions, open_store
 from forensics.window import Window, parse_window
+from tests.helpers.engines import current_engine, open_case, table_rows
 from tests.helpers.incident import (
     Incident,
     at,
@@ -32,12 +32,15 @@ from tests.helpers.incident import (
     window,
 )
 
+# Every scenario runs on each engine (DuckDB on the store; Spark on a lake exported from it).
+pytestmark = pytest.mark.usefixtures("engine")
+
 W = window(0, 60)  # 09:00 – 10:00 on 2024-02-16
 
 
 def figures(tmp_path: Path, inc: Incident, w: Window = W) -> dict[str, Any]:
     path = inc.write(tmp_path / "case.duckdb")
-    con = open_store(StoreOptions(path), read_only=True)
+    con = open_case(path)
     try:
         return compute_figures(con, w)
     finally:
@@ -218,15 +221,16 @@ def test_ownership_transfer_changes_exposed_owner_and_authorization(tmp_path: Pa
     assert f["recipients"] == 3
     assert f["exposed_devices"] == 1
     assert f["exposed_owners"] == 2  # alice (at 10, 20) and bob (at 40)
-    con = open_store(StoreOptions(tmp_path / "case.duckdb"), read_only=True)
+    con = open_case(tmp_path / "case.duckdb")
     try:
         prepare_window(con, W)
-        rows = con.execute(
-            "select recipient_id, owner_ids from cross_account_deliveries order by delivered_at"
-        ).fetchall()
+        rows = table_rows(
+            con, "cross_account_deliveries", ("delivered_at", "recipient_id", "owner_ids")
+        )
     finally:
         con.close()
-    assert rows == [("stranger", ["alice"]), ("bob", ["alice"]), ("alice", ["bob"])]
+    assert [r[1:] for r in sorted(rows)] == [
+        ("stranger", ["alice"]), ("bob", ["alice"]), ("alice", ["bob"])]
 
 
 def test_delivery_at_the_transfer_instant_exposes_the_new_owner_only(tmp_path: Path) -> None:
@@ -235,12 +239,10 @@ def test_delivery_at_the_transfer_instant_exposes_the_new_owner_only(tmp_path: P
     inc.grant("d1", "bob", "owner", valid_from=at(30))
     inc.deliver(at(30), "stranger", "d1", "e1")
     path = inc.write(tmp_path / "case.duckdb")
-    con = open_store(StoreOptions(path), read_only=True)
+    con = open_case(path)
     try:
         assert compute_figures(con, W)["exposed_owners"] == 1
-        assert con.execute("select owner_ids from cross_account_deliveries").fetchall() == [
-            (["bob"],)
-        ]
+        assert table_rows(con, "cross_account_deliveries", ("owner_ids",)) == [(["bob"],)]
     finally:
         con.close()
 
@@ -251,18 +253,19 @@ def test_device_without_owner_has_empty_owner_list(tmp_path: Path) -> None:
     inc.grant("d1", "old", "owner", valid_to=at(0))
     inc.deliver(at(5), "stranger", "d1", "e1")
     path = inc.write(tmp_path / "case.duckdb")
-    con = open_store(StoreOptions(path), read_only=True)
+    con = open_case(path)
     try:
         f = compute_figures(con, W)
-        owners = con.execute("select owner_ids from cross_account_deliveries").fetchall()
-        types = dict(con.execute(
+        owners = table_rows(con, "cross_account_deliveries", ("owner_ids",))
+        types = {} if current_engine() != "duckdb" else dict(con.execute(
             "select column_name, data_type from information_schema.columns"
             " where table_name = 'cross_account_deliveries'").fetchall())
     finally:
         con.close()
     assert (f["exposed_devices"], f["exposed_owners"]) == (1, 0)
     assert owners == [([],)]
-    assert types == {
+    # the DuckDB column types (Spark's are compared in tests/test_engines.py)
+    assert current_engine() != "duckdb" or types == {
         "delivered_at": "TIMESTAMP WITH TIME ZONE", "recipient_id": "VARCHAR",
         "device_id": "VARCHAR", "event_id": "VARCHAR", "request_id": "VARCHAR",
         "source_id": "INTEGER", "source_record": "BIGINT", "owner_ids": "VARCHAR[]",
@@ -276,10 +279,10 @@ def test_owner_ids_are_sorted_and_distinct(tmp_path: Path) -> None:
     inc.grant("d1", "sharer", "shared")
     inc.deliver(at(5), "stranger", "d1", "e1")
     path = inc.write(tmp_path / "case.duckdb")
-    con = open_store(StoreOptions(path), read_only=True)
+    con = open_case(path)
     try:
         prepare_window(con, W)
-        assert con.execute("select owner_ids from cross_account_deliveries").fetchall() == [
+        assert table_rows(con, "cross_account_deliveries", ("owner_ids",)) == [
             (["amy", "mia", "zed"],)
         ]
     finally:
@@ -417,7 +420,7 @@ def test_prepare_window_again_replaces_tables(tmp_path: Path) -> None:
     inc = owned(Incident())
     inc.deliver(at(5), "stranger", "d1", "e1")
     path = inc.write(tmp_path / "case.duckdb")
-    con = open_store(StoreOptions(path), read_only=True)
+    con = open_case(path)
     try:
         assert compute_figures(con, W)["cross_account_deliveries"] == 1
         assert compute_figures(con, window(10, 20))["cross_account_deliveries"] == 0
@@ -437,7 +440,7 @@ def test_breakdown_by_extra_key_and_canonical_field(tmp_path: Path) -> None:
     inc.deliver(at(4), "c", "d2", "e9")
     inc.deliver(at(5), "owner1", "d1", "e1", extra={"cache_node": "c9"})  # authorized
     path = inc.write(tmp_path / "case.duckdb")
-    con = open_store(StoreOptions(path), read_only=True)
+    con = open_case(path)
     try:
         by_node = compute_breakdown(con, W, "cache_node").to_json()
         by_status = compute_breakdown(con, W, "status").to_json()
@@ -459,7 +462,7 @@ def test_breakdown_keys_with_slash_and_tilde_are_exact(tmp_path: Path) -> None:
     inc = owned(Incident())
     inc.deliver(at(1), "a", "d1", "e1", extra={"a/b": "slash", "c~d": 7, "a": {"b": "nested"}})
     path = inc.write(tmp_path / "case.duckdb")
-    con = open_store(StoreOptions(path), read_only=True)
+    con = open_case(path)
     try:
         assert compute_breakdown(con, W, "a/b").rows[0].value == "slash"
         assert compute_breakdown(con, W, "c~d").rows[0].value == "7"
@@ -472,7 +475,7 @@ def test_breakdown_unknown_field_names_the_fields_that_exist(tmp_path: Path) -> 
     inc.deliver(at(1), "a", "d1", "e1", extra={"cache_node": "c7"})
     inc.deliver(at(-100), "a", "d1", "e1", extra={"app": "web"})
     path = inc.write(tmp_path / "case.duckdb")
-    con = open_store(StoreOptions(path), read_only=True)
+    con = open_case(path)
     try:
         with pytest.raises(UsageError) as err:
             compute_breakdown(con, W, "cache_nod\x1b[31m")
@@ -487,7 +490,7 @@ def test_breakdown_unknown_field_names_the_fields_that_exist(tmp_path: Path) -> 
 
 def test_breakdown_on_empty_store(tmp_path: Path) -> None:
     path = Incident().write(tmp_path / "case.duckdb")
-    con = open_store(StoreOptions(path), read_only=True)
+    con = open_case(path)
     try:
         assert compute_breakdown(con, W, "status").rows == ()
         with pytest.raises(UsageError):
@@ -589,6 +592,8 @@ def incidents_st(draw: st.DrawFn) -> Incident:
 def test_sql_figures_equal_the_model(
     scratch: duckdb.DuckDBPyConnection, inc: Incident, bounds: tuple[int, int]
 ) -> None:
+    if current_engine() != "duckdb":
+        pytest.skip("on Spark: tests/test_engines.py::test_spark_equals_the_model")
     w = window(bounds[0] * 5, (bounds[0] + bounds[1]) * 5)
     clear_store(scratch)
     inc.insert(scratch)
@@ -648,7 +653,7 @@ def test_window_in_other_offset_and_as_duration_give_the_same_figures(tmp_path: 
     inc.deliver(at(0), "a", "d1", "e1")
     inc.deliver(at(60), "b", "d1", "e1")
     path = inc.write(tmp_path / "case.duckdb")
-    con = open_store(StoreOptions(path), read_only=True)
+    con = open_case(path)
     try:
         results = [
             compute_figures(con, parse_window(text))

@@ -28,6 +28,7 @@ from forensics.exposure import compute_figures, prepare_window
 from forensics.queries import run_query
 from forensics.store import StoreOptions, open_store
 from tests.helpers.cli import run_cli
+from tests.helpers.engines import open_case
 from tests.helpers.incident import (
     BASE,
     Event,
@@ -104,7 +105,7 @@ def store(tmp_path: Path) -> Path:
 
 
 def notify(store: Path, out: Path, w: Any = W, **kw: Any) -> NotifyResult:
-    con = open_store(StoreOptions(store), read_only=True)
+    con = open_case(store)  # on the engine under test when a test asks for `engine`
     try:
         return write_notifications(con, w, out, **kw)
     finally:
@@ -132,12 +133,12 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize("name", CSVS)
-def test_lists_match_golden_bytes(store: Path, tmp_path: Path, name: str) -> None:
+def test_lists_match_golden_bytes(store: Path, tmp_path: Path, name: str, engine: str) -> None:
     notify(store, tmp_path / "out")
     assert (tmp_path / "out" / name).read_bytes() == (GOLDEN / name).read_bytes()
 
 
-def test_row_counts_agree_with_the_figures(store: Path, tmp_path: Path) -> None:
+def test_row_counts_agree_with_the_figures(store: Path, tmp_path: Path, engine: str) -> None:
     result = notify(store, tmp_path / "out")
     figures = json.loads((tmp_path / "out" / "manifest.json").read_text())["figures"]
     assert result.rows == {

@@ -9,12 +9,15 @@ created) are removed. Nothing here prints or exits.
 from __future__ import annotations
 
 import contextlib
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
+from forensics.engines.base import EngineOptions, open_engine
 from forensics.errors import OutputError
 from forensics.export import PendingFile, commit_files, prepare_out_dir, write_bytes_pending
 from forensics.report.figures import ReportData, check_by_fields, collect_report
@@ -106,14 +109,17 @@ class ReportRun:
 
 
 def run_report(
-    store: StoreOptions, window: Window, out_dir: Path, *, by: list[str], force: bool
+    store: StoreOptions, window: Window, out_dir: Path, *, by: list[str], force: bool,
+    engine: EngineOptions | None = None,
 ) -> ReportRun:
-    """`forensics report` in one call: open the store read-only, write both files, and say
-    how many events the window holds. Raises as write_report does."""
-    con = open_store(store, read_only=True)
-    try:
-        result = write_report(con, window, out_dir, by=by, force=force, store_path=str(store.path))
+    """`forensics report` in one call: open the store read-only (or, with `engine`, the case
+    lake), write both files, and say how many events the window holds. Raises as
+    write_report does."""
+    source: Any = (
+        open_engine(engine) if engine is not None else closing(open_store(store, read_only=True))
+    )
+    where = str(store.path) if engine is None else str(engine.lake)
+    with source as con:
+        result = write_report(con, window, out_dir, by=by, force=force, store_path=where)
         coverage = window_coverage(con, window)
-    finally:
-        con.close()
     return ReportRun(result, coverage)

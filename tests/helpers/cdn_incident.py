@@ -8,7 +8,7 @@ incident (e.g. `forensics sample`, ingested). CloudFront logs times to the secon
 forms carry times truncated to the second.
 
 Run as a script for the full-size figures:
-    python -m tests.cdn_incident STORE.duckdb OUT_DIR [FILES]
+    python -m tests.helpers.cdn_incident STORE.duckdb OUT_DIR [FILES]
 """
 
 from __future__ import annotations

@@ -1,0 +1,280 @@
+"""Apache Spark: the same queries/*.sql, transpiled from DuckDB's dialect by sqlglot, over a lake.
+
+Every difference between the engines that the queries meet is handled here, and only here:
+- JSON Pointer lookups (`json_extract_string(extra, '/' || key)`): Spark's GET_JSON_OBJECT,
+  which sqlglot writes for them, takes only `$` paths and returns NULL for anything else,
+  silently; they become `element_at(from_json(extra, 'map<string,string>'), key)`, the key
+  decoded back from the pointer (`~1` → `/`, `~0` → `~`);
+- temp tables → temp views over eagerly checkpointed results; `accounts_latest` is a TEMP
+  VIEW (Spark refuses a plain view over temp views); QUALIFY → a ROW_NUMBER subquery (sqlglot);
+- `$name` parameters → `:name`, bound by `spark.sql(sql, args=...)`;
+- the session time zone is UTC (times are UTC instants, as in DuckDB).
+Nothing else is rewritten: every other query runs as sqlglot writes it, and the tests compare
+every query's output on both engines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import shutil
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from forensics import queries
+from forensics.engines.base import Engine
+from forensics.errors import ForensicsError, StoreError
+
+# DuckDB types of the lake's columns (forensics.lake.COLUMNS) → Spark SQL types.
+_SPARK_TYPES = {
+    "timestamptz": "TIMESTAMP", "varchar": "STRING", "integer": "INT", "bigint": "BIGINT",
+}
+
+
+class SparkUnavailable(ForensicsError):
+    """pyspark or Java is missing: the message names the fix."""
+
+
+def check_spark() -> None:
+    """Raise SparkUnavailable (one line, naming the fix) if pyspark or Java is missing."""
+    for module in ("pyspark", "sqlglot"):
+        if importlib.util.find_spec(module) is None:
+            raise SparkUnavailable(
+                "--engine spark", f"{module} is not installed",
+                "Install it with: pip install 'forensics[spark]' (Java 17 or later is needed "
+                "too)",
+            )
+    java_home = os.environ.get("JAVA_HOME")
+    if shutil.which("java") is None and not (
+        java_home and shutil.which("java", path=os.path.join(java_home, "bin"))
+    ):
+        raise SparkUnavailable(
+            "--engine spark", "Java was not found (no java on PATH, no $JAVA_HOME)",
+            "Install Java 17 or later (e.g. apt-get install openjdk-17-jre-headless)",
+        )
+
+
+# --- SQL: DuckDB → Spark ------------------------------------------------------------------
+
+
+def _pointer_key(path: Any) -> Any:
+    """The object key a one-level JSON Pointer names, as a Spark expression."""
+    from sqlglot import exp
+
+    if isinstance(path, exp.Literal) and path.is_string:
+        text = path.this
+        if not text.startswith("/") or "/" in text[1:]:
+            raise StoreError("query", f"JSON path {text!r} has no Spark form here")
+        return exp.Literal.string(text[1:].replace("~1", "/").replace("~0", "~"))
+    substring = exp.Substring(this=path.copy(), start=exp.Literal.number(2))
+    unescaped = exp.Replace(
+        this=substring, expression=exp.Literal.string("~1"), replacement=exp.Literal.string("/")
+    )
+    return exp.Replace(
+        this=unescaped, expression=exp.Literal.string("~0"), replacement=exp.Literal.string("~")
+    )
+
+
+def _rewrite_json_pointer(node: Any) -> Any:
+    from sqlglot import exp
+
+    if isinstance(node, exp.JSONExtract) and not isinstance(node.expression, exp.JSONPath):
+        raise StoreError("query", "a JSON Pointer extract of JSON (not text) has no Spark form")
+    if isinstance(node, exp.JSONExtractScalar) and not isinstance(node.expression, exp.JSONPath):
+        as_map = exp.Anonymous(
+            this="FROM_JSON",
+            expressions=[node.this.copy(), exp.Literal.string("map<string,string>")],
+        )
+        return exp.Anonymous(this="ELEMENT_AT", expressions=[as_map, _pointer_key(node.expression)])
+    return node
+
+
+@cache
+def to_spark(sql: str) -> str:
+    """DuckDB SQL (one statement, `$name` params) as Spark SQL (`:name` params)."""
+    import sqlglot
+
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    return str(tree.transform(_rewrite_json_pointer).sql(dialect="spark", comments=False))
+
+
+# --- session ------------------------------------------------------------------------------
+
+
+def spark_session(master: str) -> Any:
+    """The process's Spark session (created once, UTC, quiet); raises SparkUnavailable."""
+    check_spark()
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    if "PYSPARK_SUBMIT_ARGS" not in os.environ:
+        # Spark's INFO/WARN lines (and its "default log4j profile" notice) would crowd
+        # stderr; the driver JVM starts with a configuration that keeps errors only.
+        config = Path(__file__).with_name("log4j2.properties")
+        os.environ["PYSPARK_SUBMIT_ARGS"] = (
+            f"--driver-java-options -Dlog4j2.configurationFile=file:{config} pyspark-shell"
+        )
+    builder = (
+        SparkSession.builder.master(master)
+        .appName("forensics")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        # Parquet timestamps are UTC instants: read and write them as such.
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+    )
+    if master.startswith("local"):
+        # a few hundred shuffle partitions are for clusters; locally they cost seconds each
+        builder = builder.config("spark.sql.shuffle.partitions", "8")
+    try:
+        session = builder.getOrCreate()
+    except Exception as e:  # noqa: BLE001 - py4j/pyspark raise several kinds; one line out
+        raise SparkUnavailable(
+            "--engine spark", f"Spark did not start ({type(e).__name__})",
+            "Check Java 17+ (java -version), $JAVA_HOME and --master",
+        ) from None
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def _spark_error(what: str, e: BaseException) -> StoreError:
+    """A Spark failure as one line: its error class, never its message (it may quote data)."""
+    cls = getattr(e, "getCondition", None) or getattr(e, "getErrorClass", None)
+    code = None
+    if cls is not None:
+        try:
+            code = cls()
+        except Exception:  # noqa: BLE001 - best effort
+            code = None
+    return StoreError(what, f"Spark failed ({code or type(e).__name__})")
+
+
+class SparkEngine(Engine):
+    name = "spark"
+
+    def __init__(self, session: Any) -> None:
+        self.spark = session
+        self._views: list[str] = []
+
+    @classmethod
+    def open_lake(cls, lake: str, master: str) -> SparkEngine:
+        engine = cls(spark_session(master))
+        try:
+            engine.attach_lake(lake)
+        except BaseException:
+            engine.close()
+            raise
+        return engine
+
+    def attach_lake(self, lake: str) -> None:
+        """Temp views events, grants, accounts, sources, rejects and accounts_latest over the
+        lake's committed rows (a local folder or any URI Spark reads: s3a://, hdfs://)."""
+        from forensics.lake import COLUMNS
+        from forensics.store import ACCOUNTS_LATEST
+
+        root = lake.rstrip("/")
+        batches = self._read(root, "batches", COLUMNS["batches"])
+        if batches is None:
+            raise StoreError(
+                f"case lake {lake}", "not found or not a case lake",
+                "Run `forensics export DIR` or `forensics ingest --lake DIR` first",
+            )
+        row = batches.selectExpr("coalesce(max(last_source_id), 0) as last").collect()
+        last = int(row[0]["last"])
+        for table, columns in COLUMNS.items():
+            if table == "batches":
+                continue
+            df = self._read(root, table, columns)
+            if df is None:
+                df = self.spark.createDataFrame(
+                    [], ", ".join(f"{c} {_SPARK_TYPES[t]}" for c, t in columns)
+                )
+            keep = [c for c, _ in columns if c not in ("dedup_key", "batch")]
+            df.where(f"source_id <= {last}").select(*keep).createOrReplaceTempView(table)
+            self._views.append(table)
+        self._sql(f"CREATE OR REPLACE TEMP VIEW accounts_latest AS {to_spark(ACCOUNTS_LATEST)}")
+        self._views.append("accounts_latest")
+
+    def _read(self, root: str, table: str, columns: Any) -> Any:
+        """A lake table as a DataFrame of its canonical columns, or None if it has no files."""
+        from pyspark.errors import AnalysisException
+
+        # The schema is given, not inferred: inferring it reads footers in a job of its own
+        # for every table (about 2 s each on this machine, 12 s to open a lake).
+        schema = ", ".join(f"{c} {_SPARK_TYPES[t]}" for c, t in columns)
+        reader = self.spark.read.schema(schema).option("mergeSchema", "false")
+        if table == "events":
+            reader = reader.option("basePath", f"{root}/events")
+        try:
+            df = reader.parquet(f"{root}/{table}")
+        except AnalysisException:  # no such folder, or no files in it
+            return None
+        return df.selectExpr(*(f"CAST({c} AS {_SPARK_TYPES[t]}) AS {c}" for c, t in columns))
+
+    def _sql(self, sql: str, args: Mapping[str, object] | None = None) -> Any:
+        try:
+            return self.spark.sql(sql, args=dict(args) if args else None)
+        except Exception as e:  # noqa: BLE001 - pyspark and py4j errors: one line, no data
+            raise _spark_error("query", e) from None
+
+    def _dataframe(self, name: str, params: Mapping[str, object] | None) -> Any:
+        q = queries.get_query(name)
+        args = queries.bind_params(q, params or {})
+        try:
+            return self.spark.sql(to_spark(q.sql.strip().rstrip(";")), args=args or None)
+        except Exception as e:  # noqa: BLE001
+            raise _spark_error(f"query {name}", e) from None
+
+    def run_query(self, name: str, params: Mapping[str, object] | None = None) -> pa.Table:
+        df = self._dataframe(name, params)
+        try:
+            return _utc(df.toArrow())
+        except Exception as e:  # noqa: BLE001
+            raise _spark_error(f"query {name}", e) from None
+
+    def materialize_query(self, name: str, params: Mapping[str, object] | None = None) -> None:
+        df = self._dataframe(name, params)
+        try:
+            # Computed now and kept on the executors, its plan cut short: the later queries
+            # read it as a table (as DuckDB's temp tables). A lazily cached view kept the
+            # whole chain of plans and took 3-4x as long. Trade-off: an executor lost
+            # after this point fails the command (run it again), as for any local checkpoint.
+            df.localCheckpoint(eager=True).createOrReplaceTempView(name)
+        except Exception as e:  # noqa: BLE001
+            raise _spark_error(f"query {name}", e) from None
+        if name not in self._views:
+            self._views.append(name)
+
+    def read_table(self, name: str) -> pa.Table | None:
+        if not self.spark.catalog.tableExists(name):
+            return None
+        try:
+            return _utc(self.spark.table(name).toArrow())
+        except Exception as e:  # noqa: BLE001
+            raise _spark_error(f"table {name}", e) from None
+
+    def close(self) -> None:
+        for view in reversed(self._views):
+            with contextlib.suppress(Exception):  # a session that is already gone
+                self.spark.catalog.dropTempView(view)
+        self._views.clear()
+
+
+def _utc(table: pa.Table) -> pa.Table:
+    """Spark gives timestamps in the session zone (UTC): name it as DuckDB does."""
+    fields = []
+    changed = False
+    for f in table.schema:
+        if pa.types.is_timestamp(f.type) and f.type.tz is not None and f.type.tz != "UTC":
+            fields.append(pa.field(f.name, pa.timestamp(f.type.unit, tz="UTC"), f.nullable))
+            changed = True
+        else:
+            fields.append(f)
+    return table.cast(pa.schema(fields)) if changed else table
