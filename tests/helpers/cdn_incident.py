@@ -27,7 +27,7 @@ from urllib.parse import quote
 import duckdb
 
 # The 33 CloudFront columns, as the example log's #Fields: directive names them.
-_EXAMPLE = next((Path(__file__).resolve().parents[1] / "examples" / "cloudfront").glob("*.log"))
+_EXAMPLE = next((Path(__file__).resolve().parents[2] / "examples" / "cloudfront").glob("*.log"))
 FIELDS = next(
     line for line in _EXAMPLE.read_text(encoding="utf-8").splitlines()
     if line.startswith("#Fields:")
