@@ -188,7 +188,8 @@ LakeOpt = Annotated[
     str | None,
     typer.Option(
         "--lake", metavar="DIR",
-        help="Case lake (Parquet, SPEC §8) instead of a store; with --engine spark a URI too.",
+        help="A case lake (a folder of Parquet written by `forensics export` or `ingest --lake`) "
+        "instead of the store; with --engine spark also an s3a:// or hdfs:// URI.",
     ),
 ]
 
@@ -744,7 +745,7 @@ def export_lake(
     db: DbOpt = None,
     debug: DebugOpt = False,
 ) -> int:
-    """Write the case store into a case lake (Parquet) that DuckDB and Spark read (SPEC §8).
+    """Write the case store into a case lake (Parquet) that DuckDB and Spark both read.
 
     Several stores may export into one lake: files and events it already holds are skipped.
     """
