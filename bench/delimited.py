@@ -59,11 +59,13 @@ def duckdb_case(path: Path) -> str:
             return "error: duplicate names collapse in the columns map"
         con.execute(
             "create table t as select * from read_csv(?, delim=',', quote='\"', escape='\"', "
-            "header=true, auto_detect=false, columns=?, store_rejects=true)", [str(path), cols]
+            "header=true, auto_detect=false, columns=?, store_rejects=true)",
+            [str(path), cols],
         )
         n = con.execute("select count(*) from t").fetchone()
-        lines = [r[0] for r in con.execute(
-            "select line from reject_errors order by line").fetchall()]
+        lines = [
+            r[0] for r in con.execute("select line from reject_errors order by line").fetchall()
+        ]
         return f"{n[0] if n else '?'} rows, rejects at lines {lines}"
     except duckdb.Error as e:
         return f"error: {str(e).splitlines()[0][:70]}"
@@ -77,9 +79,11 @@ def pyarrow_case(path: Path) -> str:
         return "skip"
 
     try:
-        t = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(
-            newlines_in_values=True, invalid_row_handler=handler),
-            convert_options=pacsv.ConvertOptions(column_types={}, strings_can_be_null=False))
+        t = pacsv.read_csv(
+            path,
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=handler),
+            convert_options=pacsv.ConvertOptions(column_types={}, strings_can_be_null=False),
+        )
         return f"{t.num_rows} rows, rejects at rows {bad}"
     except pa.ArrowInvalid as e:
         return f"error: {str(e).splitlines()[0][:70]}"
@@ -115,17 +119,32 @@ def write_inputs(d: Path, n: int) -> dict[str, Path]:
     actions = ("thumbnail_delivered",) * 8 + ("thumbnail_tapped", "video_played")
     apps = ("ios/7.2.1", "android/7.1.9", "web, beta", 'tv "lr"')  # half of them quoted in CSV
     paths = {"csv": d / "events.csv", "w3c": d / "events.log", "ndjson": d / "events.ndjson"}
-    with open(paths["csv"], "w", newline="") as c, open(paths["w3c"], "w") as w, \
-            open(paths["ndjson"], "w") as j:
+    with (
+        open(paths["csv"], "w", newline="") as c,
+        open(paths["w3c"], "w") as w,
+        open(paths["ndjson"], "w") as j,
+    ):
         c.write(",".join(FIELDS) + "\n")
         w.write("#Version: 1.0\n#Fields: " + " ".join(FIELDS) + "\n")
         for i in range(n):
             s = 1708070400 + i // 20
-            rec = [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(s)), rng.choice(actions),
-                   f"usr_{rng.randrange(200_000):06d}", f"cam_{rng.randrange(40_000):05d}",
-                   f"evt_{rng.randrange(10**9):09d}", f"req-{i:09d}", "200", rng.choice(apps)]
-            c.write(",".join(f'"{v.replace(chr(34), 2 * chr(34))}"'
-                             if any(x in v for x in ',"') else v for v in rec) + "\n")
+            rec = [
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(s)),
+                rng.choice(actions),
+                f"usr_{rng.randrange(200_000):06d}",
+                f"cam_{rng.randrange(40_000):05d}",
+                f"evt_{rng.randrange(10**9):09d}",
+                f"req-{i:09d}",
+                "200",
+                rng.choice(apps),
+            ]
+            c.write(
+                ",".join(
+                    f'"{v.replace(chr(34), 2 * chr(34))}"' if any(x in v for x in ',"') else v
+                    for v in rec
+                )
+                + "\n"
+            )
             w.write("\t".join(rec) + "\n")
             j.write(json.dumps(dict(zip(FIELDS, rec, strict=True))) + "\n")
     return paths
@@ -146,10 +165,26 @@ def speed(n: int, repeat: int) -> None:
         paths = write_inputs(Path(d), n)
         db = Path(d) / "s.duckdb"
         engines = {
-            "bare duckdb read_csv": [sys.executable, "-c", BARE_CSV, str(db), str(paths["csv"]),
-                                     ",".join(FIELDS)],
-            **{f"forensics {k}": [sys.executable, "-m", "forensics", "--db", str(db), "ingest",
-                                  str(p)] for k, p in paths.items()},
+            "bare duckdb read_csv": [
+                sys.executable,
+                "-c",
+                BARE_CSV,
+                str(db),
+                str(paths["csv"]),
+                ",".join(FIELDS),
+            ],
+            **{
+                f"forensics {k}": [
+                    sys.executable,
+                    "-m",
+                    "forensics",
+                    "--db",
+                    str(db),
+                    "ingest",
+                    str(p),
+                ]
+                for k, p in paths.items()
+            },
         }
         walls: dict[str, list[float]] = {k: [] for k in engines}
         rss: dict[str, float] = dict.fromkeys(engines, 0.0)
@@ -161,8 +196,10 @@ def speed(n: int, repeat: int) -> None:
                 rss[k] = max(rss[k], peak)
         base = statistics.median(walls["bare duckdb read_csv"])
         sizes = {k: p.stat().st_size / 2**20 for k, p in paths.items()}
-        print(f"{n:,} events (CSV {sizes['csv']:.0f} MiB, W3C {sizes['w3c']:.0f} MiB, "
-              f"NDJSON {sizes['ndjson']:.0f} MiB), median of {repeat}:")
+        print(
+            f"{n:,} events (CSV {sizes['csv']:.0f} MiB, W3C {sizes['w3c']:.0f} MiB, "
+            f"NDJSON {sizes['ndjson']:.0f} MiB), median of {repeat}:"
+        )
         for k, w in walls.items():
             m = statistics.median(w)
             print(f"  {k:<22}{m:8.2f} s{m / base:8.2f}x{rss[k]:8.0f} MB peak RSS")

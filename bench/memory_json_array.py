@@ -61,9 +61,22 @@ def measure(path: Path, limit: str, pythonpath: str | None = None) -> dict[str, 
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     with tempfile.TemporaryDirectory(dir=OUT) as tmp:
-        cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "forensics", "--db",
-               str(Path(tmp) / "s.duckdb"), "ingest", "--kind", "events", "--memory-limit",
-               limit, "--json", str(path)]
+        cmd = [
+            "/usr/bin/time",
+            "-v",
+            sys.executable,
+            "-m",
+            "forensics",
+            "--db",
+            str(Path(tmp) / "s.duckdb"),
+            "ingest",
+            "--kind",
+            "events",
+            "--memory-limit",
+            limit,
+            "--json",
+            str(path),
+        ]
         p = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
     wall = re.search(r"Elapsed \(wall clock\) time.*: (.+)", p.stderr)

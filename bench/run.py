@@ -287,33 +287,63 @@ def main() -> int:
                 f = e.failed
                 why = "killed (out of memory?)" if f.returncode < 0 else f"exit {f.returncode}"
                 print(f"bench: {e.name} failed: {why}; {f.tail.strip()[-300:]}", file=sys.stderr)
-                rows.append({"step": step, "engine": e.name, "seconds": None,
-                             "failed_after_s": round(f.wall, 3), "peak_rss_mb": round(f.peak_mb, 1),
-                             "baseline": base, "note": f"FAILED: {why}"})
+                rows.append(
+                    {
+                        "step": step,
+                        "engine": e.name,
+                        "seconds": None,
+                        "failed_after_s": round(f.wall, 3),
+                        "peak_rss_mb": round(f.peak_mb, 1),
+                        "baseline": base,
+                        "note": f"FAILED: {why}",
+                    }
+                )
                 continue
-            rows.append({
-                "step": step,
-                "engine": e.name,
-                "seconds": round(statistics.median(e.walls), 3),
-                "runs_s": [round(w, 3) for w in e.walls],
-                "peak_rss_mb": round(e.rss, 1),
-                "baseline": base,
-                "note": note,
-            })
+            rows.append(
+                {
+                    "step": step,
+                    "engine": e.name,
+                    "seconds": round(statistics.median(e.walls), 3),
+                    "runs_s": [round(w, 3) for w in e.walls],
+                    "peak_rss_mb": round(e.rss, 1),
+                    "baseline": base,
+                    "note": note,
+                }
+            )
 
     repeat = args.repeat
     db = work / "ingest.duckdb"
     bare = work / "bare.duckdb"
     # 1. Parquet ingest
-    record("ingest parquet", "bare duckdb", timed([
-        Engine("bare duckdb", [PY, "-c", BARE_PARQUET, str(bare), *pq], fresh(bare)),
-        Engine("forensics", [*FORENSICS, "--db", str(db), *fopts, "ingest", *pq], fresh(db)),
-    ], repeat), {})
+    record(
+        "ingest parquet",
+        "bare duckdb",
+        timed(
+            [
+                Engine("bare duckdb", [PY, "-c", BARE_PARQUET, str(bare), *pq], fresh(bare)),
+                Engine(
+                    "forensics", [*FORENSICS, "--db", str(db), *fopts, "ingest", *pq], fresh(db)
+                ),
+            ],
+            repeat,
+        ),
+        {},
+    )
     # 2. NDJSON ingest
-    record("ingest ndjson", "bare duckdb", timed([
-        Engine("bare duckdb", [PY, "-c", BARE_JSON, str(bare), *nd], fresh(bare)),
-        Engine("forensics", [*FORENSICS, "--db", str(db), *fopts, "ingest", *nd], fresh(db)),
-    ], repeat), {"bare duckdb": "read_json ignore_errors, no dedup"})
+    record(
+        "ingest ndjson",
+        "bare duckdb",
+        timed(
+            [
+                Engine("bare duckdb", [PY, "-c", BARE_JSON, str(bare), *nd], fresh(bare)),
+                Engine(
+                    "forensics", [*FORENSICS, "--db", str(db), *fopts, "ingest", *nd], fresh(db)
+                ),
+            ],
+            repeat,
+        ),
+        {"bare duckdb": "read_json ignore_errors, no dedup"},
+    )
     # The full store (all events, grants, accounts) for exposure and notify: built once.
     store = work / "store.duckdb"
     fresh(store)()
@@ -333,21 +363,41 @@ def main() -> int:
     run_once([PY, "-c", EXPORT, str(store), str(evp), str(grp)])
     # 3. exposure
     inputs = [str(evp), str(grp), window["start"], window["end"]]
-    exposure_engines = timed([
-        Engine("forensics",
-               [*FORENSICS, "--db", str(store), *fopts, "exposure", "--window", w, "--json"]),
-        Engine("polars", [PY, "-c", POLARS, *inputs], may_fail=True),
-        Engine("duckdb in place", [PY, "-c", DUCKDB_INPLACE, *inputs], may_fail=True),
-    ], repeat)
-    record("exposure", "polars", exposure_engines, {
-        "polars": "lazy, over exported store tables",
-        "duckdb in place": "SQL over exported Parquet",
-    })
+    exposure_engines = timed(
+        [
+            Engine(
+                "forensics",
+                [*FORENSICS, "--db", str(store), *fopts, "exposure", "--window", w, "--json"],
+            ),
+            Engine("polars", [PY, "-c", POLARS, *inputs], may_fail=True),
+            Engine("duckdb in place", [PY, "-c", DUCKDB_INPLACE, *inputs], may_fail=True),
+        ],
+        repeat,
+    )
+    record(
+        "exposure",
+        "polars",
+        exposure_engines,
+        {
+            "polars": "lazy, over exported store tables",
+            "duckdb in place": "SQL over exported Parquet",
+        },
+    )
     want = {k: json.loads(exposure_engines[0].stdout)[k] for k in FIGURE_KEYS}
     figures = {e.name: json.loads(e.stdout) for e in exposure_engines if e.failed is None}
     # 4. notify
-    notify = [*FORENSICS, "--db", str(store), *fopts, "notify", "--window", w,
-              "--out", str(work / "notices"), "--force"]
+    notify = [
+        *FORENSICS,
+        "--db",
+        str(store),
+        *fopts,
+        "notify",
+        "--window",
+        w,
+        "--out",
+        str(work / "notices"),
+        "--force",
+    ]
     record("notify", None, timed([Engine("forensics", notify)], repeat), {})
 
     secs: dict[tuple[object, object], object] = {

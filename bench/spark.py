@@ -51,7 +51,8 @@ def main() -> int:
     exe = [sys.executable, "-m", "forensics"]
     results: dict[str, object] = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "master": args.master,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "master": args.master,
         "scales": {},
     }
     failed = False
@@ -66,8 +67,14 @@ def main() -> int:
         inputs = [str(data / k) for k in ("events", "grants", "accounts")]
         rows: dict[str, dict[str, object]] = {}
 
-        def step(name: str, cmd: list[str], rep: int = args.repeat, before: object = None,
-                 rows: dict[str, dict[str, object]] = rows, scale: float = scale) -> str:
+        def step(
+            name: str,
+            cmd: list[str],
+            rep: int = args.repeat,
+            before: object = None,
+            rows: dict[str, dict[str, object]] = rows,
+            scale: float = scale,
+        ) -> str:
             times, peaks, out = [], [], ""
             for _ in range(rep):
                 if callable(before):
@@ -75,8 +82,11 @@ def main() -> int:
                 t, m, out = run(cmd)
                 times.append(t)
                 peaks.append(m)
-            rows[name] = {"wall_s": round(sorted(times)[len(times) // 2], 2),
-                          "peak_rss_mb": round(max(peaks)), "runs_s": [round(t, 2) for t in times]}
+            rows[name] = {
+                "wall_s": round(sorted(times)[len(times) // 2], 2),
+                "peak_rss_mb": round(max(peaks)),
+                "runs_s": [round(t, 2) for t in times],
+            }
             print(f"s{scale:g} {name:<28} {sorted(times)[len(times) // 2]:>8.2f} s", flush=True)
             return out
 
@@ -86,48 +96,95 @@ def main() -> int:
             def go() -> None:
                 for p in paths:
                     shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(
-                        missing_ok=True)
+                        missing_ok=True
+                    )
+
             return go
 
-        ing_store = step("ingest store (duckdb)", [*exe, "--db", str(store), "ingest", "--json",
-                         *inputs], before=clean(store))
-        ing_d = step("ingest --lake duckdb", [*exe, "ingest", "--lake", str(lake_d), "--json",
-                     *inputs], before=clean(lake_d))
-        ing_s = step("ingest --lake spark", [*exe, "ingest", "--lake", str(lake_s), "--engine",
-                     "spark", "--master", args.master, "--json", *inputs], before=clean(lake_s))
+        ing_store = step(
+            "ingest store (duckdb)",
+            [*exe, "--db", str(store), "ingest", "--json", *inputs],
+            before=clean(store),
+        )
+        ing_d = step(
+            "ingest --lake duckdb",
+            [*exe, "ingest", "--lake", str(lake_d), "--json", *inputs],
+            before=clean(lake_d),
+        )
+        ing_s = step(
+            "ingest --lake spark",
+            [
+                *exe,
+                "ingest",
+                "--lake",
+                str(lake_s),
+                "--engine",
+                "spark",
+                "--master",
+                args.master,
+                "--json",
+                *inputs,
+            ],
+            before=clean(lake_s),
+        )
         same_ingest = json.loads(ing_store) == json.loads(ing_d) == json.loads(ing_s)
         n_events = json.loads(ing_store)["totals"]["rows_loaded"]
         figs = {
-            "store": step("exposure store (duckdb)", [*exe, "--db", str(store), "exposure",
-                          "--window", window, "--json"]),
-            "lake-duckdb": step("exposure --lake duckdb", [*exe, "exposure", "--lake",
-                                str(lake_d), "--window", window, "--json"]),
-            "lake-spark": step("exposure --lake spark", [*exe, "exposure", "--lake",
-                               str(lake_s), "--engine", "spark", "--master", args.master,
-                               "--window", window, "--json"]),
+            "store": step(
+                "exposure store (duckdb)",
+                [*exe, "--db", str(store), "exposure", "--window", window, "--json"],
+            ),
+            "lake-duckdb": step(
+                "exposure --lake duckdb",
+                [*exe, "exposure", "--lake", str(lake_d), "--window", window, "--json"],
+            ),
+            "lake-spark": step(
+                "exposure --lake spark",
+                [
+                    *exe,
+                    "exposure",
+                    "--lake",
+                    str(lake_s),
+                    "--engine",
+                    "spark",
+                    "--master",
+                    args.master,
+                    "--window",
+                    window,
+                    "--json",
+                ],
+            ),
         }
         same_figures = len({json.dumps(json.loads(v), sort_keys=True) for v in figs.values()}) == 1
         outs = {}
         for name, cmd in (
             ("store", ["--db", str(store), "notify"]),
             ("lake-duckdb", ["notify", "--lake", str(lake_d)]),
-            ("lake-spark", ["notify", "--lake", str(lake_s), "--engine", "spark",
-                            "--master", args.master]),
+            (
+                "lake-spark",
+                ["notify", "--lake", str(lake_s), "--engine", "spark", "--master", args.master],
+            ),
         ):
             out = work / f"notify-{name}"
-            step(f"notify {name}", [*exe, *cmd, "--window", window, "--out", str(out),
-                                    "--force"])
-            outs[name] = {c: sha(out / c) for c in
-                          ("recipients.csv", "owners.csv", "exposures.csv")}
+            step(f"notify {name}", [*exe, *cmd, "--window", window, "--out", str(out), "--force"])
+            outs[name] = {
+                c: sha(out / c) for c in ("recipients.csv", "owners.csv", "exposures.csv")
+            }
         same_lists = len({json.dumps(v, sort_keys=True) for v in outs.values()}) == 1
         failed |= not (same_ingest and same_figures and same_lists)
         results["scales"][f"{scale:g}"] = {  # type: ignore[index]
-            "events_loaded": n_events, "window": window, "steps": rows,
-            "same_ingest_accounting": same_ingest, "same_figures": same_figures,
+            "events_loaded": n_events,
+            "window": window,
+            "steps": rows,
+            "same_ingest_accounting": same_ingest,
+            "same_figures": same_figures,
             "same_lists": same_lists,
         }
-        print(f"s{scale:g}: {n_events:,} events; same accounting {same_ingest}, figures "
-              f"{same_figures}, lists {same_lists}", flush=True)
+        print(
+            f"s{scale:g}: {n_events:,} events; same accounting {same_ingest}, figures "
+            f"{same_figures}, lists {same_lists}",
+            flush=True,
+        )
     OUT.mkdir(exist_ok=True)
     (OUT / "spark-results.json").write_text(json.dumps(results, indent=2) + "\n")
     return 1 if failed else 0

@@ -45,14 +45,17 @@ def main(n: int) -> None:
     view.settle()
     t1 = time.perf_counter()
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    current = pa.table({
-        "delivered_at": pa.array([BASE + timedelta(milliseconds=i) for i in range(n)],
-                                 pa.timestamp("us", tz="UTC")),
-        "recipient_id": [f"user{i % 50000}" for i in range(n)],
-        "device_id": [f"dev{i % 9000}" for i in range(n)],
-        "event_id": [f"ev{i}" for i in range(n)],
-        "request_id": [f"req-{i:012d}" if i % 10 else None for i in range(n)],
-    })
+    current = pa.table(
+        {
+            "delivered_at": pa.array(
+                [BASE + timedelta(milliseconds=i) for i in range(n)], pa.timestamp("us", tz="UTC")
+            ),
+            "recipient_id": [f"user{i % 50000}" for i in range(n)],
+            "device_id": [f"dev{i % 9000}" for i in range(n)],
+            "event_id": [f"ev{i}" for i in range(n)],
+            "request_id": [f"req-{i:012d}" if i % 10 else None for i in range(n)],
+        }
+    )
     t2 = time.perf_counter()
     unlisted = _Delta([view], None)._unlisted(current)
     t3 = time.perf_counter()

@@ -49,15 +49,19 @@ class ForensicsGroup(TyperGroup):
         code: int
         try:
             rv = super().main(
-                args=args, prog_name="forensics", complete_var=complete_var,
-                standalone_mode=False, **extra,
+                args=args,
+                prog_name="forensics",
+                complete_var=complete_var,
+                standalone_mode=False,
+                **extra,
             )
             code = rv if isinstance(rv, int) else ExitCode.OK
         except typer.TyperException as e:  # bad options and arguments, unknown commands
             ctx = getattr(e, "ctx", None)
             if e.exit_code == ExitCode.USAGE:
                 where = getattr(e, _WHERE, None) or (
-                    ctx.command_path if ctx is not None else "forensics")
+                    ctx.command_path if ctx is not None else "forensics"
+                )
                 what = "" if where == "forensics" else f"{where}: "
                 error(f"{what}{e.format_message()} (see `{where} --help`)")
             else:
@@ -158,8 +162,11 @@ DbOpt = Annotated[
 ]
 DebugOpt = Annotated[
     bool,
-    typer.Option("--debug", callback=_remember_debug,
-                 help="Show tracebacks on errors (never local variables)."),
+    typer.Option(
+        "--debug",
+        callback=_remember_debug,
+        help="Show tracebacks on errors (never local variables).",
+    ),
 ]
 QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="No summary on stderr; warnings and errors only.")
@@ -172,11 +179,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 WindowOpt = Annotated[
     str,
     typer.Option(
-        "--window", metavar="START/END|@FILE",
+        "--window",
+        metavar="START/END|@FILE",
         help="The incident window, half-open [START, END): START an ISO 8601 instant (no "
         "offset means UTC), END an instant or an ISO 8601 duration (PT4H30M); or @FILE, an "
-        "incident file (window = \"START/END\" in TOML, as `forensics sample` writes; or "
-        "JSON {\"window\": {\"start\", \"end\"}}).",
+        'incident file (window = "START/END" in TOML, as `forensics sample` writes; or '
+        'JSON {"window": {"start", "end"}}).',
     ),
 ]
 StrictWindowOpt = Annotated[
@@ -187,7 +195,8 @@ StrictWindowOpt = Annotated[
 LakeOpt = Annotated[
     str | None,
     typer.Option(
-        "--lake", metavar="DIR",
+        "--lake",
+        metavar="DIR",
         help="A case lake (a folder of Parquet written by `forensics export` or `ingest --lake`) "
         "instead of the store; with --engine spark also an s3a:// or hdfs:// URI.",
     ),
@@ -239,8 +248,7 @@ def root(
         # `forensics` alone: the help, on stderr (stdout is for data), as a usage error.
         sys.stderr.write(ctx.get_help() + "\n")
         raise typer.Exit(ExitCode.USAGE)
-    ctx.obj = Globals(db=db, debug=debug, memory_limit=memory_limit, threads=threads,
-                      quiet=quiet)
+    ctx.obj = Globals(db=db, debug=debug, memory_limit=memory_limit, threads=threads, quiet=quiet)
 
 
 def _globals(ctx: typer.Context) -> Globals:
@@ -248,7 +256,9 @@ def _globals(ctx: typer.Context) -> Globals:
 
 
 def store_options(
-    ctx: typer.Context, db: str | None, memory_limit: str | None = None,
+    ctx: typer.Context,
+    db: str | None,
+    memory_limit: str | None = None,
     threads: int | None = None,
 ) -> StoreOptions:
     """Merge a command's own --db/--memory-limit/--threads with the global ones."""
@@ -265,8 +275,12 @@ def is_quiet(ctx: typer.Context, quiet: bool) -> bool:
 
 
 def engine_options(
-    ctx: typer.Context, lake: str | None, engine: EngineName, master: str | None,
-    memory_limit: str | None = None, threads: int | None = None,
+    ctx: typer.Context,
+    lake: str | None,
+    engine: EngineName,
+    master: str | None,
+    memory_limit: str | None = None,
+    threads: int | None = None,
 ) -> Any:
     """EngineOptions for --lake/--engine/--master, or None: the case store (--db) with DuckDB."""
     from forensics.engines.base import EngineOptions, check_engine
@@ -426,7 +440,10 @@ def rejects(
 
 @app.command()
 def verify(
-    ctx: typer.Context, as_json: JsonOpt = False, db: DbOpt = None, quiet: QuietOpt = False,
+    ctx: typer.Context,
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+    quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> int:
     """Re-hash every source file: exit 0 if all match, 1 if any changed or is missing."""
@@ -472,15 +489,20 @@ def exposure(
     by: Annotated[
         str | None,
         typer.Option(
-            "--by", metavar="FIELD",
+            "--by",
+            metavar="FIELD",
             help="Break cross-account deliveries, recipients and exposed devices down by a "
             "stored event field (e.g. cache_node, app, status, source_id).",
         ),
     ] = None,
     top: Annotated[
         int,
-        typer.Option("--top", min=0, metavar="N",
-                     help="Show the N largest values of the --by breakdown (0: all)."),
+        typer.Option(
+            "--top",
+            min=0,
+            metavar="N",
+            help="Show the N largest values of the --by breakdown (0: all).",
+        ),
     ] = 20,
     strict: StrictWindowOpt = False,
     db: DbOpt = None,
@@ -499,9 +521,9 @@ def exposure(
     from forensics.window import parse_window
 
     w = parse_window(window)
+    on_lake = engine_options(ctx, lake, engine, master, memory_limit, threads)
     _window_notes(window, w, is_quiet(ctx, quiet))
     options = store_options(ctx, db, memory_limit, threads)
-    on_lake = engine_options(ctx, lake, engine, master, memory_limit, threads)
     busy = ERR.status("computing figures…") if ERR.is_terminal else nullcontext()
     with busy:
         if on_lake is not None:
@@ -567,8 +589,9 @@ def _sql_table(result: Any) -> None:
         note(note_text)
     say(ERR, f"{total:,} row{'' if total == 1 else 's'}")
     if total > shown:
-        warn(f"the table shows {shown:,} of {total:,} rows; "
-             "use --format csv or json for all of them")
+        warn(
+            f"the table shows {shown:,} of {total:,} rows; use --format csv or json for all of them"
+        )
 
 
 # ------------------------------------------------------------------------------------ notify
@@ -598,7 +621,8 @@ def notify(
     previous: Annotated[
         Path | None,
         typer.Option(
-            "--previous", metavar="DIR",
+            "--previous",
+            metavar="DIR",
             help="An earlier wave's folder: list only people new or escalated since its "
             "chain, and deliveries it did not list.",
         ),
@@ -631,13 +655,20 @@ def notify(
     from forensics.window import parse_window
 
     w = parse_window(window)
+    on_lake = engine_options(ctx, lake, engine, master, memory_limit, threads)
     quiet = is_quiet(ctx, quiet)
     _window_notes(window, w, quiet)
     run = run_notify(
-        store_options(ctx, db, memory_limit, threads), w, out,
-        engine=engine_options(ctx, lake, engine, master, memory_limit, threads),
-        previous=previous, pseudonymize=pseudonymize, key_file=key_file,
-        force=force, sanitize=not no_sanitize, excel=excel,
+        store_options(ctx, db, memory_limit, threads),
+        w,
+        out,
+        engine=on_lake,
+        previous=previous,
+        pseudonymize=pseudonymize,
+        key_file=key_file,
+        force=force,
+        sanitize=not no_sanitize,
+        excel=excel,
     )
     # Counts and paths only: never a user id, email or name (nor the pseudonym key).
     if not quiet:
@@ -662,18 +693,29 @@ def verify_notices(
 
     def wave_row(wv: Any) -> dict[str, Any]:
         return {
-            "folder": str(wv.folder), "wave": wv.number, "status": "ok",
+            "folder": str(wv.folder),
+            "wave": wv.number,
+            "status": "ok",
             "manifest_sha256": wv.manifest_sha256,
-            "previous_manifest_sha256": wv.previous_sha256, "pseudonymized": wv.pseudonymized,
+            "previous_manifest_sha256": wv.previous_sha256,
+            "pseudonymized": wv.pseudonymized,
         }
 
     bad = [c for c in checks if c.problem is not None]
     if as_json:
-        print_json({"chains": [
-            {"folder": str(c.folder), "ok": c.problem is None, "problem": c.problem,
-             "waves": [wave_row(wv) for wv in c.waves]}
-            for c in checks
-        ]})
+        print_json(
+            {
+                "chains": [
+                    {
+                        "folder": str(c.folder),
+                        "ok": c.problem is None,
+                        "problem": c.problem,
+                        "waves": [wave_row(wv) for wv in c.waves],
+                    }
+                    for c in checks
+                ]
+            }
+        )
     else:
         rows = []
         for c in checks:
@@ -698,7 +740,8 @@ def report(
     by: Annotated[
         list[str] | None,
         typer.Option(
-            "--by", metavar="FIELD",
+            "--by",
+            metavar="FIELD",
             help="Break cross-account deliveries down by a stored event field (repeatable; "
             "not an id field).",
         ),
@@ -722,11 +765,16 @@ def report(
     from forensics.window import parse_window
 
     w = parse_window(window)
+    on_lake = engine_options(ctx, lake, engine, master, memory_limit, threads)
     quiet = is_quiet(ctx, quiet)
     _window_notes(window, w, quiet)
     run = run_report(
-        store_options(ctx, db, memory_limit, threads), w, out, by=list(by or []), force=force,
-        engine=engine_options(ctx, lake, engine, master, memory_limit, threads),
+        store_options(ctx, db, memory_limit, threads),
+        w,
+        out,
+        by=list(by or []),
+        force=force,
+        engine=on_lake,
     )
     if not quiet:
         screens.render_report(run.result, w)
@@ -753,17 +801,31 @@ def export_lake(
 
     result = export_store(store_options(ctx, db), lake)
     data = {
-        "batch": result.batch, "events_written": result.events_written,
-        "files": [{"source_id": f.source_id, "path": f.path, "kind": f.kind,
-                   "status": f.status, "rows_read": f.rows_read, "rows_loaded": f.rows_loaded,
-                   "rows_rejected": f.rows_rejected, "rows_duplicate": f.rows_duplicate,
-                   "error": f.error} for f in result.files],
+        "batch": result.batch,
+        "events_written": result.events_written,
+        "files": [
+            {
+                "source_id": f.source_id,
+                "path": f.path,
+                "kind": f.kind,
+                "status": f.status,
+                "rows_read": f.rows_read,
+                "rows_loaded": f.rows_loaded,
+                "rows_rejected": f.rows_rejected,
+                "rows_duplicate": f.rows_duplicate,
+                "error": f.error,
+            }
+            for f in result.files
+        ],
     }
     if as_json:
         print_json(data)
     loaded = sum(1 for f in result.files if f.status == "loaded")
-    say(ERR, f"export: batch {result.batch}: {loaded:,} files, {result.events_written:,} events "
-        f"written; {len(result.files) - loaded:,} files already in the lake (skipped)")
+    say(
+        ERR,
+        f"export: batch {result.batch}: {loaded:,} files, {result.events_written:,} events "
+        f"written; {len(result.files) - loaded:,} files already in the lake (skipped)",
+    )
     return int(ExitCode.OK)
 
 
@@ -774,8 +836,9 @@ def export_lake(
 def sample(
     ctx: typer.Context,
     out: Annotated[Path, typer.Argument(help="Folder to write: new or empty.")],
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed (same seed, same data).")]
-    = 1,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, help="Random seed (same seed, same data).")
+    ] = 1,
     scale: Annotated[
         float,
         typer.Option("--scale", help="Multiplies users and background traffic (1 ≈ 110k events)."),
@@ -790,22 +853,33 @@ def sample(
     with terminal.count_progress("sample", show=not is_quiet(ctx, quiet)) as progress_fn:
         summary = write_sample(out, seed=seed, scale=scale, progress=progress_fn)
     if json_out:
-        print_json({
-            "out": str(summary.out), "seed": summary.seed, "scale": summary.scale,
-            "window": {"start": summary.window_start, "end": summary.window_end},
-            "recipients": summary.recipients, "tappers": summary.tappers,
-            "users": summary.users, "devices": summary.devices,
-            "records": {"events": summary.event_records, "grants": summary.grant_records,
-                        "accounts": summary.account_records},
-            "files": list(summary.files), "traps": summary.traps,
-        })
+        print_json(
+            {
+                "out": str(summary.out),
+                "seed": summary.seed,
+                "scale": summary.scale,
+                "window": {"start": summary.window_start, "end": summary.window_end},
+                "recipients": summary.recipients,
+                "tappers": summary.tappers,
+                "users": summary.users,
+                "devices": summary.devices,
+                "records": {
+                    "events": summary.event_records,
+                    "grants": summary.grant_records,
+                    "accounts": summary.account_records,
+                },
+                "files": list(summary.files),
+                "traps": summary.traps,
+            }
+        )
     elif not is_quiet(ctx, quiet):
-        say(ERR,
+        say(
+            ERR,
             f"sample: wrote {len(summary.files):,} files to {summary.out}: "
             f"{summary.event_records:,} event, {summary.grant_records:,} grant and "
             f"{summary.account_records:,} account records; window "
             f"{summary.window_start}/{summary.window_end} holds {summary.recipients:,} "
-            f"recipients and {summary.tappers:,} tappers"
+            f"recipients and {summary.tappers:,} tappers",
         )
     return int(ExitCode.OK)
 

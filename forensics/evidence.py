@@ -24,8 +24,7 @@ def list_sources(store: StoreOptions) -> list[dict[str, Any]]:
     try:
         # A store written before sources.notes existed has none to show.
         has_notes = con.execute(
-            "select 1 from duckdb_columns() where table_name = 'sources' "
-            "and column_name = 'notes'"
+            "select 1 from duckdb_columns() where table_name = 'sources' and column_name = 'notes'"
         ).fetchall()
         rows = _rows(
             con,
@@ -103,5 +102,3 @@ def verify_sources(store: StoreOptions) -> list[dict[str, Any]]:
                 status = "missing"
         out.append({"path": r["path"], "sha256": r["sha256"], "status": status})
     return out
-
-

@@ -58,20 +58,51 @@ class ListSpec:
 RECIPIENTS = ListSpec(
     "recipients.csv",
     "recipients",
-    ("user_id", "email", "name", "locale", "thumbnails", "devices", "taps", "plays",
-     "first_seen", "last_seen", "severity"),
+    (
+        "user_id",
+        "email",
+        "name",
+        "locale",
+        "thumbnails",
+        "devices",
+        "taps",
+        "plays",
+        "first_seen",
+        "last_seen",
+        "severity",
+    ),
 )
 OWNERS = ListSpec(
     "owners.csv",
     "owners",
-    ("user_id", "email", "name", "locale", "devices", "thumbnails", "viewers",
-     "first_exposed", "last_exposed", "severity"),
+    (
+        "user_id",
+        "email",
+        "name",
+        "locale",
+        "devices",
+        "thumbnails",
+        "viewers",
+        "first_exposed",
+        "last_exposed",
+        "severity",
+    ),
 )
 EXPOSURES = ListSpec(
     "exposures.csv",
     "exposures",
-    ("delivered_at", "recipient_id", "device_id", "event_id", "owner_ids", "first_tap_at",
-     "first_play_at", "request_id", "source_file", "source_record"),
+    (
+        "delivered_at",
+        "recipient_id",
+        "device_id",
+        "event_id",
+        "owner_ids",
+        "first_tap_at",
+        "first_play_at",
+        "request_id",
+        "source_file",
+        "source_record",
+    ),
 )
 LISTS = (RECIPIENTS, OWNERS, EXPOSURES)
 # A list's computed rows → the columns and rows to write (see write_notifications).
@@ -133,8 +164,10 @@ def _large(text: str) -> pa.Scalar:
 def _check_type(name: str, dtype: pa.DataType) -> None:
     """Text, integers and timestamps have CSV rules; any other type is an error."""
     if not (
-        pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
-        or pa.types.is_integer(dtype) or pa.types.is_timestamp(dtype)
+        pa.types.is_string(dtype)
+        or pa.types.is_large_string(dtype)
+        or pa.types.is_integer(dtype)
+        or pa.types.is_timestamp(dtype)
     ):
         raise StoreError(f"column {name}", f"has type {dtype}, which no CSV rule covers")
 
@@ -159,7 +192,9 @@ def render_column(column: pa.Array, *, sanitize: bool) -> pa.Array:
                 text, pattern=_FORMULA_RE, replacement=FORMULA_PREFIX + r"\1"
             )
         quoted = pc.binary_join_element_wise(
-            _large('"'), pc.replace_substring(text, pattern='"', replacement='""'), _large('"'),
+            _large('"'),
+            pc.replace_substring(text, pattern='"', replacement='""'),
+            _large('"'),
             _large(""),
         )
         text = pc.if_else(pc.match_substring_regex(text, _QUOTE_RE), quoted, text)
@@ -297,7 +332,10 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def prepare_out_dir(
-    out_dir: Path, *, force: bool, names: Sequence[str] = OUTPUT_NAMES,
+    out_dir: Path,
+    *,
+    force: bool,
+    names: Sequence[str] = OUTPUT_NAMES,
     replaces: str = "the notification files",
 ) -> bool:
     """Check or create the output folder before anything is computed; True if created here.
@@ -313,7 +351,8 @@ def prepare_out_dir(
                 raise OutputError(what, "exists and is not a folder")
             if not force and any(out_dir.iterdir()):
                 raise OutputError(
-                    what, "exists and is not empty",
+                    what,
+                    "exists and is not empty",
                     f"Pass --force to replace {replaces} in it, or choose a new folder",
                 )
             for name in names:
@@ -441,8 +480,13 @@ def build_manifest(
         },
         **(extra or {}),
         "inputs": [
-            {"path": i["path"], "sha256": i["sha256"], "kind": i["kind"],
-             "size_bytes": i["size_bytes"], "source_id": i["source_id"]}
+            {
+                "path": i["path"],
+                "sha256": i["sha256"],
+                "kind": i["kind"],
+                "size_bytes": i["size_bytes"],
+                "source_id": i["source_id"],
+            }
             for i in inputs
         ],
         "outputs": [
@@ -495,14 +539,23 @@ def write_notifications(
             if "email" in columns:
                 inspect = _collect_without_email(no_email.setdefault(spec.file_name, set()))
             p = write_csv_pending(
-                out_dir / spec.file_name, columns, reader,
-                sanitize=sanitize, excel=excel, inspect=inspect,
+                out_dir / spec.file_name,
+                columns,
+                reader,
+                sanitize=sanitize,
+                excel=excel,
+                inspect=inspect,
             )
             pending.append(p)
             rows[spec.file_name] = p.rows or 0
         csvs = list(pending)
         manifest = build_manifest(
-            window, figures, sanitize, excel, inputs, csvs,
+            window,
+            figures,
+            sanitize,
+            excel,
+            inputs,
+            csvs,
             generated_at=datetime.now(timezone.utc),
             extra=manifest_extra() if manifest_extra is not None else None,
         )

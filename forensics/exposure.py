@@ -44,7 +44,13 @@ FIGURE_KEYS: tuple[str, ...] = (
 
 # Stored event columns `--by` accepts (ts is the timeline; source_record is a row number).
 CANONICAL_BY_FIELDS: tuple[str, ...] = (
-    "action", "user_id", "device_id", "event_id", "request_id", "status", "source_id",
+    "action",
+    "user_id",
+    "device_id",
+    "event_id",
+    "request_id",
+    "status",
+    "source_id",
 )
 
 # In dependency order: each query reads the temp tables made before it.
@@ -155,9 +161,7 @@ def event_fields(con: Connection) -> list[str]:
     return list(CANONICAL_BY_FIELDS) + [k for k in extra if k not in CANONICAL_BY_FIELDS]
 
 
-def compute_breakdown(
-    con: Connection, window: Window, field: str
-) -> Breakdown:
+def compute_breakdown(con: Connection, window: Window, field: str) -> Breakdown:
     """Cross-account deliveries, recipients and exposed devices per value of `field`.
 
     Raises UsageError (naming the fields that exist) when no stored event has the field.
@@ -186,7 +190,8 @@ def compute_breakdown(
             close = difflib.get_close_matches(field, fields, n=1)
             guess = f"Did you mean {printable(close[0])}? " if close else ""
             raise UsageError(
-                "--by", f"no stored event has the field {printable(field)}",
+                "--by",
+                f"no stored event has the field {printable(field)}",
                 f"{guess}Fields that exist: {shown}{more}",
             )
     return Breakdown(field, rows)

@@ -43,37 +43,67 @@ TABLES = ("events", "grants", "accounts", "sources", "rejects", "batches")
 # microseconds, ids UTF-8 strings, extra the JSON text).
 COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "events": (
-        ("ts", "timestamptz"), ("action", "varchar"), ("user_id", "varchar"),
-        ("device_id", "varchar"), ("event_id", "varchar"), ("request_id", "varchar"),
-        ("status", "integer"), ("extra", "varchar"), ("source_id", "integer"),
-        ("source_record", "bigint"), ("dedup_key", "varchar"),
+        ("ts", "timestamptz"),
+        ("action", "varchar"),
+        ("user_id", "varchar"),
+        ("device_id", "varchar"),
+        ("event_id", "varchar"),
+        ("request_id", "varchar"),
+        ("status", "integer"),
+        ("extra", "varchar"),
+        ("source_id", "integer"),
+        ("source_record", "bigint"),
+        ("dedup_key", "varchar"),
     ),
     "grants": (
-        ("device_id", "varchar"), ("user_id", "varchar"), ("role", "varchar"),
-        ("valid_from", "timestamptz"), ("valid_to", "timestamptz"), ("source_id", "integer"),
+        ("device_id", "varchar"),
+        ("user_id", "varchar"),
+        ("role", "varchar"),
+        ("valid_from", "timestamptz"),
+        ("valid_to", "timestamptz"),
+        ("source_id", "integer"),
         ("source_record", "bigint"),
     ),
     "accounts": (
-        ("user_id", "varchar"), ("email", "varchar"), ("name", "varchar"),
-        ("locale", "varchar"), ("country", "varchar"), ("source_id", "integer"),
+        ("user_id", "varchar"),
+        ("email", "varchar"),
+        ("name", "varchar"),
+        ("locale", "varchar"),
+        ("country", "varchar"),
+        ("source_id", "integer"),
         ("source_record", "bigint"),
     ),
     "sources": (
-        ("source_id", "integer"), ("path", "varchar"), ("kind", "varchar"),
-        ("format", "varchar"), ("size_bytes", "bigint"), ("sha256", "varchar"),
-        ("rows_read", "bigint"), ("rows_loaded", "bigint"), ("rows_rejected", "bigint"),
-        ("rows_duplicate", "bigint"), ("ingested_at", "timestamptz"),
-        ("tool_version", "varchar"), ("assume_tz", "varchar"), ("map_sha256", "varchar"),
+        ("source_id", "integer"),
+        ("path", "varchar"),
+        ("kind", "varchar"),
+        ("format", "varchar"),
+        ("size_bytes", "bigint"),
+        ("sha256", "varchar"),
+        ("rows_read", "bigint"),
+        ("rows_loaded", "bigint"),
+        ("rows_rejected", "bigint"),
+        ("rows_duplicate", "bigint"),
+        ("ingested_at", "timestamptz"),
+        ("tool_version", "varchar"),
+        ("assume_tz", "varchar"),
+        ("map_sha256", "varchar"),
         ("batch", "integer"),
     ),
     "rejects": (
-        ("source_id", "integer"), ("source_record", "bigint"), ("reason", "varchar"),
+        ("source_id", "integer"),
+        ("source_record", "bigint"),
+        ("reason", "varchar"),
         ("raw", "varchar"),
     ),
     "batches": (
-        ("batch", "integer"), ("kind", "varchar"), ("origin", "varchar"),
-        ("first_source_id", "integer"), ("last_source_id", "integer"),
-        ("written_at", "timestamptz"), ("tool_version", "varchar"),
+        ("batch", "integer"),
+        ("kind", "varchar"),
+        ("origin", "varchar"),
+        ("first_source_id", "integer"),
+        ("last_source_id", "integer"),
+        ("written_at", "timestamptz"),
+        ("tool_version", "varchar"),
     ),
 }
 
@@ -98,7 +128,8 @@ def is_remote(lake: str) -> bool:
 def local_lake(lake: str) -> Path:
     if is_remote(lake):
         raise UsageError(
-            "--lake", f"{lake} is not a local folder",
+            "--lake",
+            f"{lake} is not a local folder",
             "Only --engine spark reads a lake from a URI; exports and ingests write local folders",
         )
     return Path(lake.removeprefix("file://"))
@@ -111,7 +142,8 @@ def table_files(lake: Path, table: str) -> list[str]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
         out.extend(
-            os.path.join(dirpath, f) for f in sorted(filenames)
+            os.path.join(dirpath, f)
+            for f in sorted(filenames)
             if f.endswith(".parquet") and not f.startswith((".", "_"))
         )
     return out
@@ -144,9 +176,7 @@ def committed_source_id(con: duckdb.DuckDBPyConnection) -> int:
 def attach_lake(con: duckdb.DuckDBPyConnection, lake: Path, prefix: str = "") -> int:
     """Create views `<prefix>events`, … over the lake's committed rows; returns the last
     committed source id. The views read the Parquet files in place."""
-    con.execute(
-        f"create or replace temp view lake_batches as {_table_select(lake, 'batches')}"
-    )
+    con.execute(f"create or replace temp view lake_batches as {_table_select(lake, 'batches')}")
     last = committed_source_id(con)
     for table in TABLES:
         if table == "batches":
@@ -174,12 +204,16 @@ def open_lake_duckdb(lake: str, options: StoreOptions | None = None) -> duckdb.D
     path = local_lake(lake)
     if not (path / "batches").is_dir():
         raise StoreError(
-            f"case lake {path}", "not found or not a case lake",
+            f"case lake {path}",
+            "not found or not a case lake",
             "Run `forensics export DIR` or `forensics ingest --lake DIR` first",
         )
-    con = duckdb.connect(config={
-        "autoinstall_known_extensions": False, "autoload_known_extensions": False,
-    })
+    con = duckdb.connect(
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+        }
+    )
     try:
         con.execute("set TimeZone = 'UTC'")
         if options is not None and options.memory_limit:
@@ -209,7 +243,8 @@ def lake_lock(lake: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise StoreError(
-                f"case lake {lake}", "another export or ingest is writing it",
+                f"case lake {lake}",
+                "another export or ingest is writing it",
                 "Wait for it to finish, then try again",
             ) from None
         # staging left by a writer that was stopped: nobody else writes while we hold the lock
@@ -251,15 +286,11 @@ class BatchResult:
     events_written: int
 
 
-def write_batch(
-    con: duckdb.DuckDBPyConnection, lake: Path, kind: str, origin: str
-) -> BatchResult:
+def write_batch(con: duckdb.DuckDBPyConnection, lake: Path, kind: str, origin: str) -> BatchResult:
     """Resolve the staged batch on `con` against the lake and write it; the caller holds the
     lock. `con` has temp views new_sources/new_events/new_grants/new_accounts/new_rejects with
     batch-local source ids 1..n in file order (new_events with dedup_key)."""
-    con.execute(
-        f"create or replace temp view lake_batches as {_table_select(lake, 'batches')}"
-    )
+    con.execute(f"create or replace temp view lake_batches as {_table_select(lake, 'batches')}")
     batches = con.execute("select coalesce(max(batch), 0) from lake_batches").fetchone()
     batch = int(batches[0]) + 1 if batches else 1
     _remove_uncommitted(lake, batch - 1)  # before the views list the table's files
@@ -296,15 +327,17 @@ def write_batch(
                 partition by dedup_key order by source_id, source_record) = 1
             """
         )
-        lost = dict(con.execute(
-            """
+        lost = dict(
+            con.execute(
+                """
             select e.source_id, count(*) - coalesce(max(b.n), 0)
             from new_events e
             left join (select source_id, count(*) as n from batch_events group by source_id) b
                 on b.source_id = e.source_id
             group by e.source_id
             """
-        ).fetchall())
+            ).fetchall()
+        )
         rows = con.execute(
             "select source_id, lake_id, path, kind, same_as, rows_read, rows_loaded, "
             "rows_rejected, rows_duplicate from batch_sources order by source_id"
@@ -312,18 +345,40 @@ def write_batch(
         files: list[FileOutcome] = []
         for sid, lake_id, path, kind, same_as, read, loaded, rejected, dup in rows:
             if same_as is not None:
-                files.append(FileOutcome(int(lake_id), path, kind, "skipped", 0, 0, 0, 0,
-                                         f"same content as {same_as}"))
+                files.append(
+                    FileOutcome(
+                        int(lake_id),
+                        path,
+                        kind,
+                        "skipped",
+                        0,
+                        0,
+                        0,
+                        0,
+                        f"same content as {same_as}",
+                    )
+                )
                 continue
             n_lost = int(lost.get(sid, 0))
-            files.append(FileOutcome(int(lake_id), path, kind, "loaded", int(read),
-                                     int(loaded) - n_lost, int(rejected), int(dup) + n_lost))
+            files.append(
+                FileOutcome(
+                    int(lake_id),
+                    path,
+                    kind,
+                    "loaded",
+                    int(read),
+                    int(loaded) - n_lost,
+                    int(rejected),
+                    int(dup) + n_lost,
+                )
+            )
         con.execute(
             "create or replace temp table batch_counts (source_id integer, rows_loaded bigint,"
             " rows_duplicate bigint)"
         )
-        counts = [(f.source_id, f.rows_loaded, f.rows_duplicate) for f in files
-                  if f.status == "loaded"]
+        counts = [
+            (f.source_id, f.rows_loaded, f.rows_duplicate) for f in files if f.status == "loaded"
+        ]
         if counts:
             con.executemany("insert into batch_counts values (?, ?, ?)", counts)
         staging = lake / "_staging" / f"b{batch:06d}-{uuid.uuid4().hex[:8]}"
@@ -334,7 +389,10 @@ def write_batch(
             f"select {_cols('events', 'e.', {'source_id': 'e.source_id + $base'})}, "  # noqa: S608
             "strftime(e.ts, '%Y-%m-%d') as day, strftime(e.ts, '%H') as hour "
             "from batch_events e order by e.ts, e.source_id, e.source_record",
-            staging / "events", p, partition=True, stem=stem,
+            staging / "events",
+            p,
+            partition=True,
+            stem=stem,
         )
         keep = "join batch_sources s on s.source_id = t.source_id and s.same_as is null"
         for table in ("grants", "accounts", "rejects"):
@@ -342,14 +400,16 @@ def write_batch(
                 con,
                 f"select {_cols(table, 't.', {'source_id': 't.source_id + $base'})} "  # noqa: S608
                 f"from new_{table} t {keep} order by t.source_id, t.source_record",
-                staging / table / f"{stem}.parquet", p,
+                staging / table / f"{stem}.parquet",
+                p,
             )
         _copy(
             con,
             f"select {_cols('sources', 's.', {'source_id': 's.lake_id', 'batch': '$batch', 'rows_loaded': 'c.rows_loaded', 'rows_duplicate': 'c.rows_duplicate'})} "  # noqa: E501, S608
             "from batch_sources s join batch_counts c on c.source_id = s.lake_id "
             "order by s.source_id",
-            staging / "sources" / f"{stem}.parquet", {"batch": batch},
+            staging / "sources" / f"{stem}.parquet",
+            {"batch": batch},
         )
         last = max((f.source_id for f in files if f.status == "loaded"), default=base)
         _copy(
@@ -358,8 +418,15 @@ def write_batch(
             "$first::integer as first_source_id, $last::integer as last_source_id, "
             "$at::timestamptz as written_at, $version as tool_version",
             staging / "batches" / f"{stem}.parquet",
-            {"batch": batch, "kind": kind, "origin": origin, "first": base + 1, "last": last,
-             "at": datetime.now(timezone.utc), "version": __version__},
+            {
+                "batch": batch,
+                "kind": kind,
+                "origin": origin,
+                "first": base + 1,
+                "last": last,
+                "at": datetime.now(timezone.utc),
+                "version": __version__,
+            },
         )
     except duckdb.Error as e:
         raise engine_error(f"case lake {lake}", e) from None
@@ -385,8 +452,13 @@ def _cols(table: str, alias: str, override: dict[str, str]) -> str:
 
 
 def _copy(
-    con: duckdb.DuckDBPyConnection, select: str, dest: Path, params: dict[str, Any],
-    *, partition: bool = False, stem: str = "",
+    con: duckdb.DuckDBPyConnection,
+    select: str,
+    dest: Path,
+    params: dict[str, Any],
+    *,
+    partition: bool = False,
+    stem: str = "",
 ) -> int:
     """COPY a query's rows to Parquet (zstd); returns the row count."""
     used = {k: v for k, v in params.items() if f"${k}" in select}

@@ -56,7 +56,10 @@ def plan_shares(files: list[tuple[Path, bool]], n: int) -> list[list[int]]:
 
 
 def ingest_share(
-    task: int, files: list[tuple[str, bool]], options: IngestOptions, staging: str,
+    task: int,
+    files: list[tuple[str, bool]],
+    options: IngestOptions,
+    staging: str,
     threads: int | None = None,
 ) -> list[dict[str, Any]]:
     """One worker's share: DuckDB ingest into a private store, its tables to `staging`.
@@ -96,8 +99,12 @@ def ingest_share(
             stage_store_tables(con, "main")
             out = Path(staging, f"task{task:05d}")
             for table in _STAGED:
-                _copy(con, f"select $task::integer as task, * from new_{table}",  # noqa: S608
-                      out / f"{table}.parquet", {"task": task})
+                _copy(
+                    con,
+                    f"select $task::integer as task, * from new_{table}",  # noqa: S608
+                    out / f"{table}.parquet",
+                    {"task": task},
+                )
         except duckdb.Error as e:
             raise engine_error("ingest share", e) from None
         finally:
@@ -110,9 +117,7 @@ def _run_share(args: tuple[int, list[tuple[str, bool]], IngestOptions, str]) -> 
     return [task, ingest_share(task, files, options, staging, threads=1)]
 
 
-def ingest_lake(
-    engine: EngineOptions, paths: list[str], options: IngestOptions
-) -> IngestReport:
+def ingest_lake(engine: EngineOptions, paths: list[str], options: IngestOptions) -> IngestReport:
     """Ingest `paths` into the lake as one batch; returns each file's outcome (SPEC §7)."""
     check_engine(engine)
     lake = local_lake(engine.lake or "")
@@ -124,15 +129,19 @@ def ingest_lake(
         if files and engine.engine == "spark":
             shares = _ingest_on_spark(engine, files, options, staging)
         elif files:
-            shares = {0: ingest_share(
-                0, [(str(f), w) for f, w in files], options, str(staging), engine.threads
-            )}
+            shares = {
+                0: ingest_share(
+                    0, [(str(f), w) for f, w in files], options, str(staging), engine.threads
+                )
+            }
             shares[0] = [dict(r, index=i) for i, r in enumerate(shares[0])]
         return _resolve(lake, files, failed, shares, staging, engine)
 
 
 def _ingest_on_spark(
-    engine: EngineOptions, files: list[tuple[Path, bool]], options: IngestOptions,
+    engine: EngineOptions,
+    files: list[tuple[Path, bool]],
+    options: IngestOptions,
     staging: Path,
 ) -> dict[int, list[dict[str, Any]]]:
     from forensics.engines.spark import _spark_error, spark_session
@@ -155,14 +164,21 @@ def _ingest_on_spark(
 
 
 def _resolve(
-    lake: Path, files: list[tuple[Path, bool]], failed: list[FileResult],
-    shares: dict[int, list[dict[str, Any]]], staging: Path, engine: EngineOptions,
+    lake: Path,
+    files: list[tuple[Path, bool]],
+    failed: list[FileResult],
+    shares: dict[int, list[dict[str, Any]]],
+    staging: Path,
+    engine: EngineOptions,
 ) -> IngestReport:
     """Number the shares' files in the run's order, resolve them into the lake, and give each
     file the accounting of one DuckDB ingest in that order."""
-    con = duckdb.connect(config={
-        "autoinstall_known_extensions": False, "autoload_known_extensions": False,
-    })
+    con = duckdb.connect(
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+        }
+    )
     try:
         con.execute("set TimeZone = 'UTC'")
         if engine.memory_limit:
@@ -173,7 +189,8 @@ def _resolve(
         # (task, sha256) -> the file's place in the run: its batch-local source id
         con.execute("create temp table run_ids (task integer, sha256 varchar, source_id integer)")
         rows = [
-            (task, r["sha256"], i + 1) for i, (task, r) in sorted(by_index.items())
+            (task, r["sha256"], i + 1)
+            for i, (task, r) in sorted(by_index.items())
             if r["status"] == "loaded"
         ]
         if rows:
@@ -215,7 +232,8 @@ def _stage_views(con: duckdb.DuckDBPyConnection, staging: Path) -> None:
             cols = [(c, t) for c, t in COLUMNS[table] if c != "batch"]
             con.execute(
                 f"create or replace temp view new_{table} as select "  # noqa: S608
-                + ", ".join(f"null::{t} as {c}" for c, t in cols) + " where false"
+                + ", ".join(f"null::{t} as {c}" for c, t in cols)
+                + " where false"
             )
         return
     con.execute(
@@ -239,6 +257,6 @@ def _stage_views(con: duckdb.DuckDBPyConnection, staging: Path) -> None:
 def _given(error: str, given: dict[str, str]) -> str:
     """`same content as <resolved path>` names the earlier file as this run was given it."""
     prefix = "same content as "
-    if error.startswith(prefix) and error[len(prefix):] in given:
-        return prefix + given[error[len(prefix):]]
+    if error.startswith(prefix) and error[len(prefix) :] in given:
+        return prefix + given[error[len(prefix) :]]
     return error

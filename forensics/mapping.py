@@ -37,33 +37,115 @@ _REC = f"{RESERVED}_rec"
 
 # Expression node classes that only compute on values (see `_check_expression`).
 _ALLOWED_CLASSES = {
-    "CONSTANT", "COLUMN_REF", "FUNCTION", "OPERATOR", "COMPARISON", "CONJUNCTION", "CASE",
-    "CAST", "BETWEEN", "LAMBDA", "COLLATE", "TYPE",
+    "CONSTANT",
+    "COLUMN_REF",
+    "FUNCTION",
+    "OPERATOR",
+    "COMPARISON",
+    "CONJUNCTION",
+    "CASE",
+    "CAST",
+    "BETWEEN",
+    "LAMBDA",
+    "COLLATE",
+    "TYPE",
 }
 # Scalar functions that read the session, the catalog, the clock or the environment: an
 # expression must depend on the record alone, so the same file always maps the same way.
 _DENIED_FUNCTIONS = {
-    "current_setting", "getvariable", "current_database", "current_catalog", "current_schema",
-    "current_schemas", "current_query", "current_user", "current_role", "session_user", "user",
-    "in_search_path", "txid_current", "version", "now", "today", "current_date",
-    "current_time", "current_timestamp", "current_localtime", "current_localtimestamp",
-    "get_current_time", "get_current_timestamp", "transaction_timestamp", "localtime",
-    "localtimestamp", "ago", "json_serialize_sql", "json_deserialize_sql",
-    "json_serialize_plan", "unnest", "generate_subscripts", "regexp_split_to_table",
-    "get_block_size", "assert_true", "error", "pg_sleep", "sleep_ms",
+    "current_setting",
+    "getvariable",
+    "current_database",
+    "current_catalog",
+    "current_schema",
+    "current_schemas",
+    "current_query",
+    "current_user",
+    "current_role",
+    "session_user",
+    "user",
+    "in_search_path",
+    "txid_current",
+    "version",
+    "now",
+    "today",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "current_localtime",
+    "current_localtimestamp",
+    "get_current_time",
+    "get_current_timestamp",
+    "transaction_timestamp",
+    "localtime",
+    "localtimestamp",
+    "ago",
+    "json_serialize_sql",
+    "json_deserialize_sql",
+    "json_serialize_plan",
+    "unnest",
+    "generate_subscripts",
+    "regexp_split_to_table",
+    "get_block_size",
+    "assert_true",
+    "error",
+    "pg_sleep",
+    "sleep_ms",
 }
 # System macros that are plain scalar rewrites (others query the catalog or aggregate).
 _ALLOWED_MACROS = {
-    "if", "nullif", "split_part", "json", "date_add", "fdiv", "days_in_month",
-    "array_append", "array_pop_back", "array_pop_front", "array_prepend", "array_push_back",
-    "array_push_front", "array_reverse", "array_to_string", "array_to_string_comma_default",
-    "list_append", "list_prepend", "list_reverse", "map_contains_entry", "map_contains_value",
-    "md5_number_lower", "md5_number_upper", "list_any_value", "list_approx_count_distinct",
-    "list_avg", "list_bit_and", "list_bit_or", "list_bit_xor", "list_bool_and", "list_bool_or",
-    "list_count", "list_entropy", "list_first", "list_histogram", "list_kurtosis",
-    "list_kurtosis_pop", "list_last", "list_mad", "list_max", "list_median", "list_min",
-    "list_mode", "list_product", "list_sem", "list_skewness", "list_stddev_pop",
-    "list_stddev_samp", "list_string_agg", "list_sum", "list_var_pop", "list_var_samp",
+    "if",
+    "nullif",
+    "split_part",
+    "json",
+    "date_add",
+    "fdiv",
+    "days_in_month",
+    "array_append",
+    "array_pop_back",
+    "array_pop_front",
+    "array_prepend",
+    "array_push_back",
+    "array_push_front",
+    "array_reverse",
+    "array_to_string",
+    "array_to_string_comma_default",
+    "list_append",
+    "list_prepend",
+    "list_reverse",
+    "map_contains_entry",
+    "map_contains_value",
+    "md5_number_lower",
+    "md5_number_upper",
+    "list_any_value",
+    "list_approx_count_distinct",
+    "list_avg",
+    "list_bit_and",
+    "list_bit_or",
+    "list_bit_xor",
+    "list_bool_and",
+    "list_bool_or",
+    "list_count",
+    "list_entropy",
+    "list_first",
+    "list_histogram",
+    "list_kurtosis",
+    "list_kurtosis_pop",
+    "list_last",
+    "list_mad",
+    "list_max",
+    "list_median",
+    "list_min",
+    "list_mode",
+    "list_product",
+    "list_sem",
+    "list_skewness",
+    "list_stddev_pop",
+    "list_stddev_samp",
+    "list_string_agg",
+    "list_sum",
+    "list_var_pop",
+    "list_var_samp",
 }
 
 
@@ -156,8 +238,9 @@ def load_mapping(path: Path) -> Mapping:
     checker: _ExpressionChecker | None = None
     for kind, table in doc.items():
         if kind not in CANONICAL:
-            raise UsageError(what, f"unknown table [{kind}]; the tables are "
-                             "[events], [grants] and [accounts]")
+            raise UsageError(
+                what, f"unknown table [{kind}]; the tables are [events], [grants] and [accounts]"
+            )
         if not isinstance(table, dict):
             raise UsageError(what, f"{kind} must be a table ([{kind}])")
         fields: dict[str, FieldMap] = {}
@@ -168,25 +251,32 @@ def load_mapping(path: Path) -> Mapping:
                 continue
             if name == "records":
                 if not isinstance(value, str) or not value:
-                    raise UsageError(what, f"{key}: must be the name of the member that "
-                                     'holds the records (e.g. records = "Records")')
+                    raise UsageError(
+                        what,
+                        f"{key}: must be the name of the member that "
+                        'holds the records (e.g. records = "Records")',
+                    )
                 records[kind] = value
                 continue
             if name not in CANONICAL[kind]:
-                raise UsageError(what, f"{key}: not a canonical field of {kind} (they are "
-                                 f"{', '.join(CANONICAL[kind])})")
+                raise UsageError(
+                    what,
+                    f"{key}: not a canonical field of {kind} (they are "
+                    f"{', '.join(CANONICAL[kind])})",
+                )
             if isinstance(value, str):
                 fields[name] = FieldMap(key, path=_split_path(what, key, value))
-            elif isinstance(value, dict) and set(value) == {"sql"} and isinstance(
-                value["sql"], str
+            elif (
+                isinstance(value, dict) and set(value) == {"sql"} and isinstance(value["sql"], str)
             ):
                 if checker is None:
                     checker = _ExpressionChecker()
                 sql, refs = checker.check(what, key, value["sql"])
                 fields[name] = FieldMap(key, sql=sql, refs=refs)
             else:
-                raise UsageError(what, f"{key}: must be a field name, a dotted path, "
-                                 'or { sql = "EXPRESSION" }')
+                raise UsageError(
+                    what, f'{key}: must be a field name, a dotted path, or {{ sql = "EXPRESSION" }}'
+                )
         tables[kind] = fields
     if checker is not None:
         checker.close()
@@ -217,11 +307,14 @@ class _ExpressionChecker:
     """Parses expressions with DuckDB and accepts only pure reads of the record."""
 
     def __init__(self) -> None:
-        self.con = duckdb.connect(":memory:", config={
-            "enable_external_access": False,
-            "autoinstall_known_extensions": False,
-            "autoload_known_extensions": False,
-        })
+        self.con = duckdb.connect(
+            ":memory:",
+            config={
+                "enable_external_access": False,
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+            },
+        )
         rows = self.con.execute(
             "select function_name from duckdb_functions() where function_type = 'scalar' "
             "group by function_name "
@@ -253,7 +346,7 @@ class _ExpressionChecker:
         printed = str(row[0][0]) if row else ""
         if not printed.startswith("SELECT "):
             raise UsageError(what, f"{key}: the sql expression cannot be checked")
-        sql = printed[len("SELECT "):]
+        sql = printed[len("SELECT ") :]
         again = self._one_expression(what, key, self._parse("SELECT " + sql))
         if _strip_locations(again) != _strip_locations(node):
             raise UsageError(what, f"{key}: the sql expression cannot be checked")
@@ -281,8 +374,11 @@ class _ExpressionChecker:
             or node.get("cte_map", {}).get("map")
             or len(node.get("select_list", [])) != 1
         ):
-            raise UsageError(what, f"{key}: must be a single expression over the record's "
-                             "fields (no FROM, subquery, clause or statement)")
+            raise UsageError(
+                what,
+                f"{key}: must be a single expression over the record's "
+                "fields (no FROM, subquery, clause or statement)",
+            )
         expr = node["select_list"][0]
         if not isinstance(expr, dict):
             raise UsageError(what, f"{key}: not a valid expression")
@@ -293,8 +389,11 @@ class _ExpressionChecker:
 
 def _strip_locations(o: Any) -> Any:
     if isinstance(o, dict):
-        return {k: _strip_locations(v) for k, v in o.items()
-                if k not in ("query_location", "query_location_length")}
+        return {
+            k: _strip_locations(v)
+            for k, v in o.items()
+            if k not in ("query_location", "query_location_length")
+        }
     if isinstance(o, list):
         return [_strip_locations(v) for v in o]
     return o
@@ -307,8 +406,9 @@ def _check_expression(
     refs: list[tuple[str, ...]] = []
 
     def bad(why: str) -> UsageError:
-        return UsageError(what, f"{key}: {why}; an expression may only compute on the "
-                          "record's fields")
+        return UsageError(
+            what, f"{key}: {why}; an expression may only compute on the record's fields"
+        )
 
     def walk(o: Any, scope: frozenset[str]) -> None:
         if isinstance(o, list):
@@ -323,9 +423,13 @@ def _check_expression(
                 walk(v, scope)
             return
         if cls not in _ALLOWED_CLASSES:
-            kinds = {"SUBQUERY": "a subquery", "WINDOW": "a window function",
-                     "STAR": "* or COLUMNS()", "PARAMETER": "a parameter",
-                     "POSITIONAL_REFERENCE": "a positional reference"}
+            kinds = {
+                "SUBQUERY": "a subquery",
+                "WINDOW": "a window function",
+                "STAR": "* or COLUMNS()",
+                "PARAMETER": "a parameter",
+                "POSITIONAL_REFERENCE": "a positional reference",
+            }
             raise bad(f"{kinds.get(str(cls), str(cls).lower())} is not allowed")
         if cls == "COLUMN_REF":
             names = tuple(str(n) for n in o.get("column_names", []))
@@ -341,13 +445,17 @@ def _check_expression(
             name = str(o.get("function_name", ""))
             if o.get("schema") or o.get("catalog"):
                 raise bad(f"a qualified function name ({name})")
-            if o.get("filter") is not None or o.get("distinct") or (
-                o.get("order_bys") or {}
-            ).get("orders"):
+            if (
+                o.get("filter") is not None
+                or o.get("distinct")
+                or (o.get("order_bys") or {}).get("orders")
+            ):
                 raise bad(f"{name}() is an aggregate")
             if name.lower() not in functions:
-                raise bad(f"the function {name}() is not allowed (only scalar functions of "
-                          "the record are)")
+                raise bad(
+                    f"the function {name}() is not allowed (only scalar functions of "
+                    "the record are)"
+                )
             walk(o.get("arguments", []), scope)
             return
         if cls == "LAMBDA":
@@ -423,7 +531,11 @@ class FileMapper:
 
     # -- JSON ----------------------------------------------------------------------
     def json_batch(
-        self, con: duckdb.DuckDBPyConnection, keys: set[str], table: str, where: str,
+        self,
+        con: duckdb.DuckDBPyConnection,
+        keys: set[str],
+        table: str,
+        where: str,
     ) -> dict[str, Source]:
         """Note which mapped fields this batch has; evaluate the expressions into a temp table.
 
@@ -437,11 +549,13 @@ class FileMapper:
         tops = sorted((nested | self._expr_tops()) & keys)
         structures: dict[str, Any] = {}
         if tops and count:
+            columns = ", ".join(
+                f"json_group_structure(json_extract(raw, $p{i}))" for i in range(len(tops))
+            )
+            # the pointers are bound, not spliced; table and filter are ingest's own text
+            query = f"select {columns} from {table} where {where}"  # noqa: S608
             row = con.execute(
-                "select " + ", ".join(  # noqa: S608 - pointers are bound, not spliced
-                    f"json_group_structure(json_extract(raw, $p{i}))" for i in range(len(tops))
-                ) + f" from {table} where {where}",
-                {f"p{i}": json_pointer([k]) for i, k in enumerate(tops)},
+                query, {f"p{i}": json_pointer([k]) for i, k in enumerate(tops)}
             ).fetchall()
             for k, s in zip(tops, row[0] if row else (), strict=False):
                 if s is not None:
@@ -476,7 +590,11 @@ class FileMapper:
 
     # -- Parquet -------------------------------------------------------------------
     def parquet_batch(
-        self, con: duckdb.DuckDBPyConnection, table: str, columns: list[str], rec: str,
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        columns: list[str],
+        rec: str,
     ) -> dict[str, Source]:
         """Check mapped fields against the file's columns; evaluate the expressions."""
         n = con.execute(f"select count(*) from {table}").fetchall()  # noqa: S608
@@ -519,7 +637,8 @@ class FileMapper:
                 ) from None
             row = con.execute(
                 "select data_type from duckdb_columns() where database_name = 'temp' "
-                "and table_name = $t and column_index = 2", {"t": part},
+                "and table_name = $t and column_index = 2",
+                {"t": part},
             ).fetchall()
             typ = str(row[0][0]) if row else "NULL"
             if typ.upper() == "JSON":
@@ -529,8 +648,9 @@ class FileMapper:
                 sources[name] = Source(col, "NULL" if typ == '"NULL"' else typ)
             parts.append(part)
         self.staged = True
-        cols = ", ".join(f"{p}.{ident(f'{RESERVED}_m_{n}')}" for p, n in zip(
-            parts, self.exprs, strict=True))
+        cols = ", ".join(
+            f"{p}.{ident(f'{RESERVED}_m_{n}')}" for p, n in zip(parts, self.exprs, strict=True)
+        )
         joins = "".join(f" join temp.{p} using ({_REC})" for p in parts[1:])
         con.execute(
             f"create or replace temp table {MAPPED_TABLE} as "  # noqa: S608 - fixed names
@@ -603,8 +723,9 @@ def _absent(tails: list[tuple[str, ...]]) -> Any:
     tails = [t for t in tails if t]
     if not tails:
         return "NULL"  # binds with any type; its values are all missing
-    return {h: _absent([t[1:] for t in tails if t[0] == h]) for h in dict.fromkeys(
-        t[0] for t in tails)}
+    return {
+        h: _absent([t[1:] for t in tails if t[0] == h]) for h in dict.fromkeys(t[0] for t in tails)
+    }
 
 
 def _rewrite(structure: Any) -> Any:

@@ -118,8 +118,18 @@ class Field:
     pre: tuple[tuple[str, str], ...] = ()  # (alias, expr) computed one level below `value`
 
 
-_INT_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
-              "UBIGINT", "HUGEINT", "UHUGEINT")
+_INT_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "HUGEINT",
+    "UHUGEINT",
+)
 _FLOAT_TYPES = ("FLOAT", "DOUBLE")
 
 
@@ -150,10 +160,7 @@ def _inside(j: str) -> str:
 def _unescape(j: str) -> str:
     """The text of JSON string `j`: its inside, unless it holds escapes (then the parser)."""
     j = f"({j})"
-    return (
-        f"case when contains({j}, '\\') then json_extract_string({j}, '$') "
-        f"else {_inside(j)} end"
-    )
+    return f"case when contains({j}, '\\') then json_extract_string({j}, '$') else {_inside(j)} end"
 
 
 def _blank(j: str) -> str:
@@ -261,8 +268,7 @@ def time_field(src: Source, tz_param: str, name: str = "t") -> Field:
             f"then fx_ts_dec(try_cast({e} as decimal(38, 9))) end"
         )
         present = (
-            f"({e} is not null and {e} <> 'null' "
-            f"and not (left({e}, 1) = '\"' and {_blank(e)}))"
+            f"({e} is not null and {e} <> 'null' and not (left({e}, 1) = '\"' and {_blank(e)}))"
         )
         split = f"case when left({e}, 1) = '\"' then {text_split} end"
         return Field(v, present, null_bad=True, pre=((r, split),))
@@ -303,7 +309,11 @@ class Normalized:
 
 
 def normalize(
-    kind: str, sources: dict[str, Source], *, tz_param: str, action_map: bool,
+    kind: str,
+    sources: dict[str, Source],
+    *,
+    tz_param: str,
+    action_map: bool,
     hints: dict[str, str] | None = None,
 ) -> Normalized:
     """Build the canonical columns and the first reject reason for `kind`.
@@ -325,8 +335,7 @@ def normalize(
     if kind == "events" and action_map:
         f = fields["action"]
         mapped = (
-            f"coalesce(list_extract($action_to, list_position($action_from, {f.value})), "
-            f"{f.value})"
+            f"coalesce(list_extract($action_to, list_position($action_from, {f.value})), {f.value})"
         )
         fields["action"] = Field(mapped, f.present, f.type_bad, f.null_bad)
 
@@ -347,30 +356,38 @@ def normalize(
         if f.null_bad:
             checks.append((f"{v(name)} is null and {f.present}", f"invalid {name}"))
         if name in REQUIRED[kind] and name in hints:
-            checks.append((
-                f"{v(name)} is null",
-                f"missing {name}' || coalesce(' (the record has ' || {hints[name]} || ')', '')"
-                " || '",
-            ))
+            checks.append(
+                (
+                    f"{v(name)} is null",
+                    f"missing {name}' || coalesce(' (the record has ' || {hints[name]} || ')', '')"
+                    " || '",
+                )
+            )
         elif name in REQUIRED[kind]:
             checks.append((f"{v(name)} is null", f"missing {name}"))
         if name in TIME_FIELDS:
             checks.append(
-                (f"{v(name)} is not null and not fx_us_ok({v(name)})",
-                 f"{name} out of range (before 1990-01-01 or from 2100-01-01)")
+                (
+                    f"{v(name)} is not null and not fx_us_ok({v(name)})",
+                    f"{name} out of range (before 1990-01-01 or from 2100-01-01)",
+                )
             )
     if kind == "events":
         analysed = ", ".join(literal(a) for a in ANALYSED_ACTIONS)
         for name in ("device_id", "event_id"):
             checks.append(
-                (f"{v('action')} in ({analysed}) and {v(name)} is null",
-                 f"missing {name} for an analysed action")
+                (
+                    f"{v('action')} in ({analysed}) and {v(name)} is null",
+                    f"missing {name} for an analysed action",
+                )
             )
     if kind == "grants":
         checks.append(
-            (f"{v('valid_from')} is not null and {v('valid_to')} is not null "
-             f"and {v('valid_to')} <= {v('valid_from')}",
-             "valid_to is not after valid_from")
+            (
+                f"{v('valid_from')} is not null and {v('valid_to')} is not null "
+                f"and {v('valid_to')} <= {v('valid_from')}",
+                "valid_to is not after valid_from",
+            )
         )
     reason = "case " + " ".join(f"when {cond} then {literal(why)}" for cond, why in checks) + " end"
 

@@ -30,7 +30,11 @@ class NotifyRun:
 
 
 def run_notify(
-    store: StoreOptions, window: Window, out: Path, *, engine: EngineOptions | None = None,
+    store: StoreOptions,
+    window: Window,
+    out: Path,
+    *,
+    engine: EngineOptions | None = None,
     **options: Any,
 ) -> NotifyRun:
     """Write the notification lists for `window` into `out` (options as waves.write_wave:

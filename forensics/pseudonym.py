@@ -55,7 +55,8 @@ def load_key(key_file: Path | None, environ: Mapping[str, str]) -> bytes:
         value = environ.get(KEY_ENV)
         if value is None:
             raise UsageError(
-                "pseudonym key", "missing",
+                "pseudonym key",
+                "missing",
                 f"Set ${KEY_ENV} or pass --key-file FILE",
             )
         key = value.encode("utf-8", "surrogateescape")

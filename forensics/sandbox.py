@@ -96,7 +96,8 @@ def sql_error(e: duckdb.Error) -> ForensicsError:
         line = _QUOTED.sub("'…'", line)
     if isinstance(e, duckdb.PermissionException) or "configuration has been locked" in line:
         return UsageError(
-            _WHAT, f"not allowed: {line}",
+            _WHAT,
+            f"not allowed: {line}",
             "`forensics sql` reads the case store only and cannot change settings",
         )
     if isinstance(e, (duckdb.ProgrammingError, duckdb.DataError)):
@@ -133,8 +134,8 @@ def to_json_value(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
-        return value if value == value and value not in (float("inf"), float("-inf")) else str(
-            value
+        return (
+            value if value == value and value not in (float("inf"), float("-inf")) else str(value)
         )
     if isinstance(value, dt.datetime):
         return format_time(value)

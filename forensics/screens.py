@@ -45,7 +45,7 @@ LIST_FILES_MAX = 50  # at most this many failed or rejecting files, one by one
 def _skip_reason(f: Any) -> str:
     error = f.error or "already ingested"
     prefix = "same content as "
-    if error.startswith(prefix) and _same_file(error[len(prefix):], f.path):
+    if error.startswith(prefix) and _same_file(error[len(prefix) :], f.path):
         return "already ingested"
     return error
 
@@ -60,10 +60,12 @@ def _same_file(a: str, b: str) -> bool:
 
 def _file_order(files: Sequence[Any]) -> list[Any]:
     """Failed files first, then files with rejects, then the rest, each in input order."""
+
     def rank(f: Any) -> int:
         if f.status == "failed":
             return 0
         return 1 if f.rows_rejected else 2
+
     return sorted(files, key=rank)
 
 
@@ -77,17 +79,27 @@ def _status_text(f: Any, terminal: bool) -> Text:
 
 
 _FILE_COLS = (
-    Col("file", "path", keep=True), Col("kind", "fixed", hide=3),
-    Col("status", "fixed", hide=2), Col("read", "number", hide=4),
-    Col("loaded", "number", keep=True), Col("rejected", "number", keep=True),
+    Col("file", "path", keep=True),
+    Col("kind", "fixed", hide=3),
+    Col("status", "fixed", hide=2),
+    Col("read", "number", hide=4),
+    Col("loaded", "number", keep=True),
+    Col("rejected", "number", keep=True),
     Col("duplicate", "number", hide=5),
 )
 
 
 def _file_rows(files: Sequence[Any], terminal: bool) -> list[list[Any]]:
     return [
-        [printable(f.path), f.kind or "", _status_text(f, terminal), number(f.rows_read),
-         number(f.rows_loaded), number(f.rows_rejected), number(f.rows_duplicate)]
+        [
+            printable(f.path),
+            f.kind or "",
+            _status_text(f, terminal),
+            number(f.rows_read),
+            number(f.rows_loaded),
+            number(f.rows_rejected),
+            number(f.rows_duplicate),
+        ]
         for f in files
     ]
 
@@ -97,15 +109,25 @@ def render_ingest(report: Any, events: Any | None, console: Console = ERR) -> No
     failures, rejection reasons and the time range of the stored events."""
     t = report.totals()
     terminal = console.is_terminal
-    total = ["total", "", "", number(t["rows_read"]), number(t["rows_loaded"]),
-             number(t["rows_rejected"]), number(t["rows_duplicate"])]
+    total = [
+        "total",
+        "",
+        "",
+        number(t["rows_read"]),
+        number(t["rows_loaded"]),
+        number(t["rows_rejected"]),
+        number(t["rows_duplicate"]),
+    ]
     files = list(report.files)
-    title = (f"ingest: {t['files']:,} files: {t['loaded']:,} loaded, {t['skipped']:,} skipped, "
-             f"{t['failed']:,} failed")
+    title = (
+        f"ingest: {t['files']:,} files: {t['loaded']:,} loaded, {t['skipped']:,} skipped, "
+        f"{t['failed']:,} failed"
+    )
     if len(files) <= LIST_EACH_FILE_UP_TO:
         ordered = _file_order(files)
-        fitted = fit_table(console, _FILE_COLS, _file_rows(ordered, terminal), title=title,
-                           total=total)
+        fitted = fit_table(
+            console, _FILE_COLS, _file_rows(ordered, terminal), title=title, total=total
+        )
         print_fitted(console, fitted, "--json lists every file whole", console)
     else:
         _render_ingest_groups(report, console, title, total)
@@ -118,29 +140,62 @@ def _render_ingest_groups(report: Any, console: Console, title: str, total: list
     groups: dict[tuple[str, str], dict[str, int]] = {}
     for f in report.files:
         folder = str(PurePath(f.path).parent)
-        g = groups.setdefault((folder, f.kind or "?"), {
-            "files": 0, "failed": 0, "rows_read": 0, "rows_loaded": 0, "rows_rejected": 0,
-            "rows_duplicate": 0})
+        g = groups.setdefault(
+            (folder, f.kind or "?"),
+            {
+                "files": 0,
+                "failed": 0,
+                "rows_read": 0,
+                "rows_loaded": 0,
+                "rows_rejected": 0,
+                "rows_duplicate": 0,
+            },
+        )
         g["files"] += 1
         g["failed"] += f.status == "failed"
         for k in ("rows_read", "rows_loaded", "rows_rejected", "rows_duplicate"):
             g[k] += getattr(f, k)
-    cols = (Col("folder", "path", keep=True), Col("kind", "fixed", hide=3),
-            Col("files", "number", keep=True), Col("failed", "number", keep=True),
-            Col("read", "number", hide=4), Col("loaded", "number", keep=True),
-            Col("rejected", "number", keep=True), Col("duplicate", "number", hide=5))
-    rows = [[printable(folder), kind, number(g["files"]), number(g["failed"]),
-             number(g["rows_read"]), number(g["rows_loaded"]), number(g["rows_rejected"]),
-             number(g["rows_duplicate"])] for (folder, kind), g in groups.items()]
+    cols = (
+        Col("folder", "path", keep=True),
+        Col("kind", "fixed", hide=3),
+        Col("files", "number", keep=True),
+        Col("failed", "number", keep=True),
+        Col("read", "number", hide=4),
+        Col("loaded", "number", keep=True),
+        Col("rejected", "number", keep=True),
+        Col("duplicate", "number", hide=5),
+    )
+    rows = [
+        [
+            printable(folder),
+            kind,
+            number(g["files"]),
+            number(g["failed"]),
+            number(g["rows_read"]),
+            number(g["rows_loaded"]),
+            number(g["rows_rejected"]),
+            number(g["rows_duplicate"]),
+        ]
+        for (folder, kind), g in groups.items()
+    ]
     t = report.totals()
-    fitted = fit_table(console, cols, rows, title=title + " (per folder and kind)",
-                       total=[total[0], "", number(t["files"]), number(t["failed"]), *total[3:]])
+    fitted = fit_table(
+        console,
+        cols,
+        rows,
+        title=title + " (per folder and kind)",
+        total=[total[0], "", number(t["files"]), number(t["failed"]), *total[3:]],
+    )
     print_fitted(console, fitted, "--json lists every file whole", console)
     notable = [f for f in _file_order(report.files) if f.status == "failed" or f.rows_rejected]
     if notable:
         shown = notable[:LIST_FILES_MAX]
-        fitted = fit_table(console, _FILE_COLS, _file_rows(shown, console.is_terminal),
-                           title="files that failed or had rejects")
+        fitted = fit_table(
+            console,
+            _FILE_COLS,
+            _file_rows(shown, console.is_terminal),
+            title="files that failed or had rejects",
+        )
         print_fitted(console, fitted, "--json lists every file whole", console)
         if len(notable) > len(shown):
             say(console, f"{len(shown):,} of {len(notable):,} shown; --json lists every file")
@@ -156,8 +211,12 @@ def _render_ingest_messages(files: Sequence[Any], console: Console) -> None:
     skipped = [f for f in files if f.status == "skipped"]
     same = [f for f in skipped if _skip_reason(f) == "already ingested"]
     if same:
-        say(console, f"skipped {len(same):,} file{'s' if len(same) != 1 else ''} already "
-            "ingested (same SHA-256)", "dim")
+        say(
+            console,
+            f"skipped {len(same):,} file{'s' if len(same) != 1 else ''} already "
+            "ingested (same SHA-256)",
+            "dim",
+        )
     for f in [f for f in skipped if f not in same][:LIST_FILES_MAX]:
         say(console, f"skipped {printable(f.path)}: {printable(_skip_reason(f))}", "dim")
     rejecting = [f for f in files if f.reasons]
@@ -176,7 +235,10 @@ def _render_ingest_messages(files: Sequence[Any], console: Console) -> None:
 
 
 def render_sources(
-    rows: list[dict[str, Any]], console: Console = OUT, *, wide: bool = False,
+    rows: list[dict[str, Any]],
+    console: Console = OUT,
+    *,
+    wide: bool = False,
     err: Console = ERR,
 ) -> None:
     """The sources table: compact (file name, short hash) unless `wide`."""
@@ -185,61 +247,111 @@ def render_sources(
     noted = any(r.get("notes") for r in rows)
     notes_col = [Col("notes", "text", hide=1)] if noted else []
     if wide:
-        cols = [Col("source_id", "number", keep=True), Col("path", "path", keep=True),
-                Col("kind", "fixed", hide=2), Col("format", "fixed", hide=3),
-                Col("size_bytes", "number", hide=4), Col("sha256", "fixed", keep=True),
-                *([Col("map_sha256", "fixed", hide=1)] if mapped else []),
-                Col("rows_read", "number", hide=4), Col("rows_loaded", "number", keep=True),
-                Col("rows_rejected", "number", hide=1), Col("rows_duplicate", "number", hide=4),
-                Col("ingested_at", "fixed", hide=3), *notes_col]
-        data = [[number(r["source_id"]), printable(str(r["path"])), r["kind"], r["format"],
-                 number(r["size_bytes"]), r["sha256"],
-                 *([r.get("map_sha256") or ""] if mapped else []),
-                 number(r["rows_read"]), number(r["rows_loaded"]), number(r["rows_rejected"]),
-                 number(r["rows_duplicate"]), r["ingested_at"],
-                 *([printable(r.get("notes") or "")] if noted else [])] for r in rows]
+        cols = [
+            Col("source_id", "number", keep=True),
+            Col("path", "path", keep=True),
+            Col("kind", "fixed", hide=2),
+            Col("format", "fixed", hide=3),
+            Col("size_bytes", "number", hide=4),
+            Col("sha256", "fixed", keep=True),
+            *([Col("map_sha256", "fixed", hide=1)] if mapped else []),
+            Col("rows_read", "number", hide=4),
+            Col("rows_loaded", "number", keep=True),
+            Col("rows_rejected", "number", hide=1),
+            Col("rows_duplicate", "number", hide=4),
+            Col("ingested_at", "fixed", hide=3),
+            *notes_col,
+        ]
+        data = [
+            [
+                number(r["source_id"]),
+                printable(str(r["path"])),
+                r["kind"],
+                r["format"],
+                number(r["size_bytes"]),
+                r["sha256"],
+                *([r.get("map_sha256") or ""] if mapped else []),
+                number(r["rows_read"]),
+                number(r["rows_loaded"]),
+                number(r["rows_rejected"]),
+                number(r["rows_duplicate"]),
+                r["ingested_at"],
+                *([printable(r.get("notes") or "")] if noted else []),
+            ]
+            for r in rows
+        ]
     else:
-        cols = [Col("id", "number", keep=True), Col("file", "path", keep=True),
-                Col("kind", "fixed", hide=3), Col("sha256", "fixed", hide=2),
-                *([Col("map_sha256", "fixed", hide=2)] if mapped else []),
-                Col("read", "number", hide=4), Col("loaded", "number", keep=True),
-                Col("rejected", "number", hide=1), Col("duplicate", "number", hide=5), *notes_col]
-        data = [[number(r["source_id"]), printable(PurePath(str(r["path"])).name), r["kind"],
-                 r["sha256"][:12], *([(r.get("map_sha256") or "")[:12]] if mapped else []),
-                 number(r["rows_read"]), number(r["rows_loaded"]), number(r["rows_rejected"]),
-                 number(r["rows_duplicate"]),
-                 *([printable(r.get("notes") or "")] if noted else [])] for r in rows]
+        cols = [
+            Col("id", "number", keep=True),
+            Col("file", "path", keep=True),
+            Col("kind", "fixed", hide=3),
+            Col("sha256", "fixed", hide=2),
+            *([Col("map_sha256", "fixed", hide=2)] if mapped else []),
+            Col("read", "number", hide=4),
+            Col("loaded", "number", keep=True),
+            Col("rejected", "number", hide=1),
+            Col("duplicate", "number", hide=5),
+            *notes_col,
+        ]
+        data = [
+            [
+                number(r["source_id"]),
+                printable(PurePath(str(r["path"])).name),
+                r["kind"],
+                r["sha256"][:12],
+                *([(r.get("map_sha256") or "")[:12]] if mapped else []),
+                number(r["rows_read"]),
+                number(r["rows_loaded"]),
+                number(r["rows_rejected"]),
+                number(r["rows_duplicate"]),
+                *([printable(r.get("notes") or "")] if noted else []),
+            ]
+            for r in rows
+        ]
     fitted = fit_table(console, cols, data)
     print_fitted(console, fitted, "--wide or --json shows every column whole", err)
     if not rows:
         say(err, "0 files ingested")
 
 
-def render_rejects(
-    page: Any, *, raw: bool, console: Console = OUT, err: Console = ERR
-) -> None:
-    cols = [Col("file", "path", keep=True), Col("record", "number", keep=True),
-            Col("reason", keep=True), *([Col("raw")] if raw else [])]
-    data = [[printable(str(r["source_file"])), number(r["source_record"]),
-             printable(str(r["reason"])), *([printable(str(r["raw"] or ""))] if raw else [])]
-            for r in page.rows]
+def render_rejects(page: Any, *, raw: bool, console: Console = OUT, err: Console = ERR) -> None:
+    cols = [
+        Col("file", "path", keep=True),
+        Col("record", "number", keep=True),
+        Col("reason", keep=True),
+        *([Col("raw")] if raw else []),
+    ]
+    data = [
+        [
+            printable(str(r["source_file"])),
+            number(r["source_record"]),
+            printable(str(r["reason"])),
+            *([printable(str(r["raw"] or ""))] if raw else []),
+        ]
+        for r in page.rows
+    ]
     fitted = fit_table(console, cols, data)
     print_fitted(console, fitted, "--json shows every field whole", err)
-    say(err, f"{len(page.rows):,} of {page.total:,} rejected records shown"
-        + (" (--limit N shows more)" if page.total > len(page.rows) else ""))
+    say(
+        err,
+        f"{len(page.rows):,} of {page.total:,} rejected records shown"
+        + (" (--limit N shows more)" if page.total > len(page.rows) else ""),
+    )
 
 
-def render_verify(
-    rows: list[dict[str, Any]], console: Console = OUT, err: Console = ERR
-) -> None:
+def render_verify(rows: list[dict[str, Any]], console: Console = OUT, err: Console = ERR) -> None:
     """Changed and missing files first, in red on a terminal."""
     bad = [r for r in rows if r["status"] != "ok"]
     ok = [r for r in rows if r["status"] == "ok"]
     terminal = console.is_terminal
-    data = [[Text(r["status"], style="bold red" if terminal else ""), printable(str(r["path"]))]
-            for r in bad]
-    data += [[Text(r["status"], style="green" if terminal else ""), printable(str(r["path"]))]
-             for r in ok]
+    data = [
+        [Text(r["status"], style="bold red" if terminal else ""), printable(str(r["path"]))]
+        for r in bad
+    ]
+    data += [
+        [Text(r["status"], style="green" if terminal else ""), printable(str(r["path"]))]
+        for r in ok
+    ]
     fitted = fit_table(console, [Col("status", keep=True), Col("path", "path", keep=True)], data)
     print_fitted(console, fitted, "--json shows every path whole", err)
 
@@ -316,9 +428,11 @@ def _render_timeline(report: Any, console: Console) -> None:
         bar = "█" * (eighths // 8) + ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")[eighths % 8]
         if b.cross_account_deliveries and not bar:
             bar = "▏"
-        line = (Text(b.start.strftime(label_fmt) + " │")
-                + Text(bar.ljust(bar_width), style="red" if console.is_terminal else "")
-                + Text(f" {b.cross_account_deliveries:>{count_width},}"))
+        line = (
+            Text(b.start.strftime(label_fmt) + " │")
+            + Text(bar.ljust(bar_width), style="red" if console.is_terminal else "")
+            + Text(f" {b.cross_account_deliveries:>{count_width},}")
+        )
         if console.is_terminal:
             console.print(line, no_wrap=True, overflow="crop")
         else:
@@ -328,19 +442,32 @@ def _render_timeline(report: Any, console: Console) -> None:
 def _render_breakdown(breakdown: Any, console: Console, err: Console, top: int) -> None:
     """The breakdown, largest first; at most `top` values (0: all), saying how many."""
     name = printable(breakdown.field)
-    cols = [Col(name, keep=True), Col("cross-account deliveries", "number", keep=True),
-            Col("recipients", "number", keep=True), Col("exposed devices", "number")]
-    rows = [[Text("(missing)", style="dim") if r.value is None else printable(r.value),
-             number(r.cross_account_deliveries), number(r.recipients),
-             number(r.exposed_devices)] for r in breakdown.rows]
+    cols = [
+        Col(name, keep=True),
+        Col("cross-account deliveries", "number", keep=True),
+        Col("recipients", "number", keep=True),
+        Col("exposed devices", "number"),
+    ]
+    rows = [
+        [
+            Text("(missing)", style="dim") if r.value is None else printable(r.value),
+            number(r.cross_account_deliveries),
+            number(r.recipients),
+            number(r.exposed_devices),
+        ]
+        for r in breakdown.rows
+    ]
     shown = rows[:top] if top else rows
     fitted = fit_table(console, cols, shown, title=f"by {name}")
     print_fitted(console, fitted, "--json shows every value whole", err)
     if not breakdown.rows:
         say(console, "0 cross-account deliveries to break down")
     elif len(shown) < len(rows):
-        say(err, f"{len(shown):,} of {len(rows):,} values of {name} shown, the largest "
-            "first (--top N, --top 0 for all, or --json)")
+        say(
+            err,
+            f"{len(shown):,} of {len(rows):,} values of {name} shown, the largest "
+            "first (--top N, --top 0 for all, or --json)",
+        )
 
 
 def coverage_warnings(coverage: Any, outside: int, window: Any) -> list[str]:
@@ -349,16 +476,25 @@ def coverage_warnings(coverage: Any, outside: int, window: Any) -> list[str]:
     data = coverage.data
     where = coverage.where()
     if where == "empty":
-        lines.append("the case store holds no events: every figure is 0. Run `forensics "
-                     "ingest` first, or check --db")
+        lines.append(
+            "the case store holds no events: every figure is 0. Run `forensics "
+            "ingest` first, or check --db"
+        )
     elif coverage.holds_no_events:
-        side = {"before": "before the first event", "after": "after the last event",
-                "between": "in a gap between events"}.get(where, "")
-        lines.append(f"the window {window} holds no events at all (it lies {side}); the "
-                     f"{data.events:,} stored events cover {data}. Check the window's date")
+        side = {
+            "before": "before the first event",
+            "after": "after the last event",
+            "between": "in a gap between events",
+        }.get(where, "")
+        lines.append(
+            f"the window {window} holds no events at all (it lies {side}); the "
+            f"{data.events:,} stored events cover {data}. Check the window's date"
+        )
     if outside and not coverage.holds_no_events:
-        lines.append(f"{outside:,} cross-account deliveries fall outside the window {window}: "
-                     "the window may be too narrow")
+        lines.append(
+            f"{outside:,} cross-account deliveries fall outside the window {window}: "
+            "the window may be too narrow"
+        )
     return lines
 
 
@@ -372,22 +508,40 @@ def render_sql_table(result: Any, console: Console, max_rows: int) -> tuple[int,
     """
     from forensics.sandbox import to_text
 
-    numeric = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-               "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
-    cols = [Col(printable(name), "number" if type_.upper().startswith(numeric) else "text",
-                keep=(i == 0))
-            for i, (name, type_) in enumerate(zip(result.columns, result.types, strict=True))]
+    numeric = (
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "UHUGEINT",
+        "FLOAT",
+        "DOUBLE",
+        "DECIMAL",
+    )
+    cols = [
+        Col(
+            printable(name),
+            "number" if type_.upper().startswith(numeric) else "text",
+            keep=(i == 0),
+        )
+        for i, (name, type_) in enumerate(zip(result.columns, result.types, strict=True))
+    ]
     rows: list[list[Any]] = []
     total = 0
     for row in result.rows:
         total += 1
         if len(rows) < max_rows:
-            rows.append([Text("NULL", style="dim") if v is None else printable(to_text(v))
-                         for v in row])
+            rows.append(
+                [Text("NULL", style="dim") if v is None else printable(to_text(v)) for v in row]
+            )
     fitted = fit_table(console, cols, rows)
     emit(console, fitted.table)
     return len(rows), total, fitted
-
 
 
 def write_sql_csv(result: Any) -> None:
@@ -421,26 +575,53 @@ def render_status(status: Any, console: Console = OUT, err: Console = ERR) -> No
     """One screen: what is in this case."""
     t = status.totals()
     say(console, f"case store {printable(str(status.path))}", "bold")
-    say(console, f"size {status.size_bytes:,} bytes; {t.files:,} file"
+    say(
+        console,
+        f"size {status.size_bytes:,} bytes; {t.files:,} file"
         f"{'' if t.files == 1 else 's'} ingested"
-        + (f", last at {when(t.last_ingested_at)}" if t.last_ingested_at else ""))
-    cols = [Col("kind", keep=True), Col("files", "number", keep=True),
-            Col("read", "number"), Col("loaded", "number", keep=True),
-            Col("rejected", "number", keep=True), Col("duplicate", "number"),
-            Col("bytes", "number")]
-    rows = [[k.kind, number(k.files), number(k.rows_read), number(k.rows_loaded),
-             number(k.rows_rejected), number(k.rows_duplicate), number(k.size_bytes)]
-            for k in status.kinds]
-    total = ["total", number(t.files), number(t.rows_read), number(t.rows_loaded),
-             number(t.rows_rejected), number(t.rows_duplicate), number(t.size_bytes)]
+        + (f", last at {when(t.last_ingested_at)}" if t.last_ingested_at else ""),
+    )
+    cols = [
+        Col("kind", keep=True),
+        Col("files", "number", keep=True),
+        Col("read", "number"),
+        Col("loaded", "number", keep=True),
+        Col("rejected", "number", keep=True),
+        Col("duplicate", "number"),
+        Col("bytes", "number"),
+    ]
+    rows = [
+        [
+            k.kind,
+            number(k.files),
+            number(k.rows_read),
+            number(k.rows_loaded),
+            number(k.rows_rejected),
+            number(k.rows_duplicate),
+            number(k.size_bytes),
+        ]
+        for k in status.kinds
+    ]
+    total = [
+        "total",
+        number(t.files),
+        number(t.rows_read),
+        number(t.rows_loaded),
+        number(t.rows_rejected),
+        number(t.rows_duplicate),
+        number(t.size_bytes),
+    ]
     print_fitted(console, fit_table(console, cols, rows, total=total), "--json shows all", err)
     say(console, f"events: {status.events.events:,}, {status.events}")
     g = status.grants
     if g.grants:
         start = when(g.first_valid_from) or "always"
         end = when(g.last_valid_to) or "open"
-        say(console, f"grants: {g.grants:,}, valid from {start} to {end} "
-            f"({g.open_start:,} without a start, {g.open_end:,} still valid)")
+        say(
+            console,
+            f"grants: {g.grants:,}, valid from {start} to {end} "
+            f"({g.open_start:,} without a start, {g.open_end:,} still valid)",
+        )
     else:
         say(console, "grants: 0")
     versions = ", ".join(f"{v.version} ({v.files:,} files)" for v in status.tool_versions)
@@ -471,8 +652,11 @@ def render_notify(run: Any, window: Any, sanitize: bool, console: Console = ERR)
 def render_report(result: Any, window: Any, console: Console = ERR) -> None:
     """Counts and paths only: the report's headline figures and the files written."""
     fig = result.data.figures
-    say(console, f"report: window {window}: {fig['cross_account_deliveries']:,} cross-account "
-        f"deliveries, {fig['recipients']:,} recipients")
+    say(
+        console,
+        f"report: window {window}: {fig['cross_account_deliveries']:,} cross-account "
+        f"deliveries, {fig['recipients']:,} recipients",
+    )
     for f in result.files:
         say(console, f"  {f.name:<12} {printable(str(f.path))}")
 
@@ -482,8 +666,10 @@ def wave_line(wave: Any) -> str:
     if wave.previous is None:
         return "wave 1 (no previous wave)"
     prev = wave.previous
-    head = (f"wave {wave.number}, after wave {prev.number} in {printable(str(prev.folder))} "
-            f"(manifest SHA-256 {prev.manifest_sha256[:16]}…)")
+    head = (
+        f"wave {wave.number}, after wave {prev.number} in {printable(str(prev.folder))} "
+        f"(manifest SHA-256 {prev.manifest_sha256[:16]}…)"
+    )
     if wave.nothing_new:
         return f"{head}: nothing new since then; the lists hold headers only"
     c = wave.changes
@@ -502,14 +688,23 @@ def render_verify_notices(
     terminal = console.is_terminal
     ordered = [r for r in rows if r["status"] != "ok"] + [r for r in rows if r["status"] == "ok"]
     data = [
-        [printable(r["folder"]), "" if r.get("wave") is None else str(r["wave"]),
-         Text(r["status"], style=("bold red" if r["status"] != "ok" else "green")
-              if terminal else ""),
-         (r.get("manifest_sha256") or "")[:16]]
+        [
+            printable(r["folder"]),
+            "" if r.get("wave") is None else str(r["wave"]),
+            Text(
+                r["status"],
+                style=("bold red" if r["status"] != "ok" else "green") if terminal else "",
+            ),
+            (r.get("manifest_sha256") or "")[:16],
+        ]
         for r in ordered
     ]
-    cols = [Col("folder", "path", keep=True), Col("wave", keep=True),
-            Col("status", keep=True), Col("manifest", keep=True)]
+    cols = [
+        Col("folder", "path", keep=True),
+        Col("wave", keep=True),
+        Col("status", keep=True),
+        Col("manifest", keep=True),
+    ]
     # The manifest's SHA-256 to 16 digits, as the notify summary shows it (--json: all).
     print_fitted(console, fit_table(console, cols, data), "--json shows every path whole", err)
 
@@ -518,5 +713,8 @@ def render_chains_checked(problems: list[str], chains: int, err: Console = ERR) 
     """Each broken chain's problem, then how many chains were verified."""
     for problem in problems:
         error(printable(problem), err)
-    say(err, f"{chains - len(problems):,} of {chains:,} chains verified back to wave 1; "
-        f"{len(problems):,} broken")
+    say(
+        err,
+        f"{chains - len(problems):,} of {chains:,} chains verified back to wave 1; "
+        f"{len(problems):,} broken",
+    )

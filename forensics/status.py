@@ -78,8 +78,10 @@ class GrantRange:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "grants": self.grants, "first_valid_from": _instant(self.first_valid_from),
-            "last_valid_to": _instant(self.last_valid_to), "open_start": self.open_start,
+            "grants": self.grants,
+            "first_valid_from": _instant(self.first_valid_from),
+            "last_valid_to": _instant(self.last_valid_to),
+            "open_start": self.open_start,
             "open_end": self.open_end,
         }
 
@@ -121,9 +123,12 @@ class StoreStatus:
             "events": self.events.to_json(),
             "grants": self.grants.to_json(),
             "tool_versions": [
-                {"version": v.version, "files": v.files,
-                 "first_ingested_at": _instant(v.first_ingested_at),
-                 "last_ingested_at": _instant(v.last_ingested_at)}
+                {
+                    "version": v.version,
+                    "files": v.files,
+                    "first_ingested_at": _instant(v.first_ingested_at),
+                    "last_ingested_at": _instant(v.last_ingested_at),
+                }
                 for v in self.tool_versions
             ],
         }
@@ -176,9 +181,7 @@ def event_range(con: duckdb.DuckDBPyConnection | Engine) -> EventRange:
     return EventRange(int(row["events"]), row["first_ts"], row["last_ts"])
 
 
-def window_coverage(
-    con: duckdb.DuckDBPyConnection | Engine, window: Window
-) -> WindowCoverage:
+def window_coverage(con: duckdb.DuckDBPyConnection | Engine, window: Window) -> WindowCoverage:
     """The events inside `window` (any action) and the range of every stored event (on a
     store, or a case lake through its engine)."""
     params = {"window_start": window.start, "window_end": window.end}
@@ -192,17 +195,30 @@ def describe_store(options: StoreOptions) -> StoreStatus:
     try:
         by_kind = {r["kind"]: r for r in run_query(con, "sources_by_kind").to_pylist()}
         kinds = tuple(
-            KindTotals(kind, **{k: int(by_kind[kind][k] or 0) for k in _COUNTS},
-                       last_ingested_at=by_kind[kind]["last_ingested_at"])
-            if kind in by_kind else KindTotals(kind)
+            KindTotals(
+                kind,
+                **{k: int(by_kind[kind][k] or 0) for k in _COUNTS},
+                last_ingested_at=by_kind[kind]["last_ingested_at"],
+            )
+            if kind in by_kind
+            else KindTotals(kind)
             for kind in (*KINDS, *sorted(set(by_kind) - set(KINDS)))
         )
         g = run_query(con, "grant_time_range").to_pylist()[0]
-        grants = GrantRange(int(g["grants"]), g["first_valid_from"], g["last_valid_to"],
-                            int(g["open_start"] or 0), int(g["open_end"] or 0))
+        grants = GrantRange(
+            int(g["grants"]),
+            g["first_valid_from"],
+            g["last_valid_to"],
+            int(g["open_start"] or 0),
+            int(g["open_end"] or 0),
+        )
         versions = tuple(
-            ToolVersion(str(v["tool_version"]), int(v["files"]), v["first_ingested_at"],
-                        v["last_ingested_at"])
+            ToolVersion(
+                str(v["tool_version"]),
+                int(v["files"]),
+                v["first_ingested_at"],
+                v["last_ingested_at"],
+            )
             for v in run_query(con, "tool_versions").to_pylist()
         )
         events = event_range(con)

@@ -32,7 +32,8 @@ qualify row_number() over (
 # Event and grant ids are stored uncompressed: near-unique ids barely compress (about 2:1),
 # and choosing and applying string compression was most of the cost of writing them (3x
 # slower to write, slower to scan). The store is larger; ingest and analysis are faster.
-SCHEMA = """
+SCHEMA = (
+    """
 create table if not exists meta (key varchar primary key, value varchar);
 create sequence if not exists source_ids start 1;
 create table if not exists sources (
@@ -91,7 +92,10 @@ create table if not exists accounts (
 );
 -- SPEC §2.3: when a user appears more than once, the record ingested last wins.
 create or replace view accounts_latest as
-""" + ACCOUNTS_LATEST + ";\n"
+"""
+    + ACCOUNTS_LATEST
+    + ";\n"
+)
 
 # De-duplication key (SPEC §2.4) as one 64-bit hash per event: of request_id, or of the six
 # fields when there is none. Looking up a file's keys in a large store then scans 8 bytes a
@@ -136,7 +140,8 @@ def open_store(options: StoreOptions, *, read_only: bool) -> duckdb.DuckDBPyConn
     path = options.path
     if path.is_dir():
         raise StoreError(
-            f"case store {path}", "is a folder, not a store file",
+            f"case store {path}",
+            "is a folder, not a store file",
             f"Pass the store file, e.g. --db {path / DEFAULT_DB}",
         )
     if read_only and not path.is_file():
@@ -219,8 +224,7 @@ def ensure_dedup_keys(con: duckdb.DuckDBPyConnection) -> None:
     """Give every stored event its DKEY: stores from before it, rows written by other
     means, and a store whose keys another DuckDB build hashed differently."""
     has = con.execute(
-        "select count(*) from duckdb_columns() where table_name = 'events' "
-        "and column_name = 'dkey'"
+        "select count(*) from duckdb_columns() where table_name = 'events' and column_name = 'dkey'"
     ).fetchone()
     if not has or not has[0]:
         con.execute("alter table events add column dkey ubigint")
@@ -232,9 +236,7 @@ def ensure_dedup_keys(con: duckdb.DuckDBPyConnection) -> None:
     else:
         # Row groups without NULLs are skipped by their statistics: cheap on a full store.
         con.execute(f"update events set dkey = {DKEY} where dkey is null")  # noqa: S608
-    con.execute(
-        "insert or replace into meta values ('dkey_hash', $v)", {"v": probe}
-    )
+    con.execute("insert or replace into meta values ('dkey_hash', $v)", {"v": probe})
 
 
 def _check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -249,7 +251,8 @@ def _io_error(path: Path, e: duckdb.Error) -> StoreError:
         pid = _PID.search(msg)
         holder = f" (held by PID {pid.group(1)})" if pid else ""
         return StoreInUseError(
-            f"case store {path}", f"store is in use by another process{holder}",
+            f"case store {path}",
+            f"store is in use by another process{holder}",
             "Wait for it to finish, then try again",
         )
     return StoreError(f"case store {path}", engine_message(e))

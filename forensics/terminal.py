@@ -52,8 +52,14 @@ def emit(console: Console, renderable: RenderableType | str) -> None:
         return
     buffer = io.StringIO()
     plain = Console(
-        file=buffer, width=_UNBOUNDED, color_system=None, markup=False, emoji=False,
-        highlight=False, force_terminal=False, soft_wrap=False,
+        file=buffer,
+        width=_UNBOUNDED,
+        color_system=None,
+        markup=False,
+        emoji=False,
+        highlight=False,
+        force_terminal=False,
+        soft_wrap=False,
     )
     plain.print(renderable)
     text = "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
@@ -179,8 +185,10 @@ def _minimum(col: Col, index: int, natural: int, rows: Sequence[Sequence[Any]]) 
     if col.kind in ("number", "fixed"):
         return natural
     if col.kind == "path":
-        names = [cell_len(PurePath(p).name) + 2 if PurePath(p).name != p else cell_len(p)
-                 for p in (_plain(r[index]) for r in rows)]
+        names = [
+            cell_len(PurePath(p).name) + 2 if PurePath(p).name != p else cell_len(p)
+            for p in (_plain(r[index]) for r in rows)
+        ]
         floor = max([PATH_MIN, *names])
     else:
         floor = TEXT_MIN
@@ -204,8 +212,9 @@ def layout(
         widths = list(natural)
         excess = sum(widths[i] for i in visible) + _GAP * (len(visible) - 1) - width
         for kind in ("path", "text"):
-            order = sorted((i for i in visible if cols[i].kind == kind),
-                           key=lambda i: natural[i], reverse=True)
+            order = sorted(
+                (i for i in visible if cols[i].kind == kind), key=lambda i: natural[i], reverse=True
+            )
             for i in order:
                 if excess <= 0:
                     break
@@ -218,8 +227,7 @@ def layout(
         if not optional:
             # Nothing more can go: file names lose their middle too, numbers stay whole.
             for i in (i for i in visible if cols[i].kind in ("path", "text")):
-                cut = min(excess, widths[i] - min(widths[i], max(cell_len(cols[i].name),
-                                                                 PATH_MIN)))
+                cut = min(excess, widths[i] - min(widths[i], max(cell_len(cols[i].name), PATH_MIN)))
                 widths[i] -= cut
                 excess -= cut
             return widths, visible
@@ -227,8 +235,12 @@ def layout(
 
 
 def fit_table(
-    console: Console, cols: Sequence[Col], rows: Sequence[Sequence[Any]], *,
-    title: str | None = None, row_styles: Sequence[str] | None = None,
+    console: Console,
+    cols: Sequence[Col],
+    rows: Sequence[Sequence[Any]],
+    *,
+    title: str | None = None,
+    row_styles: Sequence[str] | None = None,
     total: Sequence[Any] | None = None,
 ) -> Fitted:
     """A Rich table of `rows` (cells: str or Text) fitted to the console (see `layout`)."""
@@ -236,14 +248,24 @@ def fit_table(
     all_rows = [*rows, *([total] if total is not None else [])]
     widths, visible = layout(cols, all_rows, width)
     table = Table(
-        box=None, pad_edge=False, padding=(0, 1), show_edge=False, expand=False,
+        box=None,
+        pad_edge=False,
+        padding=(0, 1),
+        show_edge=False,
+        expand=False,
         header_style="bold" if console.is_terminal else "",
     )
     shortened: set[str] = set()
     for i in visible:
         c = cols[i]
-        table.add_column(c.name, justify="right" if c.kind == "number" else "left",
-                         no_wrap=True, overflow="crop", width=widths[i], style=c.style)
+        table.add_column(
+            c.name,
+            justify="right" if c.kind == "number" else "left",
+            no_wrap=True,
+            overflow="crop",
+            width=widths[i],
+            style=c.style,
+        )
 
     def cells(row: Sequence[Any]) -> list[Any]:
         out: list[Any] = []
@@ -253,8 +275,9 @@ def fit_table(
             if cell_len(plain) > widths[i]:
                 shortened.add(c.name)
                 cut = shorten_middle if c.kind == "path" else shorten_end
-                cell = Text(cut(plain, widths[i]), style=cell.style if isinstance(cell, Text)
-                            else "")
+                cell = Text(
+                    cut(plain, widths[i]), style=cell.style if isinstance(cell, Text) else ""
+                )
             out.append(cell)
         return out
 
@@ -317,9 +340,14 @@ class IngestProgress:
             )
 
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                TransferSpeedColumn(), TextColumn("left"), TimeRemainingColumn(),
-                console=self.console, transient=True,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TextColumn("left"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
             )
             self._progress.__enter__()
             self._task = self._progress.add_task("reading", total=None)
@@ -338,8 +366,12 @@ class IngestProgress:
         elif event == "total_bytes":
             p.update(self._task, total=amount)
         elif event in ("file", "files"):
-            p.update(self._task, description=f"file {self.files_done + 1:,}/{self.files_total:,}"
-                     if self.files_done < self.files_total else "finishing")
+            p.update(
+                self._task,
+                description=f"file {self.files_done + 1:,}/{self.files_total:,}"
+                if self.files_done < self.files_total
+                else "finishing",
+            )
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
@@ -356,8 +388,14 @@ def count_progress(
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    with Progress(label, BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+    with Progress(
+        label,
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task(label, total=None)
 
         def update(done: int, total: int) -> None:

@@ -273,7 +273,10 @@ def neutralize_column(column: pa.Array) -> pa.Array:
 
 
 def delivery_keys(
-    request_id: pa.Array, delivered_at: pa.Array, recipient: pa.Array, device: pa.Array,
+    request_id: pa.Array,
+    delivered_at: pa.Array,
+    recipient: pa.Array,
+    device: pa.Array,
     event: pa.Array,
 ) -> pa.Array:
     """Each delivery's identity across waves, as written in a list (large_string columns; a
@@ -286,7 +289,11 @@ def delivery_keys(
 
     request_id = pc.fill_null(request_id, _large(""))
     by_record = pc.binary_join_element_wise(
-        _large("t"), delivered_at, escaped(recipient), escaped(device), escaped(event),
+        _large("t"),
+        delivered_at,
+        escaped(recipient),
+        escaped(device),
+        escaped(event),
         _large(_SEP),
     )
     by_request = pc.binary_join_element_wise(_large("r"), request_id, _large(_SEP))
@@ -319,8 +326,12 @@ class _View:
     def settle(self) -> None:
         """Fold every wave's people into one table per list: user_id, highest rank."""
         for name, tables in self.people.items():
-            table = pa.concat_tables(tables) if tables else pa.table(
-                {"user_id": pa.array([], pa.large_string()), "rank": pa.array([], pa.int64())}
+            table = (
+                pa.concat_tables(tables)
+                if tables
+                else pa.table(
+                    {"user_id": pa.array([], pa.large_string()), "rank": pa.array([], pa.int64())}
+                )
             )
             self.severity[name] = table.group_by("user_id").aggregate([("rank", "max")])
 
@@ -351,7 +362,8 @@ def _read_list(path: Path, spec: ListSpec, columns: Sequence[str]) -> pa.Table:
             convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.large_string() for c in columns},
                 include_columns=list(columns),
-                strings_can_be_null=False, quoted_strings_can_be_null=False,
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
             ),
         )
     except (pa.ArrowInvalid, OSError) as e:
@@ -431,7 +443,8 @@ class _Delta:
             before = pc.max_element_wise(before, rank)
         is_new = pc.equal(before, 0)
         change = pc.if_else(
-            is_new, _large(NEW),
+            is_new,
+            _large(NEW),
             pc.if_else(pc.greater(now, before), _large(ESCALATED), _NO_CHANGE),
         )
         keep = pc.is_valid(change)
@@ -470,9 +483,12 @@ class _Delta:
         listed = [False] * table.num_rows
         for v in self.views:
             keys = delivery_keys(
-                v.text(request_id), when,
-                *(v.ids(table.column(c).combine_chunks())
-                  for c in ("recipient_id", "device_id", "event_id")),
+                v.text(request_id),
+                when,
+                *(
+                    v.ids(table.column(c).combine_chunks())
+                    for c in ("recipient_id", "device_id", "event_id")
+                ),
             )
             known = v.deliveries
             listed = [was or k in known for was, k in zip(listed, keys.to_pylist(), strict=True)]
@@ -572,8 +588,14 @@ def write_wave(
         return {"wave": wave, "pseudonymization": _pseudonym_manifest(delta.pseudonymizer)}
 
     result = write_notifications(
-        con, window, out_dir, force=force, sanitize=sanitize, excel=excel,
-        list_rows=delta, manifest_extra=manifest_extra,
+        con,
+        window,
+        out_dir,
+        force=force,
+        sanitize=sanitize,
+        excel=excel,
+        list_rows=delta,
+        manifest_extra=manifest_extra,
     )
     warnings = []
     if not pseudonymize and (key_file is not None or env.get(KEY_ENV)):
@@ -587,8 +609,12 @@ def write_wave(
             f"people and deliveries were compared across both"
         )
     return WaveResult(
-        notify=result, number=number, previous=last, pseudonymized=pz is not None and pseudonymize,
-        changes=delta.changes, warnings=tuple(warnings),
+        notify=result,
+        number=number,
+        previous=last,
+        pseudonymized=pz is not None and pseudonymize,
+        changes=delta.changes,
+        warnings=tuple(warnings),
     )
 
 
@@ -596,4 +622,3 @@ def _window_text(w: Any) -> str:
     if isinstance(w, dict):
         return f"{w.get('start')}/{w.get('end')}"
     return "unknown"
-

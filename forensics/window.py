@@ -104,8 +104,7 @@ def read_window_file(name: str) -> Window:
         raise UsageError(
             what,
             "has no window key",
-            'Expected window = "START/END" (TOML) or {"window": {"start": ..., "end": ...}}'
-            " (JSON)",
+            'Expected window = "START/END" (TOML) or {"window": {"start": ..., "end": ...}} (JSON)',
         )
     span = _span_text(doc["window"], what)
     try:
@@ -203,7 +202,8 @@ def _parse_span(text: str) -> Window:
     text = text.strip()
     if text.count("/") != 1:
         raise UsageError(
-            _WHAT, "expected START/END, e.g. 2024-02-16T09:00:00Z/PT4H30M",
+            _WHAT,
+            "expected START/END, e.g. 2024-02-16T09:00:00Z/PT4H30M",
             "END is an instant or an ISO 8601 duration",
         )
     start_text, end_text = (part.strip() for part in text.split("/"))
@@ -227,14 +227,17 @@ def parse_instant(text: str, label: str = "instant") -> datetime:
     """An ISO 8601 instant as a UTC datetime (microseconds; finer fractions truncated)."""
     m = _INSTANT.fullmatch(text)
     if not m:
-        raise UsageError(
-            _WHAT, f"{label} is not an ISO 8601 instant (like 2024-02-16T09:00:00Z)"
-        )
+        raise UsageError(_WHAT, f"{label} is not an ISO 8601 instant (like 2024-02-16T09:00:00Z)")
     fraction = (m["f"] or "")[:6].ljust(6, "0")
     try:
         naive = datetime(
-            int(m["y"]), int(m["mo"]), int(m["d"]),
-            int(m["h"] or 0), int(m["mi"] or 0), int(m["s"] or 0), int(fraction),
+            int(m["y"]),
+            int(m["mo"]),
+            int(m["d"]),
+            int(m["h"] or 0),
+            int(m["mi"] or 0),
+            int(m["s"] or 0),
+            int(fraction),
         )
     except ValueError as e:
         raise UsageError(_WHAT, f"{label} is not a valid date and time ({e})") from None

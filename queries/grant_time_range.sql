@@ -5,6 +5,6 @@ select
     count(*) as grants,
     min(valid_from) as first_valid_from,
     max(valid_to) as last_valid_to,
-    sum(case when valid_from is null then 1 else 0 end) as open_start,
-    sum(case when valid_to is null then 1 else 0 end) as open_end
+    count(case when valid_from is null then 1 end) as open_start,
+    count(case when valid_to is null then 1 end) as open_end
 from grants

@@ -4,11 +4,11 @@
 select
     kind,
     count(*) as files,
-    sum(size_bytes) as size_bytes,
-    sum(rows_read) as rows_read,
-    sum(rows_loaded) as rows_loaded,
-    sum(rows_rejected) as rows_rejected,
-    sum(rows_duplicate) as rows_duplicate,
+    cast(sum(size_bytes) as bigint) as size_bytes,
+    cast(sum(rows_read) as bigint) as rows_read,
+    cast(sum(rows_loaded) as bigint) as rows_loaded,
+    cast(sum(rows_rejected) as bigint) as rows_rejected,
+    cast(sum(rows_duplicate) as bigint) as rows_duplicate,
     max(ingested_at) as last_ingested_at
 from sources
 group by kind

@@ -58,7 +58,8 @@ def spark_session() -> Iterator[Any]:
     from tests.helpers.engines import SPARK_TEST_CONF, SPARK_TEST_MASTER
 
     builder = (
-        SparkSession.builder.master(SPARK_TEST_MASTER).appName("forensics-tests")
+        SparkSession.builder.master(SPARK_TEST_MASTER)
+        .appName("forensics-tests")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")

@@ -30,13 +30,18 @@ def _figures(db: Path, window: str) -> dict[str, Any]:
 
 def _tables(db: Path) -> dict[str, list[tuple[Any, ...]]]:
     return {
-        "events": rows(db, "select ts, action, user_id, device_id, event_id, request_id, "
-                           "status from events order by all"),
-        "grants": rows(db, "select device_id, user_id, role, valid_from, valid_to from grants "
-                           "order by all"),
+        "events": rows(
+            db,
+            "select ts, action, user_id, device_id, event_id, request_id, "
+            "status from events order by all",
+        ),
+        "grants": rows(
+            db, "select device_id, user_id, role, valid_from, valid_to from grants order by all"
+        ),
         # Which record of a user is the latest decides the contact details: keep the order.
-        "accounts": rows(db, "select user_id, email, name, locale, country from accounts "
-                             "order by source_record"),
+        "accounts": rows(
+            db, "select user_id, email, name, locale, country from accounts order by source_record"
+        ),
     }
 
 
@@ -63,8 +68,11 @@ def test_cdn_logs_and_csv_exports_give_the_figures_of_the_canonical_incident(
         t = report.totals()
         assert (t["failed"], t["rows_rejected"], t["rows_duplicate"]) == (0, 0, 0)
     assert rc.totals()["files"] == 62
-    assert rb.totals()["rows_loaded"] == rc.totals()["rows_loaded"] == sum(
-        len(v) for v in incident.values())
+    assert (
+        rb.totals()["rows_loaded"]
+        == rc.totals()["rows_loaded"]
+        == sum(len(v) for v in incident.values())
+    )
 
     assert _tables(delivered) == _tables(canonical)
     figures = _figures(canonical, window)

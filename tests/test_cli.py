@@ -60,8 +60,10 @@ def test_help_has_whole_command_summaries_and_examples(flag: str) -> None:
     r = run_cli(flag, env={"COLUMNS": "80"})
     assert r.exit_code == 0
     text = " ".join(r.stdout.split())
-    assert "the time range of events and grants, the store's size and the tool versions " \
-        "that wrote it" in text  # a summary longer than one line is not cut
+    assert (
+        "the time range of events and grants, the store's size and the tool versions "
+        "that wrote it" in text
+    )  # a summary longer than one line is not cut
     assert "Examples:" in r.stdout
     assert "forensics exposure --window 2024-02-16T09:00:00Z/PT4H30M --by cache_node" in r.stdout
     assert "SPEC" not in r.stdout
@@ -113,7 +115,8 @@ def test_db_naming_a_folder_says_so(tmp_path: Path) -> None:
         r = run_cli("--db", str(tmp_path), *args)
         assert r.exit_code == 1, args
         assert lines(r.stderr)[-1].startswith(
-            f"forensics: error: case store {tmp_path}: is a folder, not a store file"), args
+            f"forensics: error: case store {tmp_path}: is a folder, not a store file"
+        ), args
 
 
 def test_debug_is_carried_in_the_context_and_shows_a_traceback(tmp_path: Path) -> None:
@@ -174,12 +177,17 @@ def test_a_copy_under_another_name_is_named_as_the_same_content(tmp_path: Path) 
 
 
 def test_ingest_summary_ends_with_the_events_time_range(tmp_path: Path) -> None:
-    logs = write_ndjson(tmp_path / "e.ndjson", [
-        event(ts="2024-02-16T09:00:00Z", request_id="a"),
-        event(ts="2024-02-16T10:30:00Z", request_id="b")])
+    logs = write_ndjson(
+        tmp_path / "e.ndjson",
+        [
+            event(ts="2024-02-16T09:00:00Z", request_id="a"),
+            event(ts="2024-02-16T10:30:00Z", request_id="b"),
+        ],
+    )
     r = run_cli("--db", str(tmp_path / "c.duckdb"), "ingest", str(logs))
     assert lines(r.stderr)[-1] == (
-        "events in the store: 2, 2024-02-16T09:00:00Z to 2024-02-16T10:30:00Z")
+        "events in the store: 2, 2024-02-16T09:00:00Z to 2024-02-16T10:30:00Z"
+    )
 
 
 def test_quiet_ingest_prints_no_summary_but_still_the_failures(tmp_path: Path) -> None:
@@ -224,8 +232,11 @@ def test_status_json_describes_the_store(store: Path) -> None:
     data = json.loads(r.stdout)
     assert data["path"] == str(store)
     assert data["size_bytes"] == store.stat().st_size
-    assert data["events"] == {"events": 5, "first": "2024-02-16T08:55:00Z",
-                              "last": "2024-02-16T11:01:00Z"}
+    assert data["events"] == {
+        "events": 5,
+        "first": "2024-02-16T08:55:00Z",
+        "last": "2024-02-16T11:01:00Z",
+    }
     assert data["grants"]["grants"] == 1 and data["grants"]["open_end"] == 1
     assert set(data["kinds"]) == {"events", "grants", "accounts"}
     assert r.stderr == ""
@@ -256,13 +267,16 @@ def test_exposure_on_an_empty_store_says_the_store_holds_no_events(empty_store: 
     assert strict.exit_code == 1
 
 
-@pytest.mark.parametrize(("window", "where"), [
-    ("2023-02-16T09:00:00Z/PT1H", "before the first event"),
-    ("2024-02-16T08:00:00Z/PT55M", "before the first event"),  # ends where the data starts
-    ("2025-02-16T09:00:00Z/PT1H", "after the last event"),
-    ("2024-02-16T11:01:00.000001Z/PT1H", "after the last event"),
-    ("2024-02-16T09:30:00Z/PT1H", "in a gap between events"),
-])
+@pytest.mark.parametrize(
+    ("window", "where"),
+    [
+        ("2023-02-16T09:00:00Z/PT1H", "before the first event"),
+        ("2024-02-16T08:00:00Z/PT55M", "before the first event"),  # ends where the data starts
+        ("2025-02-16T09:00:00Z/PT1H", "after the last event"),
+        ("2024-02-16T11:01:00.000001Z/PT1H", "after the last event"),
+        ("2024-02-16T09:30:00Z/PT1H", "in a gap between events"),
+    ],
+)
 @pytest.mark.parametrize("command", ["exposure", "notify"])
 def test_a_window_without_events_says_what_the_data_covers(
     store: Path, tmp_path: Path, window: str, where: str, command: str
@@ -275,8 +289,16 @@ def test_a_window_without_events_says_what_the_data_covers(
     assert where in warning[0]
     assert "the 5 stored events cover 2024-02-16T08:55:00Z to 2024-02-16T11:01:00Z" in warning[0]
     assert "too narrow" not in r.stderr  # the window is wrong, not narrow
-    strict = run_cli("--db", str(store), command, "--window", window, "--strict", *extra,
-                     *(["--force"] if command == "notify" else []))
+    strict = run_cli(
+        "--db",
+        str(store),
+        command,
+        "--window",
+        window,
+        "--strict",
+        *extra,
+        *(["--force"] if command == "notify" else []),
+    )
     assert strict.exit_code == 1
     assert "forensics: error: --strict: the window" in strict.stderr
 
@@ -296,8 +318,10 @@ def test_a_window_holding_events_has_no_coverage_warning(
 def test_notify_repeats_the_outside_window_warning(store: Path, tmp_path: Path) -> None:
     r = run_cli("--db", str(store), "notify", "--window", W, "--out", str(tmp_path / "o"))
     assert r.exit_code == 0, r.stderr
-    assert ("forensics: warning: 2 cross-account deliveries fall outside the window "
-            "2024-02-16T09:00:00Z/2024-02-16T10:00:00Z") in r.stderr
+    assert (
+        "forensics: warning: 2 cross-account deliveries fall outside the window "
+        "2024-02-16T09:00:00Z/2024-02-16T10:00:00Z"
+    ) in r.stderr
 
 
 def test_notify_on_an_empty_store_warns(empty_store: Path, tmp_path: Path) -> None:
@@ -306,14 +330,17 @@ def test_notify_on_an_empty_store_warns(empty_store: Path, tmp_path: Path) -> No
     assert "forensics: warning: the case store holds no events" in r.stderr
 
 
-@pytest.mark.parametrize(("window", "noted"), [
-    ("2024-02-16T09:00/PT1H", True),
-    ("2024-02-16/2024-02-17", True),
-    ("2024-02-16T09:00:00Z/2024-02-16T10:00", True),
-    ("2024-02-16T09:00:00Z/PT1H", False),
-    ("2024-02-16T09:00:00+01:00/PT1H", False),
-    ("2024-02-16 09:00:00+00/PT1H", False),
-])
+@pytest.mark.parametrize(
+    ("window", "noted"),
+    [
+        ("2024-02-16T09:00/PT1H", True),
+        ("2024-02-16/2024-02-17", True),
+        ("2024-02-16T09:00:00Z/2024-02-16T10:00", True),
+        ("2024-02-16T09:00:00Z/PT1H", False),
+        ("2024-02-16T09:00:00+01:00/PT1H", False),
+        ("2024-02-16 09:00:00+00/PT1H", False),
+    ],
+)
 def test_a_window_without_offset_is_echoed_as_read_in_utc(
     store: Path, window: str, noted: bool
 ) -> None:
@@ -336,12 +363,14 @@ def test_by_shows_the_top_values_and_says_how_many_of_how_many(store: Path) -> N
     body = r.stdout.split("by user_id", 1)[1]
     # one delivery each in the window: ties in value order
     assert "nosy" in body and "stranger" not in body
-    every = run_cli("--db", str(store), "exposure", "--window", W, "--by", "user_id",
-                    "--top", "0")
+    every = run_cli("--db", str(store), "exposure", "--window", W, "--by", "user_id", "--top", "0")
     assert "stranger" in every.stdout.split("by user_id", 1)[1]
     assert "values of" not in every.stderr
-    data = json.loads(run_cli("--db", str(store), "exposure", "--window", W, "--by", "user_id",
-                              "--top", "1", "--json").stdout)
+    data = json.loads(
+        run_cli(
+            "--db", str(store), "exposure", "--window", W, "--by", "user_id", "--top", "1", "--json"
+        ).stdout
+    )
     assert len(data["by"]["rows"]) == 2  # JSON keeps every value
 
 
@@ -357,17 +386,26 @@ def test_an_interrupt_inside_a_duckdb_query_counts_as_an_interrupt() -> None:
     assert not is_interrupt(ValueError("Query interrupted"))
 
 
-@pytest.mark.parametrize("window", [
-    W, "2024-02-16T08:00:00Z/PT1H", "2024-02-16T09:01:00Z/PT1M", "2024-02-16T08:55:00Z/PT3H"])
+@pytest.mark.parametrize(
+    "window",
+    [W, "2024-02-16T08:00:00Z/PT1H", "2024-02-16T09:01:00Z/PT1M", "2024-02-16T08:55:00Z/PT3H"],
+)
 def test_notify_counts_the_deliveries_outside_the_window_as_exposure_does(
     store: Path, tmp_path: Path, window: str
 ) -> None:
-    figures = json.loads(run_cli("--db", str(store), "exposure", "--window", window,
-                                 "--json").stdout)
+    figures = json.loads(
+        run_cli("--db", str(store), "exposure", "--window", window, "--json").stdout
+    )
     outside = figures["cross_account_deliveries_outside_window"]
     r = run_cli("--db", str(store), "notify", "--window", window, "--out", str(tmp_path / "o"))
     assert r.exit_code == 0, r.stderr
     said = [ln for ln in lines(r.stderr) if "fall outside the window" in ln]
-    assert said == ([f"forensics: warning: {outside:,} cross-account deliveries fall outside "
-                     f"the window {figures['window']['start']}/{figures['window']['end']}: "
-                     "the window may be too narrow"] if outside else [])
+    assert said == (
+        [
+            f"forensics: warning: {outside:,} cross-account deliveries fall outside "
+            f"the window {figures['window']['start']}/{figures['window']['end']}: "
+            "the window may be too narrow"
+        ]
+        if outside
+        else []
+    )

@@ -67,17 +67,20 @@ def test_json_suite_with_a_kind_loads_no_invalid_record(
     report = run(db, folder, kind="events", mapping=load_mapping(m))
     _each_accounted_or_failed_alone(report.files, len(json_files))
     by_name = {Path(r.path).name: r for r in report.files}
-    accepted_invalid = [n for n, r in by_name.items()
-                        if n.startswith("n_") and r.rows_loaded + r.rows_duplicate]
+    accepted_invalid = [
+        n for n, r in by_name.items() if n.startswith("n_") and r.rows_loaded + r.rows_duplicate
+    ]
     assert accepted_invalid == []
     # A valid document is never failed (one may repeat another's bytes: skipped).
     assert [n for n, r in by_name.items() if n.startswith("y_") and r.status == "failed"] == []
     # The 50,000- and 100,000-deep documents fail alone; the rest of the run is stored.
     assert by_name["n_structure_100000_opening_arrays.json"].status == "failed"
     assert by_name["n_structure_open_array_object.json"].status == "failed"
-    assert rows(db, "select count(*) from events")[0][0] == sum(
-        r.rows_loaded for r in report.files
-    ) > 0
+    assert (
+        rows(db, "select count(*) from events")[0][0]
+        == sum(r.rows_loaded for r in report.files)
+        > 0
+    )
     # Stored records are standard JSON objects: an array document's elements, a wrapped
     # document's elements, or a one-line object.
     assert by_name["y_object_simple.json"].rows_read == 0  # {"a":[]}: a wrapped empty array

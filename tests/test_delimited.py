@@ -280,19 +280,32 @@ CLOUDFRONT = (
 
 def test_w3c_fields_directive_names_tab_separated_columns_and_dash_is_empty() -> None:
     rows, rejects = read(CLOUDFRONT, W3C)
-    assert rows == [(3, {
-        "date": "2019-12-04", "time": "21:02:31", "x-edge-location": "LAX1",
-        "sc-bytes": "392", "c-ip": "192.0.2.100", "cs-method": "GET",
-        "cs(Host)": "d111111abcdef8.cloudfront.net", "cs-uri-stem": "/index.html",
-        "sc-status": "200", "cs(Referer)": None,
-    })]
+    assert rows == [
+        (
+            3,
+            {
+                "date": "2019-12-04",
+                "time": "21:02:31",
+                "x-edge-location": "LAX1",
+                "sc-bytes": "392",
+                "c-ip": "192.0.2.100",
+                "cs-method": "GET",
+                "cs(Host)": "d111111abcdef8.cloudfront.net",
+                "cs-uri-stem": "/index.html",
+                "sc-status": "200",
+                "cs(Referer)": None,
+            },
+        )
+    ]
     assert rejects == [(4, TOO_FEW, "2019-12-04\t21:02:31\tLAX1\t392\t192.0.2.100\tGET")]
 
 
 def test_w3c_space_separated_as_iis_writes_it_and_other_directives_are_skipped() -> None:
-    data = (b"#Software: Microsoft Internet Information Services 10.0\n#Version: 1.0\n"
-            b"#Date: 2024-02-16 09:00:00\n#Fields: date time cs-uri-stem cs-username\n"
-            b"2024-02-16 09:00:01 /a u1\n#Remark: anything\n2024-02-16 09:00:02 /b -\n")
+    data = (
+        b"#Software: Microsoft Internet Information Services 10.0\n#Version: 1.0\n"
+        b"#Date: 2024-02-16 09:00:00\n#Fields: date time cs-uri-stem cs-username\n"
+        b"2024-02-16 09:00:01 /a u1\n#Remark: anything\n2024-02-16 09:00:02 /b -\n"
+    )
     rows, rejects = read(data, W3C)
     assert rows == [
         (5, {"date": "2024-02-16", "time": "09:00:01", "cs-uri-stem": "/a", "cs-username": "u1"}),
@@ -311,8 +324,11 @@ def test_w3c_fields_changing_mid_file_switch_the_columns_from_there_on() -> None
     got = list(read_text_records(iter([data]), W3C))
     assert [b.names for b in got] == [("a", "b"), ("a", "b", "c")]
     rows, rejects = read(data, W3C)
-    assert rows == [(2, {"a": "1", "b": "2"}), (4, {"a": "3", "b": "4", "c": "5"}),
-                    (7, {"a": "8", "b": "9", "c": "10"})]
+    assert rows == [
+        (2, {"a": "1", "b": "2"}),
+        (4, {"a": "3", "b": "4", "c": "5"}),
+        (7, {"a": "8", "b": "9", "c": "10"}),
+    ]
     assert rejects == [(5, TOO_FEW, "6 7")]
 
 

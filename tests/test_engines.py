@@ -10,6 +10,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,18 @@ from tests.test_exposure import STEPS, incidents_st
 
 W = window(0, 60)
 ODD_KEYS = (
-    "cache.node", "a/b", "c~d", "~1", "q'uote", 'dq"uote', "two words", "ключ", "节点", "emoji🙂",
-    "back\\slash", "",
+    "cache.node",
+    "a/b",
+    "c~d",
+    "~1",
+    "q'uote",
+    'dq"uote',
+    "two words",
+    "ключ",
+    "节点",
+    "emoji🙂",
+    "back\\slash",
+    "",
 )
 
 
@@ -58,8 +69,14 @@ def odd_incident() -> Incident:
     inc.grant("d1", "friend", "shared", valid_from=at(10), valid_to=at(20))
     for i, key in enumerate(ODD_KEYS):
         extra = {key: f"v{i}", "n": i * 1.5, "nested": {"x": [1, None]}, "flag": i % 2 == 0}
-        inc.deliver(at(i + 1, seconds=0.25), f"user{i % 4}", "d1" if i % 3 else "d2", f"e{i}",
-                    extra=extra, request_id=None if i % 5 == 0 else "auto")
+        inc.deliver(
+            at(i + 1, seconds=0.25),
+            f"user{i % 4}",
+            "d1" if i % 3 else "d2",
+            f"e{i}",
+            extra=extra,
+            request_id=None if i % 5 == 0 else "auto",
+        )
         if i % 2:
             inc.tap(at(i + 2), f"user{i % 4}", "d1" if i % 3 else "d2", f"e{i}")
         if i % 4 == 1:
@@ -70,8 +87,11 @@ def odd_incident() -> Incident:
     inc.tap(at(80), "user1", "d1", "e1")  # after the window, still linked
     inc.deliver(at(5), "user8", "d2", "e53", status=503)  # failed
     inc.deliver(at(6), "=cmd", "d2", "e54", extra={"app": "-x"})  # formula-looking ids
-    for user, email, name in (("user1", "u1@example.org", "Zoë, \"Z\""),
-                              ("owner1", None, "O"), ("user2", " ", None)):
+    for user, email, name in (
+        ("user1", "u1@example.org", 'Zoë, "Z"'),
+        ("owner1", None, "O"),
+        ("user2", " ", None),
+    ):
         inc.account(user, email, name, "fr", "FR")
     inc.account("user1", "later@example.org", "Zoë", "de", "DE")  # the later record wins
     return inc
@@ -134,8 +154,7 @@ def test_export_partitions_events_by_utc_day_and_hour(tmp_path: Path) -> None:
         os.path.relpath(os.path.dirname(f), tmp_path / "lake" / "events")
         for f in table_files(tmp_path / "lake", "events")
     )
-    assert parts == ["day=2024-02-16/hour=08", "day=2024-02-16/hour=09",
-                     "day=2024-02-17/hour=09"]
+    assert parts == ["day=2024-02-16/hour=08", "day=2024-02-16/hour=09", "day=2024-02-17/hour=09"]
 
 
 def test_a_batch_that_never_committed_is_ignored_then_removed(tmp_path: Path) -> None:
@@ -163,8 +182,9 @@ def test_a_batch_that_never_committed_is_ignored_then_removed(tmp_path: Path) ->
     export_store(StoreOptions(store), str(lake))
     assert not stray.exists()
     with _closing(open_lake_duckdb(str(lake))) as lake_con:
-        assert lake_con.execute("select count(*) from read_parquet($f)",
-                                {"f": str(grants)}).fetchall() == [(0,)]
+        assert lake_con.execute(
+            "select count(*) from read_parquet($f)", {"f": str(grants)}
+        ).fetchall() == [(0,)]
 
 
 def test_the_same_store_exported_twice_adds_nothing(tmp_path: Path) -> None:
@@ -212,27 +232,39 @@ def _two_machines(tmp_path: Path) -> tuple[list[Path], list[Path]]:
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     b.mkdir()
-    grants = write_ndjson(a / "grants.ndjson", [
-        {"device_id": "d1", "user_id": "owner1", "role": "owner"},
-    ])
-    shared = write_ndjson(a / "shared.ndjson", [
-        event(ts="2024-02-16T09:05:00Z", user_id="x", request_id="s1"),
-    ])
-    a1 = write_ndjson(a / "a1.ndjson", [
-        event(ts="2024-02-16T09:01:00Z", user_id="u1", request_id="r1"),
-        event(ts="2024-02-16T09:02:00Z", user_id="u2"),  # no request id
-        event(ts="2024-02-16T09:03:00Z", user_id="u3", request_id="r3"),
-        {"ts": "bad", "action": "x", "user_id": "u"},  # rejected
-    ])
+    grants = write_ndjson(
+        a / "grants.ndjson",
+        [
+            {"device_id": "d1", "user_id": "owner1", "role": "owner"},
+        ],
+    )
+    shared = write_ndjson(
+        a / "shared.ndjson",
+        [
+            event(ts="2024-02-16T09:05:00Z", user_id="x", request_id="s1"),
+        ],
+    )
+    a1 = write_ndjson(
+        a / "a1.ndjson",
+        [
+            event(ts="2024-02-16T09:01:00Z", user_id="u1", request_id="r1"),
+            event(ts="2024-02-16T09:02:00Z", user_id="u2"),  # no request id
+            event(ts="2024-02-16T09:03:00Z", user_id="u3", request_id="r3"),
+            {"ts": "bad", "action": "x", "user_id": "u"},  # rejected
+        ],
+    )
     b_shared = b / "shared-copy.ndjson"
     b_shared.write_bytes(shared.read_bytes())
-    b1 = write_ndjson(b / "b1.ndjson", [
-        event(ts="2024-02-16T09:04:00Z", user_id="u9", request_id="r1"),  # dup of a1 (r1)
-        event(ts="2024-02-16T09:02:00Z", user_id="u2"),  # dup of a1 (six fields)
-        event(ts="2024-02-16T09:06:00Z", user_id="u4", request_id="r4"),
-        event(ts="2024-02-16T09:06:00Z", user_id="u4", request_id="r4"),  # dup within b1
-        event(ts="2024-02-16T09:07:00Z", user_id="u5", extra_key="k"),
-    ])
+    b1 = write_ndjson(
+        b / "b1.ndjson",
+        [
+            event(ts="2024-02-16T09:04:00Z", user_id="u9", request_id="r1"),  # dup of a1 (r1)
+            event(ts="2024-02-16T09:02:00Z", user_id="u2"),  # dup of a1 (six fields)
+            event(ts="2024-02-16T09:06:00Z", user_id="u4", request_id="r4"),
+            event(ts="2024-02-16T09:06:00Z", user_id="u4", request_id="r4"),  # dup within b1
+            event(ts="2024-02-16T09:07:00Z", user_id="u5", extra_key="k"),
+        ],
+    )
     return [grants, shared, a1], [b_shared, b1]
 
 
@@ -244,10 +276,14 @@ def test_two_stores_into_one_lake_equal_one_store_of_all_files(tmp_path: Path) -
     lake = tmp_path / "lake"
     first = export_store(StoreOptions(tmp_path / "a.duckdb"), str(lake))
     second = export_store(StoreOptions(tmp_path / "b.duckdb"), str(lake))
-    exported = [(f.status, f.rows_read, f.rows_loaded, f.rows_rejected, f.rows_duplicate)
-                for f in first.files + second.files]
-    expected = [(f.status, f.rows_read, f.rows_loaded, f.rows_rejected, f.rows_duplicate)
-                for f in whole.files]
+    exported = [
+        (f.status, f.rows_read, f.rows_loaded, f.rows_rejected, f.rows_duplicate)
+        for f in first.files + second.files
+    ]
+    expected = [
+        (f.status, f.rows_read, f.rows_loaded, f.rows_rejected, f.rows_duplicate)
+        for f in whole.files
+    ]
     assert exported == expected
     assert second.files[1].rows_duplicate == 3  # r1 and the six fields across stores, r4
     window_ = window(0, 60)
@@ -291,7 +327,12 @@ def test_every_query_gives_the_same_rows_on_both_engines(
 ) -> None:
     from forensics.engines.spark import SparkEngine
 
-    params = {**window_params(W), "field": "cache.node"}
+    params = {
+        **window_params(W),
+        "field": "cache.node",
+        "coverage_start": W.start - timedelta(hours=1),
+        "coverage_end": W.end + timedelta(hours=1),
+    }
     store = open_case(odd_lake / "case.duckdb", "duckdb")
     lake_duck = DuckDBEngine.open_lake(EngineOptions("duckdb", str(odd_lake / "lake")))
     spark = SparkEngine.open_lake(str(odd_lake / "lake"), "local[1]")
@@ -365,12 +406,17 @@ def _ingest_inputs(tmp_path: Path) -> list[str]:
         (folder / f.name).write_bytes(f.read_bytes())
     (folder / "more" / "notes.txt").write_text("not a log")  # walked: skipped
     (folder / "more" / "broken.json").write_text('[{"ts": 1}, ')  # unclosed array: failed
-    write_parquet(folder / "more" / "p.parquet", {
-        "ts": ["2024-02-16T09:10:00Z", "2024-02-16T09:11:00Z"],
-        "action": ["thumbnail_delivered"] * 2,
-        "user_id": ["u1", "u7"], "device_id": ["d1", "d1"], "event_id": ["e1", "e2"],
-        "request_id": ["r1", "p2"],  # r1 is a duplicate of a1's
-    })
+    write_parquet(
+        folder / "more" / "p.parquet",
+        {
+            "ts": ["2024-02-16T09:10:00Z", "2024-02-16T09:11:00Z"],
+            "action": ["thumbnail_delivered"] * 2,
+            "user_id": ["u1", "u7"],
+            "device_id": ["d1", "d1"],
+            "event_id": ["e1", "e2"],
+            "request_id": ["r1", "p2"],  # r1 is a duplicate of a1's
+        },
+    )
     return [str(folder), str(tmp_path / "missing.ndjson")]
 
 
@@ -382,21 +428,30 @@ def test_ingest_into_a_lake_accounts_like_a_store_ingest(
         request.getfixturevalue("spark_session")
     paths = _ingest_inputs(tmp_path)
     want = run(tmp_path / "case.duckdb", *paths)
-    got = ingest_lake(EngineOptions(engine_name, str(tmp_path / "lake"), "local[1]"), paths,
-                      IngestOptions())
+    got = ingest_lake(
+        EngineOptions(engine_name, str(tmp_path / "lake"), "local[1]"), paths, IngestOptions()
+    )
     assert got.to_json() == want.to_json()
     statuses = {f.status for f in got.files}
     assert statuses == {"loaded", "skipped", "failed"}
     assert sum(f.rows_duplicate for f in got.files) >= 4
-    again = ingest_lake(EngineOptions(engine_name, str(tmp_path / "lake"), "local[1]"), paths,
-                        IngestOptions())
+    again = ingest_lake(
+        EngineOptions(engine_name, str(tmp_path / "lake"), "local[1]"), paths, IngestOptions()
+    )
     assert {f.status for f in again.files} == {"skipped", "failed"}
-    with _closing(open_lake_duckdb(str(tmp_path / "lake"))) as lake, \
-            _closing(open_case(tmp_path / "case.duckdb", "duckdb")) as con:
+    with (
+        _closing(open_lake_duckdb(str(tmp_path / "lake"))) as lake,
+        _closing(open_case(tmp_path / "case.duckdb", "duckdb")) as con,
+    ):
         for table in ("events", "grants", "accounts", "rejects"):
-            cols = "*" if table != "events" else (
-                "ts, action, user_id, device_id, event_id, request_id, status, "
-                "extra::varchar, source_record")
+            cols = (
+                "*"
+                if table != "events"
+                else (
+                    "ts, action, user_id, device_id, event_id, request_id, status, "
+                    "extra::varchar, source_record"
+                )
+            )
             q = f"select {cols} from {table} order by all"  # noqa: S608
             if table in ("grants", "accounts", "rejects"):
                 q = f"select * exclude (source_id) from {table} order by all"  # noqa: S608
@@ -405,11 +460,16 @@ def test_ingest_into_a_lake_accounts_like_a_store_ingest(
 
 
 @pytest.mark.spark
-@settings(max_examples=8, deadline=None, suppress_health_check=[
-    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(inc=incidents_st(), bounds=st.tuples(STEPS, st.integers(1, 4)))
 def test_spark_equals_the_model(
-    tmp_path_factory: pytest.TempPathFactory, spark_session: Any, inc: Incident,
+    tmp_path_factory: pytest.TempPathFactory,
+    spark_session: Any,
+    inc: Incident,
     bounds: tuple[int, int],
 ) -> None:
     w = window(bounds[0] * 5, (bounds[0] + bounds[1]) * 5)
@@ -443,7 +503,8 @@ def test_cli_export_then_exposure_on_the_lake(tmp_path: Path, runner: CliRunner)
 
 
 def test_cli_spark_without_a_lake_is_a_usage_error(tmp_path: Path, runner: CliRunner) -> None:
-    r = runner.invoke(app, ["exposure", "--engine", "spark", "--window", "2024-02-16/PT1H"])
+    window = "2024-02-16T00:00:00Z/PT1H"
+    r = runner.invoke(app, ["exposure", "--engine", "spark", "--window", window])
     assert r.exit_code == 2
     assert r.stderr.startswith("forensics: error: --engine spark: reads a case lake")
     assert r.stderr.count("\n") == 1 and r.stdout == ""
@@ -455,12 +516,14 @@ def test_cli_missing_pyspark_or_java_names_the_fix(
     store = odd_incident().write(tmp_path / "case.duckdb")
     lake = str(tmp_path / "lake")
     export_store(StoreOptions(store), lake)
-    args = ["exposure", "--lake", lake, "--engine", "spark", "--window", "2024-02-16/PT1H"]
+    window = "2024-02-16T00:00:00Z/PT1H"
+    args = ["exposure", "--lake", lake, "--engine", "spark", "--window", window]
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "pyspark" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "pyspark" else real(name, *a)
+    )
     r = runner.invoke(app, args)
     assert r.exit_code == 1
     assert "pyspark is not installed" in r.stderr and "pip install 'forensics[spark]'" in r.stderr
@@ -475,8 +538,9 @@ def test_cli_missing_pyspark_or_java_names_the_fix(
 
 
 def test_cli_lake_on_a_uri_needs_spark(tmp_path: Path, runner: CliRunner) -> None:
-    r = runner.invoke(app, ["exposure", "--lake", "s3a://bucket/case", "--window",
-                            "2024-02-16/PT1H"])
+    r = runner.invoke(
+        app, ["exposure", "--lake", "s3a://bucket/case", "--window", "2024-02-16/PT1H"]
+    )
     assert r.exit_code == 2
     assert "only --engine spark reads a lake from a uri" in r.stderr.lower()
 
@@ -485,8 +549,7 @@ def test_cli_ingest_into_a_lake_reports_like_a_store_ingest(
     tmp_path: Path, runner: CliRunner
 ) -> None:
     paths = _ingest_inputs(tmp_path)
-    store = runner.invoke(app, ["--db", str(tmp_path / "case.duckdb"), "ingest", "--json",
-                                *paths])
+    store = runner.invoke(app, ["--db", str(tmp_path / "case.duckdb"), "ingest", "--json", *paths])
     lake = runner.invoke(app, ["ingest", "--lake", str(tmp_path / "lake"), "--json", *paths])
     assert store.exit_code == lake.exit_code == 1  # a file failed: exit 1 on both
     assert json.loads(lake.stdout) == json.loads(store.stdout)

@@ -66,8 +66,10 @@ def parse(data: bytes) -> list[list[str]]:
         (datetime(2024, 2, 16, 9, 41, 7, 1, UTC), "2024-02-16T09:41:07.000001Z"),
         (datetime(2024, 2, 16, 9, 41, 7, 123456, UTC), "2024-02-16T09:41:07.123456Z"),
         (datetime(2024, 2, 16, 9, 41, 7, 100000, UTC), "2024-02-16T09:41:07.1Z"),
-        (datetime(2024, 2, 16, 11, 41, 7, tzinfo=timezone(timedelta(hours=2))),
-         "2024-02-16T09:41:07Z"),
+        (
+            datetime(2024, 2, 16, 11, 41, 7, tzinfo=timezone(timedelta(hours=2))),
+            "2024-02-16T09:41:07Z",
+        ),
         (datetime(1999, 12, 31, 23, 59, 59, 999999, UTC), "1999-12-31T23:59:59.999999Z"),
     ],
 )
@@ -76,7 +78,7 @@ def test_times_are_utc_with_z_and_their_fraction(value: datetime, text: str) -> 
 
 
 def test_time_from_epoch_microseconds() -> None:
-    micros = (datetime(2024, 2, 16, 9, 41, 7, 250000, UTC) - datetime(1970, 1, 1, tzinfo=UTC))
+    micros = datetime(2024, 2, 16, 9, 41, 7, 250000, UTC) - datetime(1970, 1, 1, tzinfo=UTC)
     assert format_time(micros // timedelta(microseconds=1)) == "2024-02-16T09:41:07.25Z"
 
 
@@ -87,8 +89,11 @@ def test_naive_datetime_is_refused() -> None:
 
 def test_time_cells_from_arrow_keep_microseconds(tmp_path: Path) -> None:
     ts = pa.array(
-        [datetime(2024, 2, 16, 9, 41, 7, 250000, UTC), None,
-         datetime(2024, 2, 16, 9, 41, 7, tzinfo=UTC)],
+        [
+            datetime(2024, 2, 16, 9, 41, 7, 250000, UTC),
+            None,
+            datetime(2024, 2, 16, 9, 41, 7, tzinfo=UTC),
+        ],
         pa.timestamp("us", tz="UTC"),
     )
     data = write(tmp_path, {"t": ts})
@@ -100,8 +105,16 @@ def test_time_cells_from_arrow_keep_microseconds(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ['=HYPERLINK("http://evil.example","x")', "+1 555 0100", "-x", "@SUM(A1)", "\tx", "\rx",
-     "=", "-"],
+    [
+        '=HYPERLINK("http://evil.example","x")',
+        "+1 555 0100",
+        "-x",
+        "@SUM(A1)",
+        "\tx",
+        "\rx",
+        "=",
+        "-",
+    ],
 )
 def test_formula_cells_get_a_quote_prefix(text: str) -> None:
     assert neutralize_formula(text) == "'" + text
@@ -113,10 +126,13 @@ def test_other_cells_are_left_alone(text: str) -> None:
 
 
 def test_sanitising_touches_text_cells_only(tmp_path: Path) -> None:
-    data = write(tmp_path, {
-        "name": text_col("=1+2", "-x", "ok", None),
-        "n": pa.array([-5, 0, 7, None], pa.int64()),
-    })
+    data = write(
+        tmp_path,
+        {
+            "name": text_col("=1+2", "-x", "ok", None),
+            "n": pa.array([-5, 0, 7, None], pa.int64()),
+        },
+    )
     assert data == b"name,n\r\n'=1+2,-5\r\n'-x,0\r\nok,7\r\n,\r\n"
 
 
@@ -127,7 +143,7 @@ def test_no_sanitize_writes_text_cells_as_they_are(tmp_path: Path) -> None:
 
 def test_leading_carriage_return_is_prefixed_and_quoted(tmp_path: Path) -> None:
     data = write(tmp_path, {"name": text_col("\rcmd")})
-    assert data == b"name\r\n\"'\rcmd\"\r\n"
+    assert data == b'name\r\n"\'\rcmd"\r\n'
     assert parse(data)[1] == ["'\rcmd"]
 
 
@@ -165,14 +181,14 @@ def test_embedded_separators_round_trip_as_one_row(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        "محمد عبد الله",               # Arabic (right-to-left)
-        "דוד כהן",                     # Hebrew
-        "张伟",                         # CJK
+        "محمد عبد الله",  # Arabic (right-to-left)
+        "דוד כהן",  # Hebrew
+        "张伟",  # CJK
         "山田 太郎",
-        "🦊 👩\u200d👩\u200d👧",         # emoji, ZWJ sequence
-        "Zoe\u0308 Ame\u0301lie",      # combining marks (not normalised)
-        "\u202eevil\u202c",            # bidi override: kept as data
-        "\x00nul",                     # a NUL byte in a text field
+        "🦊 👩\u200d👩\u200d👧",  # emoji, ZWJ sequence
+        "Zoe\u0308 Ame\u0301lie",  # combining marks (not normalised)
+        "\u202eevil\u202c",  # bidi override: kept as data
+        "\x00nul",  # a NUL byte in a text field
     ],
 )
 def test_names_in_any_script_are_preserved_byte_for_byte(tmp_path: Path, name: str) -> None:
@@ -190,8 +206,11 @@ def test_header_comes_from_the_schema_even_with_no_rows(tmp_path: Path) -> None:
     schema = pa.schema([("a", pa.string()), ("b", pa.int64())])
     final = tmp_path / "t.csv"
     p = write_csv_pending(
-        final, ["a", "b"], pa.RecordBatchReader.from_batches(schema, []),
-        sanitize=True, excel=False,
+        final,
+        ["a", "b"],
+        pa.RecordBatchReader.from_batches(schema, []),
+        sanitize=True,
+        excel=False,
     )
     commit_files([p], tmp_path)
     assert final.read_bytes() == b"a,b\r\n"
@@ -202,8 +221,11 @@ def test_columns_other_than_the_contract_are_an_error(tmp_path: Path) -> None:
     schema = pa.schema([("a", pa.string()), ("c", pa.int64())])
     with pytest.raises(StoreError, match="expected"):
         write_csv_pending(
-            tmp_path / "t.csv", ["a", "b"], pa.RecordBatchReader.from_batches(schema, []),
-            sanitize=True, excel=False,
+            tmp_path / "t.csv",
+            ["a", "b"],
+            pa.RecordBatchReader.from_batches(schema, []),
+            sanitize=True,
+            excel=False,
         )
     assert list(tmp_path.iterdir()) == []
 
@@ -291,8 +313,11 @@ def test_a_failed_write_leaves_no_temp_file(tmp_path: Path) -> None:
     schema = pa.schema([("a", pa.string())])
     with pytest.raises(KeyboardInterrupt):
         write_csv_pending(
-            tmp_path / "t.csv", ["a"], pa.RecordBatchReader.from_batches(schema, batches()),
-            sanitize=True, excel=False,
+            tmp_path / "t.csv",
+            ["a"],
+            pa.RecordBatchReader.from_batches(schema, batches()),
+            sanitize=True,
+            excel=False,
         )
     assert list(tmp_path.iterdir()) == []
 
@@ -329,9 +354,10 @@ _MAX_US = (datetime(2100, 1, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)) 
 # Text that starts with a trigger or holds a separator often; otherwise anything Unicode.
 _TEXT = st.one_of(
     st.text(),
-    st.tuples(st.sampled_from(["=", "+", "-", "@", "\t", "\r", "'", " ", ""]),
-              st.text(alphabet=st.sampled_from(list(',"\r\n=+-@\t ax\u05d3\u4e2d'))))
-    .map("".join),
+    st.tuples(
+        st.sampled_from(["=", "+", "-", "@", "\t", "\r", "'", " ", ""]),
+        st.text(alphabet=st.sampled_from(list(',"\r\n=+-@\t ax\u05d3\u4e2d'))),
+    ).map("".join),
 )
 _US = st.one_of(
     st.integers(_MIN_US, _MAX_US),
@@ -343,8 +369,7 @@ _US = st.one_of(
 @settings(max_examples=150, deadline=None)
 @given(
     rows=st.lists(
-        st.tuples(st.none() | _TEXT, st.none() | st.integers(-(2**63), 2**63 - 1),
-                  st.none() | _US),
+        st.tuples(st.none() | _TEXT, st.none() | st.integers(-(2**63), 2**63 - 1), st.none() | _US),
         max_size=12,
     ),
     sanitize=st.booleans(),
@@ -361,11 +386,13 @@ def test_arrow_rendering_equals_the_per_cell_reference(
         names=["t", "n", "ts"],
     )
     expected = b"".join(
-        encode_row([
-            "" if t is None else neutralize_formula(t) if sanitize else t,
-            "" if n is None else str(n),
-            "" if us is None else format_time(us),
-        ])
+        encode_row(
+            [
+                "" if t is None else neutralize_formula(t) if sanitize else t,
+                "" if n is None else str(n),
+                "" if us is None else format_time(us),
+            ]
+        )
         for t, n, us in rows
     )
     assert export.render_batch(batch, sanitize=sanitize) == expected

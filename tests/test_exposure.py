@@ -96,8 +96,16 @@ def test_authorized_delivery_counts_as_delivery_only(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("status", "counted"),
-    [(None, True), (199, False), (200, True), (204, True), (299, True), (300, False),
-     (404, False), (500, False)],
+    [
+        (None, True),
+        (199, False),
+        (200, True),
+        (204, True),
+        (299, True),
+        (300, False),
+        (404, False),
+        (500, False),
+    ],
 )
 def test_only_successful_statuses_are_accesses(
     tmp_path: Path, status: int | None, counted: bool
@@ -230,7 +238,10 @@ def test_ownership_transfer_changes_exposed_owner_and_authorization(tmp_path: Pa
     finally:
         con.close()
     assert [r[1:] for r in sorted(rows)] == [
-        ("stranger", ["alice"]), ("bob", ["alice"]), ("alice", ["bob"])]
+        ("stranger", ["alice"]),
+        ("bob", ["alice"]),
+        ("alice", ["bob"]),
+    ]
 
 
 def test_delivery_at_the_transfer_instant_exposes_the_new_owner_only(tmp_path: Path) -> None:
@@ -257,18 +268,30 @@ def test_device_without_owner_has_empty_owner_list(tmp_path: Path) -> None:
     try:
         f = compute_figures(con, W)
         owners = table_rows(con, "cross_account_deliveries", ("owner_ids",))
-        types = {} if current_engine() != "duckdb" else dict(con.execute(
-            "select column_name, data_type from information_schema.columns"
-            " where table_name = 'cross_account_deliveries'").fetchall())
+        types = (
+            {}
+            if current_engine() != "duckdb"
+            else dict(
+                con.execute(
+                    "select column_name, data_type from information_schema.columns"
+                    " where table_name = 'cross_account_deliveries'"
+                ).fetchall()
+            )
+        )
     finally:
         con.close()
     assert (f["exposed_devices"], f["exposed_owners"]) == (1, 0)
     assert owners == [([],)]
     # the DuckDB column types (Spark's are compared in tests/test_engines.py)
     assert current_engine() != "duckdb" or types == {
-        "delivered_at": "TIMESTAMP WITH TIME ZONE", "recipient_id": "VARCHAR",
-        "device_id": "VARCHAR", "event_id": "VARCHAR", "request_id": "VARCHAR",
-        "source_id": "INTEGER", "source_record": "BIGINT", "owner_ids": "VARCHAR[]",
+        "delivered_at": "TIMESTAMP WITH TIME ZONE",
+        "recipient_id": "VARCHAR",
+        "device_id": "VARCHAR",
+        "event_id": "VARCHAR",
+        "request_id": "VARCHAR",
+        "source_id": "INTEGER",
+        "source_record": "BIGINT",
+        "owner_ids": "VARCHAR[]",
     }
 
 
@@ -298,8 +321,7 @@ def test_tap_after_delivery_is_linked(tmp_path: Path) -> None:
     inc.tap(at(6), "stranger", "d1", "e1")
     inc.tap(at(7), "stranger", "d1", "e1")
     f = figures(tmp_path, inc)
-    assert (f["cross_account_taps"], f["tappers"], f["unlinked_unauthorized_accesses"]) == (
-        2, 1, 0)
+    assert (f["cross_account_taps"], f["tappers"], f["unlinked_unauthorized_accesses"]) == (2, 1, 0)
 
 
 def test_tap_at_the_same_instant_as_delivery_is_linked(tmp_path: Path) -> None:
@@ -447,15 +469,22 @@ def test_breakdown_by_extra_key_and_canonical_field(tmp_path: Path) -> None:
         by_app = compute_breakdown(con, W, "app").to_json()
     finally:
         con.close()
-    assert by_node == {"field": "cache_node", "rows": [
-        {"value": "c7", "cross_account_deliveries": 2, "recipients": 2, "exposed_devices": 1},
-        {"value": "c8", "cross_account_deliveries": 1, "recipients": 1, "exposed_devices": 1},
-        {"value": None, "cross_account_deliveries": 1, "recipients": 1, "exposed_devices": 1},
-    ]}
+    assert by_node == {
+        "field": "cache_node",
+        "rows": [
+            {"value": "c7", "cross_account_deliveries": 2, "recipients": 2, "exposed_devices": 1},
+            {"value": "c8", "cross_account_deliveries": 1, "recipients": 1, "exposed_devices": 1},
+            {"value": None, "cross_account_deliveries": 1, "recipients": 1, "exposed_devices": 1},
+        ],
+    }
     assert [(r["value"], r["cross_account_deliveries"]) for r in by_status["rows"]] == [
-        (None, 3), ("204", 1)]
+        (None, 3),
+        ("204", 1),
+    ]
     assert [(r["value"], r["cross_account_deliveries"]) for r in by_app["rows"]] == [
-        (None, 3), ("ios", 1)]
+        (None, 3),
+        ("ios", 1),
+    ]
 
 
 def test_breakdown_keys_with_slash_and_tilde_are_exact(tmp_path: Path) -> None:
@@ -540,8 +569,15 @@ JITTER = st.sampled_from(
 TIMES = st.builds(lambda t, j: t + j, STEP, JITTER)
 STATUSES = st.sampled_from([None, None, None, 200, 299, 199, 300, 404])
 FOLLOW_UP = st.sampled_from(
-    [timedelta(0), timedelta(0), timedelta(minutes=5), timedelta(minutes=100),
-     timedelta(minutes=-5), timedelta(microseconds=1), timedelta(microseconds=-1)]
+    [
+        timedelta(0),
+        timedelta(0),
+        timedelta(minutes=5),
+        timedelta(minutes=100),
+        timedelta(minutes=-5),
+        timedelta(microseconds=1),
+        timedelta(microseconds=-1),
+    ]
 )
 
 
@@ -555,9 +591,15 @@ def incidents_st(draw: st.DrawFn) -> Incident:
     nodes = st.sampled_from([None, {"cache_node": "c1"}, {"cache_node": "c2"}])
     for _ in range(draw(st.integers(0, 8))):
         event_id = draw(st.sampled_from(sorted(EVENT_IDS)))
-        inc.deliver(draw(TIMES), draw(st.sampled_from(USERS)), EVENT_IDS[event_id], event_id,
-                    status=draw(STATUSES), extra=draw(nodes),
-                    request_id=draw(st.sampled_from([None, "auto"])))
+        inc.deliver(
+            draw(TIMES),
+            draw(st.sampled_from(USERS)),
+            EVENT_IDS[event_id],
+            event_id,
+            status=draw(STATUSES),
+            extra=draw(nodes),
+            request_id=draw(st.sampled_from([None, "auto"])),
+        )
     deliveries = list(inc.events[1:])
     for _ in range(draw(st.integers(0, 8))):
         action = draw(st.sampled_from(["thumbnail_tapped", "video_played", "login"]))
@@ -640,9 +682,16 @@ def test_model_and_sql_agree_on_a_mixed_incident(tmp_path: Path) -> None:
     inc.tap(at(1), "x", "d1", "e1")  # follows only the outside delivery
     f = figures(tmp_path, inc)
     assert {k: f[k] for k in FIGURE_KEYS} == {
-        "deliveries": 4, "cross_account_deliveries": 3, "recipients": 2,
-        "cross_account_taps": 1, "tappers": 1, "cross_account_plays": 1, "video_viewers": 1,
-        "exposed_devices": 2, "exposed_owners": 3, "unlinked_unauthorized_accesses": 1,
+        "deliveries": 4,
+        "cross_account_deliveries": 3,
+        "recipients": 2,
+        "cross_account_taps": 1,
+        "tappers": 1,
+        "cross_account_plays": 1,
+        "video_viewers": 1,
+        "exposed_devices": 2,
+        "exposed_owners": 3,
+        "unlinked_unauthorized_accesses": 1,
         "cross_account_deliveries_outside_window": 1,
     }
     assert f == model_figures(inc.events, inc.grants, W)

@@ -42,9 +42,16 @@ def test_json_prints_specs_object_on_stdout(store: Path) -> None:
     assert list(data) == ["window", *FIGURE_KEYS, "timeline"]
     assert data["window"] == {"start": "2024-02-16T09:00:00Z", "end": "2024-02-16T10:00:00Z"}
     assert {k: data[k] for k in FIGURE_KEYS} == {
-        "deliveries": 4, "cross_account_deliveries": 3, "recipients": 2,
-        "cross_account_taps": 1, "tappers": 1, "cross_account_plays": 1, "video_viewers": 1,
-        "exposed_devices": 2, "exposed_owners": 2, "unlinked_unauthorized_accesses": 0,
+        "deliveries": 4,
+        "cross_account_deliveries": 3,
+        "recipients": 2,
+        "cross_account_taps": 1,
+        "tappers": 1,
+        "cross_account_plays": 1,
+        "video_viewers": 1,
+        "exposed_devices": 2,
+        "exposed_owners": 2,
+        "unlinked_unauthorized_accesses": 0,
         "cross_account_deliveries_outside_window": 1,
     }
     assert data["timeline"] == [
@@ -66,10 +73,13 @@ def test_json_with_by_adds_a_by_key(store: Path) -> None:
         ["--db", str(store), "exposure", "--window", W_TEXT, "--json", "--by", "cache_node"]
     )
     assert r.exit_code == 0, r.stderr
-    assert json.loads(r.stdout)["by"] == {"field": "cache_node", "rows": [
-        {"value": "c7", "cross_account_deliveries": 2, "recipients": 1, "exposed_devices": 2},
-        {"value": "c8", "cross_account_deliveries": 1, "recipients": 1, "exposed_devices": 1},
-    ]}
+    assert json.loads(r.stdout)["by"] == {
+        "field": "cache_node",
+        "rows": [
+            {"value": "c7", "cross_account_deliveries": 2, "recipients": 1, "exposed_devices": 2},
+            {"value": "c8", "cross_account_deliveries": 1, "recipients": 1, "exposed_devices": 1},
+        ],
+    }
 
 
 def test_for_a_person_shows_counts_chart_and_no_personal_data(store: Path) -> None:
@@ -106,9 +116,15 @@ def test_unknown_by_field_is_exit_2_naming_the_fields(store: Path) -> None:
 
 @pytest.mark.parametrize(
     "window",
-    ["yesterday", "2024-02-30T00:00:00Z/PT1H", "2024-02-16T10:00:00Z/2024-02-16T09:00:00Z",
-     "2024-02-16T09:00:00Z/PT0S", "2024-02-16T09:00:00Z/P1M", "2024-02-16T09:00:00+25:00/PT1H",
-     "2024-02-16T09:00:00Z"],
+    [
+        "yesterday",
+        "2024-02-30T00:00:00Z/PT1H",
+        "2024-02-16T10:00:00Z/2024-02-16T09:00:00Z",
+        "2024-02-16T09:00:00Z/PT0S",
+        "2024-02-16T09:00:00Z/P1M",
+        "2024-02-16T09:00:00+25:00/PT1H",
+        "2024-02-16T09:00:00Z",
+    ],
 )
 def test_bad_window_is_exit_2_one_line_no_traceback(store: Path, window: str) -> None:
     r = run_cli(["--db", str(store), "exposure", "--window", window])
@@ -145,8 +161,9 @@ def test_store_from_environment_variable(store: Path, monkeypatch: pytest.Monkey
 
 def test_empty_window_is_all_zeros_exit_0(store: Path) -> None:
     for extra in (["--json"], []):
-        r = run_cli(["--db", str(store), "exposure", "--window", "2023-01-01T00:00:00Z/P1D",
-                     *extra])
+        r = run_cli(
+            ["--db", str(store), "exposure", "--window", "2023-01-01T00:00:00Z/P1D", *extra]
+        )
         assert r.exit_code == 0, r.stderr
         if extra:
             data = json.loads(r.stdout)
@@ -177,9 +194,19 @@ def test_store_is_not_modified(store: Path) -> None:
 def test_installed_entry_point(store: Path) -> None:
     exe = Path(sys.executable).with_name("forensics")
     proc = subprocess.run(
-        [str(exe), "--db", str(store), "exposure", "--window", "2024-02-16T10:00:00+01:00/PT1H",
-         "--json"],
-        capture_output=True, text=True, check=False, timeout=60,
+        [
+            str(exe),
+            "--db",
+            str(store),
+            "exposure",
+            "--window",
+            "2024-02-16T10:00:00+01:00/PT1H",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
         env={**os.environ, "TZ": "America/New_York"},
     )
     assert proc.returncode == 0, proc.stderr

@@ -22,7 +22,15 @@ import pyarrow.parquet as pq
 from tests.helpers.cli import run_cli as _cli
 from tests.helpers.ingest import event, rows
 
-NAMES = ["أحمد", "דוד", "王芳", "😀 Zoë", "e\u0301lodie", "=HYPERLINK(\"x\")", "[link=https://e]x[/link]"]
+NAMES = [
+    "أحمد",
+    "דוד",
+    "王芳",
+    "😀 Zoë",
+    "e\u0301lodie",
+    '=HYPERLINK("x")',
+    "[link=https://e]x[/link]",
+]
 
 
 def _incident(root: Path) -> dict[str, int]:
@@ -32,43 +40,88 @@ def _incident(root: Path) -> dict[str, int]:
     ac = root / "logs" / "accounts"
     for d in (ev, gr, ac):
         d.mkdir(parents=True)
-    styles = ["2024-02-16T09:{m:02d}:00Z", "2024-02-16T10:{m:02d}:00+01:00",
-              "2024-02-16 09:{m:02d}:00", "2024-02-16T09:{m:02d}:00.123456789Z"]
-    recs = [event(ts=styles[i % 4].format(m=i % 60), user_id=f"u{i}", request_id=f"r{i}",
-                  event_id=f"e{i}") for i in range(40)]
+    styles = [
+        "2024-02-16T09:{m:02d}:00Z",
+        "2024-02-16T10:{m:02d}:00+01:00",
+        "2024-02-16 09:{m:02d}:00",
+        "2024-02-16T09:{m:02d}:00.123456789Z",
+    ]
+    recs = [
+        event(
+            ts=styles[i % 4].format(m=i % 60), user_id=f"u{i}", request_id=f"r{i}", event_id=f"e{i}"
+        )
+        for i in range(40)
+    ]
     # NDJSON with malformed lines: 20 good + 3 bad.
     lines = [json.dumps(r) for r in recs[:20]] + ['{"ts": ', "[]", '{"a":1,"a":2}']
     (ev / "a.ndjson").write_text("\n".join(lines) + "\n")
     # gzip NDJSON: 10 records as epoch ms/s numbers.
-    gz = [dict(r, ts=1708074000000 + i) if i % 2 else dict(r, ts=1708074000 + i)
-          for i, r in enumerate(recs[20:30])]
-    (ev / "b.ndjson.gz").write_bytes(gzip.compress(
-        "".join(json.dumps(r) + "\n" for r in gz).encode()))
+    gz = [
+        dict(r, ts=1708074000000 + i) if i % 2 else dict(r, ts=1708074000 + i)
+        for i, r in enumerate(recs[20:30])
+    ]
+    (ev / "b.ndjson.gz").write_bytes(
+        gzip.compress("".join(json.dumps(r) + "\n" for r in gz).encode())
+    )
     # JSON array: 5 records.
     (ev / "c.json").write_text(json.dumps(recs[30:35]))
     # Parquet: 5 records with Arrow timestamps.
-    pq.write_table(pa.table({
-        "ts": pa.array([1708074000000000 + i for i in range(5)], pa.timestamp("us", tz="UTC")),
-        "action": ["thumbnail_delivered"] * 5, "user_id": [f"p{i}" for i in range(5)],
-        "device_id": ["d1"] * 5, "event_id": [f"pe{i}" for i in range(5)],
-        "request_id": [f"pr{i}" for i in range(5)]}), ev / "d.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "ts": pa.array(
+                    [1708074000000000 + i for i in range(5)], pa.timestamp("us", tz="UTC")
+                ),
+                "action": ["thumbnail_delivered"] * 5,
+                "user_id": [f"p{i}" for i in range(5)],
+                "device_id": ["d1"] * 5,
+                "event_id": [f"pe{i}" for i in range(5)],
+                "request_id": [f"pr{i}" for i in range(5)],
+            }
+        ),
+        ev / "d.parquet",
+    )
     # Overlapping re-export: 5 already seen (same request_id) + 2 new.
-    (ev / "e-reexport.ndjson").write_text("".join(
-        json.dumps(r) + "\n" for r in recs[10:15] + recs[35:37]))
+    (ev / "e-reexport.ndjson").write_text(
+        "".join(json.dumps(r) + "\n" for r in recs[10:15] + recs[35:37])
+    )
     # Grants in Parquet and NDJSON.
-    pq.write_table(pa.table({"device_id": ["d1", "d2"], "user_id": ["o1", "o2"],
-                             "role": ["owner", None]}), gr / "g.parquet")
+    pq.write_table(
+        pa.table({"device_id": ["d1", "d2"], "user_id": ["o1", "o2"], "role": ["owner", None]}),
+        gr / "g.parquet",
+    )
     (gr / "g.ndjson").write_text(
-        json.dumps({"device_id": "d1", "user_id": "s1", "role": "shared",
-                    "valid_from": "2024-02-16T09:30:00Z"}) + "\n"
-        + json.dumps({"device_id": "d3", "user_id": "x", "valid_from": "2024-02-16T09:30:00Z",
-                      "valid_to": "2024-02-16T09:30:00Z"}) + "\n")
-    (ac / "acc.jsonl").write_text("".join(
-        json.dumps({"user_id": f"u{i}", "email": f"u{i}@example.org", "name": n}) + "\n"
-        for i, n in enumerate(NAMES)))
-    return {"read": 23 + 10 + 5 + 5 + 7 + 2 + 2 + len(NAMES),
-            "loaded": 20 + 10 + 5 + 5 + 2 + 2 + 1 + len(NAMES),
-            "rejected": 3 + 1, "duplicate": 5}
+        json.dumps(
+            {
+                "device_id": "d1",
+                "user_id": "s1",
+                "role": "shared",
+                "valid_from": "2024-02-16T09:30:00Z",
+            }
+        )
+        + "\n"
+        + json.dumps(
+            {
+                "device_id": "d3",
+                "user_id": "x",
+                "valid_from": "2024-02-16T09:30:00Z",
+                "valid_to": "2024-02-16T09:30:00Z",
+            }
+        )
+        + "\n"
+    )
+    (ac / "acc.jsonl").write_text(
+        "".join(
+            json.dumps({"user_id": f"u{i}", "email": f"u{i}@example.org", "name": n}) + "\n"
+            for i, n in enumerate(NAMES)
+        )
+    )
+    return {
+        "read": 23 + 10 + 5 + 5 + 7 + 2 + 2 + len(NAMES),
+        "loaded": 20 + 10 + 5 + 5 + 2 + 2 + 1 + len(NAMES),
+        "rejected": 3 + 1,
+        "duplicate": 5,
+    }
 
 
 def test_held_out_incident_is_accounted_for_exactly(tmp_path: Path) -> None:
@@ -88,19 +141,37 @@ def test_held_out_incident_is_accounted_for_exactly(tmp_path: Path) -> None:
     assert len(loaded) == 8
     for f in loaded:
         assert f["rows_read"] == f["rows_loaded"] + f["rows_rejected"] + f["rows_duplicate"]
-        assert set(f) == {"path", "kind", "format", "sha256", "status", "rows_read",
-                          "rows_loaded", "rows_rejected", "rows_duplicate", "error"}
+        assert set(f) == {
+            "path",
+            "kind",
+            "format",
+            "sha256",
+            "status",
+            "rows_read",
+            "rows_loaded",
+            "rows_rejected",
+            "rows_duplicate",
+            "error",
+        }
     t = out["totals"]
     assert (t["rows_read"], t["rows_loaded"], t["rows_rejected"], t["rows_duplicate"]) == (
-        expect["read"], expect["loaded"], expect["rejected"], expect["duplicate"])
+        expect["read"],
+        expect["loaded"],
+        expect["rejected"],
+        expect["duplicate"],
+    )
     kinds = {Path(f["path"]).name: f["kind"] for f in loaded}
     assert kinds["g.parquet"] == kinds["g.ndjson"] == "grants"
     assert kinds["acc.jsonl"] == "accounts" and kinds["c.json"] == "events"
-    stored = rows(Path(db), "select (select count(*) from events) + (select count(*) from grants)"
-                            " + (select count(*) from accounts)")[0][0]
+    stored = rows(
+        Path(db),
+        "select (select count(*) from events) + (select count(*) from grants)"
+        " + (select count(*) from accounts)",
+    )[0][0]
     assert stored == expect["loaded"]
     assert rows(Path(db), "select name from accounts order by source_record") == [
-        (n,) for n in NAMES]
+        (n,) for n in NAMES
+    ]
 
     # Re-ingesting skips every stored file; the broken one fails again.
     again = json.loads(_cli("--db", db, "ingest", str(tmp_path / "logs"), "--json").stdout)
@@ -118,15 +189,19 @@ def test_held_out_incident_is_accounted_for_exactly(tmp_path: Path) -> None:
     status = {Path(x["path"]).name: x["status"] for x in json.loads(v.stdout)}
     assert status["a.ndjson"] == "changed" and status["c.json"] == "ok"
     (tmp_path / "logs" / "events" / "c.json").unlink()
-    status = {Path(x["path"]).name: x["status"]
-              for x in json.loads(_cli("--db", db, "verify", "--json").stdout)}
+    status = {
+        Path(x["path"]).name: x["status"]
+        for x in json.loads(_cli("--db", db, "verify", "--json").stdout)
+    }
     assert status["c.json"] == "missing"
 
 
 def test_terminal_shows_counts_and_reasons_never_record_contents(tmp_path: Path) -> None:
     f = tmp_path / "e.ndjson"
-    f.write_text('{"ts": "2024-02-16T09:00:00Z", "action": "x", "user_id": "secret-person", '
-                 '"email": "secret@example.org", "status": "nope"}\n')
+    f.write_text(
+        '{"ts": "2024-02-16T09:00:00Z", "action": "x", "user_id": "secret-person", '
+        '"email": "secret@example.org", "status": "nope"}\n'
+    )
     db = str(tmp_path / "case.duckdb")
     r = _cli("--db", db, "ingest", str(f))
     assert r.exit_code == 0
@@ -153,7 +228,11 @@ def test_sources_lists_every_file_with_hash_and_counts(tmp_path: Path) -> None:
     assert len(out) == 1
     s = out[0]
     assert (s["kind"], s["rows_read"], s["rows_loaded"], s["tool_version"]) == (
-        "events", 1, 1, "0.1.0")
+        "events",
+        1,
+        1,
+        "0.1.0",
+    )
     assert len(s["sha256"]) == 64 and s["ingested_at"].endswith("Z")
 
 
@@ -179,9 +258,12 @@ def test_a_killed_ingest_leaves_whole_files_and_a_rerun_completes(tmp_path: Path
     logs = tmp_path / "logs"
     logs.mkdir()
     for k in range(6):
-        (logs / f"{k}.ndjson").write_text("".join(
-            json.dumps(event(request_id=f"{k}-{i}", user_id=f"u{i}")) + "\n"
-            for i in range(40_000)))
+        (logs / f"{k}.ndjson").write_text(
+            "".join(
+                json.dumps(event(request_id=f"{k}-{i}", user_id=f"u{i}")) + "\n"
+                for i in range(40_000)
+            )
+        )
     db = tmp_path / "case.duckdb"
     cmd = [sys.executable, "-m", "forensics", "--db", str(db), "ingest", str(logs)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -190,11 +272,15 @@ def test_a_killed_ingest_leaves_whole_files_and_a_rerun_completes(tmp_path: Path
     proc.wait()
     if db.exists():
         # Every committed file is whole; nothing of a file that was not committed remains.
-        per_file = rows(db, "select s.rows_loaded, (select count(*) from events e "
-                            "where e.source_id = s.source_id) from sources s")
+        per_file = rows(
+            db,
+            "select s.rows_loaded, (select count(*) from events e "
+            "where e.source_id = s.source_id) from sources s",
+        )
         assert all(a == b for a, b in per_file)
-        assert rows(db, "select count(*) from events where source_id not in "
-                        "(select source_id from sources)") == [(0,)]
+        assert rows(
+            db, "select count(*) from events where source_id not in (select source_id from sources)"
+        ) == [(0,)]
     done = subprocess.run(cmd + ["--json"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert rows(db, "select count(*), count(distinct source_id) from events") == [(240_000, 6)]
@@ -203,9 +289,11 @@ def test_a_killed_ingest_leaves_whole_files_and_a_rerun_completes(tmp_path: Path
 def test_the_cli_asks_openblas_for_one_thread_unless_told_otherwise() -> None:
     # NumPy (used only to find newlines) would otherwise start an OpenBLAS thread that
     # spins on the cores DuckDB works on. Set by the entry point, for its own process only.
-    probe = ("import os, sys\nfrom forensics.cli import main\nsys.argv = ['forensics', '-V']\n"
-             "try:\n    main()\nexcept SystemExit:\n    pass\n"
-             "print(os.environ['OPENBLAS_NUM_THREADS'], 'numpy' in sys.modules)")
+    probe = (
+        "import os, sys\nfrom forensics.cli import main\nsys.argv = ['forensics', '-V']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(os.environ['OPENBLAS_NUM_THREADS'], 'numpy' in sys.modules)"
+    )
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     assert out.stdout.splitlines()[-1] == "1 False", out.stderr

@@ -43,8 +43,11 @@ def write(path: Path, text: str | bytes, compression: str | None = None) -> Path
 
 
 def stored_events(db: Path) -> list[tuple[Any, ...]]:
-    return rows(db, "select source_record, ts, action, user_id, device_id, event_id, "
-                    "request_id, status, extra::varchar from events order by source_record")
+    return rows(
+        db,
+        "select source_record, ts, action, user_id, device_id, event_id, "
+        "request_id, status, extra::varchar from events order by source_record",
+    )
 
 
 def rejects(db: Path) -> list[tuple[Any, ...]]:
@@ -65,14 +68,31 @@ def test_each_format_plain_gzip_and_zstd_gives_the_same_rows(
     report = run(db, write(tmp_path / name, text, compression))
     f = report.files[0]
     assert (f.status, f.kind, f.rows_read, f.rows_loaded) == ("loaded", "events", 2, 2)
-    assert f.format == fmt + (
-        {"gz": "+gzip", "zst": "+zstd", None: ""}[compression])
+    assert f.format == fmt + ({"gz": "+gzip", "zst": "+zstd", None: ""}[compression])
     first = 3 if fmt == "log" else 2  # the record's line: after the header / directives
     assert stored_events(db) == [
-        (first, datetime(2024, 2, 16, 9, tzinfo=UTC), "thumbnail_delivered", "u1", "d1", "e1",
-         "r1", 200, '{"cache_node":"c1"}'),
-        (first + 1, datetime(2024, 2, 16, 9, 0, 1, tzinfo=UTC), "thumbnail_tapped", "u1", "d1",
-         "e1", "r2", None, '{"cache_node":"c2"}'),
+        (
+            first,
+            datetime(2024, 2, 16, 9, tzinfo=UTC),
+            "thumbnail_delivered",
+            "u1",
+            "d1",
+            "e1",
+            "r1",
+            200,
+            '{"cache_node":"c1"}',
+        ),
+        (
+            first + 1,
+            datetime(2024, 2, 16, 9, 0, 1, tzinfo=UTC),
+            "thumbnail_tapped",
+            "u1",
+            "d1",
+            "e1",
+            "r2",
+            None,
+            '{"cache_node":"c2"}',
+        ),
     ]
 
 
@@ -90,29 +110,33 @@ def test_reader_rejects_are_stored_with_line_and_raw_text_and_counted(tmp_path: 
 
 
 def test_every_column_is_text_never_typed(tmp_path: Path) -> None:
-    text = ("ts,action,user_id,device_id,event_id,status\n"
-            "1708074061,login,0123,9007199254740993,1e0,0200\n"
-            "2024-02-16T09:00:00Z,login,u, ,e, 200\n")
+    text = (
+        "ts,action,user_id,device_id,event_id,status\n"
+        "1708074061,login,0123,9007199254740993,1e0,0200\n"
+        "2024-02-16T09:00:00Z,login,u, ,e, 200\n"
+    )
     db = tmp_path / "s.duckdb"
     f = run(db, write(tmp_path / "e.csv", text)).files[0]
     # Epoch seconds as text are read as §2.4 numbers are not: a string of digits is no time.
     assert rows(db, "select reason from rejects order by source_record") == [
-        ("invalid ts",), ("invalid status",)
+        ("invalid ts",),
+        ("invalid status",),
     ]
     assert f.rows_loaded == 0
     text = text.replace("1708074061", "2024-02-16T09:00:00Z").replace(", 200", ",200")
     db2 = tmp_path / "t.duckdb"
     run(db2, write(tmp_path / "e2.csv", text))
-    assert rows(db2, "select user_id, device_id, event_id, status from events "
-                     "order by source_record") == [
-        ("0123", "9007199254740993", "1e0", 200), ("u", None, "e", 200)
-    ]
+    assert rows(
+        db2, "select user_id, device_id, event_id, status from events order by source_record"
+    ) == [("0123", "9007199254740993", "1e0", 200), ("u", None, "e", 200)]
 
 
 def test_w3c_dash_is_a_missing_value(tmp_path: Path) -> None:
-    text = ("#Fields: ts action user_id device_id event_id request_id status\n"
-            "2024-02-16T09:00:00Z\tthumbnail_delivered\tu1\td1\te1\t-\t-\n"
-            "2024-02-16T09:00:00Z\tthumbnail_delivered\t-\td1\te1\tr9\t200\n")
+    text = (
+        "#Fields: ts action user_id device_id event_id request_id status\n"
+        "2024-02-16T09:00:00Z\tthumbnail_delivered\tu1\td1\te1\t-\t-\n"
+        "2024-02-16T09:00:00Z\tthumbnail_delivered\t-\td1\te1\tr9\t200\n"
+    )
     db = tmp_path / "s.duckdb"
     run(db, write(tmp_path / "e.log", text))
     assert rows(db, "select request_id, status from events") == [(None, None)]
@@ -121,11 +145,16 @@ def test_w3c_dash_is_a_missing_value(tmp_path: Path) -> None:
 
 def test_header_only_file_is_loaded_with_its_kind(tmp_path: Path) -> None:
     db = tmp_path / "s.duckdb"
-    report = run(db, write(tmp_path / "g.csv", "device_id,user_id,role\r\n"),
-                 write(tmp_path / "a.tsv", "user_id\temail\n"),
-                 write(tmp_path / "e.log", "#Version: 1.0\n#Fields: ts action user_id\n"))
+    report = run(
+        db,
+        write(tmp_path / "g.csv", "device_id,user_id,role\r\n"),
+        write(tmp_path / "a.tsv", "user_id\temail\n"),
+        write(tmp_path / "e.log", "#Version: 1.0\n#Fields: ts action user_id\n"),
+    )
     assert [(f.status, f.kind, f.rows_read) for f in report.files] == [
-        ("loaded", "grants", 0), ("loaded", "accounts", 0), ("loaded", "events", 0)
+        ("loaded", "grants", 0),
+        ("loaded", "accounts", 0),
+        ("loaded", "events", 0),
     ]
 
 
@@ -180,15 +209,17 @@ def test_a_truncated_zstd_fails_the_log_file(tmp_path: Path) -> None:
 
 
 def test_a_fields_directive_changing_mid_file_switches_columns(tmp_path: Path) -> None:
-    text = ("#Fields: ts action user_id edge\n"
-            "2024-02-16T09:00:00Z login u1 FRA\n"
-            "#Fields: ts user_id action app\n"
-            "2024-02-16T09:00:01Z u2 login ios\n")
+    text = (
+        "#Fields: ts action user_id edge\n"
+        "2024-02-16T09:00:00Z login u1 FRA\n"
+        "#Fields: ts user_id action app\n"
+        "2024-02-16T09:00:01Z u2 login ios\n"
+    )
     db = tmp_path / "s.duckdb"
     run(db, write(tmp_path / "e.log", text))
-    assert rows(db, "select source_record, user_id, action, extra::varchar from events "
-                    "order by 1") == [(2, "u1", "login", '{"edge":"FRA"}'),
-                                      (4, "u2", "login", '{"app":"ios"}')]
+    assert rows(
+        db, "select source_record, user_id, action, extra::varchar from events order by 1"
+    ) == [(2, "u1", "login", '{"edge":"FRA"}'), (4, "u2", "login", '{"app":"ios"}')]
 
 
 def test_bom_crlf_quoted_newlines_and_many_batches(tmp_path: Path) -> None:
@@ -224,24 +255,34 @@ def _example_store(tmp_path: Path, compress: bool = False) -> Path:
 def test_the_cloudfront_example_ingests_through_its_map(tmp_path: Path, compress: bool) -> None:
     db = _example_store(tmp_path, compress)
     assert rows(db, "select action, count(*) from events group by 1 order by 1") == [
-        ("thumbnail_delivered", 4), ("thumbnail_tapped", 2), ("video_played", 1)
+        ("thumbnail_delivered", 4),
+        ("thumbnail_tapped", 2),
+        ("video_played", 1),
     ]
-    assert rows(db, "select user_id, device_id, event_id, request_id, status from events "
-                    "where source_record = 6") == [
-        ("u-77", "cam-17", "ev-902", "aXJlcS0wMDA0LWxocg==", 200)
-    ]
+    assert rows(
+        db,
+        "select user_id, device_id, event_id, request_id, status from events "
+        "where source_record = 6",
+    ) == [("u-77", "cam-17", "ev-902", "aXJlcS0wMDA0LWxocg==", 200)]
     assert rows(db, "select ts from events where source_record = 3") == [
         (datetime(2024, 2, 16, 9, 20, 1, tzinfo=UTC),)
     ]
     # The app asset carries no uid: rejected, not taken for a delivery.
     assert rows(db, "select source_record, reason from rejects") == [(10, "missing user_id")]
-    assert rows(db, "select device_id, user_id, role, valid_from, valid_to from grants "
-                    "order by source_record") == [
+    assert rows(
+        db,
+        "select device_id, user_id, role, valid_from, valid_to from grants order by source_record",
+    ) == [
         ("cam-17", "u-42", "owner", datetime(2023, 5, 1, 10, tzinfo=UTC), None),
         ("cam-17", "u-55", "shared", datetime(2023, 11, 20, 17, 30, 0, 500000, tzinfo=UTC), None),
         ("cam-23", "u-42", "owner", datetime(2022, 1, 9, 8, tzinfo=UTC), None),
-        ("cam-23", "u-77", "shared", datetime(2023, 1, 1, tzinfo=UTC),
-         datetime(2023, 6, 1, tzinfo=UTC)),
+        (
+            "cam-23",
+            "u-77",
+            "shared",
+            datetime(2023, 1, 1, tzinfo=UTC),
+            datetime(2023, 6, 1, tzinfo=UTC),
+        ),
     ]
     assert rows(db, "select user_id, email, name from accounts order by source_record") == [
         ("u-42", "jane@example.com", "Doe, Jane"),
@@ -254,10 +295,25 @@ def test_the_cloudfront_example_ingests_through_its_map(tmp_path: Path, compress
         figures = compute_figures(con, parse_window("2024-02-16T09:00:00Z/PT1H"))
     finally:
         con.close()
-    got = {k: figures[k] for k in ("deliveries", "cross_account_deliveries", "recipients",
-                                   "cross_account_taps", "tappers", "exposed_owners")}
-    assert got == {"deliveries": 3, "cross_account_deliveries": 1, "recipients": 1,
-                   "cross_account_taps": 1, "tappers": 1, "exposed_owners": 1}
+    got = {
+        k: figures[k]
+        for k in (
+            "deliveries",
+            "cross_account_deliveries",
+            "recipients",
+            "cross_account_taps",
+            "tappers",
+            "exposed_owners",
+        )
+    }
+    assert got == {
+        "deliveries": 3,
+        "cross_account_deliveries": 1,
+        "recipients": 1,
+        "cross_account_taps": 1,
+        "tappers": 1,
+        "exposed_owners": 1,
+    }
 
 
 def test_example_accounts_csv_reads_back_with_the_csv_module() -> None:
@@ -265,8 +321,12 @@ def test_example_accounts_csv_reads_back_with_the_csv_module() -> None:
 
     with open(EXAMPLES / "exports" / "accounts.csv", encoding="utf-8", newline="") as f:
         names = [r["display_name"] for r in csv.DictReader(f)]
-    assert names == ["Doe, Jane", 'Marie "Mimi" Curie', "Line one\r\nline two",
-                     '=HYPERLINK("http://x")']
+    assert names == [
+        "Doe, Jane",
+        'Marie "Mimi" Curie',
+        "Line one\r\nline two",
+        '=HYPERLINK("http://x")',
+    ]
 
 
 @pytest.mark.parametrize("hook", ["after_read", "after_stage"])

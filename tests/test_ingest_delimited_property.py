@@ -31,10 +31,18 @@ tap = "thumbnail_tapped"
 """
 FIELDS = ("time", "verb", "account", "camera", "clip", "req", "code")
 
-TIMES = st.sampled_from([
-    "2024-02-16T09:00:00Z", "2024-02-16 09:00:01+00", "2024-02-16T09:00:02.5-05",
-    "2024-02-16 09:00:03+19", "2024-02-30T00:00:00Z", "1708074061", "x", "",
-])
+TIMES = st.sampled_from(
+    [
+        "2024-02-16T09:00:00Z",
+        "2024-02-16 09:00:01+00",
+        "2024-02-16T09:00:02.5-05",
+        "2024-02-16 09:00:03+19",
+        "2024-02-30T00:00:00Z",
+        "1708074061",
+        "x",
+        "",
+    ]
+)
 VERBS = st.sampled_from(["thumbnail", "tap", "login", "", " "])
 CODES = st.sampled_from(["200", "404", "0200", "", " 200", "x", "2e2"])
 # Text of any kind, for CSV (quoted when needed); TSV and W3C values cannot hold a tab or
@@ -43,12 +51,15 @@ ANY_TEXT = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
     max_size=6,
 )
-ID_CHOICES = st.sampled_from(["u1", "u2", "d1", "e1", "r1", "0123", " ", "ü,\"x\"", "a b"])
+ID_CHOICES = st.sampled_from(["u1", "u2", "d1", "e1", "r1", "0123", " ", 'ü,"x"', "a b"])
 
 
 def _ids(fmt: str) -> st.SearchStrategy[str]:
-    free = ANY_TEXT if fmt == "csv" else ANY_TEXT.filter(
-        lambda s: not any(c in s for c in "\t\n\r") and s != "-")
+    free = (
+        ANY_TEXT
+        if fmt == "csv"
+        else ANY_TEXT.filter(lambda s: not any(c in s for c in "\t\n\r") and s != "-")
+    )
     return st.one_of(ID_CHOICES, free)
 
 
@@ -58,8 +69,15 @@ def records(draw: st.DrawFn, fmt: str) -> list[list[str]]:
     n = draw(st.integers(0, 8))
     out = []
     for _ in range(n):
-        rec = [draw(TIMES), draw(VERBS), draw(ids), draw(ids), draw(ids),
-               draw(st.sampled_from(["r1", "r2", ""])), draw(CODES)]
+        rec = [
+            draw(TIMES),
+            draw(VERBS),
+            draw(ids),
+            draw(ids),
+            draw(ids),
+            draw(st.sampled_from(["r1", "r2", ""])),
+            draw(CODES),
+        ]
         if fmt == "w3c":
             rec = [v.replace(" ", "+") if i < 2 else v for i, v in enumerate(rec)]
         out.append(rec)
@@ -82,22 +100,26 @@ def write_text(fmt: str, recs: list[list[str]]) -> bytes:
 def write_canonical(recs: list[list[str]]) -> bytes:
     """The same records as JSON lines; an empty text value is a missing one (null)."""
     return "".join(
-        json.dumps({k: (v or None) for k, v in zip(FIELDS, r, strict=True)}) + "\n"
-        for r in recs
+        json.dumps({k: (v or None) for k, v in zip(FIELDS, r, strict=True)}) + "\n" for r in recs
     ).encode()
 
 
 def stored(db: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[int]]:
-    events = rows(db, "select ts, action, user_id, device_id, event_id, request_id, status "
-                      "from events order by source_record")
+    events = rows(
+        db,
+        "select ts, action, user_id, device_id, event_id, request_id, status "
+        "from events order by source_record",
+    )
     rejects = rows(db, "select reason from rejects order by source_record")
-    counts = rows(db, "select rows_read, rows_loaded, rows_rejected, rows_duplicate "
-                      "from sources")
+    counts = rows(db, "select rows_read, rows_loaded, rows_rejected, rows_duplicate from sources")
     return events, rejects, list(counts[0]) if counts else []
 
 
-@settings(max_examples=30, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(data=st.data(), fmt=st.sampled_from(["csv", "tsv", "w3c"]))
 def test_delimited_records_equal_their_json_lines_reading(data: st.DataObject, fmt: str) -> None:
     recs = data.draw(records(fmt))

@@ -101,7 +101,9 @@ def test_duplicate_keys_reject_for_every_kind_and_width(
     r = _only(run(db, f, kind=kind))
     assert (r.rows_loaded, r.rows_rejected) == (2, 2)
     assert rows(db, "select source_record, reason from rejects order by 1") == [
-        (2, "duplicate key"), (4, "duplicate key")]
+        (2, "duplicate key"),
+        (4, "duplicate key"),
+    ]
 
 
 def test_crlf_blank_lines_bom_and_no_final_newline_count_right(tmp_path: Path) -> None:
@@ -122,7 +124,9 @@ def test_only_space_tab_cr_and_lf_make_a_line_blank(tmp_path: Path) -> None:
     r = _only(run(db, f))
     assert (r.rows_read, r.rows_loaded, r.rows_rejected) == (4, 2, 2)
     assert rows(db, "select source_record, reason from rejects order by 1") == [
-        (3, "malformed JSON"), (4, "malformed JSON")]
+        (3, "malformed JSON"),
+        (4, "malformed JSON"),
+    ]
 
 
 def test_invalid_utf8_or_raw_nul_rejects_only_that_record(tmp_path: Path) -> None:
@@ -137,7 +141,9 @@ def test_invalid_utf8_or_raw_nul_rejects_only_that_record(tmp_path: Path) -> Non
     r = _only(run(db, f))
     assert (r.rows_read, r.rows_loaded, r.rows_rejected) == (4, 2, 2)
     assert rows(db, "select source_record, reason from rejects order by 1") == [
-        (2, "invalid UTF-8"), (3, "malformed JSON")]
+        (2, "invalid UTF-8"),
+        (3, "malformed JSON"),
+    ]
 
 
 def test_utf16_file_fails_whole(tmp_path: Path) -> None:
@@ -237,8 +243,13 @@ def test_the_rest_of_a_file_is_read_with_the_last_chunk_when_it_is_small(
     line = _ndjson_bytes([event()])
     tuning = replace(gzip_reader, chunk_bytes=len(line) * 64)  # 64 lines
     name = "e.ndjson.gz" if gz else "e.ndjson"
-    for lines, batches in ((64, [64]), (80, [80]), (81, [64, 17]), (144, [64, 80]),
-                           (145, [64, 64, 17])):
+    for lines, batches in (
+        (64, [64]),
+        (80, [80]),
+        (81, [64, 17]),
+        (144, [64, 80]),
+        (145, [64, 64, 17]),
+    ):
         path = write_ndjson(tmp_path / name, [event()] * lines, gz=gz)
         assert _batch_sizes(path, tuning) == batches, lines
 
@@ -250,13 +261,16 @@ def test_a_gzip_trailer_that_understates_the_size_changes_only_where_batches_end
     line = len(_ndjson_bytes(records[:1]))
     tuning = replace(gzip_reader, chunk_bytes=line * 64)
     path = tmp_path / "e.ndjson.gz"  # the last member is one line: its trailer says so
-    path.write_bytes(gzip.compress(_ndjson_bytes(records[:-1]))
-                     + gzip.compress(_ndjson_bytes(records[-1:])))
+    path.write_bytes(
+        gzip.compress(_ndjson_bytes(records[:-1])) + gzip.compress(_ndjson_bytes(records[-1:]))
+    )
     assert source.gzip_size(path) == line
     assert _batch_sizes(path, tuning) == [80, 64, 64, 64, 28]
     r = _only(run(tmp_path / "s.duckdb", path, tuning=tuning))
-    assert (r.rows_loaded, rows(tmp_path / "s.duckdb", "select max(source_record) from events")
-            ) == (300, [(300,)])
+    assert (
+        r.rows_loaded,
+        rows(tmp_path / "s.duckdb", "select max(source_record) from events"),
+    ) == (300, [(300,)])
 
 
 @pytest.mark.parametrize("cut", [10, 30, -9, -4, -1])
@@ -305,9 +319,15 @@ def test_zero_byte_file_is_reported_with_zero_records(tmp_path: Path) -> None:
 def _parquet_bytes(tmp_path: Path) -> bytes:
     p = write_parquet(
         tmp_path / "good.parquet",
-        pa.table({"ts": ["2024-02-16T09:00:00Z"] * 2000, "action": ["x"] * 2000,
-                  "user_id": [f"u{i}" for i in range(2000)]}),
-        write_page_checksum=True, compression="none",
+        pa.table(
+            {
+                "ts": ["2024-02-16T09:00:00Z"] * 2000,
+                "action": ["x"] * 2000,
+                "user_id": [f"u{i}" for i in range(2000)],
+            }
+        ),
+        write_page_checksum=True,
+        compression="none",
     )
     data = p.read_bytes()
     p.unlink()
@@ -340,15 +360,17 @@ def test_broken_parquet_fails_whole(tmp_path: Path, damage: str) -> None:
 
 
 def test_glob_characters_in_real_names_read_exactly_that_file(tmp_path: Path) -> None:
-    names = ["x*.ndjson", "xa.ndjson", "l[1].ndjson", "l1.ndjson", "it's \"q\" ?.ndjson"]
+    names = ["x*.ndjson", "xa.ndjson", "l[1].ndjson", "l1.ndjson", 'it\'s "q" ?.ndjson']
     for i, n in enumerate(names):
         write_ndjson(tmp_path / n, [event(request_id=f"r{i}")])
     db = tmp_path / "s.duckdb"
     for i, n in enumerate(names):
         r = _only(run(db, tmp_path / n))
         assert r.status == "loaded"
-        assert rows(db, "select request_id from events where source_id = (select max(source_id) "
-                        "from sources)") == [(f"r{i}",)]
+        assert rows(
+            db,
+            "select request_id from events where source_id = (select max(source_id) from sources)",
+        ) == [(f"r{i}",)]
 
 
 def test_same_file_twice_or_via_symlink_is_read_once(tmp_path: Path) -> None:
@@ -374,7 +396,10 @@ def test_folders_are_walked_and_hidden_files_skipped(tmp_path: Path) -> None:
     db = tmp_path / "s.duckdb"
     report = run(db, tmp_path / "logs")
     assert sorted((Path(f.path).name, f.status) for f in report.files) == [
-        ("a.ndjson", "loaded"), ("b.jsonl", "loaded"), ("notes.txt", "skipped")]
+        ("a.ndjson", "loaded"),
+        ("b.jsonl", "loaded"),
+        ("notes.txt", "skipped"),
+    ]
     assert rows(db, "select count(*) from events") == [(5,)]
 
 
@@ -388,8 +413,9 @@ def test_globs_expand(tmp_path: Path) -> None:
 def test_remote_missing_fifo_and_directory_paths_are_reported(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.ndjson"
     os.mkfifo(fifo)
-    report = run(tmp_path / "s.duckdb", "http://example.com/x.ndjson",
-                 tmp_path / "nope.ndjson", fifo)
+    report = run(
+        tmp_path / "s.duckdb", "http://example.com/x.ndjson", tmp_path / "nope.ndjson", fifo
+    )
     assert [f.status for f in report.files] == ["failed", "failed", "failed"]
     assert "local" in (report.files[0].error or "")
     assert "regular" in (report.files[2].error or "")
@@ -402,7 +428,11 @@ def test_kind_is_inferred_or_an_error(tmp_path: Path) -> None:
     x = write_ndjson(tmp_path / "x.ndjson", [{"what": 1}])
     report = run(tmp_path / "s.duckdb", e, g, a, x)
     assert [(f.kind, f.status) for f in report.files] == [
-        ("events", "loaded"), ("grants", "loaded"), ("accounts", "loaded"), (None, "failed")]
+        ("events", "loaded"),
+        ("grants", "loaded"),
+        ("accounts", "loaded"),
+        (None, "failed"),
+    ]
     assert "x.ndjson" in report.files[3].path and "kind" in (report.files[3].error or "")
     forced = run(tmp_path / "s2.duckdb", x, kind="accounts").files[0]
     assert (forced.status, forced.rows_rejected) == ("loaded", 1)
@@ -451,9 +481,12 @@ def test_a_key_hash_collision_never_merges_two_events(tmp_path: Path) -> None:
     first = write_ndjson(tmp_path / "a.ndjson", [GOOD[0], event()])
     _only(run(db, first))
     # Make the stored events' hashes equal those of the next file's different events.
-    _tamper(db, "update events set dkey = case when request_id is null "
-                "then hash('2024-02-16 09:00:00+00'::timestamptz, 'thumbnail_delivered', "
-                "'u9', 'd1', 'e1', null::integer) else hash('other') end")
+    _tamper(
+        db,
+        "update events set dkey = case when request_id is null "
+        "then hash('2024-02-16 09:00:00+00'::timestamptz, 'thumbnail_delivered', "
+        "'u9', 'd1', 'e1', null::integer) else hash('other') end",
+    )
     second = write_ndjson(tmp_path / "b.ndjson", [event(request_id="other"), event(user_id="u9")])
     r = _only(run(db, second))
     assert (r.rows_loaded, r.rows_duplicate) == (2, 0)
@@ -489,21 +522,37 @@ def test_the_key_staged_with_an_event_is_the_key_of_its_stored_values(tmp_path: 
     from forensics.store import DKEY
 
     base = 1_708_074_000  # numbers and strings the stored values are converted from
-    records = [event(ts=base + i, status=str(200 + i % 3), user_id=f"u{i % 4}",
-                     request_id=f"r{i}" if i % 2 else None) for i in range(40)]
-    files = [write_ndjson(tmp_path / "e.ndjson", records),
-             write_parquet(tmp_path / "e.parquet", pa.Table.from_pylist(records))]
+    records = [
+        event(
+            ts=base + i,
+            status=str(200 + i % 3),
+            user_id=f"u{i % 4}",
+            request_id=f"r{i}" if i % 2 else None,
+        )
+        for i in range(40)
+    ]
+    files = [
+        write_ndjson(tmp_path / "e.ndjson", records),
+        write_parquet(tmp_path / "e.parquet", pa.Table.from_pylist(records)),
+    ]
     for f in files:
         db = tmp_path / f"{f.suffix[1:]}.duckdb"
         assert _only(run(db, f)).rows_loaded == 40
-        assert rows(db, f"select count(*) from events where dkey is distinct from ({DKEY})"
-                    ) == [(0,)]
+        assert rows(db, f"select count(*) from events where dkey is distinct from ({DKEY})") == [
+            (0,)
+        ]
 
 
 def test_duplicates_without_request_id_compare_all_six_fields(tmp_path: Path) -> None:
     base = event()
-    recs = [base, dict(base), dict(base, status=200), dict(base, status=200),
-            dict(base, device_id=None), dict(base, ts="2024-02-16T09:00:00.000001Z")]
+    recs = [
+        base,
+        dict(base),
+        dict(base, status=200),
+        dict(base, status=200),
+        dict(base, device_id=None),
+        dict(base, ts="2024-02-16T09:00:00.000001Z"),
+    ]
     f = write_ndjson(tmp_path / "e.ndjson", recs)
     r = _only(run(tmp_path / "s.duckdb", f))
     # device_id null on an analysed action rejects; the others differ in one field each.
@@ -542,18 +591,25 @@ def test_checkpoints_keep_the_row_groups_each_ingest_wrote(tmp_path: Path) -> No
     for name in ("a", "b", "c"):
         many = [event(request_id=f"{name}{i}", user_id=f"u{i}") for i in range(3000)]
         _only(run(db, write_ndjson(tmp_path / f"{name}.ndjson", many)))
-    assert rows(db, "select row_group_id, max(count) from pragma_storage_info('events') "
-                    "group by 1 order by 1") == [(0, 3000), (1, 3000), (2, 3000)]
+    assert rows(
+        db,
+        "select row_group_id, max(count) from pragma_storage_info('events') group by 1 order by 1",
+    ) == [(0, 3000), (1, 3000), (2, 3000)]
 
 
 def test_second_writer_gets_store_in_use(tmp_path: Path) -> None:
     db = tmp_path / "s.duckdb"
     run(db, write_ndjson(tmp_path / "a.ndjson", GOOD))
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import duckdb,sys,time; c=duckdb.connect(sys.argv[1]); print('ok', flush=True); "
-         "time.sleep(30)", str(db)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import duckdb,sys,time; c=duckdb.connect(sys.argv[1]); print('ok', flush=True); "
+            "time.sleep(30)",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
@@ -574,9 +630,17 @@ def test_store_file_is_private(tmp_path: Path) -> None:
     try:
         db = tmp_path / "s.duckdb"
         proc = subprocess.run(
-            [sys.executable, "-m", "forensics", "--db", str(db), "ingest",
-             str(write_ndjson(tmp_path / "a.ndjson", GOOD))],
-            capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "forensics",
+                "--db",
+                str(db),
+                "ingest",
+                str(write_ndjson(tmp_path / "a.ndjson", GOOD)),
+            ],
+            capture_output=True,
+            text=True,
         )
     finally:
         os.umask(old)
@@ -592,8 +656,11 @@ def _append_newline(path: Path) -> None:
 @pytest.mark.parametrize("fmt", ["ndjson", "parquet"])
 def test_file_changed_while_read_fails(tmp_path: Path, fmt: str) -> None:
     # Written to after its records are staged: the stage's own check, for every reader.
-    f = (write_ndjson(tmp_path / "e.ndjson", GOOD) if fmt == "ndjson"
-         else write_parquet(tmp_path / "e.parquet", pa.Table.from_pylist(GOOD)))
+    f = (
+        write_ndjson(tmp_path / "e.ndjson", GOOD)
+        if fmt == "ndjson"
+        else write_parquet(tmp_path / "e.parquet", pa.Table.from_pylist(GOOD))
+    )
     db = tmp_path / "s.duckdb"
     r = run(db, f, hooks=IngestHooks(after_stage=_append_newline)).files[0]
     assert r.status == "failed" and "changed" in (r.error or "")
@@ -649,8 +716,14 @@ def test_a_reader_fails_a_file_written_to_while_its_bytes_are_read(
 
 
 def test_parquet_table_round_trip_counts(tmp_path: Path) -> None:
-    t = pa.table({"ts": ["2024-02-16T09:00:00Z"] * 3, "action": ["x"] * 3,
-                  "user_id": ["a", "", "c"], "request_id": ["1", "2", "1"]})
+    t = pa.table(
+        {
+            "ts": ["2024-02-16T09:00:00Z"] * 3,
+            "action": ["x"] * 3,
+            "user_id": ["a", "", "c"],
+            "request_id": ["1", "2", "1"],
+        }
+    )
     f = tmp_path / "e.parquet"
     pq.write_table(t, f)
     r = _only(run(tmp_path / "s.duckdb", f))
@@ -680,12 +753,29 @@ def _mixed_files(tmp_path: Path) -> list[Path]:
 
 
 def _outcome(db: Path, report) -> tuple[object, ...]:  # type: ignore[no-untyped-def]
-    files = [(Path(f.path).name, f.status, f.kind, f.rows_read, f.rows_loaded,
-              f.rows_rejected, f.rows_duplicate, f.error) for f in report.files]
-    stored = rows(db, "select s.path, e.source_record, e.request_id, e.user_id from events e "
-                      "join sources s using (source_id) order by 1, 2")
-    rejected = rows(db, "select s.path, r.source_record, r.reason from rejects r "
-                        "join sources s using (source_id) order by 1, 2")
+    files = [
+        (
+            Path(f.path).name,
+            f.status,
+            f.kind,
+            f.rows_read,
+            f.rows_loaded,
+            f.rows_rejected,
+            f.rows_duplicate,
+            f.error,
+        )
+        for f in report.files
+    ]
+    stored = rows(
+        db,
+        "select s.path, e.source_record, e.request_id, e.user_id from events e "
+        "join sources s using (source_id) order by 1, 2",
+    )
+    rejected = rows(
+        db,
+        "select s.path, r.source_record, r.reason from rejects r "
+        "join sources s using (source_id) order by 1, 2",
+    )
     return files, stored, rejected
 
 
@@ -702,9 +792,16 @@ def test_reading_ahead_changes_nothing_that_is_stored_or_reported(
     assert ahead == direct
     statuses = [(name, status) for name, status, *_ in ahead[0]]
     assert statuses == [  # a path that does not exist is reported by discovery, first
-        ("missing.ndjson", "failed"), ("a.ndjson", "loaded"), ("fifo.ndjson", "failed"),
-        ("cut.ndjson.gz", "failed"), ("kind.ndjson", "failed"), ("b.ndjson.gz", "loaded"),
-        ("c.parquet", "loaded"), ("same-as-a.jsonl", "skipped"), ("d.json", "loaded")]
+        ("missing.ndjson", "failed"),
+        ("a.ndjson", "loaded"),
+        ("fifo.ndjson", "failed"),
+        ("cut.ndjson.gz", "failed"),
+        ("kind.ndjson", "failed"),
+        ("b.ndjson.gz", "loaded"),
+        ("c.parquet", "loaded"),
+        ("same-as-a.jsonl", "skipped"),
+        ("d.json", "loaded"),
+    ]
     assert len(ahead[1]) == 305 and ahead[2] and ahead[2][0][2] == "malformed JSON"
 
 
@@ -735,8 +832,12 @@ def test_the_read_ahead_thread_stops_when_ingest_is_interrupted(tmp_path: Path) 
     files = [write_ndjson(tmp_path / f"{i}.ndjson", GOOD * 20) for i in range(5)]
     # Interrupted once the first file is staged, while the thread reads the next ones.
     with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "s.duckdb", *files, tuning=IngestTuning(chunk_bytes=256),
-            hooks=IngestHooks(after_stage=_interrupt))
+        run(
+            tmp_path / "s.duckdb",
+            *files,
+            tuning=IngestTuning(chunk_bytes=256),
+            hooks=IngestHooks(after_stage=_interrupt),
+        )
     assert not [t for t in threading.enumerate() if t.name == "forensics-read-ahead"]
 
 
@@ -758,7 +859,7 @@ def _overlapping_files(tmp_path: Path) -> list[Path]:
 
 
 def test_storing_while_the_next_file_is_staged_gives_what_one_file_at_a_time_gives(
-    tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     small = IngestTuning(chunk_bytes=256)  # many batches per file
     files = _overlapping_files(tmp_path)
@@ -769,8 +870,12 @@ def test_storing_while_the_next_file_is_staged_gives_what_one_file_at_a_time_giv
     one_by_one = [f for path in files for f in run(apart, path, tuning=small).files]
     assert _outcome(together, report) == _outcome(apart, type(report)(one_by_one))
     assert [(f.status, f.rows_loaded, f.rows_duplicate) for f in report.files] == [
-        ("loaded", 32, 0), ("loaded", 16, 11), ("loaded", 10, 5), ("skipped", 0, 0),
-        ("loaded", 6, 8)]
+        ("loaded", 32, 0),
+        ("loaded", 16, 11),
+        ("loaded", 10, 5),
+        ("skipped", 0, 0),
+        ("loaded", 6, 8),
+    ]
 
 
 def test_a_file_that_fails_to_be_stored_leaves_the_next_files_unharmed(tmp_path: Path) -> None:
@@ -785,20 +890,25 @@ def test_a_file_that_fails_to_be_stored_leaves_the_next_files_unharmed(tmp_path:
 
     db = tmp_path / "s.duckdb"
     report = run(db, *files, hooks=IngestHooks(before_commit=failing))
-    assert [f.status for f in report.files] == ["loaded", "failed", "loaded", "skipped",
-                                                "loaded"]
+    assert [f.status for f in report.files] == ["loaded", "failed", "loaded", "skipped", "loaded"]
     assert "disk full" in (report.files[1].error or "")
     # Nothing of b is stored; c, staged while b was being stored, now keeps b's events.
     assert [(f.rows_loaded, f.rows_duplicate) for f in report.files[2:]] == [
-        (15, 0), (0, 0), (7, 7)]
+        (15, 0),
+        (0, 0),
+        (7, 7),
+    ]
     assert rows(db, "select count(*) from sources where path like '%b.ndjson.gz'") == [(0,)]
-    per_file = rows(db, "select s.rows_loaded, (select count(*) from events e "
-                        "where e.source_id = s.source_id) from sources s")
+    per_file = rows(
+        db,
+        "select s.rows_loaded, (select count(*) from events e "
+        "where e.source_id = s.source_id) from sources s",
+    )
     assert all(a == b for a, b in per_file) and len(per_file) == 3
 
 
 def test_an_interrupt_while_staging_leaves_whole_files_and_a_rerun_completes(
-    tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     files = _overlapping_files(tmp_path)
 
@@ -811,11 +921,12 @@ def test_an_interrupt_while_staging_leaves_whole_files_and_a_rerun_completes(
         run(db, *files, hooks=IngestHooks(after_stage=interrupted))
     assert not [t for t in threading.enumerate() if t.name.startswith("forensics-")]
     # a and b were staged before the interrupt: both are stored whole, in order.
-    assert rows(db, "select path.split('/')[-1], rows_loaded, rows_duplicate from sources "
-                    "order by source_id") == [("a.ndjson", 32, 0), ("b.ndjson.gz", 16, 11)]
+    assert rows(
+        db,
+        "select path.split('/')[-1], rows_loaded, rows_duplicate from sources order by source_id",
+    ) == [("a.ndjson", 32, 0), ("b.ndjson.gz", 16, 11)]
     again = run(db, *files)
-    assert [f.status for f in again.files] == ["skipped", "skipped", "loaded", "skipped",
-                                               "loaded"]
+    assert [f.status for f in again.files] == ["skipped", "skipped", "loaded", "skipped", "loaded"]
     assert rows(db, "select count(*) from events") == [(64,)]
 
 
@@ -876,8 +987,19 @@ def test_a_file_out_of_time_order_is_stored_sorted_by_time(tmp_path: Path, case:
 
 
 def _everything(db: Path, report) -> tuple[object, ...]:  # type: ignore[no-untyped-def]
-    files = [(Path(f.path).name, f.status, f.kind, f.rows_read, f.rows_loaded,
-              f.rows_rejected, f.rows_duplicate, f.error) for f in report.files]
+    files = [
+        (
+            Path(f.path).name,
+            f.status,
+            f.kind,
+            f.rows_read,
+            f.rows_loaded,
+            f.rows_rejected,
+            f.rows_duplicate,
+            f.error,
+        )
+        for f in report.files
+    ]
     tables = {
         t: rows(db, f"select * exclude (source_id) from {t} order by all")  # noqa: S608
         for t in ("events", "grants", "accounts", "rejects")
@@ -900,9 +1022,7 @@ def _keys_sampled_and_whole(  # type: ignore[no-untyped-def]
     return sampled, whole
 
 
-def test_a_key_outside_the_sample_is_found_and_kept(
-    tmp_path: Path
-) -> None:
+def test_a_key_outside_the_sample_is_found_and_kept(tmp_path: Path) -> None:
     records = [event(request_id=f"r{i}", user_id=f"u{i}") for i in range(40)]
     records[30]["cache_node"] = "c7"  # the only record with this key, far past the sample
     records[35] = {"user_id": "u", "user_id ": "x", **records[35]}  # a near-duplicate key
@@ -945,14 +1065,23 @@ def test_sampled_keys_across_many_batches_and_kinds(tmp_path: Path) -> None:
         many[i][f"k{i % 3}"] = i  # keys that come and go between batches
     files = [
         write_ndjson(tmp_path / "a.ndjson", many),
-        write_ndjson(tmp_path / "g.ndjson", [
-            {"device_id": f"d{i}", "user_id": f"u{i}", **({"role": "x"} if i == 9 else {})}
-            for i in range(30)]),
-        write_ndjson(tmp_path / "acc.ndjson", [
-            {"user_id": f"u{i}", **({"email": "e"} if i % 11 == 5 else {})} for i in range(30)]),
+        write_ndjson(
+            tmp_path / "g.ndjson",
+            [
+                {"device_id": f"d{i}", "user_id": f"u{i}", **({"role": "x"} if i == 9 else {})}
+                for i in range(30)
+            ],
+        ),
+        write_ndjson(
+            tmp_path / "acc.ndjson",
+            [{"user_id": f"u{i}", **({"email": "e"} if i % 11 == 5 else {})} for i in range(30)],
+        ),
         write_ndjson(tmp_path / "b.ndjson", ["{bad"] * 5 + many[:10]),
-        write_ndjson(tmp_path / "c.ndjson", [{"user_id": "u", "email": "e"}] * 3
-                     + [{"device_id": "d", "user_id": "u", "email": "e"}]),
+        write_ndjson(
+            tmp_path / "c.ndjson",
+            [{"user_id": "u", "email": "e"}] * 3
+            + [{"device_id": "d", "user_id": "u", "email": "e"}],
+        ),
     ]
     small = IngestTuning(chunk_bytes=700)  # a few records a batch
     sampled, whole = _keys_sampled_and_whole(tmp_path, *files, tuning=small)

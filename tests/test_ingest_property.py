@@ -168,8 +168,12 @@ def test_ingest_equals_a_plain_reading_of_spec(
         assert accounted(report)
         assert all(f.status == "loaded" for f in report.files), report
         expected, rejected, dup = _model([e for _, e in order])
-        got = set(rows(db, "select ts, action, user_id, device_id, event_id, request_id, status "
-                           "from events"))
+        got = set(
+            rows(
+                db,
+                "select ts, action, user_id, device_id, event_id, request_id, status from events",
+            )
+        )
         assert got == expected
         totals = report.totals()
         assert totals["rows_rejected"] == rejected
@@ -207,6 +211,9 @@ def test_parquet_string_columns_follow_the_same_rules(tmp_path: Path) -> None:
     report = run(db, f)
     assert accounted(report)
     assert rows(db, "select user_id, ts, status from events") == [
-        ("a", datetime(2024, 2, 16, 8, 0, tzinfo=UTC), 200)]
+        ("a", datetime(2024, 2, 16, 8, 0, tzinfo=UTC), 200)
+    ]
     assert rows(db, "select reason from rejects order by source_record") == [
-        ("invalid ts",), ("invalid status",)]
+        ("invalid ts",),
+        ("invalid status",),
+    ]

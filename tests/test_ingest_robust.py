@@ -72,8 +72,9 @@ def test_the_json_report_lists_the_failed_file_and_exits_1(
 
     def ingest(*a: Any, **k: Any) -> Any:  # the CLI's ingest, with the failing hook
         options = a[2]
-        return real_ingest(a[0], a[1], replace(options, hooks=_hooks("stage", RecursionError())),
-                           *a[3:], **k)
+        return real_ingest(
+            a[0], a[1], replace(options, hooks=_hooks("stage", RecursionError())), *a[3:], **k
+        )
 
     monkeypatch.setattr(ingest_package, "ingest", ingest)
     db = tmp_path / "s.duckdb"

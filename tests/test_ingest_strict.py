@@ -22,15 +22,43 @@ from forensics.mapping import load_mapping
 from tests.helpers.ingest import event, rows, run
 
 DUCKDB_ACCEPTS = [
-    '{"a":NaN}', '{"a":-NaN}', '{"a":nan}', '{"a":nAn}', '{"a":Infinity}', '{"a":-Infinity}',
-    '{"a":infinity}', '{"a":Inf}', '{"a":-Inf}', '{"a":INF}', '{"a":iNf}', '{"a":1,}',
-    '{"a":[1,]}', '{"a":{},}', '{"a":[1,{"b":Inf}]}',
+    '{"a":NaN}',
+    '{"a":-NaN}',
+    '{"a":nan}',
+    '{"a":nAn}',
+    '{"a":Infinity}',
+    '{"a":-Infinity}',
+    '{"a":infinity}',
+    '{"a":Inf}',
+    '{"a":-Inf}',
+    '{"a":INF}',
+    '{"a":iNf}',
+    '{"a":1,}',
+    '{"a":[1,]}',
+    '{"a":{},}',
+    '{"a":[1,{"b":Inf}]}',
 ]
 DUCKDB_REFUSES = [
-    '{"a":1}//c', '{"a":/*c*/1}', "{'a':1}", '{"a":\'x\'}', '{"a":01}', '{"a":-01}',
-    '{"a":0x10}', '{"a":+1}', '{"a":.5}', '{"a":1.}', '{"a":1e}', '{"a":True}', '{"a":None}',
-    '{"a":undefined}', "{a:1}", '{"a":"\\x41"}', '{"a":"tab\there"}', '{"a":[1,,2]}',
-    '{"a":+Inf}', '{"a":Infinityy}',
+    '{"a":1}//c',
+    '{"a":/*c*/1}',
+    "{'a':1}",
+    "{\"a\":'x'}",
+    '{"a":01}',
+    '{"a":-01}',
+    '{"a":0x10}',
+    '{"a":+1}',
+    '{"a":.5}',
+    '{"a":1.}',
+    '{"a":1e}',
+    '{"a":True}',
+    '{"a":None}',
+    '{"a":undefined}',
+    "{a:1}",
+    '{"a":"\\x41"}',
+    '{"a":"tab\there"}',
+    '{"a":[1,,2]}',
+    '{"a":+Inf}',
+    '{"a":Infinityy}',
 ]
 
 
@@ -40,7 +68,8 @@ def test_duckdb_accepts_these_non_standard_texts(text: str) -> None:
         json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
     con = duckdb.connect()
     assert con.execute("select json_valid($t), json_keys($t)", {"t": text}).fetchone() == (
-        True, ["a"],
+        True,
+        ["a"],
     )
 
 
@@ -60,12 +89,27 @@ def _with(extra: str, rid: str = "r") -> str:
 
 
 NON_STANDARD_VALUES = [
-    "NaN", "-nan", "Inf", "-INF", "infinity", "[1, Inf]", '{"y": [1, {"z": -Infinity}]}',
-    "[1,]", '{"y": 1,}', "[ 1 , ]",
+    "NaN",
+    "-nan",
+    "Inf",
+    "-INF",
+    "infinity",
+    "[1, Inf]",
+    '{"y": [1, {"z": -Infinity}]}',
+    "[1,]",
+    '{"y": 1,}',
+    "[ 1 , ]",
 ]
 STANDARD_LOOKALIKES = [
-    '"NaN"', '"Inf, ]"', '"a,}"', '{"info": "nan"}', '["inf", "Infinity"]', "null",
-    '{"n": null, "i": [1, -1e5]}', '"\\"NaN\\""', '"x\\\\", "y": "Inf"',
+    '"NaN"',
+    '"Inf, ]"',
+    '"a,}"',
+    '{"info": "nan"}',
+    '["inf", "Infinity"]',
+    "null",
+    '{"n": null, "i": [1, -1e5]}',
+    '"\\"NaN\\""',
+    '"x\\\\", "y": "Inf"',
 ]
 
 
@@ -168,7 +212,9 @@ def test_wrapped_document_by_inference(tmp_path: Path) -> None:
     r = run(db, f).files[0]
     assert (r.status, r.kind, r.rows_loaded) == ("loaded", "events", 3)
     assert rows(db, "select source_record, request_id from events order by 1") == [
-        (1, "r0"), (2, "r1"), (3, "r2"),
+        (1, "r0"),
+        (2, "r1"),
+        (3, "r2"),
     ]
 
 
@@ -223,16 +269,24 @@ def test_a_surprise_after_the_peek_fails_the_file(tmp_path: Path) -> None:
 def test_cloudtrail_example_through_its_map(tmp_path: Path) -> None:
     root = Path(__file__).parent.parent / "examples"
     db = tmp_path / "s.duckdb"
-    report = run(db, root / "data" / "camera-audit-trail.json",
-                 mapping=load_mapping(root / "maps" / "cloudtrail.toml"))
+    report = run(
+        db,
+        root / "data" / "camera-audit-trail.json",
+        mapping=load_mapping(root / "maps" / "cloudtrail.toml"),
+    )
     r = report.files[0]
     assert (r.status, r.kind, r.rows_read, r.rows_loaded, r.rows_rejected) == (
-        "loaded", "events", 6, 5, 1,
+        "loaded",
+        "events",
+        6,
+        5,
+        1,
     )
     assert r.reasons == {"missing event_id for an analysed action": 1}
     assert rows(
-        db, "select source_record, strftime(ts, '%H:%M:%S'), action, user_id, device_id, "
-        "event_id, request_id, status from events order by source_record"
+        db,
+        "select source_record, strftime(ts, '%H:%M:%S'), action, user_id, device_id, "
+        "event_id, request_id, status from events order by source_record",
     ) == [
         (1, "09:00:01", "thumbnail_delivered", "u-2", "cam-1", "ev-1", "evt-0001", 200),
         (2, "09:00:02", "thumbnail_tapped", "u-2", "cam-1", "ev-1", "evt-0002", 200),

@@ -209,8 +209,11 @@ def test_status_anything_else_rejects(tmp_path: Path, value: str) -> None:
 def test_mixed_status_types_in_one_file_are_read_per_record(tmp_path: Path) -> None:
     f = write_ndjson(
         tmp_path / "e.ndjson",
-        [event(status="200", request_id="a"), event(status=200, request_id="b"),
-         event(status="x", request_id="c")],
+        [
+            event(status="200", request_id="a"),
+            event(status=200, request_id="b"),
+            event(status="x", request_id="c"),
+        ],
     )
     db = tmp_path / "s.duckdb"
     report = run(db, f)
@@ -249,11 +252,14 @@ def test_an_events_extra_holds_exactly_the_keys_and_values_it_came_with(tmp_path
     """Keys that need escaping come back as written; JSON null is kept; a key only other
     records have is not added; a record with no extra key has none (NULL)."""
     odd = 'k"\\\u00e9\n'
-    f = write_ndjson(tmp_path / "e.ndjson", [
-        event(request_id="a", **{odd: [1, {"x": None}], "big": 123456789012345678901234567890}),
-        event(request_id="b", cache_node=None),
-        event(request_id="c"),
-    ])
+    f = write_ndjson(
+        tmp_path / "e.ndjson",
+        [
+            event(request_id="a", **{odd: [1, {"x": None}], "big": 123456789012345678901234567890}),
+            event(request_id="b", cache_node=None),
+            event(request_id="c"),
+        ],
+    )
     db = tmp_path / "s.duckdb"
     run(db, f)
     got = rows(db, "select request_id, extra::varchar from events order by 1")
@@ -269,10 +275,19 @@ def test_grants_reject_empty_intervals_and_default_to_owner(tmp_path: Path) -> N
         tmp_path / "g.ndjson",
         [
             {"device_id": "d", "user_id": "a"},
-            {"device_id": "d", "user_id": "b", "role": "shared",
-             "valid_from": "2024-01-01T00:00:00Z", "valid_to": "2024-01-01T00:00:00.000001Z"},
-            {"device_id": "d", "user_id": "c",
-             "valid_from": "2024-01-01T00:00:00Z", "valid_to": "2024-01-01T00:00:00Z"},
+            {
+                "device_id": "d",
+                "user_id": "b",
+                "role": "shared",
+                "valid_from": "2024-01-01T00:00:00Z",
+                "valid_to": "2024-01-01T00:00:00.000001Z",
+            },
+            {
+                "device_id": "d",
+                "user_id": "c",
+                "valid_from": "2024-01-01T00:00:00Z",
+                "valid_to": "2024-01-01T00:00:00Z",
+            },
             {"device_id": "d", "user_id": "e", "valid_to": None},
         ],
     )
@@ -280,13 +295,18 @@ def test_grants_reject_empty_intervals_and_default_to_owner(tmp_path: Path) -> N
     report = run(db, f)
     assert report.files[0].kind == "grants"
     assert rows(db, "select user_id, role from grants order by 1") == [
-        ("a", "owner"), ("b", "shared"), ("e", "owner")]
+        ("a", "owner"),
+        ("b", "shared"),
+        ("e", "owner"),
+    ]
     assert rows(db, "select reason from rejects") == [("valid_to is not after valid_from",)]
 
 
 def test_accounts_last_ingested_record_wins(tmp_path: Path) -> None:
-    a = write_ndjson(tmp_path / "a1.ndjson", [{"user_id": "u", "email": "old@x"},
-                                               {"user_id": "u", "email": "mid@x"}])
+    a = write_ndjson(
+        tmp_path / "a1.ndjson",
+        [{"user_id": "u", "email": "old@x"}, {"user_id": "u", "email": "mid@x"}],
+    )
     b = write_ndjson(tmp_path / "a2.ndjson", [{"user_id": "u", "email": "new@x"}])
     db = tmp_path / "s.duckdb"
     run(db, a)
@@ -361,14 +381,21 @@ def test_escaped_json_strings_are_unescaped_exactly(tmp_path: Path) -> None:
     db = tmp_path / "s.duckdb"
     run(db, f)
     assert rows(db, "select user_id from events order by request_id") == [
-        ("café",), ('a"b\\c',), ("😀",), ("plain",)]
+        ("café",),
+        ('a"b\\c',),
+        ("😀",),
+        ("plain",),
+    ]
 
 
 def test_parquet_blank_text_is_missing_but_leading_space_is_kept(tmp_path: Path) -> None:
     f = write_parquet(
         tmp_path / "e.parquet",
-        {"ts": ["2024-02-16T09:00:00Z"] * 4, "action": ["a"] * 4,
-         "user_id": ["\t ", " x", "", "y "]},
+        {
+            "ts": ["2024-02-16T09:00:00Z"] * 4,
+            "action": ["a"] * 4,
+            "user_id": ["\t ", " x", "", "y "],
+        },
     )
     db = tmp_path / "s.duckdb"
     report = run(db, f)
@@ -395,19 +422,29 @@ def test_parquet_text_that_is_only_blank_is_missing_and_a_v_is_not_blank(
     assert (r.rows_loaded, r.rows_rejected) == (4, 2)
     assert rows(db, "select user_id from events order by source_record") == BLANK_EDGE_KEPT
     assert rows(db, "select source_record, reason from rejects order by 1") == [
-        (3, "missing user_id"), (4, "missing user_id")]
+        (3, "missing user_id"),
+        (4, "missing user_id"),
+    ]
 
 
 def test_json_text_that_is_only_blank_is_missing_and_a_v_is_not_blank(tmp_path: Path) -> None:
     # json.dumps writes the control characters as \u escapes: the parsed-text path.
-    f = write_ndjson(tmp_path / "e.ndjson", [
-        {"ts": "2024-02-16T09:00:00Z", "action": "a", "user_id": u, "request_id": str(i)}
-        for i, u in enumerate(BLANK_EDGE_IDS)
-    ] + ['{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":"\\u0020v","request_id":"x"}'])
+    f = write_ndjson(
+        tmp_path / "e.ndjson",
+        [
+            {"ts": "2024-02-16T09:00:00Z", "action": "a", "user_id": u, "request_id": str(i)}
+            for i, u in enumerate(BLANK_EDGE_IDS)
+        ]
+        + ['{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":"\\u0020v","request_id":"x"}'],
+    )
     db = tmp_path / "s.duckdb"
     r = run(db, f).files[0]
     assert (r.rows_loaded, r.rows_rejected) == (5, 2)
     assert rows(db, "select user_id from events order by source_record") == [
-        *BLANK_EDGE_KEPT, (" v",)]
+        *BLANK_EDGE_KEPT,
+        (" v",),
+    ]
     assert rows(db, "select source_record, reason from rejects order by 1") == [
-        (3, "missing user_id"), (4, "missing user_id")]
+        (3, "missing user_id"),
+        (4, "missing user_id"),
+    ]

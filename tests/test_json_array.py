@@ -28,10 +28,15 @@ def values(doc: str, size: int = 0, **kw: Any) -> list[Any]:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(alphabet=st.sampled_from('ab,:[]{}"\\ \n\u00e9\u2028')),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text(alphabet='ab"\\,]', max_size=3), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(alphabet='ab"\\,]', max_size=3), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -149,7 +154,7 @@ def test_a_chunk_is_split_in_pieces_with_the_same_result(
 ) -> None:
     import forensics.ingest.readers.json_split as ja
 
-    doc = json.dumps([{"a": "x,]\\\"", "b": [1, {"c": None}]}, 2, "s", [], {}] * 3)
+    doc = json.dumps([{"a": 'x,]\\"', "b": [1, {"c": None}]}, 2, "s", [], {}] * 3)
     expected = values(doc)
     monkeypatch.setattr(ja, "PIECE", piece)
     assert values(doc, 0) == values(doc, 7) == expected

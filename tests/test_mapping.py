@@ -45,13 +45,18 @@ def ingest_mapped(tmp_path: Path, map_text: str, *files: Path, **kw: Any) -> Any
 
 
 def stored_events(db: Path) -> list[tuple[Any, ...]]:
-    return rows(db, "select ts, action, user_id, device_id, event_id, request_id, status "
-                    "from events order by source_id, source_record")
+    return rows(
+        db,
+        "select ts, action, user_id, device_id, event_id, request_id, status "
+        "from events order by source_id, source_record",
+    )
 
 
 def reasons(db: Path) -> list[tuple[int, str]]:
-    return [(int(r), str(w)) for r, w in
-            rows(db, "select source_record, reason from rejects order by source_record")]
+    return [
+        (int(r), str(w))
+        for r, w in rows(db, "select source_record, reason from rejects order by source_record")
+    ]
 
 
 # --------------------------------------------------------------------------- loading
@@ -225,9 +230,9 @@ thumb = "thumbnail_delivered"
 """
 
 
-def nested_record(i: int, uid: Any, path: str, *, verb: str = "thumb", code: Any = 200) -> dict[
-    str, Any
-]:
+def nested_record(
+    i: int, uid: Any, path: str, *, verb: str = "thumb", code: Any = 200
+) -> dict[str, Any]:
     return {
         "time": T0_MS + i * 1000,
         "actor": {"user": {"uid": uid}},
@@ -268,8 +273,9 @@ def test_nested_renamed_and_derived_fields_json_and_parquet_store_the_same_rows(
     assert stored_events(tmp_path / "j.duckdb") == expected
     assert stored_events(tmp_path / "q.duckdb") == expected
     for db in ("j.duckdb", "q.duckdb"):  # the key staged with each event is its values' key
-        assert rows(tmp_path / db, f"select count(*) from events where dkey is distinct from "
-                                   f"({DKEY})") == [(0,)]
+        assert rows(
+            tmp_path / db, f"select count(*) from events where dkey is distinct from ({DKEY})"
+        ) == [(0,)]
     # Fields the map does not consume stay with the record; ones read by a path do not.
     for db in ("j.duckdb", "q.duckdb"):
         extra = json.loads(rows(tmp_path / db, "select extra from events limit 1")[0][0])
@@ -343,12 +349,15 @@ request_id = "r"
 
 
 def test_parquet_expressions_over_struct_columns(tmp_path: Path) -> None:
-    t = pa.table({
-        "time": pa.array([T0_MS, T0_MS + 1000], pa.int64()),
-        "who": pa.array([{"uid": 12345}, {"uid": 9007199254740993}],
-                        pa.struct([("uid", pa.int64())])),
-        "url": pa.array(["/devices/d1/events/e1/x", "/devices/d2/events/e2/x"]),
-    })
+    t = pa.table(
+        {
+            "time": pa.array([T0_MS, T0_MS + 1000], pa.int64()),
+            "who": pa.array(
+                [{"uid": 12345}, {"uid": 9007199254740993}], pa.struct([("uid", pa.int64())])
+            ),
+            "url": pa.array(["/devices/d1/events/e1/x", "/devices/d2/events/e2/x"]),
+        }
+    )
     f = write_parquet(tmp_path / "e.parquet", t)
     text = """
 [events]
@@ -361,19 +370,31 @@ event_id = { sql = "upper(regexp_extract(url, '/events/([^/]+)/', 1))" }
     report = ingest_mapped(tmp_path, text, f)
     assert report.files[0].status == "loaded", report.files[0].error
     assert [r[2:5] for r in stored_events(tmp_path / "s.duckdb")] == [
-        ("12345", "d1", "E1"), ("9007199254740993", "d2", "E2")]
+        ("12345", "d1", "E1"),
+        ("9007199254740993", "d2", "E2"),
+    ]
 
 
 def test_field_absent_from_early_batches_still_maps(tmp_path: Path) -> None:
     """JSON is typed batch by batch: a field first seen in a later batch (null or absent in
     the earlier ones), or whose type differs between batches, still binds and maps."""
     recs = [
-        {"time": T0_MS + i, "uid": f"u{i}", "rid": f"r{i}", "path": "/devices/d1/events/e1/",
-         "alt": None}
+        {
+            "time": T0_MS + i,
+            "uid": f"u{i}",
+            "rid": f"r{i}",
+            "path": "/devices/d1/events/e1/",
+            "alt": None,
+        }
         for i in range(6)
     ] + [
-        {"time": T0_MS + 10, "uid": 77, "rid": "r10", "path": "/devices/d9/events/e9/",
-         "alt": {"dev": "d7"}},
+        {
+            "time": T0_MS + 10,
+            "uid": 77,
+            "rid": "r10",
+            "path": "/devices/d9/events/e9/",
+            "alt": {"dev": "d7"},
+        },
     ]
     f = write_ndjson(tmp_path / "e.ndjson", recs)
     text = """
@@ -399,8 +420,9 @@ ts = "time"
 user_id = { sql = "user" }
 action = { sql = "current_user" }
 """
-    f = write_ndjson(tmp_path / "e.ndjson",
-                     [{"time": T0_MS, "user": "u1", "current_user": "login"}])
+    f = write_ndjson(
+        tmp_path / "e.ndjson", [{"time": T0_MS, "user": "u1", "current_user": "login"}]
+    )
     ingest_mapped(tmp_path, text, f)
     assert [r[1:3] for r in stored_events(tmp_path / "s.duckdb")] == [("login", "u1")]
 
@@ -428,15 +450,25 @@ def _failed(report: Any, name: str) -> str:
 def test_mapped_field_no_record_has_fails_the_json_file_before_anything_is_stored(
     tmp_path: Path, map_line: str, names: str
 ) -> None:
-    good = write_ndjson(tmp_path / "a.ndjson", [
-        {"time": T0_MS, "who": "u1", "action": "x",
-         "actor": {"user": {"uid": "u9", "id": "u9"}, "usr": {"uid": "u9"}},
-         "current_user": "u9"},
-    ])
-    bad = write_ndjson(tmp_path / "b.ndjson", [
-        {"time": T0_MS, "action": "x", "actor": {"user": {"uid": "u1"}}},
-        {"time": T0_MS, "action": "x", "actor": {"user": {"uid": "u2"}}},
-    ])
+    good = write_ndjson(
+        tmp_path / "a.ndjson",
+        [
+            {
+                "time": T0_MS,
+                "who": "u1",
+                "action": "x",
+                "actor": {"user": {"uid": "u9", "id": "u9"}, "usr": {"uid": "u9"}},
+                "current_user": "u9",
+            },
+        ],
+    )
+    bad = write_ndjson(
+        tmp_path / "b.ndjson",
+        [
+            {"time": T0_MS, "action": "x", "actor": {"user": {"uid": "u1"}}},
+            {"time": T0_MS, "action": "x", "actor": {"user": {"uid": "u2"}}},
+        ],
+    )
     text = f'[events]\nts = "time"\n{map_line}\n'
     m = load_mapping(write_map(tmp_path, text))
     db = tmp_path / "s.duckdb"
@@ -451,10 +483,13 @@ def test_mapped_field_no_record_has_fails_the_json_file_before_anything_is_store
 
 
 def test_field_missing_from_some_records_only_rejects_those_records(tmp_path: Path) -> None:
-    f = write_ndjson(tmp_path / "e.ndjson", [
-        {"time": T0_MS, "action": "x", "actor": {"user": {"uid": "u1"}}},
-        {"time": T0_MS, "action": "y", "actor": {}},
-    ])
+    f = write_ndjson(
+        tmp_path / "e.ndjson",
+        [
+            {"time": T0_MS, "action": "x", "actor": {"user": {"uid": "u1"}}},
+            {"time": T0_MS, "action": "y", "actor": {}},
+        ],
+    )
     ingest_mapped(tmp_path, '[events]\nts = "time"\nuser_id = "actor.user.uid"\n', f)
     assert reasons(tmp_path / "s.duckdb") == [(2, "missing user_id")]
 
@@ -471,11 +506,13 @@ def test_field_missing_from_some_records_only_rejects_those_records(tmp_path: Pa
 def test_mapped_field_the_parquet_file_lacks_fails_it(
     tmp_path: Path, map_line: str, names: str
 ) -> None:
-    t = pa.table({
-        "time": pa.array([T0_MS], pa.int64()),
-        "action": ["x"],
-        "actor": pa.array([{"uid": "u1"}], pa.struct([("uid", pa.string())])),
-    })
+    t = pa.table(
+        {
+            "time": pa.array([T0_MS], pa.int64()),
+            "action": ["x"],
+            "actor": pa.array([{"uid": "u1"}], pa.struct([("uid", pa.string())])),
+        }
+    )
     f = write_parquet(tmp_path / "e.parquet", t)
     m = load_mapping(write_map(tmp_path, f'[events]\nts = "time"\n{map_line}\n'))
     db = tmp_path / "s.duckdb"
@@ -527,16 +564,24 @@ def test_expression_failing_on_a_record_fails_the_file_without_quoting_it(
         f = write_ndjson(tmp_path / "e.ndjson", recs)
     else:
         f = write_parquet(tmp_path / "e.parquet", pa.Table.from_pylist(recs))
-    m = load_mapping(write_map(
-        tmp_path, '[events]\nts = "time"\nuser_id = "uid"\nstatus = { sql = "code::integer" }\n'))
+    m = load_mapping(
+        write_map(
+            tmp_path, '[events]\nts = "time"\nuser_id = "uid"\nstatus = { sql = "code::integer" }\n'
+        )
+    )
     db = tmp_path / "s.duckdb"
     err = _failed(run(db, f, mapping=m), f.name)
     assert "events.status" in err and "alice" not in err and "example" not in err
     assert rows(db, "select count(*) from events") == [(0,)]
     # try_cast reads such a value as missing instead; the record then follows §2.4.
-    m2 = load_mapping(write_map(
-        tmp_path, '[events]\nts = "time"\nuser_id = "uid"\nstatus = { sql = "try_cast(code '
-        'as integer)" }\n', "m2.toml"))
+    m2 = load_mapping(
+        write_map(
+            tmp_path,
+            '[events]\nts = "time"\nuser_id = "uid"\nstatus = { sql = "try_cast(code '
+            'as integer)" }\n',
+            "m2.toml",
+        )
+    )
     assert run(db, f, mapping=m2).files[0].status == "loaded"
 
 
@@ -570,8 +615,10 @@ email = "mail"
 """
     report = ingest_mapped(tmp_path, text, d)
     assert [(Path(f.path).name, f.kind, f.status) for f in report.files] == [
-        ("a.ndjson", "events", "loaded"), ("b.ndjson", "grants", "loaded"),
-        ("c.ndjson", "accounts", "loaded")]
+        ("a.ndjson", "events", "loaded"),
+        ("b.ndjson", "grants", "loaded"),
+        ("c.ndjson", "accounts", "loaded"),
+    ]
     # Without the map, none of them can be told apart.
     report2 = run(tmp_path / "t.duckdb", d)
     assert {f.status for f in report2.files} == {"failed"}
@@ -608,12 +655,25 @@ def test_map_sha256_is_recorded_and_shown_by_sources(tmp_path: Path) -> None:
 
 def _incident() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """A small incident in canonical form: every §5 figure non-zero, and traps."""
-    def ev(minute: float, action: str, user: Any, dev: str | None, evt: str | None,
-           rid: str | None, status: int | None = None) -> dict[str, Any]:
+
+    def ev(
+        minute: float,
+        action: str,
+        user: Any,
+        dev: str | None,
+        evt: str | None,
+        rid: str | None,
+        status: int | None = None,
+    ) -> dict[str, Any]:
         ts = T0 + timedelta(minutes=minute, milliseconds=250)
-        r: dict[str, Any] = {"ts": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                             "action": action, "user_id": user, "device_id": dev,
-                             "event_id": evt, "app": "ios"}
+        r: dict[str, Any] = {
+            "ts": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "action": action,
+            "user_id": user,
+            "device_id": dev,
+            "event_id": evt,
+            "app": "ios",
+        }
         if rid is not None:
             r["request_id"] = rid
         if status is not None:
@@ -643,14 +703,28 @@ def _incident() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[s
     grants = [
         {"device_id": "cam-1", "user_id": "u-1", "role": "owner"},
         {"device_id": "cam-2", "user_id": "u-2"},
-        {"device_id": "cam-2", "user_id": "u-3", "role": "shared",
-         "valid_from": "2024-02-16T09:10:00Z", "valid_to": "2024-02-16T09:40:00.500Z"},
-        {"device_id": "cam-3", "user_id": "u-4", "role": "owner",
-         "valid_from": "2024-01-01T00:00:00Z"},
+        {
+            "device_id": "cam-2",
+            "user_id": "u-3",
+            "role": "shared",
+            "valid_from": "2024-02-16T09:10:00Z",
+            "valid_to": "2024-02-16T09:40:00.500Z",
+        },
+        {
+            "device_id": "cam-3",
+            "user_id": "u-4",
+            "role": "owner",
+            "valid_from": "2024-01-01T00:00:00Z",
+        },
     ]
     accounts = [
-        {"user_id": "u-2", "email": "bob@example.org", "name": "Bob", "locale": "en-GB",
-         "country": "GB"},
+        {
+            "user_id": "u-2",
+            "email": "bob@example.org",
+            "name": "Bob",
+            "locale": "en-GB",
+            "country": "GB",
+        },
         {"user_id": big, "email": "big@example.org", "name": "Big", "locale": "de-DE"},
         {"user_id": "u-1", "email": "alice@example.org"},
     ]
@@ -677,8 +751,13 @@ def _as_gateway(e: dict[str, Any]) -> dict[str, Any]:
     req: dict[str, Any] = {"method": method, "path": path}
     if "request_id" in e:
         req["id"] = e["request_id"]
-    g: dict[str, Any] = {"time": _ms(e["ts"]), "request": req, "auth": {"sub": e["user_id"]},
-                         "edge": "FRA2", "app": e["app"]}
+    g: dict[str, Any] = {
+        "time": _ms(e["ts"]),
+        "request": req,
+        "auth": {"sub": e["user_id"]},
+        "edge": "FRA2",
+        "app": e["app"],
+    }
     if "status" in e:
         g["response"] = {"status": e["status"]}
     return g
@@ -686,9 +765,12 @@ def _as_gateway(e: dict[str, Any]) -> dict[str, Any]:
 
 def _as_grant_export(g: dict[str, Any]) -> dict[str, Any]:
     level = {"owner": "OWNER", "shared": "GUEST"}.get(g.get("role", ""))
-    out: dict[str, Any] = {"camera_id": g["device_id"], "member": {"uid": g["user_id"]},
-                           "granted_at": _ms(g.get("valid_from")),
-                           "revoked_at": _ms(g.get("valid_to"))}
+    out: dict[str, Any] = {
+        "camera_id": g["device_id"],
+        "member": {"uid": g["user_id"]},
+        "granted_at": _ms(g.get("valid_from")),
+        "revoked_at": _ms(g.get("valid_to")),
+    }
     if level is not None:
         out["access_level"] = level
     return out
@@ -707,13 +789,22 @@ def _as_account_export(a: dict[str, Any]) -> dict[str, Any]:
 def _canonical_rows(db: Path) -> dict[str, Any]:
     return {
         "events": stored_events(db),
-        "grants": rows(db, "select device_id, user_id, role, valid_from, valid_to, "
-                           "source_record from grants order by source_record"),
+        "grants": rows(
+            db,
+            "select device_id, user_id, role, valid_from, valid_to, "
+            "source_record from grants order by source_record",
+        ),
         "accounts": rows(db, "select * from accounts_latest order by user_id"),
-        "rejects": rows(db, "select s.kind, r.source_record, r.reason from rejects r "
-                            "join sources s using (source_id) order by 1, 2"),
-        "counts": rows(db, "select kind, rows_read, rows_loaded, rows_rejected, rows_duplicate "
-                           "from sources order by kind"),
+        "rejects": rows(
+            db,
+            "select s.kind, r.source_record, r.reason from rejects r "
+            "join sources s using (source_id) order by 1, 2",
+        ),
+        "counts": rows(
+            db,
+            "select kind, rows_read, rows_loaded, rows_rejected, rows_duplicate "
+            "from sources order by kind",
+        ),
     }
 
 
@@ -752,15 +843,24 @@ def test_gateway_logs_through_the_example_map_equal_the_canonical_incident(
     assert ("events", 17, 14, 1, 2) in c["counts"]
     figures = _figures(tmp_path / "c.duckdb")
     assert _figures(tmp_path / "g.duckdb") == figures
-    for key in ("cross_account_deliveries", "recipients", "cross_account_taps",
-                "cross_account_plays", "exposed_devices", "exposed_owners",
-                "unlinked_unauthorized_accesses", "cross_account_deliveries_outside_window"):
+    for key in (
+        "cross_account_deliveries",
+        "recipients",
+        "cross_account_taps",
+        "cross_account_plays",
+        "exposed_devices",
+        "exposed_owners",
+        "unlinked_unauthorized_accesses",
+        "cross_account_deliveries_outside_window",
+    ):
         assert figures[key] > 0, key
 
 
 def _ocsf(i: int, uid: Any, method: str, path: str, code: int | None) -> dict[str, Any]:
     return {
-        "class_uid": 4002, "activity_id": 3 if method == "GET" else 6, "time": T0_MS + i * 1000,
+        "class_uid": 4002,
+        "activity_id": 3 if method == "GET" else 6,
+        "time": T0_MS + i * 1000,
         "metadata": {"uid": f"m-{i}", "product": {"name": "camera-api"}, "version": "1.1.0"},
         "actor": {"user": {"uid": uid}},
         "http_request": {"http_method": method, "url": {"path": path}},
@@ -808,8 +908,11 @@ def test_readme_documents_the_example_maps_verbatim() -> None:
 
 
 def test_dotted_path_steps_into_a_json_array_like_a_pointer(tmp_path: Path) -> None:
-    f = write_ndjson(tmp_path / "e.ndjson", [
-        {"time": T0_MS, "action": "x", "principals": [{"uid": "u1"}, {"uid": "u2"}]},
-    ])
+    f = write_ndjson(
+        tmp_path / "e.ndjson",
+        [
+            {"time": T0_MS, "action": "x", "principals": [{"uid": "u1"}, {"uid": "u2"}]},
+        ],
+    )
     ingest_mapped(tmp_path, '[events]\nts = "time"\nuser_id = "principals.0.uid"\n', f)
     assert [r[2] for r in stored_events(tmp_path / "s.duckdb")] == ["u1"]

@@ -16,8 +16,9 @@ def test_fast_timestamp_cast_equals_the_general_parser_on_its_whole_shape() -> N
     rng = random.Random(7)
     texts = []
     for _ in range(20_000):
-        frac = rng.choice(["", "." + "".join(rng.choice("0123456789")
-                                              for _ in range(rng.randint(1, 6)))])
+        frac = rng.choice(
+            ["", "." + "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 6)))]
+        )
         sign, hh, mm = rng.choice("+-"), rng.randint(0, 17), rng.randint(0, 59)
         off = rng.choice(["Z", f"{sign}{hh:02d}:{mm:02d}", "+18:00", "-18:00"])
         texts.append(
@@ -25,8 +26,14 @@ def test_fast_timestamp_cast_equals_the_general_parser_on_its_whole_shape() -> N
             f"{rng.randint(0, 39):02d}T{rng.randint(0, 23):02d}:{rng.randint(0, 69):02d}:"
             f"{rng.randint(0, 69):02d}{frac}{off}"
         )
-    texts += ["2024-02-29T12:00:00Z", "2023-02-29T12:00:00Z", "2000-02-29T00:00:00+18:00",
-              "1900-02-29T00:00:00Z", "2100-02-29T00:00:00Z", "2016-12-31T23:59:60Z"]
+    texts += [
+        "2024-02-29T12:00:00Z",
+        "2023-02-29T12:00:00Z",
+        "2000-02-29T00:00:00+18:00",
+        "1900-02-29T00:00:00Z",
+        "2100-02-29T00:00:00Z",
+        "2016-12-31T23:59:60Z",
+    ]
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
     con.execute(MACROS)

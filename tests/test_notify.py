@@ -62,34 +62,32 @@ def golden_incident() -> Incident:
     inc.grant("d5", "erin")
     inc.grant("d6", "gina")
 
-    inc.deliver(at(45, 1.5), "zed", "d1", "e11")                      # r1: alice only now
-    inc.deliver(at(3), "mallory", "d2", "e2", request_id=None)        # ties at :03 sort
-    inc.deliver(at(1, 7.25), "mallory", "d1", "e1")                   # r3: alice + carol
-    inc.deliver(at(3), "zed", "d2", "e2", request_id="req-b")         #   by request_id,
-    inc.deliver(at(3), "=1+1", "d4", "e4", request_id="req-a")        #   missing one last
-    inc.tap(at(2), "mallory", "d1", "e1")                             # r6
-    inc.deliver(at(20), "pat", "d3", "e3")                            # r7: owner dave
-    inc.tap(at(25), "pat", "d3", "e3")                                # r8: links r7 only
-    inc.deliver(at(30), "pat", "d3", "e3")                            # r9: owner frank
-    inc.deliver(at(40), "zed", "d2", "e6")                            # r10
-    inc.play(at(40), "zed", "d2", "e6")                               # r11: same instant
-    inc.play(at(75), "mallory", "d1", "e1")                           # r12: after window
-    inc.tap(at(41), "zed", "d2", "e9")                                # r13: unlinked
-    inc.deliver(at(4), "mallory", "d2", "e7", status=500)             # r14: not an access
-    inc.deliver(at(5), "erin", "d5", "e8")                            # r15: her own camera
-    inc.deliver(at(6), "sam", "d1", "e1")                             # r16: shared with him
-    inc.deliver(at(65), "zed", "d1", "e1")                            # r17: outside window
+    inc.deliver(at(45, 1.5), "zed", "d1", "e11")  # r1: alice only now
+    inc.deliver(at(3), "mallory", "d2", "e2", request_id=None)  # ties at :03 sort
+    inc.deliver(at(1, 7.25), "mallory", "d1", "e1")  # r3: alice + carol
+    inc.deliver(at(3), "zed", "d2", "e2", request_id="req-b")  #   by request_id,
+    inc.deliver(at(3), "=1+1", "d4", "e4", request_id="req-a")  #   missing one last
+    inc.tap(at(2), "mallory", "d1", "e1")  # r6
+    inc.deliver(at(20), "pat", "d3", "e3")  # r7: owner dave
+    inc.tap(at(25), "pat", "d3", "e3")  # r8: links r7 only
+    inc.deliver(at(30), "pat", "d3", "e3")  # r9: owner frank
+    inc.deliver(at(40), "zed", "d2", "e6")  # r10
+    inc.play(at(40), "zed", "d2", "e6")  # r11: same instant
+    inc.play(at(75), "mallory", "d1", "e1")  # r12: after window
+    inc.tap(at(41), "zed", "d2", "e9")  # r13: unlinked
+    inc.deliver(at(4), "mallory", "d2", "e7", status=500)  # r14: not an access
+    inc.deliver(at(5), "erin", "d5", "e8")  # r15: her own camera
+    inc.deliver(at(6), "sam", "d1", "e1")  # r16: shared with him
+    inc.deliver(at(65), "zed", "d1", "e1")  # r17: outside window
     inc.deliver(BASE.replace(minute=50, microsecond=1), "=1+1", "d6", "e10")  # r18
-    inc.deliver(at(55), "quinn", "d6", "e12")                         # r19
-    inc.tap(at(55), "quinn", "d6", "e12")                             # r20: same instant
+    inc.deliver(at(55), "quinn", "d6", "e12")  # r19
+    inc.tap(at(55), "quinn", "d6", "e12")  # r20: same instant
 
     inc.account("alice", "alice@example.org", 'Alice, "Al" Smith', "en-GB")
-    inc.account("carol", "carol@example.org", '=HYPERLINK("http://evil.example","click")',
-                "fr-FR")
+    inc.account("carol", "carol@example.org", '=HYPERLINK("http://evil.example","click")', "fr-FR")
     inc.account("dave", None, "דוד כהן", "he-IL")
     inc.account("frank", "frank@example.org", "+1 555 0100", "-x")
-    inc.account("gina", "@SUM(A1)", "Zoe\u0308 \U0001F469\u200d\U0001F469\u200d\U0001F467",
-                "\tja")
+    inc.account("gina", "@SUM(A1)", "Zoe\u0308 \U0001f469\u200d\U0001f469\u200d\U0001f467", "\tja")
     inc.account("mallory", "old@example.org", "Old Name", "en")  # superseded below
     inc.account("mallory", "mallory@example.org", 'Mal, "lory"\nSecond line', "en-US")
     inc.account("pat", None, "محمد", "ar")
@@ -238,7 +236,8 @@ def test_manifest_names_tool_inputs_and_sanitisation(store: Path, tmp_path: Path
     assert manifest["tool"]["name"] == "forensics"
     assert manifest["tool"]["version"]
     assert [(i["path"], i["sha256"]) for i in manifest["inputs"]] == [
-        ("events.jsonl", f"{1:064x}"), ("grants.jsonl", f"{2:064x}"),
+        ("events.jsonl", f"{1:064x}"),
+        ("grants.jsonl", f"{2:064x}"),
         ("accounts.jsonl", f"{3:064x}"),
     ]
     assert manifest["sanitization"]["formula_prefix"] is True
@@ -280,9 +279,7 @@ def test_second_run_without_force_is_refused_and_changes_nothing(
     assert snapshot(out) == before
 
 
-def test_non_empty_folder_of_other_files_is_refused_untouched(
-    store: Path, tmp_path: Path
-) -> None:
+def test_non_empty_folder_of_other_files_is_refused_untouched(store: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
@@ -410,10 +407,17 @@ def test_cli_writes_lists_and_summarises_counts_without_personal_data(
 
 def test_cli_zero_findings_exit_0_and_says_0(store: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    r = run_cli([
-        "--db", str(store), "notify", "--window", "2024-01-01T00:00:00Z/PT1H",
-        "--out", str(out),
-    ])
+    r = run_cli(
+        [
+            "--db",
+            str(store),
+            "notify",
+            "--window",
+            "2024-01-01T00:00:00Z/PT1H",
+            "--out",
+            str(out),
+        ]
+    )
     assert r.exit_code == 0, r.stderr
     assert r.stderr.count(" 0 rows") == 3
     assert "cannot be reached (no email): 0" in r.stderr
@@ -441,9 +445,17 @@ def test_cli_bad_window_is_exit_2_and_writes_nothing(store: Path, tmp_path: Path
 
 def test_cli_missing_store_is_exit_1_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    r = run_cli([
-        "--db", str(tmp_path / "none.duckdb"), "notify", "--window", W_TEXT, "--out", str(out),
-    ])
+    r = run_cli(
+        [
+            "--db",
+            str(tmp_path / "none.duckdb"),
+            "notify",
+            "--window",
+            W_TEXT,
+            "--out",
+            str(out),
+        ]
+    )
     assert r.exit_code == 1
     assert not out.exists()
     assert not (tmp_path / "none.duckdb").exists()
@@ -451,14 +463,23 @@ def test_cli_missing_store_is_exit_1_and_writes_nothing(tmp_path: Path) -> None:
 
 def test_cli_flags_reach_the_files(store: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    r = run_cli([
-        "--db", str(store), "notify", "--window", W_TEXT, "--out", str(out),
-        "--no-sanitize", "--excel",
-    ])
+    r = run_cli(
+        [
+            "--db",
+            str(store),
+            "notify",
+            "--window",
+            W_TEXT,
+            "--out",
+            str(out),
+            "--no-sanitize",
+            "--excel",
+        ]
+    )
     assert r.exit_code == 0, r.stderr
     data = (out / "owners.csv").read_bytes()
     assert data.startswith(export.BOM)
-    rows = list(csv.DictReader(io.StringIO(data[len(export.BOM):].decode("utf-8"), newline="")))
+    rows = list(csv.DictReader(io.StringIO(data[len(export.BOM) :].decode("utf-8"), newline="")))
     assert rows[2]["name"] == '=HYPERLINK("http://evil.example","click")'
 
 
@@ -467,7 +488,10 @@ def test_installed_entry_point_under_umask_022(store: Path, tmp_path: Path) -> N
     exe = Path(sys.executable).with_name("forensics")
     proc = subprocess.run(
         [str(exe), "--db", str(store), "notify", "--window", W_TEXT, "--out", str(out)],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
         preexec_fn=lambda: os.umask(0o022),
     )
     assert proc.returncode == 0, proc.stderr
@@ -483,8 +507,13 @@ EVENT_DEVICE = {"e0": "d0", "e1": "d1", "e2": "d0", "e3": "d2"}  # an event has 
 STEP = st.integers(min_value=-1, max_value=8).map(lambda m: at(m * 5))
 TIMES = st.one_of(STEP, STEP, STEP.map(lambda t: t + timedelta(microseconds=1)))
 FOLLOW_UP = st.sampled_from(  # same instant often: "at or after" is the boundary
-    [timedelta(0), timedelta(0), timedelta(minutes=5), timedelta(minutes=100),
-     timedelta(minutes=-5)]
+    [
+        timedelta(0),
+        timedelta(0),
+        timedelta(minutes=5),
+        timedelta(minutes=100),
+        timedelta(minutes=-5),
+    ]
 )
 
 
@@ -495,14 +524,23 @@ def incidents_st(draw: st.DrawFn) -> Incident:
         start, end = draw(st.none() | TIMES), draw(st.none() | TIMES)
         if start is not None and end is not None and end <= start:
             start, end = end - timedelta(minutes=5), start
-        inc.grant(draw(st.sampled_from(sorted(set(EVENT_DEVICE.values())))),
-                  draw(st.sampled_from(USERS)), draw(st.sampled_from(["owner", "owner", "shared"])),
-                  start, end)
+        inc.grant(
+            draw(st.sampled_from(sorted(set(EVENT_DEVICE.values())))),
+            draw(st.sampled_from(USERS)),
+            draw(st.sampled_from(["owner", "owner", "shared"])),
+            start,
+            end,
+        )
     for _ in range(draw(st.integers(0, 8))):
         event = draw(st.sampled_from(sorted(EVENT_DEVICE)))
-        inc.deliver(draw(TIMES), draw(st.sampled_from(USERS)), EVENT_DEVICE[event], event,
-                    status=draw(st.sampled_from([None, None, 500])),
-                    request_id=draw(st.sampled_from([None, "auto"])))
+        inc.deliver(
+            draw(TIMES),
+            draw(st.sampled_from(USERS)),
+            EVENT_DEVICE[event],
+            event,
+            status=draw(st.sampled_from([None, None, 500])),
+            request_id=draw(st.sampled_from([None, "auto"])),
+        )
     deliveries = list(inc.events)
     for _ in range(draw(st.integers(0, 8))):
         if deliveries and draw(st.booleans()):
@@ -529,32 +567,58 @@ def model_lists(inc: Incident, w: Any) -> dict[str, list[tuple[Any, ...]]]:
     email = {a[0]: a[1] for a in inc.accounts}  # the last record of a user wins
 
     def linked(d: Event, acts: list[Event]) -> list[Event]:
-        return [a for a in acts if (a.user_id, a.event_id) == (d.user_id, d.event_id)
-                and d.ts <= a.ts]
+        return [
+            a for a in acts if (a.user_id, a.event_id) == (d.user_id, d.event_id) and d.ts <= a.ts
+        ]
 
     recipients = []
     for u in sorted({d.user_id for d in cad}):
         mine = [d for d in cad if d.user_id == u]
         n_taps = sum(1 for t in taps if t.user_id == u)
         n_plays = sum(1 for p in plays if p.user_id == u)
-        recipients.append((
-            u, email.get(u), len(mine), len({d.device_id for d in mine}), n_taps, n_plays,
-            min(d.ts for d in mine), max(d.ts for d in mine), _severity(n_plays > 0, n_taps > 0),
-        ))
+        recipients.append(
+            (
+                u,
+                email.get(u),
+                len(mine),
+                len({d.device_id for d in mine}),
+                n_taps,
+                n_plays,
+                min(d.ts for d in mine),
+                max(d.ts for d in mine),
+                _severity(n_plays > 0, n_taps > 0),
+            )
+        )
     owners = []
     for o in sorted({o for d in cad for o in model_owners(inc.grants, d)}):
         mine = [d for d in cad if o in model_owners(inc.grants, d)]
-        owners.append((
-            o, email.get(o), len({d.device_id for d in mine}), len(mine),
-            len({d.user_id for d in mine}), min(d.ts for d in mine), max(d.ts for d in mine),
-            _severity(any(linked(d, plays) for d in mine), any(linked(d, taps) for d in mine)),
-        ))
+        owners.append(
+            (
+                o,
+                email.get(o),
+                len({d.device_id for d in mine}),
+                len(mine),
+                len({d.user_id for d in mine}),
+                min(d.ts for d in mine),
+                max(d.ts for d in mine),
+                _severity(any(linked(d, plays) for d in mine), any(linked(d, taps) for d in mine)),
+            )
+        )
     exposures = [
-        (d.ts, d.user_id, d.device_id, d.event_id, ";".join(model_owners(inc.grants, d)),
-         min((t.ts for t in linked(d, taps)), default=None),
-         min((p.ts for p in linked(d, plays)), default=None), d.request_id, d.source_record)
-        for d in sorted(cad, key=lambda d: (d.ts, d.request_id is None, d.request_id or "",
-                                            d.source_record))
+        (
+            d.ts,
+            d.user_id,
+            d.device_id,
+            d.event_id,
+            ";".join(model_owners(inc.grants, d)),
+            min((t.ts for t in linked(d, taps)), default=None),
+            min((p.ts for p in linked(d, plays)), default=None),
+            d.request_id,
+            d.source_record,
+        )
+        for d in sorted(
+            cad, key=lambda d: (d.ts, d.request_id is None, d.request_id or "", d.source_record)
+        )
     ]
     return {"recipients": recipients, "owners": owners, "exposures": exposures}
 
@@ -569,12 +633,38 @@ def test_list_queries_equal_the_model(
     inc.insert(scratch)
     prepare_window(scratch, w)
     keep = {
-        "recipients": ("user_id", "email", "thumbnails", "devices", "taps", "plays",
-                       "first_seen", "last_seen", "severity"),
-        "owners": ("user_id", "email", "devices", "thumbnails", "viewers", "first_exposed",
-                   "last_exposed", "severity"),
-        "exposures": ("delivered_at", "recipient_id", "device_id", "event_id", "owner_ids",
-                      "first_tap_at", "first_play_at", "request_id", "source_record"),
+        "recipients": (
+            "user_id",
+            "email",
+            "thumbnails",
+            "devices",
+            "taps",
+            "plays",
+            "first_seen",
+            "last_seen",
+            "severity",
+        ),
+        "owners": (
+            "user_id",
+            "email",
+            "devices",
+            "thumbnails",
+            "viewers",
+            "first_exposed",
+            "last_exposed",
+            "severity",
+        ),
+        "exposures": (
+            "delivered_at",
+            "recipient_id",
+            "device_id",
+            "event_id",
+            "owner_ids",
+            "first_tap_at",
+            "first_play_at",
+            "request_id",
+            "source_record",
+        ),
     }
     expected = model_lists(inc, w)
     for name, columns in keep.items():

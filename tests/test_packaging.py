@@ -24,15 +24,13 @@ def test_core_modules_load_no_typer_or_rich() -> None:
         "import sys\nimport forensics.ingest, forensics.exposure, forensics.export\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'typer', 'rich', 'click'}))"
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_the_cli_module_does_not_load_numpy_before_its_entry_point_runs() -> None:
     probe = "import sys\nimport forensics.cli\nprint('numpy' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
@@ -60,9 +58,20 @@ def test_typer_only_in_cli_and_rich_only_in_the_terminal_modules(path: Path) -> 
 def test_the_built_wheel_holds_the_queries_and_runs_exposure(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(dist), str(ROOT)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(dist),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert build.returncode == 0, build.stderr[-2000:]
     (wheel,) = dist.glob("forensics-*.whl")
@@ -72,9 +81,20 @@ def test_the_built_wheel_holds_the_queries_and_runs_exposure(tmp_path: Path) -> 
 
     target = tmp_path / "installed"
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q",
-         "--target", str(target), str(wheel)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-index",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert install.returncode == 0, install.stderr[-2000:]
 
@@ -86,13 +106,27 @@ def test_the_built_wheel_holds_the_queries_and_runs_exposure(tmp_path: Path) -> 
     env = {**os.environ, "PYTHONPATH": str(target)}
     where = subprocess.run(
         [sys.executable, "-c", "import forensics.queries as q; print(q.queries_dir())"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=True,
     )
     assert Path(where.stdout.strip()).is_relative_to(target)
     run = subprocess.run(
-        [str(target / "bin" / "forensics"), "--db", str(db), "exposure", "--window",
-         "2024-02-16T09:00:00Z/PT1H", "--json"],
-        capture_output=True, text=True, env=env, cwd=tmp_path,
+        [
+            str(target / "bin" / "forensics"),
+            "--db",
+            str(db),
+            "exposure",
+            "--window",
+            "2024-02-16T09:00:00Z/PT1H",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
     )
     assert run.returncode == 0, run.stderr
     figures = json.loads(run.stdout)

@@ -22,21 +22,27 @@ GEO = {"ARROW:extension:name": "geoarrow.wkb", "ARROW:extension:metadata": "{}"}
 
 def _events_with(name: str, column: pa.Array, field: pa.Field | None = None) -> pa.Table:
     t = pa.table({k: [v] * len(column) for k, v in event(request_id="r").items()})
-    t = t.set_column(t.schema.get_field_index("request_id"), "request_id",
-                     pa.array([f"r{i}" for i in range(len(column))]))
+    t = t.set_column(
+        t.schema.get_field_index("request_id"),
+        "request_id",
+        pa.array([f"r{i}" for i in range(len(column))]),
+    )
     return t.append_column(field or pa.field(name, column.type), column)
 
 
 EXTRAS = {
     "float16": (pa.array(np.array([1.5, -2.0], dtype=np.float16)), [1.5, -2.0]),
     "decimal256": (
-        pa.array([decimal.Decimal("1234567890123456789012345678901234567890.5"), None],
-                 pa.decimal256(50, 1)),
+        pa.array(
+            [decimal.Decimal("1234567890123456789012345678901234567890.5"), None],
+            pa.decimal256(50, 1),
+        ),
         ["1234567890123456789012345678901234567890.5", None],
     ),
     "decimal128": (pa.array([decimal.Decimal("1.25"), None], pa.decimal128(5, 2)), [1.25, None]),
     "list_of_float16": (
-        pa.array([np.array([0.5], dtype=np.float16), None], pa.list_(pa.float16())), [[0.5], None]
+        pa.array([np.array([0.5], dtype=np.float16), None], pa.list_(pa.float16())),
+        [[0.5], None],
     ),
     "map": (pa.array([[("a", 1)], []], pa.map_(pa.string(), pa.int64())), [{"a": 1}, {}]),
     "nested_lists": (pa.array([[[1, 2], []], None]), [[[1, 2], []], None]),
@@ -110,10 +116,13 @@ def test_a_type_duckdb_cannot_scan_is_left_out_with_the_reason() -> None:
     assert any(n.startswith("column u left out: its type dense_union") for n in plan.notes)
     assert "column h: float16 read as float32" in plan.notes
     batch = pa.RecordBatch.from_arrays(
-        [pa.array([1]),
-         pa.UnionArray.from_dense(pa.array([0], pa.int8()), pa.array([0], pa.int32()),
-                                  [pa.array([7])], ["i"]),
-         pa.array(np.array([0.5], dtype=np.float16))],
+        [
+            pa.array([1]),
+            pa.UnionArray.from_dense(
+                pa.array([0], pa.int8()), pa.array([0], pa.int32()), [pa.array([7])], ["i"]
+            ),
+            pa.array(np.array([0.5], dtype=np.float16)),
+        ],
         schema=schema,
     )
     out = plan.apply(batch)

@@ -81,21 +81,19 @@ def plain_and_pseudo(store: Path, tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_people_lists_hold_hmac_pseudonyms_sorted_with_contacts_empty(
-    plain_and_pseudo: tuple[Path, Path]
+    plain_and_pseudo: tuple[Path, Path],
 ) -> None:
     plain, pseudo = plain_and_pseudo
     for name in ("recipients.csv", "owners.csv"):
         raw = read_csv(plain / name)
         got = read_csv(pseudo / name)
         expected = sorted(
-            ({**r, "user_id": h(r["user_id"]), "email": "", "name": "", "locale": ""}
-             for r in raw),
+            ({**r, "user_id": h(r["user_id"]), "email": "", "name": "", "locale": ""} for r in raw),
             key=lambda r: r["user_id"],
         )
         assert got == expected, name
         assert [r["user_id"] for r in got] == sorted(r["user_id"] for r in got)
-        assert all(len(r["user_id"]) == 32 and r["user_id"] == r["user_id"].lower()
-                   for r in got)
+        assert all(len(r["user_id"]) == 32 and r["user_id"] == r["user_id"].lower() for r in got)
 
 
 def test_exposures_hold_hmac_pseudonyms_for_every_id(plain_and_pseudo: tuple[Path, Path]) -> None:
@@ -103,9 +101,13 @@ def test_exposures_hold_hmac_pseudonyms_for_every_id(plain_and_pseudo: tuple[Pat
     raw = read_csv(plain / "exposures.csv")
     got = read_csv(pseudo / "exposures.csv")
     expected = [
-        {**r, "recipient_id": h(r["recipient_id"]), "device_id": h(r["device_id"]),
-         "event_id": h(r["event_id"]),
-         "owner_ids": ";".join(sorted(h(o) for o in r["owner_ids"].split(";") if o))}
+        {
+            **r,
+            "recipient_id": h(r["recipient_id"]),
+            "device_id": h(r["device_id"]),
+            "event_id": h(r["event_id"]),
+            "owner_ids": ";".join(sorted(h(o) for o in r["owner_ids"].split(";") if o)),
+        }
         for r in raw
     ]
     assert got == expected
@@ -114,7 +116,7 @@ def test_exposures_hold_hmac_pseudonyms_for_every_id(plain_and_pseudo: tuple[Pat
 
 
 def test_no_raw_id_email_or_name_anywhere_in_the_folder(
-    plain_and_pseudo: tuple[Path, Path]
+    plain_and_pseudo: tuple[Path, Path],
 ) -> None:
     plain, pseudo = plain_and_pseudo
     inc = golden_incident()
@@ -131,9 +133,7 @@ def test_no_raw_id_email_or_name_anywhere_in_the_folder(
     assert every_cell(plain) & ids  # the check would catch them
 
 
-def test_same_store_window_and_key_give_byte_identical_files(
-    store: Path, tmp_path: Path
-) -> None:
+def test_same_store_window_and_key_give_byte_identical_files(store: Path, tmp_path: Path) -> None:
     wave(store, tmp_path / "a", pseudonymize=True)
     wave(store, tmp_path / "b", pseudonymize=True)
     for name in CSVS:
@@ -182,8 +182,13 @@ def test_key_file_wins_and_loses_one_final_line_break(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "env"),
-    [(None, {}), (None, {KEY_ENV: ""}), (None, {KEY_ENV: "  "}), (b"", {KEY_ENV: KEY}),
-     (b"\n", {})],
+    [
+        (None, {}),
+        (None, {KEY_ENV: ""}),
+        (None, {KEY_ENV: "  "}),
+        (b"", {KEY_ENV: KEY}),
+        (b"\n", {}),
+    ],
 )
 def test_missing_or_empty_key_is_a_usage_error(
     tmp_path: Path, content: bytes | None, env: dict[str, str]
@@ -204,8 +209,9 @@ def test_cli_pseudonymises_without_echoing_the_key(store: Path, tmp_path: Path) 
     key_file = tmp_path / "key.txt"
     key_file.write_text(KEY + "\n")
     base = ["--db", str(store), "notify", "--window", W_TEXT, "--pseudonymize"]
-    r = run_cli([*base, "--out", str(tmp_path / "a"), "--key-file", str(key_file)],
-                env={KEY_ENV: ""})
+    r = run_cli(
+        [*base, "--out", str(tmp_path / "a"), "--key-file", str(key_file)], env={KEY_ENV: ""}
+    )
     assert r.exit_code == 0, r.stderr
     r2 = run_cli([*base, "--out", str(tmp_path / "b")], env={KEY_ENV: KEY})
     assert r2.exit_code == 0, r2.stderr
@@ -222,8 +228,16 @@ def test_cli_pseudonymises_without_echoing_the_key(store: Path, tmp_path: Path) 
 
 @pytest.mark.parametrize("case", ["missing", "empty-env", "empty-file", "unreadable-file"])
 def test_cli_bad_key_exits_2_and_writes_nothing(store: Path, tmp_path: Path, case: str) -> None:
-    args = ["--db", str(store), "notify", "--window", W_TEXT, "--out", str(tmp_path / "o"),
-            "--pseudonymize"]
+    args = [
+        "--db",
+        str(store),
+        "notify",
+        "--window",
+        W_TEXT,
+        "--out",
+        str(tmp_path / "o"),
+        "--pseudonymize",
+    ]
     env: dict[str, str | None] = {KEY_ENV: "" if case == "empty-env" else None}
     if case == "empty-file":
         (tmp_path / "k").write_bytes(b"")
@@ -238,8 +252,19 @@ def test_cli_bad_key_exits_2_and_writes_nothing(store: Path, tmp_path: Path, cas
 
 def test_cli_key_file_without_pseudonymize_is_a_usage_error(store: Path, tmp_path: Path) -> None:
     (tmp_path / "k").write_text(KEY)
-    r = run_cli(["--db", str(store), "notify", "--window", W_TEXT, "--out", str(tmp_path / "o"),
-                 "--key-file", str(tmp_path / "k")])
+    r = run_cli(
+        [
+            "--db",
+            str(store),
+            "notify",
+            "--window",
+            W_TEXT,
+            "--out",
+            str(tmp_path / "o"),
+            "--key-file",
+            str(tmp_path / "k"),
+        ]
+    )
     assert r.exit_code == 2
     assert "--key-file" in r.stderr and KEY not in r.stderr
     assert not (tmp_path / "o").exists()
@@ -254,8 +279,9 @@ def grown(tmp_path: Path) -> tuple[Path, list[Any]]:
     late = {"r6", "r11", "r19", "r20"}
     db = tmp_path / "case.duckdb"
     ingest_reference(db, tmp_path / "logs", inc)
-    ingest_events(db, tmp_path / "logs", "early", [e for e in inc.events
-                                                   if e.request_id not in late])
+    ingest_events(
+        db, tmp_path / "logs", "early", [e for e in inc.events if e.request_id not in late]
+    )
     return db, [e for e in inc.events if e.request_id in late]
 
 
@@ -278,7 +304,8 @@ def test_pseudonymised_waves_list_the_same_people_as_plain_waves(
         }
         assert read_csv(tmp_path / "x2" / name) == read_csv(tmp_path / "c2" / name)
     assert len(read_csv(tmp_path / "p2" / "exposures.csv")) == len(
-        read_csv(tmp_path / "c2" / "exposures.csv"))
+        read_csv(tmp_path / "c2" / "exposures.csv")
+    )
     third = wave(db, tmp_path / "p3", previous=tmp_path / "p2", pseudonymize=True)
     assert third.nothing_new
 

@@ -31,9 +31,15 @@ _USED = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def test_there_are_queries() -> None:
-    assert {"unauthorized_accesses", "cross_account_deliveries", "cross_account_taps",
-            "cross_account_plays", "figures", "timeline", "deliveries_by_field"} <= {
-        p.stem for p in SQL_FILES}
+    assert {
+        "unauthorized_accesses",
+        "cross_account_deliveries",
+        "cross_account_taps",
+        "cross_account_plays",
+        "figures",
+        "timeline",
+        "deliveries_by_field",
+    } <= {p.stem for p in SQL_FILES}
 
 
 @pytest.mark.parametrize("path", SQL_FILES, ids=lambda p: p.name)
@@ -76,9 +82,14 @@ def test_every_query_runs_on_an_empty_store(tmp_path: Path) -> None:
                     continue
                 rows = con.execute(f"select count(*) from {name}").fetchone()
                 assert rows is not None
-                if name in ("figures", "analysis_window", "event_time_range",
-                            "grant_time_range", "window_event_count",
-                            "deliveries_outside_window"):
+                if name in (
+                    "figures",
+                    "analysis_window",
+                    "event_time_range",
+                    "grant_time_range",
+                    "window_event_count",
+                    "deliveries_outside_window",
+                ):
                     assert rows[0] == 1
                 else:
                     assert rows[0] == 0, name
@@ -116,19 +127,39 @@ def test_figures_do_not_depend_on_the_session_time_zone(tmp_path: Path) -> None:
 
 INGEST_SQL = sorted(INGEST_SQL_DIR.glob("*.sql"))
 INGEST_SAMPLE_PARAMS: dict[str, object] = {
-    "sid": 1, "limit": 100, "name": "stage", "block": 16, "per_group": 60,
-    "source_id": 1, "path": "/x/e.ndjson", "kind": "events", "format": "ndjson",
-    "size_bytes": 0, "sha256": "0" * 64, "rows_read": 0, "rows_loaded": 0, "rows_rejected": 0,
-    "rows_duplicate": 0, "ingested_at": datetime(2024, 2, 16, tzinfo=timezone.utc),
-    "tool_version": "0", "assume_tz": None, "map_sha256": None, "notes": None,
+    "sid": 1,
+    "limit": 100,
+    "name": "stage",
+    "block": 16,
+    "per_group": 60,
+    "source_id": 1,
+    "path": "/x/e.ndjson",
+    "kind": "events",
+    "format": "ndjson",
+    "size_bytes": 0,
+    "sha256": "0" * 64,
+    "rows_read": 0,
+    "rows_loaded": 0,
+    "rows_rejected": 0,
+    "rows_duplicate": 0,
+    "ingested_at": datetime(2024, 2, 16, tzinfo=timezone.utc),
+    "tool_version": "0",
+    "assume_tz": None,
+    "map_sha256": None,
+    "notes": None,
 }
 # The stage a statement reads; events unless named here.
 STAGE_KIND = {"insert_grants": "grants", "insert_accounts": "accounts"}
 
 
 def test_ingest_has_its_statements_as_files_inside_the_package() -> None:
-    assert {"insert_rejects", "insert_source", "file_keys", "stage_time_spread",
-            "stage_counts"} <= {p.stem for p in INGEST_SQL}
+    assert {
+        "insert_rejects",
+        "insert_source",
+        "file_keys",
+        "stage_time_spread",
+        "stage_counts",
+    } <= {p.stem for p in INGEST_SQL}
     # The wheel holds the package folder whole (hatch `packages`): the statements with it.
     import forensics
 
@@ -146,17 +177,17 @@ def test_ingest_statement_header_parses_and_params_match(path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["events", "grants", "accounts"])
-def test_every_ingest_statement_runs_on_an_empty_store_and_stage(
-    tmp_path: Path, kind: str
-) -> None:
+def test_every_ingest_statement_runs_on_an_empty_store_and_stage(tmp_path: Path, kind: str) -> None:
     con = open_store(StoreOptions(tmp_path / "case.duckdb"), read_only=False)
     try:
-        con.execute(f"create temp table stage (rec bigint, err varchar, raw varchar, "
-                    f"{STAGE_COLUMNS[kind]})")
+        con.execute(
+            f"create temp table stage (rec bigint, err varchar, raw varchar, {STAGE_COLUMNS[kind]})"
+        )
         empty = "(select 1::bigint as rec, ''::varchar as raw, null::varchar as pre_err)"
         con.execute(f"create temp table held as select * from ({parsed(empty)}) limit 0")
-        pending = {p.stem: parse_query(p) for p in INGEST_SQL
-                   if STAGE_KIND.get(p.stem, "events") == kind}
+        pending = {
+            p.stem: parse_query(p) for p in INGEST_SQL if STAGE_KIND.get(p.stem, "events") == kind
+        }
         assert pending
         errors: dict[str, str] = {}
         while pending:  # statements read each other's temp tables: run in passes

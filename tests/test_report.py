@@ -55,8 +55,9 @@ def report_incident() -> Incident:
     n = iter(range(1, 100))
 
     def ev(kind: str, t: datetime, user: str, device: str, event: str, node: str) -> None:
-        getattr(inc, kind)(t, user, device, event, request_id=f"req-zq{next(n)}x",
-                           extra={"cache_node": node})
+        getattr(inc, kind)(
+            t, user, device, event, request_id=f"req-zq{next(n)}x", extra={"cache_node": node}
+        )
 
     ev("deliver", at(5), "usr-recv-aa7", "cam-kx1q", "evt-aa1w", "node-bad")
     ev("deliver", at(6), "usr-recv-aa7", "cam-kx2q", "evt-aa2w", "node-bad")
@@ -90,12 +91,20 @@ def _restore_umask() -> Iterator[None]:
     os.umask(old)
 
 
-def make_report(store: Path, out: Path, w: Any = W, by: list[str] | None = None,
-                **kw: Any) -> tuple[str, str]:
+def make_report(
+    store: Path, out: Path, w: Any = W, by: list[str] | None = None, **kw: Any
+) -> tuple[str, str]:
     con = open_store(StoreOptions(store), read_only=True)
     try:
-        write_report(con, w, out, by=["cache_node"] if by is None else by,
-                     store_path="case.duckdb", generated_at=GENERATED, **kw)
+        write_report(
+            con,
+            w,
+            out,
+            by=["cache_node"] if by is None else by,
+            store_path="case.duckdb",
+            generated_at=GENERATED,
+            **kw,
+        )
     finally:
         con.close()
     return (out / "report.html").read_text("utf-8"), (out / "report.md").read_text("utf-8")
@@ -128,8 +137,15 @@ def without_evidence(md: str) -> str:
     return re.sub(r"\n## Evidence\n.*?(?=\n## )", "\n", md, flags=re.S)
 
 
-HEADINGS = ("What happened", "Timeline", "By cache_node", "People affected", "Log coverage",
-            "Evidence", "For the supervisory authority (GDPR Art. 33(3))")
+HEADINGS = (
+    "What happened",
+    "Timeline",
+    "By cache_node",
+    "People affected",
+    "Log coverage",
+    "Evidence",
+    "For the supervisory authority (GDPR Art. 33(3))",
+)
 
 
 # --- content -------------------------------------------------------------------------------
@@ -152,9 +168,7 @@ def test_markdown_matches_golden(store: Path, tmp_path: Path) -> None:
     assert without_evidence(md) == golden.read_text("utf-8")
 
 
-def test_figures_in_sentences_and_every_heading_in_both_files(
-    store: Path, tmp_path: Path
-) -> None:
+def test_figures_in_sentences_and_every_heading_in_both_files(store: Path, tmp_path: Path) -> None:
     html, md = make_report(store, tmp_path / "out")
     for heading in HEADINGS:
         assert f"<h2>{heading}</h2>" in html
@@ -166,8 +180,10 @@ def test_figures_in_sentences_and_every_heading_in_both_files(
         assert "1 of them opened one (1 tap) and 1 played the event's video (1 play)" in one_line
         assert "5 distinct people are affected" in one_line
         assert "3 of them cannot be reached by email" in one_line
-        assert "2 deliveries without a grant fall outside the window (1 before it, 1 after it)" \
+        assert (
+            "2 deliveries without a grant fall outside the window (1 before it, 1 after it)"
             in one_line
+        )
         assert "2024-02-16T08:55:00Z/2024-02-16T10:11:00Z" in one_line  # suggested window
 
 
@@ -175,7 +191,9 @@ def test_breakdown_shows_the_faulty_node_first(store: Path) -> None:
     data = collect(store, by=["cache_node"])
     (b,) = data.breakdowns
     assert [(r.value, r.cross_account_deliveries) for r in b.rows] == [
-        ("node-bad", 3), ("node-ok", 1)]
+        ("node-bad", 3),
+        ("node-ok", 1),
+    ]
 
 
 def test_no_personal_value_appears_in_either_file(store: Path, tmp_path: Path) -> None:
@@ -204,18 +222,20 @@ def test_html_has_no_external_reference(store: Path, tmp_path: Path) -> None:
     hrefs = re.findall(r"""href\s*=\s*["']?([^"' >]*)""", html, re.I)
     assert hrefs and all(h.startswith("#") for h in hrefs)
     assert "http://" not in html and "https://" not in html
-    assert ('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-            "style-src 'unsafe-inline'; img-src data:\">") in html
+    assert (
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        "style-src 'unsafe-inline'; img-src data:\">"
+    ) in html
     # the only script is the JSON data block: the page needs no script to be read
-    assert re.findall(r"<script\b[^>]*>", html) == [
-        '<script type="application/json" id="figures">']
+    assert re.findall(r"<script\b[^>]*>", html) == ['<script type="application/json" id="figures">']
 
 
 def test_data_text_is_escaped_in_both_formats(tmp_path: Path) -> None:
     inc = Incident()
     inc.grant("cam-a", "own-a")
-    inc.deliver(at(5), "someone-x", "cam-a", "ev-1",
-                extra={"cache_node": '<b>bold</b>|`x`&"q"\u202e'})
+    inc.deliver(
+        at(5), "someone-x", "cam-a", "ev-1", extra={"cache_node": '<b>bold</b>|`x`&"q"\u202e'}
+    )
     store = inc.write(tmp_path / "case.duckdb")
     html, md = make_report(store, tmp_path / "out")
     assert "<b>bold</b>" not in html and "&lt;b&gt;bold&lt;/b&gt;" in html
@@ -232,9 +252,7 @@ def test_escaped_figures_json_parses_back() -> None:
     assert json.loads(text) == data
 
 
-def test_a_zero_finding_window_says_so_instead_of_drawing_empty_charts(
-    tmp_path: Path
-) -> None:
+def test_a_zero_finding_window_says_so_instead_of_drawing_empty_charts(tmp_path: Path) -> None:
     inc = Incident()
     inc.grant("cam-own1", "usr-own1")
     for m in range(0, 60, 3):
@@ -243,8 +261,10 @@ def test_a_zero_finding_window_says_so_instead_of_drawing_empty_charts(
     for text in (html, md):
         one_line = flat(text)
         assert "No cross-account delivery was found in the window" in one_line
-        assert "20 successful thumbnail deliveries were logged in the window; every one " \
+        assert (
+            "20 successful thumbnail deliveries were logged in the window; every one "
             "went to an account with a grant" in one_line
+        )
         assert "No delivery without a grant is stored" in one_line
         assert "Nobody is affected in this window" in one_line
     assert html.count("<svg") == 1  # log coverage only: no empty funnel or timeline
@@ -370,9 +390,12 @@ def _add_files(store: Path) -> None:
     con = open_store(StoreOptions(store), read_only=False)
     try:
         files = {  # source_id: (path, kind, duplicates, [(record, minute or None=reject)])
-            4: ("late.jsonl", "events", 3,
-                [(1, -30), (2, None), (3, -10), (4, None), (5, 10), (6, None), (7, 90),
-                 (8, None)]),
+            4: (
+                "late.jsonl",
+                "events",
+                3,
+                [(1, -30), (2, None), (3, -10), (4, None), (5, 10), (6, None), (7, 90), (8, None)],
+            ),
             5: ("empty.jsonl", "events", 1, [(1, None)]),
             6: ("start.jsonl", "events", 0, [(1, -1), (2, None), (3, 0)]),
             7: ("end.jsonl", "events", 2, [(1, 60), (2, None), (3, 61)]),
@@ -387,14 +410,23 @@ def _add_files(store: Path) -> None:
                 "rows_loaded, rows_rejected, rows_duplicate, ingested_at, tool_version) "
                 "values ($id, $p, $k, 'jsonl', 0, $sha, $read, $loaded, "
                 "$rej, $dup, now(), 'test')",
-                {"id": sid, "p": path, "k": kind, "sha": f"{sid:064x}",
-                 "read": len(records) + dups, "loaded": len(records) - rejected,
-                 "rej": rejected, "dup": dups},
+                {
+                    "id": sid,
+                    "p": path,
+                    "k": kind,
+                    "sha": f"{sid:064x}",
+                    "read": len(records) + dups,
+                    "loaded": len(records) - rejected,
+                    "rej": rejected,
+                    "dup": dups,
+                },
             )
             for rec, minute in records:
                 if minute is None:
-                    con.execute("insert into rejects values ($s, $r, 'invalid ts', '{}')",
-                                {"s": sid, "r": rec})
+                    con.execute(
+                        "insert into rejects values ($s, $r, 'invalid ts', '{}')",
+                        {"s": sid, "r": rec},
+                    )
                 else:
                     con.execute(
                         "insert into events (ts, action, user_id, source_id, source_record) "
@@ -438,14 +470,23 @@ def test_evidence_lists_inputs_queries_versions_and_commands(store: Path, tmp_pa
             assert s["sha256"] in text
         assert f"exposure --window {W_TEXT} --json" in text
         assert f"exposure --window {W_TEXT} --by cache_node --json" in text
-    assert {q.name for q in data.queries} >= {"figures", "timeline", "deliveries_by_field",
-                                              "affected_people", "rejects_by_reason"}
+    assert {q.name for q in data.queries} >= {
+        "figures",
+        "timeline",
+        "deliveries_by_field",
+        "affected_people",
+        "rejects_by_reason",
+    }
 
 
 def test_regulator_section_has_marked_blanks(store: Path, tmp_path: Path) -> None:
     html, md = make_report(store, tmp_path / "out")
-    for heading in ("(a) Nature of the breach", "(b) Name and contact details",
-                    "(c) Likely consequences", "(d) Measures taken or proposed"):
+    for heading in (
+        "(a) Nature of the breach",
+        "(b) Name and contact details",
+        "(c) Likely consequences",
+        "(d) Measures taken or proposed",
+    ):
         assert heading in html and md_escape(heading) in md
     assert html.count('<div class="blank">') == 4
     assert md.count("> **\\[BLANK\\]**") == 4
@@ -463,9 +504,7 @@ def test_files_are_private_and_a_new_folder_is_0700(store: Path, tmp_path: Path)
         assert stat.S_IMODE(p.stat().st_mode) == 0o600
 
 
-def test_a_non_empty_folder_needs_force_and_keeps_other_files(
-    store: Path, tmp_path: Path
-) -> None:
+def test_a_non_empty_folder_needs_force_and_keeps_other_files(store: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
@@ -501,8 +540,21 @@ def run_cli(args: list[str]) -> Any:
 
 def test_cli_writes_both_files_and_prints_counts_only(store: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    r = run_cli(["--db", str(store), "report", "--window", W_TEXT, "--out", str(out),
-                 "--by", "cache_node", "--by", "cache_node"])
+    r = run_cli(
+        [
+            "--db",
+            str(store),
+            "report",
+            "--window",
+            W_TEXT,
+            "--out",
+            str(out),
+            "--by",
+            "cache_node",
+            "--by",
+            "cache_node",
+        ]
+    )
     assert r.exit_code == 0, r.stderr
     assert r.stdout == ""
     assert "4 cross-account deliveries, 3 recipients" in r.stderr
@@ -515,8 +567,9 @@ def test_cli_writes_both_files_and_prints_counts_only(store: Path, tmp_path: Pat
 
 def test_cli_usage_errors_exit_2(store: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    r = run_cli(["--db", str(store), "report", "--window", W_TEXT, "--out", str(out),
-                 "--by", "user_id"])
+    r = run_cli(
+        ["--db", str(store), "report", "--window", W_TEXT, "--out", str(out), "--by", "user_id"]
+    )
     assert r.exit_code == 2
     assert r.stderr.startswith("forensics: error: --by: user_id holds identifiers")
     assert not out.exists()
@@ -597,8 +650,11 @@ def test_a_generated_incident_by_cache_node(tmp_path: Path) -> None:
     summary = write_sample(tmp_path / "incident", seed=11, scale=0.05)
     folder = tmp_path / "incident"
     store = tmp_path / "case.duckdb"
-    ingest(StoreOptions(store), [str(folder / k) for k in ("events", "grants", "accounts")],
-           IngestOptions())
+    ingest(
+        StoreOptions(store),
+        [str(folder / k) for k in ("events", "grants", "accounts")],
+        IngestOptions(),
+    )
     w = parse_window(f"{summary.window_start}/{summary.window_end}")
     html, md = make_report(store, tmp_path / "out", w=w, by=["cache_node"])
     con = open_store(StoreOptions(store), read_only=True)
@@ -617,15 +673,14 @@ def test_a_generated_incident_by_cache_node(tmp_path: Path) -> None:
         # when its first word is a token. The hand-made incident above checks substrings.
         tokens = set(re.split(r"[\s<>\"'`|(),;:\[\]{}*#=]+", text))
         leaked = [
-            v for v in values
+            v
+            for v in values
             if (v in tokens if " " not in v else v.split()[0] in tokens and v in text)
         ]
         assert not leaked
 
 
-def test_many_files_show_those_with_gaps_and_the_busiest_and_sum_the_rest(
-    tmp_path: Path
-) -> None:
+def test_many_files_show_those_with_gaps_and_the_busiest_and_sum_the_rest(tmp_path: Path) -> None:
     store = Incident().write(tmp_path / "case.duckdb")
     con = open_store(StoreOptions(store), read_only=False)
     try:

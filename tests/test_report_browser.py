@@ -37,19 +37,31 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     assert CHROMIUM is not None
     profile = tmp_path / "profile"
     return subprocess.run(
-        [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         "--no-first-run", f"--user-data-dir={profile}",
-         # no network: any fetch would fail, so what renders came from the file itself
-         "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9",
-         *args],
-        capture_output=True, text=True, timeout=120, check=True,
+        [
+            CHROMIUM,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            # no network: any fetch would fail, so what renders came from the file itself
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--proxy-server=127.0.0.1:9",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
 
 
 def screenshot(tmp_path: Path, html: Path, name: str) -> Image.Image:
     png = tmp_path / f"{name}.png"
-    run = chromium(tmp_path, f"--window-size={WIDTH},{HEIGHT}", f"--screenshot={png}",
-                   html.as_uri())
+    run = chromium(
+        tmp_path, f"--window-size={WIDTH},{HEIGHT}", f"--screenshot={png}", html.as_uri()
+    )
     assert png.is_file(), run.stderr[-2000:]
     return Image.open(png).convert("L")
 
@@ -72,8 +84,14 @@ def without_figures(html: Path) -> Path:
 def write(store: Path, out: Path, w: object = W, by: list[str] | None = None) -> Path:
     con = open_store(StoreOptions(store), read_only=True)
     try:
-        write_report(con, w, out, by=by or [], store_path="case.duckdb",  # type: ignore[arg-type]
-                     generated_at=GENERATED)
+        write_report(
+            con,
+            w,
+            out,
+            by=by or [],
+            store_path="case.duckdb",  # type: ignore[arg-type]
+            generated_at=GENERATED,
+        )
     finally:
         con.close()
     return out / "report.html"
@@ -97,8 +115,10 @@ def test_no_script_runs_in_the_report(tmp_path: Path) -> None:
     store = report_incident().write(tmp_path / "case.duckdb")
     html = write(store, tmp_path / "out")
     text = html.read_text("utf-8")
-    probe = '<p id="probe">static</p><script>document.getElementById("probe")' \
+    probe = (
+        '<p id="probe">static</p><script>document.getElementById("probe")'
         '.textContent = "scripted"</script>'
+    )
     html.write_text(text.replace("<main>", "<main>" + probe), "utf-8")
     dom = chromium(tmp_path, "--dump-dom", html.as_uri()).stdout
     assert '<p id="probe">static</p>' in dom

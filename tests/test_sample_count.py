@@ -132,8 +132,19 @@ def test_times_from_1990_up_to_2100_only(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("status", "expected"),
     [
-        (..., 1), (None, 1), (200, 1), ("200", 1), (299, 1), (204, 1),
-        (199, 0), (300, 0), (403, 0), ("403", 0), ("OK", 0), (" 200", 0), (200.0, 0),
+        (..., 1),
+        (None, 1),
+        (200, 1),
+        ("200", 1),
+        (299, 1),
+        (204, 1),
+        (199, 0),
+        (300, 0),
+        (403, 0),
+        ("403", 0),
+        ("OK", 0),
+        (" 200", 0),
+        (200.0, 0),
         (True, 0),
     ],
 )
@@ -242,20 +253,32 @@ def test_duplicates_are_counted_once_the_earliest_file_winning(tmp_path: Path) -
 
 def test_parquet_and_gzip_files_are_read(tmp_path: Path) -> None:
     root = folder(tmp_path, [])
-    t = pa.table({
-        "ts": pa.array([us("2024-02-16T10:00:00Z") // 1000], pa.timestamp("ms")),  # no zone: UTC
-        "action": ["thumbnail_delivered"], "user_id": ["p"], "device_id": ["d1"],
-        "event_id": ["e9"], "request_id": [""], "status": pa.array([None], pa.int32()),
-    })
+    t = pa.table(
+        {
+            "ts": pa.array(
+                [us("2024-02-16T10:00:00Z") // 1000], pa.timestamp("ms")
+            ),  # no zone: UTC
+            "action": ["thumbnail_delivered"],
+            "user_id": ["p"],
+            "device_id": ["d1"],
+            "event_id": ["e9"],
+            "request_id": [""],
+            "status": pa.array([None], pa.int32()),
+        }
+    )
     pq.write_table(t, root / "events" / "gateway-0000.parquet")
     gz = line(delivery(user_id="g", event_id="e8")).encode() + b"\n"
     (root / "events" / "mobile-0000.ndjson.gz").write_bytes(gzip.compress(gz))
     assert count_sample(root, *WIDE).recipients == 2
-    grants = pa.table({
-        "device_id": ["d1"], "user_id": ["p"], "role": ["owner"],
-        "valid_from": pa.array([None], pa.timestamp("us", tz="UTC")),
-        "valid_to": pa.array([None], pa.timestamp("us", tz="UTC")),
-    })
+    grants = pa.table(
+        {
+            "device_id": ["d1"],
+            "user_id": ["p"],
+            "role": ["owner"],
+            "valid_from": pa.array([None], pa.timestamp("us", tz="UTC")),
+            "valid_to": pa.array([None], pa.timestamp("us", tz="UTC")),
+        }
+    )
     pq.write_table(grants, root / "grants" / "more.parquet")
     assert count_sample(root, *WIDE).recipients == 1
 

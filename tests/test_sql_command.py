@@ -47,12 +47,24 @@ def test_csv_header_only_for_no_rows(store: Path) -> None:
 
 
 def test_json_output_nests_json_columns_and_keeps_every_column(store: Path) -> None:
-    r = sql(store, "select user_id, extra, status, 1 as x, 2 as x, [1, 2] as l, "
-            "1.50::decimal(5, 2) as d from events order by ts", "--format", "json")
+    r = sql(
+        store,
+        "select user_id, extra, status, 1 as x, 2 as x, [1, 2] as l, "
+        "1.50::decimal(5, 2) as d from events order by ts",
+        "--format",
+        "json",
+    )
     assert r.exit_code == 0, r.stderr
     data = json.loads(r.stdout)
-    assert data[0] == {"user_id": "u1", "extra": {"cache_node": "c7", "note": 'a,"b"\nc'},
-                       "status": None, "x": 1, "x_2": 2, "l": [1, 2], "d": "1.50"}
+    assert data[0] == {
+        "user_id": "u1",
+        "extra": {"cache_node": "c7", "note": 'a,"b"\nc'},
+        "status": None,
+        "x": 1,
+        "x_2": 2,
+        "l": [1, 2],
+        "d": "1.50",
+    }
     assert data[1]["extra"] is None
 
 
@@ -75,8 +87,11 @@ def test_table_output_on_stdout_and_row_count_on_stderr(
 
 def test_table_prints_data_literally(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
-    r = sql(store, "select '[bold]x[/bold] [link=https://evil.example]y[/link]' || chr(27) "
-            "|| '[31m' as v, null as n")
+    r = sql(
+        store,
+        "select '[bold]x[/bold] [link=https://evil.example]y[/link]' || chr(27) "
+        "|| '[31m' as v, null as n",
+    )
     assert r.exit_code == 0, r.stderr
     assert "[bold]x[/bold] [link=https://evil.example]y[/link]\\u001b[31m" in r.stdout
     assert "\x1b" not in r.stdout
@@ -84,8 +99,10 @@ def test_table_prints_data_literally(store: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_query_from_stdin(store: Path) -> None:
-    r = run_cli(["--db", str(store), "sql", "-", "--format", "csv"],
-                stdin="select count(*) as n from grants")
+    r = run_cli(
+        ["--db", str(store), "sql", "-", "--format", "csv"],
+        stdin="select count(*) as n from grants",
+    )
     assert r.exit_code == 0, r.stderr
     assert r.stdout_bytes == b"n\r\n1\r\n"
 
@@ -126,8 +143,13 @@ def test_cannot_write_read_other_files_load_extensions_or_change_settings(
 
 @pytest.mark.parametrize(
     "query",
-    ["insert into events select * from events", "delete from grants",
-     "create table x as select 1", "drop table accounts", "update grants set role = 'owner'"],
+    [
+        "insert into events select * from events",
+        "delete from grants",
+        "create table x as select 1",
+        "drop table accounts",
+        "update grants set role = 'owner'",
+    ],
 )
 def test_cannot_modify_the_store(store: Path, query: str) -> None:
     before = store.read_bytes()

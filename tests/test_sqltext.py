@@ -8,8 +8,21 @@ import pytest
 from forensics import sqltext
 from forensics.errors import engine_message, single_line
 
-AWKWARD = ["plain", "it's", 'say "hi"', "a\\vb", "tab\there", "line\nend", "\u000b", "é😀",
-           "a/b~c", "", "--", "$x", "'; drop table t; --"]
+AWKWARD = [
+    "plain",
+    "it's",
+    'say "hi"',
+    "a\\vb",
+    "tab\there",
+    "line\nend",
+    "\u000b",
+    "é😀",
+    "a/b~c",
+    "",
+    "--",
+    "$x",
+    "'; drop table t; --",
+]
 
 
 @pytest.mark.parametrize("text", AWKWARD)

@@ -23,13 +23,21 @@ DEEP = "/cases/2024-02-16/cdn/eu-west-1/distribution-E2QWRUHAPOMQZL/2024/02/16/0
 
 
 def tty(width: int) -> Console:
-    return Console(file=io.StringIO(), width=width, force_terminal=True, color_system=None,
-                   markup=False, emoji=False, highlight=False)
+    return Console(
+        file=io.StringIO(),
+        width=width,
+        force_terminal=True,
+        color_system=None,
+        markup=False,
+        emoji=False,
+        highlight=False,
+    )
 
 
 def pipe() -> Console:
-    return Console(file=io.StringIO(), force_terminal=False, markup=False, emoji=False,
-                   highlight=False)
+    return Console(
+        file=io.StringIO(), force_terminal=False, markup=False, emoji=False, highlight=False
+    )
 
 
 def text(console: Console) -> str:
@@ -40,14 +48,23 @@ def text(console: Console) -> str:
 
 def report(n_files: int = 2) -> IngestReport:
     files = [
-        FileResult(f"{DEEP}/E2QWRUHAPOMQZL.2024-02-16-09.{i:04d}.gz", kind="events",
-                   status="loaded", rows_read=10_662_457 + i, rows_loaded=10_662_000 + i,
-                   rows_rejected=457 if i == 1 else 0, rows_duplicate=0,
-                   reasons={"invalid ts": 457} if i == 1 else {})
+        FileResult(
+            f"{DEEP}/E2QWRUHAPOMQZL.2024-02-16-09.{i:04d}.gz",
+            kind="events",
+            status="loaded",
+            rows_read=10_662_457 + i,
+            rows_loaded=10_662_000 + i,
+            rows_rejected=457 if i == 1 else 0,
+            rows_duplicate=0,
+            reasons={"invalid ts": 457} if i == 1 else {},
+        )
         for i in range(n_files - 1)
     ]
-    files.append(FileResult(f"{DEEP}/broken-grants.ndjson.gz", kind=None, status="failed",
-                            error="not a gzip file"))
+    files.append(
+        FileResult(
+            f"{DEEP}/broken-grants.ndjson.gz", kind=None, status="failed", error="not a gzip file"
+        )
+    )
     return IngestReport(files)
 
 
@@ -83,8 +100,12 @@ def test_wide_characters_count_as_two_cells() -> None:
 
 
 def test_layout_keeps_numbers_whole_and_hides_columns_from_the_right() -> None:
-    cols = [Col("file", "path", keep=True), Col("a", "number"), Col("b", "number"),
-            Col("total", "number", keep=True)]
+    cols = [
+        Col("file", "path", keep=True),
+        Col("a", "number"),
+        Col("b", "number"),
+        Col("total", "number", keep=True),
+    ]
     rows = [["/x/y/name.gz", "1,000,000", "2,000,000", "3,000,000"]]
     widths, visible = layout(cols, rows, None)
     assert visible == [0, 1, 2, 3] and widths == [12, 9, 9, 9]  # unlimited: natural widths
@@ -97,8 +118,7 @@ def test_layout_keeps_numbers_whole_and_hides_columns_from_the_right() -> None:
 
 
 def test_layout_shrinks_a_path_down_to_its_file_name_before_hiding() -> None:
-    cols = [Col("file", "path", keep=True), Col("n", "number", keep=True),
-            Col("kind", "fixed")]
+    cols = [Col("file", "path", keep=True), Col("n", "number", keep=True), Col("kind", "fixed")]
     rows = [["/very/long/folder/structure/here/file-name.ndjson.gz", "12,345", "events"]]
     widths, visible = layout(cols, rows, 40)
     assert visible == [0, 1, 2]
@@ -110,8 +130,12 @@ def test_layout_shrinks_a_path_down_to_its_file_name_before_hiding() -> None:
 
 
 def test_layout_hides_the_columns_marked_first_before_others() -> None:
-    cols = [Col("file", "path", keep=True), Col("a", "number", hide=1),
-            Col("b", "number", hide=2), Col("c", "number", hide=1)]
+    cols = [
+        Col("file", "path", keep=True),
+        Col("a", "number", hide=1),
+        Col("b", "number", hide=2),
+        Col("c", "number", hide=1),
+    ]
     rows = [["f", "1,000", "2,000", "3,000"]]
     assert layout(cols, rows, 20)[1] == [0, 1, 3]  # b first, though c is further right
     assert layout(cols, rows, 12)[1] == [0, 1]
@@ -130,9 +154,15 @@ def test_when_nothing_more_can_go_a_path_loses_its_middle_never_a_number() -> No
 @pytest.mark.parametrize("width", WIDTHS)
 def test_ingest_summary_fits_with_numbers_and_file_names_whole(width: int) -> None:
     c = tty(width)
-    screens.render_ingest(report(3), EventRange(3, datetime(2024, 2, 16, tzinfo=timezone.utc),
-                                                 datetime(2024, 2, 17, tzinfo=timezone.utc)),
-                           console=c)
+    screens.render_ingest(
+        report(3),
+        EventRange(
+            3,
+            datetime(2024, 2, 16, tzinfo=timezone.utc),
+            datetime(2024, 2, 17, tzinfo=timezone.utc),
+        ),
+        console=c,
+    )
     out = text(c)
     table = [ln for ln in out.splitlines() if not ln.startswith("forensics: ")]
     assert all(len(ln) <= width for ln in table), out
@@ -148,7 +178,8 @@ def test_ingest_summary_fits_with_numbers_and_file_names_whole(width: int) -> No
     assert "broken-grants" in rows[0]
     assert "forensics: error: " in out and "not a gzip file" in out
     assert " ".join(out.split()).endswith(
-        "events in the store: 3, 2024-02-16T00:00:00Z to 2024-02-17T00:00:00Z")
+        "events in the store: 3, 2024-02-16T00:00:00Z to 2024-02-17T00:00:00Z"
+    )
 
 
 def test_ingest_summary_notes_what_it_hid_at_60_columns() -> None:
@@ -183,10 +214,23 @@ def test_many_files_are_summed_per_folder_and_kind_with_only_notable_files_liste
 
 
 def test_skipped_files_are_counted_not_listed_when_already_ingested() -> None:
-    files = [FileResult(f"/logs/f{i}.ndjson", kind="events", status="skipped",
-                        error=f"same content as /logs/f{i}.ndjson") for i in range(3)]
-    files.append(FileResult("/logs/copy.ndjson", kind="events", status="skipped",
-                            error="same content as /logs/f0.ndjson"))
+    files = [
+        FileResult(
+            f"/logs/f{i}.ndjson",
+            kind="events",
+            status="skipped",
+            error=f"same content as /logs/f{i}.ndjson",
+        )
+        for i in range(3)
+    ]
+    files.append(
+        FileResult(
+            "/logs/copy.ndjson",
+            kind="events",
+            status="skipped",
+            error="same content as /logs/f0.ndjson",
+        )
+    )
     c = pipe()
     screens.render_ingest(IngestReport(files), None, console=c)
     out = text(c)
@@ -199,17 +243,30 @@ def test_skipped_files_are_counted_not_listed_when_already_ingested() -> None:
 
 
 def _source(i: int, path: str) -> dict[str, Any]:
-    return {"source_id": i, "path": path, "kind": "events", "format": "ndjson",
-            "size_bytes": 123_456_789, "sha256": f"{i:02d}" + "ab" * 31, "rows_read": 10_662_457,
-            "rows_loaded": 10_662_000, "rows_rejected": 457, "rows_duplicate": 0,
-            "ingested_at": "2024-02-16T09:00:00.000000Z", "tool_version": "0.1.0",
-            "assume_tz": None, "map_sha256": None}
+    return {
+        "source_id": i,
+        "path": path,
+        "kind": "events",
+        "format": "ndjson",
+        "size_bytes": 123_456_789,
+        "sha256": f"{i:02d}" + "ab" * 31,
+        "rows_read": 10_662_457,
+        "rows_loaded": 10_662_000,
+        "rows_rejected": 457,
+        "rows_duplicate": 0,
+        "ingested_at": "2024-02-16T09:00:00.000000Z",
+        "tool_version": "0.1.0",
+        "assume_tz": None,
+        "map_sha256": None,
+    }
 
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_sources_are_compact_and_keep_file_names_and_numbers_whole(width: int) -> None:
-    rows = [_source(1, f"{DEEP}/E2QWRUHAPOMQZL.2024-02-16-09.0000.gz"),
-            _source(12, "/short/a.ndjson")]
+    rows = [
+        _source(1, f"{DEEP}/E2QWRUHAPOMQZL.2024-02-16-09.0000.gz"),
+        _source(12, "/short/a.ndjson"),
+    ]
     c = tty(width)
     screens.render_sources(rows, console=c, err=c)
     out = text(c)
@@ -233,8 +290,14 @@ def test_sources_wide_not_on_a_terminal_shows_everything_whole() -> None:
 
 
 def test_rejects_say_how_many_of_how_many_are_shown() -> None:
-    rows = [{"source_file": f"{DEEP}/f.ndjson", "source_record": 1_234_567,
-             "reason": "malformed JSON", "raw": "{"}]
+    rows = [
+        {
+            "source_file": f"{DEEP}/f.ndjson",
+            "source_record": 1_234_567,
+            "reason": "malformed JSON",
+            "raw": "{",
+        }
+    ]
     out_c, err_c = tty(60), pipe()
     screens.render_rejects(RejectsPage(rows, 14), raw=False, console=out_c, err=err_c)
     assert "1,234,567" in text(out_c) and "f.ndjson" in text(out_c)
@@ -242,18 +305,27 @@ def test_rejects_say_how_many_of_how_many_are_shown() -> None:
 
 
 def test_verify_lists_changed_and_missing_files_first() -> None:
-    rows = [{"path": "/a", "status": "ok"}, {"path": "/b", "status": "changed"},
-            {"path": "/c", "status": "ok"}, {"path": "/d", "status": "missing"}]
+    rows = [
+        {"path": "/a", "status": "ok"},
+        {"path": "/b", "status": "changed"},
+        {"path": "/c", "status": "ok"},
+        {"path": "/d", "status": "missing"},
+    ]
     c = pipe()
     screens.render_verify(rows, console=c, err=c)
-    assert [ln.split()[0] for ln in text(c).splitlines()[1:]] == [
-        "changed", "missing", "ok", "ok"]
+    assert [ln.split()[0] for ln in text(c).splitlines()[1:]] == ["changed", "missing", "ok", "ok"]
 
 
 def test_failures_are_coloured_on_a_terminal_only() -> None:
     rows = [{"path": "/a", "status": "ok"}, {"path": "/b", "status": "changed"}]
-    colour = Console(file=io.StringIO(), width=80, force_terminal=True,
-                     color_system="standard", markup=False, highlight=False)
+    colour = Console(
+        file=io.StringIO(),
+        width=80,
+        force_terminal=True,
+        color_system="standard",
+        markup=False,
+        highlight=False,
+    )
     screens.render_verify(rows, console=colour, err=pipe())
     assert "\x1b[1;31mchanged" in text(colour)
     plain = pipe()

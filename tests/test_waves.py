@@ -75,7 +75,8 @@ def model_delta(
                 out[name][row[0]] = ("escalated", row)
     listed = {(r[0], r[1], r[3], r[7]) for r in b["exposures"]}
     out["exposures"] = {
-        f"{r[0].isoformat()} {r[1]} {r[3]} {r[7]}": r for r in a["exposures"]
+        f"{r[0].isoformat()} {r[1]} {r[3]} {r[7]}": r
+        for r in a["exposures"]
         if (r[0], r[1], r[3], r[7]) not in listed
     }
     return out
@@ -93,10 +94,11 @@ def assert_wave_equals_model(
     ):
         rows = read_csv(folder / f"{name}.csv")
         assert list(rows[0])[-1] == "change" if rows else True
-        got = {r["user_id"]: (r["change"], r["severity"], *(int(r[c]) for c in columns))
-               for r in rows}
+        got = {
+            r["user_id"]: (r["change"], r["severity"], *(int(r[c]) for c in columns)) for r in rows
+        }
         want = {
-            cell(u): (change, row[-1], *row[2:2 + len(columns)])
+            cell(u): (change, row[-1], *row[2 : 2 + len(columns)])
             for u, (change, row) in expected[name].items()
         }
         assert got == want, name
@@ -169,8 +171,9 @@ def test_escalated_rows_carry_the_counts_of_now(
         change = row.pop("change")
         assert change in ("new", "escalated")
         assert row == full[row["user_id"]]
-    mallory = next(r for r in read_csv(tmp_path / "w2" / "recipients.csv")
-                   if r["user_id"] == "mallory")
+    mallory = next(
+        r for r in read_csv(tmp_path / "w2" / "recipients.csv") if r["user_id"] == "mallory"
+    )
     assert (mallory["change"], mallory["severity"]) == ("escalated", "video")
 
 
@@ -202,11 +205,11 @@ def test_third_wave_with_nothing_new_lists_nobody(
     assert third.nothing_new and third.number == 3
     headers = {
         "recipients.csv": "user_id,email,name,locale,thumbnails,devices,taps,plays,first_seen,"
-                          "last_seen,severity,change\r\n",
+        "last_seen,severity,change\r\n",
         "owners.csv": "user_id,email,name,locale,devices,thumbnails,viewers,first_exposed,"
-                      "last_exposed,severity,change\r\n",
+        "last_exposed,severity,change\r\n",
         "exposures.csv": "delivered_at,recipient_id,device_id,event_id,owner_ids,first_tap_at,"
-                         "first_play_at,request_id,source_file,source_record\r\n",
+        "first_play_at,request_id,source_file,source_record\r\n",
     }
     for name, header in headers.items():
         assert (tmp_path / "w3" / name).read_bytes() == header.encode("utf-8")
@@ -231,7 +234,8 @@ def test_people_of_wave_one_are_not_relisted_by_wave_three(tmp_path: Path) -> No
     ingest_events(db, tmp_path / "logs", "c", last.events)
     third = wave(db, tmp_path / "w3", previous=tmp_path / "w2")
     assert {r["user_id"]: r["change"] for r in read_csv(tmp_path / "w3" / "recipients.csv")} == {
-        "ann": "escalated", "cid": "new",
+        "ann": "escalated",
+        "cid": "new",
     }
     assert [r["request_id"] for r in read_csv(tmp_path / "w3" / "exposures.csv")] == ["c1"]
     assert [r["change"] for r in read_csv(tmp_path / "w3" / "owners.csv")] == ["escalated"]
@@ -255,10 +259,16 @@ def test_a_delivery_without_request_id_is_matched_by_time_and_ids(tmp_path: Path
     assert read_csv(tmp_path / "w2" / "recipients.csv") == []
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[
-    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(inc=incidents_st(), split=st.lists(st.booleans(), min_size=16, max_size=16),
-       sanitize=st.booleans())
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    inc=incidents_st(),
+    split=st.lists(st.booleans(), min_size=16, max_size=16),
+    sanitize=st.booleans(),
+)
 def test_waves_equal_the_models_difference_of_two_full_results(
     tmp_path_factory: pytest.TempPathFactory, inc: Incident, split: list[bool], sanitize: bool
 ) -> None:
@@ -360,9 +370,7 @@ def test_the_chain_moves_as_a_whole(chain: tuple[Path, Path, Path, Path], tmp_pa
     assert [w.number for w in read_chain(moved / "w3")] == [1, 2, 3]
 
 
-def test_out_may_not_be_a_wave_of_the_chain(
-    chain: tuple[Path, Path, Path, Path]
-) -> None:
+def test_out_may_not_be_a_wave_of_the_chain(chain: tuple[Path, Path, Path, Path]) -> None:
     db, w1, w2, w3 = chain
     with pytest.raises(UsageError, match="--out: is wave 1"):
         wave(db, w1, previous=w2, force=True)
@@ -398,9 +406,7 @@ def test_a_broken_link_is_detected(chain: tuple[Path, Path, Path, Path]) -> None
     assert verify_notices([w2])[0].problem is None
 
 
-def test_a_changed_file_deep_in_the_chain_is_detected(
-    chain: tuple[Path, Path, Path, Path]
-) -> None:
+def test_a_changed_file_deep_in_the_chain_is_detected(chain: tuple[Path, Path, Path, Path]) -> None:
     db, w1, w2, w3 = chain
     data = (w1 / "exposures.csv").read_bytes()
     (w1 / "exposures.csv").write_bytes(data.replace(b"zed", b"zee", 1))
@@ -453,8 +459,11 @@ def test_cli_waves_and_verify_notices(
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(alphabet=st.sampled_from(list("=+-@\t\r'ab ;\\\x1f\"")), max_size=5),
-                max_size=20))
+@given(
+    st.lists(
+        st.text(alphabet=st.sampled_from(list("=+-@\t\r'ab ;\\\x1f\"")), max_size=5), max_size=20
+    )
+)
 def test_column_neutralising_equals_neutralize_formula(cells: list[str]) -> None:
     got = neutralize_column(pa.array(cells, pa.large_string())).to_pylist()
     assert got == [neutralize_formula(c) for c in cells]
@@ -464,8 +473,14 @@ IDS = st.text(alphabet=st.sampled_from(list("ab\\\x1fx1f")), max_size=4)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.none() | IDS, st.sampled_from(["2024-02-16T09:00:00Z", ""]),
-                          IDS, IDS, IDS), min_size=2, max_size=6, unique=True))
+@given(
+    st.lists(
+        st.tuples(st.none() | IDS, st.sampled_from(["2024-02-16T09:00:00Z", ""]), IDS, IDS, IDS),
+        min_size=2,
+        max_size=6,
+        unique=True,
+    )
+)
 def test_distinct_deliveries_have_distinct_keys(rows: list[tuple[Any, ...]]) -> None:
     """Ids holding the separator or backslashes never make two identities one key; a
     request_id alone identifies a delivery."""

@@ -69,7 +69,8 @@ def check_engine(options: EngineOptions) -> None:
         raise UsageError("--engine", f"must be one of {', '.join(ENGINES)}")
     if options.engine == "spark" and options.lake is None:
         raise UsageError(
-            "--engine spark", "reads a case lake, not a store",
+            "--engine spark",
+            "reads a case lake, not a store",
             "Pass --lake DIR (write one with `forensics export DIR`)",
         )
 

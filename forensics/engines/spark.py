@@ -32,7 +32,10 @@ from forensics.errors import ForensicsError, StoreError
 
 # DuckDB types of the lake's columns (forensics.lake.COLUMNS) → Spark SQL types.
 _SPARK_TYPES = {
-    "timestamptz": "TIMESTAMP", "varchar": "STRING", "integer": "INT", "bigint": "BIGINT",
+    "timestamptz": "TIMESTAMP",
+    "varchar": "STRING",
+    "integer": "INT",
+    "bigint": "BIGINT",
 }
 
 
@@ -45,16 +48,17 @@ def check_spark() -> None:
     for module in ("pyspark", "sqlglot"):
         if importlib.util.find_spec(module) is None:
             raise SparkUnavailable(
-                "--engine spark", f"{module} is not installed",
-                "Install it with: pip install 'forensics[spark]' (Java 17 or later is needed "
-                "too)",
+                "--engine spark",
+                f"{module} is not installed",
+                "Install it with: pip install 'forensics[spark]' (Java 17 or later is needed too)",
             )
     java_home = os.environ.get("JAVA_HOME")
     if shutil.which("java") is None and not (
         java_home and shutil.which("java", path=os.path.join(java_home, "bin"))
     ):
         raise SparkUnavailable(
-            "--engine spark", "Java was not found (no java on PATH, no $JAVA_HOME)",
+            "--engine spark",
+            "Java was not found (no java on PATH, no $JAVA_HOME)",
             "Install Java 17 or later (e.g. apt-get install openjdk-17-jre-headless)",
         )
 
@@ -137,7 +141,8 @@ def spark_session(master: str) -> Any:
         session = builder.getOrCreate()
     except Exception as e:  # noqa: BLE001 - py4j/pyspark raise several kinds; one line out
         raise SparkUnavailable(
-            "--engine spark", f"Spark did not start ({type(e).__name__})",
+            "--engine spark",
+            f"Spark did not start ({type(e).__name__})",
             "Check Java 17+ (java -version), $JAVA_HOME and --master",
         ) from None
     session.sparkContext.setLogLevel("ERROR")
@@ -183,7 +188,8 @@ class SparkEngine(Engine):
         batches = self._read(root, "batches", COLUMNS["batches"])
         if batches is None:
             raise StoreError(
-                f"case lake {lake}", "not found or not a case lake",
+                f"case lake {lake}",
+                "not found or not a case lake",
                 "Run `forensics export DIR` or `forensics ingest --lake DIR` first",
             )
         row = batches.selectExpr("coalesce(max(last_source_id), 0) as last").collect()

@@ -27,7 +27,19 @@ from forensics.ingest.readers.source import sha256_file
 from forensics.ingest.store import store_file
 
 __all__ = [
-    "KINDS", "FileResult", "IngestHooks", "IngestOptions", "IngestReport", "IngestTuning",
-    "Progress", "discover", "file_format", "ingest", "read_into_stage", "sha256_file",
-    "stage_file", "store_file", "validate_options",
+    "KINDS",
+    "FileResult",
+    "IngestHooks",
+    "IngestOptions",
+    "IngestReport",
+    "IngestTuning",
+    "Progress",
+    "discover",
+    "file_format",
+    "ingest",
+    "read_into_stage",
+    "sha256_file",
+    "stage_file",
+    "store_file",
+    "validate_options",
 ]

@@ -93,8 +93,16 @@ class IngestReport:
     files: list[FileResult]
 
     def totals(self) -> dict[str, int]:
-        t = {"files": len(self.files), "loaded": 0, "skipped": 0, "failed": 0,
-             "rows_read": 0, "rows_loaded": 0, "rows_rejected": 0, "rows_duplicate": 0}
+        t = {
+            "files": len(self.files),
+            "loaded": 0,
+            "skipped": 0,
+            "failed": 0,
+            "rows_read": 0,
+            "rows_loaded": 0,
+            "rows_rejected": 0,
+            "rows_duplicate": 0,
+        }
         for f in self.files:
             t[f.status] += 1
             for k in ("rows_read", "rows_loaded", "rows_rejected", "rows_duplicate"):

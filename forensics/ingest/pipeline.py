@@ -134,7 +134,11 @@ class ReadAhead:
 
 
 def read_into_stage(
-    stage: Stage, path: Path, reader: Reader, compression: str | None, ctx: ReadContext,
+    stage: Stage,
+    path: Path,
+    reader: Reader,
+    compression: str | None,
+    ctx: ReadContext,
     ahead: ReadAhead | None = None,
 ) -> str:
     """Read the whole file into the stage; returns its SHA-256."""
@@ -153,8 +157,9 @@ def read_into_stage(
             if not isinstance(batch, TableBatch):
                 raise
             # Typed columns that cannot be taken in fail the file as unreadable.
-            raise InputError(reader.name, f"cannot be read completely ({engine_message(e, 160)})"
-                             ) from None
+            raise InputError(
+                reader.name, f"cannot be read completely ({engine_message(e, 160)})"
+            ) from None
         except InputError:
             # A streamed file is staged before it is all read: when its records fail it,
             # the rest is still read, so that a broken file is reported as broken (an
@@ -169,8 +174,13 @@ def read_into_stage(
 
 
 def stage_file(
-    con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptions,
-    progress: Progress | None = None, *, walked: bool = False, ahead: ReadAhead | None = None,
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    options: IngestOptions,
+    progress: Progress | None = None,
+    *,
+    walked: bool = False,
+    ahead: ReadAhead | None = None,
 ) -> Staged:
     """Read, check and normalise one file into `con`'s temp stage; nothing is stored yet.
 
@@ -241,7 +251,9 @@ def validate_options(options: IngestOptions) -> None:
 
 
 def ingest(
-    store: StoreOptions, paths: list[str], options: IngestOptions,
+    store: StoreOptions,
+    paths: list[str],
+    options: IngestOptions,
     progress: Progress | None = None,
 ) -> IngestReport:
     """Ingest every path into the store; bad files are reported, the others still stored."""
@@ -296,8 +308,12 @@ def ingest(
 
 
 def _overlap(
-    con: duckdb.DuckDBPyConnection, files: list[tuple[Path, bool]], options: IngestOptions,
-    known: dict[str, str], progress: Progress | None, ahead: ReadAhead | None,
+    con: duckdb.DuckDBPyConnection,
+    files: list[tuple[Path, bool]],
+    options: IngestOptions,
+    known: dict[str, str],
+    progress: Progress | None,
+    ahead: ReadAhead | None,
 ) -> list[FileResult]:
     """Stage each file while the one before it is stored.
 

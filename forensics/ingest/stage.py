@@ -101,9 +101,7 @@ STANDARD_CHECK = (
     "'(?i)nan|inf|,\\s*[\\]}]')"
 )
 NOT_STANDARD = "not standard JSON (NaN, Infinity or a trailing comma)"
-JSON_ERR_STANDARD = (
-    f"case when {STANDARD_CANDIDATE} and {STANDARD_CHECK} then '{NOT_STANDARD}' end"
-)
+JSON_ERR_STANDARD = f"case when {STANDARD_CANDIDATE} and {STANDARD_CHECK} then '{NOT_STANDARD}' end"
 # An array element is also checked at its own top (`NaN` alone) and must be valid JSON.
 ELEMENT_ERR = (
     "case when not json_valid(raw) then 'not valid JSON' "
@@ -132,7 +130,10 @@ def add_depth_function(con: duckdb.DuckDBPyConnection) -> None:
     ).fetchall():
         return
     con.create_function(
-        "fx_json_depth", json_depth, [duckdb.sqltypes.VARCHAR], duckdb.sqltypes.INTEGER,
+        "fx_json_depth",
+        json_depth,
+        [duckdb.sqltypes.VARCHAR],
+        duckdb.sqltypes.INTEGER,
         side_effects=False,
     )
 
@@ -218,8 +219,8 @@ class Stage:
         m = self.options.mapping
 
         def names(kind: str, constants: bool = True) -> set[str]:
-            return set(fields) if m is None else m.canonical_names(
-                fields, kind, constants=constants
+            return (
+                set(fields) if m is None else m.canonical_names(fields, kind, constants=constants)
             )
 
         if {"action", "ts"} <= names("events"):
@@ -303,7 +304,8 @@ class Stage:
         for name in REQUIRED[kind]:
             alike = [
                 f"case when v[{i}] is not null then {literal(k)} end"
-                for i, k in enumerate(keys, start=1) if k != name and k.lower() == name.lower()
+                for i, k in enumerate(keys, start=1)
+                if k != name and k.lower() == name.lower()
             ]
             if alike:
                 hints[name] = f"coalesce({', '.join(alike)})"
@@ -326,17 +328,23 @@ class Stage:
         source = f"({parsed('batch_in')})"
         keys = self._batch_keys(
             "where pre_err is null and (rec < $lo + $head or rec % $every = 0)",
-            {"lo": first_rec, "head": self.tuning.key_sample_head,
-             "every": self.tuning.key_sample_every},
+            {
+                "lo": first_rec,
+                "head": self.tuning.key_sample_head,
+                "every": self.tuning.key_sample_every,
+            },
         )
         if keys and len(keys) <= self.tuning.max_counted_keys and self._kind_known_from(keys):
             kind_before = self.kind
             self._stage_json(keys, source)
-            missed = self._batch_keys(
-                "semi join (select rec from stage where rec >= $lo and err = 'duplicate key') "
-                "s using (rec) where pre_err is null",
-                {"lo": first_rec},
-            ) - keys
+            missed = (
+                self._batch_keys(
+                    "semi join (select rec from stage where rec >= $lo and err = 'duplicate key') "
+                    "s using (rec) where pre_err is null",
+                    {"lo": first_rec},
+                )
+                - keys
+            )
             if not missed:
                 return
             con.execute("delete from stage where rec >= $lo", {"lo": first_rec})
@@ -374,7 +382,8 @@ class Stage:
         # kept; for all kinds they let duplicates be found by counting, see dup_by_count).
         extras = (
             sorted(keys - used - set(CANONICAL[kind]))
-            if kind == "events" or mapping is None else []
+            if kind == "events" or mapping is None
+            else []
         )
         return sources, paths + [json_pointer([k]) for k in extras]
 
@@ -394,9 +403,9 @@ class Stage:
         m_join = m_cols = ""
         if mapper is not None:
             # Fields named by the map are checked; { sql = ... } values are computed here.
-            sources.update(mapper.json_batch(
-                con, keys, "parsed", f"t = 'OBJECT' and ({JSON_ERR}) is null"
-            ))
+            sources.update(
+                mapper.json_batch(con, keys, "parsed", f"t = 'OBJECT' and ({JSON_ERR}) is null")
+            )
             if mapper.exprs:
                 m_join, m_cols = mapper.join("rec"), mapper.columns()
         norm, pre, inner = self._normalize(kind, sources, self._json_hints(kind, paths))
@@ -405,8 +414,9 @@ class Stage:
         names = list(norm.columns)
         if kind == "events":
             names.append("extra")
-            exprs.append(self._json_extra([pointer_key(p) for p in paths[n_canon:]], n_canon,
-                                          params))
+            exprs.append(
+                self._json_extra([pointer_key(p) for p in paths[n_canon:]], n_canon, params)
+            )
         cols = ", ".join(names)
         counted = self.options.mapping is None and len(paths) <= self.tuning.max_counted_keys
         dup = dup_by_count(len(paths)) if counted else JSON_ERR_DUP
@@ -457,14 +467,21 @@ class Stage:
             self.kind = self.decide_kind(set(names))
         self._create(self.kind)
         recs, errs, raws = zip(*rejects, strict=True)
-        self.con.register("rejects_in", pa.table({
-            "rec": pa.array(recs, pa.int64()), "err": pa.array(errs, pa.string()),
-            "raw": pa.array(raws, pa.string()),
-        }))
+        self.con.register(
+            "rejects_in",
+            pa.table(
+                {
+                    "rec": pa.array(recs, pa.int64()),
+                    "err": pa.array(errs, pa.string()),
+                    "raw": pa.array(raws, pa.string()),
+                }
+            ),
+        )
         try:
             self.con.execute(
                 "insert into stage (rec, err, raw) select rec, err, left(raw, $limit) "
-                "from rejects_in", {"limit": RAW_LIMIT},
+                "from rejects_in",
+                {"limit": RAW_LIMIT},
             )
         finally:
             with contextlib.suppress(duckdb.Error):
@@ -483,7 +500,8 @@ class Stage:
         self._create(kind)
         n = rb.num_rows
         recs = (
-            first_rec if isinstance(first_rec, np.ndarray)
+            first_rec
+            if isinstance(first_rec, np.ndarray)
             else np.arange(first_rec, first_rec + n, dtype=np.int64)
         )
         tbl = pa.Table.from_batches([rb]).append_column("__rec", pa.array(recs, pa.int64()))
@@ -518,8 +536,10 @@ class Stage:
             if spec is None or spec[0] not in types:
                 continue
             expr = struct_path(spec[0], spec[1:])
-            typ = types[spec[0]] if len(spec) == 1 else self._nested_type(
-                expr, f"{kind}.{name}", ".".join(spec)
+            typ = (
+                types[spec[0]]
+                if len(spec) == 1
+                else self._nested_type(expr, f"{kind}.{name}", ".".join(spec))
             )
             sources[name] = Source(expr, typ)
             used.add(spec[0])
@@ -531,10 +551,13 @@ class Stage:
         hints = {
             name: f"coalesce({', '.join(alike)})"
             for name in REQUIRED[kind]
-            if (alike := [
-                f"case when {ident(c)} is not null then {literal(c)} end"
-                for c in all_cols if c != name and c.lower() == name.lower()
-            ])
+            if (
+                alike := [
+                    f"case when {ident(c)} is not null then {literal(c)} end"
+                    for c in all_cols
+                    if c != name and c.lower() == name.lower()
+                ]
+            )
         }
         norm, pre, inner = self._normalize(kind, sources, hints)
         raw_expr = struct_json(all_cols) if all_cols else "'{}'"
@@ -547,7 +570,7 @@ class Stage:
         # The file's own columns are in scope below the outer select: the key is
         # computed one level up, from the canonical values only.
         sql = f"""
-            insert into stage (rec, err, raw, {select_cols}{', extra' if extra else ''}
+            insert into stage (rec, err, raw, {select_cols}{", extra" if extra else ""}
                                {KEYED[kind][0]})
             select *{KEYED[kind][1]} from (
                 select __rec as rec, err, case when err is not null then

@@ -44,8 +44,11 @@ def run(
     return con.execute(q.sql, {p: given[p] for p in q.params})
 
 
-def _one(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None,
-         ) -> tuple[int, ...]:
+def _one(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    params: dict[str, Any] | None = None,
+) -> tuple[int, ...]:
     row = run(con, name, params).fetchone()
     if row is None:
         raise InputError("store", f"{name} returned no row")
@@ -78,7 +81,9 @@ class Staged:
 
 
 def store_file(
-    con: duckdb.DuckDBPyConnection, staged: Staged, options: IngestOptions,
+    con: duckdb.DuckDBPyConnection,
+    staged: Staged,
+    options: IngestOptions,
     known: dict[str, str],
 ) -> FileResult:
     """Store a staged file in its own transaction (the one that made its stage, `con`).
@@ -98,13 +103,19 @@ def store_file(
         return result
     try:
         con.execute("begin transaction")
-        counts = write_file(stage, {
-            "path": str(Path(result.path).resolve()), "format": result.format,
-            "size_bytes": staged.size, "sha256": sha,
-            "ingested_at": datetime.now(timezone.utc), "tool_version": __version__,
-            "assume_tz": options.assume_tz,
-            "map_sha256": options.mapping.sha256 if options.mapping is not None else None,
-        })
+        counts = write_file(
+            stage,
+            {
+                "path": str(Path(result.path).resolve()),
+                "format": result.format,
+                "size_bytes": staged.size,
+                "sha256": sha,
+                "ingested_at": datetime.now(timezone.utc),
+                "tool_version": __version__,
+                "assume_tz": options.assume_tz,
+                "map_sha256": options.mapping.sha256 if options.mapping is not None else None,
+            },
+        )
         reasons = run(con, "stage_reasons").fetchall() if stage.staged else []
         for t in TEMP_TABLES:
             con.execute(f"drop table if exists temp.{ident(t)}")
@@ -162,9 +173,11 @@ def write_file(stage: Stage, source_row: dict[str, Any]) -> dict[str, int]:
         raise InputError(
             "kind", "no record is a JSON object, so its kind cannot be told; pass --kind"
         )
-    run(con, "insert_source", dict(
-        source_row, kind=kind, source_id=sid, notes="; ".join(stage.notes) or None, **counts
-    ))
+    run(
+        con,
+        "insert_source",
+        dict(source_row, kind=kind, source_id=sid, notes="; ".join(stage.notes) or None, **counts),
+    )
     stage.kind = kind
     counts["source_id"] = sid
     return counts
@@ -257,10 +270,14 @@ def _in_time_order(con: duckdb.DuckDBPyConnection, tuning: IngestTuning) -> bool
     range (1.0 when sorted; a file in random order spans it once per run). A log
     written as things happen passes despite a little jitter; anything else is sorted.
     """
-    fine, whole, coarse = _one(con, "stage_time_spread", {
-        "block": tuning.in_order_block,
-        "per_group": tuning.in_order_group // tuning.in_order_block,
-    })
+    fine, whole, coarse = _one(
+        con,
+        "stage_time_spread",
+        {
+            "block": tuning.in_order_block,
+            "per_group": tuning.in_order_group // tuning.in_order_block,
+        },
+    )
     slack = tuning.in_order_slack
     return fine <= slack * whole and coarse <= slack * whole
 

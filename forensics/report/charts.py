@@ -56,13 +56,22 @@ def _utc_axis(title: str, span: timedelta) -> alt.Axis:
 
 
 def _window_band(window: Window) -> alt.Chart:
-    band = _inline([{
-        "start": format_instant(window.start), "end": format_instant(window.end),
-        "label": "incident window",
-    }])
-    chart: alt.Chart = alt.Chart(band).mark_rect(color=_LIGHT, opacity=0.6).encode(
-        x=alt.X("start:T", scale=alt.Scale(type="utc")),
-        x2="end:T",
+    band = _inline(
+        [
+            {
+                "start": format_instant(window.start),
+                "end": format_instant(window.end),
+                "label": "incident window",
+            }
+        ]
+    )
+    chart: alt.Chart = (
+        alt.Chart(band)
+        .mark_rect(color=_LIGHT, opacity=0.6)
+        .encode(
+            x=alt.X("start:T", scale=alt.Scale(type="utc")),
+            x2="end:T",
+        )
     )
     return chart
 
@@ -75,19 +84,21 @@ def funnel_chart(figures: dict[str, Any]) -> str:
         ("tappers (opened one)", figures["tappers"]),
         ("video viewers (played one)", figures["video_viewers"]),
     ]
-    values = [{"step": s, "count": int(c), "order": i, "label": f"{int(c):,}"}
-              for i, (s, c) in enumerate(steps)]
+    values = [
+        {"step": s, "count": int(c), "order": i, "label": f"{int(c):,}"}
+        for i, (s, c) in enumerate(steps)
+    ]
     base = alt.Chart(_inline(values)).encode(
-        y=alt.Y("step:N", sort=alt.SortField("order"), title=None,
-                axis=alt.Axis(labelLimit=260)),
+        y=alt.Y("step:N", sort=alt.SortField("order"), title=None, axis=alt.Axis(labelLimit=260)),
     )
     bars = base.mark_bar(color=_INK).encode(
         x=alt.X("count:Q", title="count", scale=alt.Scale(type="linear")),
     )
     text = base.mark_text(align="left", dx=4, color=_INK).encode(x="count:Q", text="label:N")
     return to_svg(
-        (bars + text).properties(width=WIDTH - 260, height=150,
-                                 title="From deliveries to people who looked")
+        (bars + text).properties(
+            width=WIDTH - 260, height=150, title="From deliveries to people who looked"
+        )
     )
 
 
@@ -99,35 +110,45 @@ def timeline_chart(data: ReportData) -> str:
         for p in data.figures["timeline"]
     ]
     recipients = [
-        {"minute": p["minute"], "count": int(p["recipients"])}
-        for p in data.figures["timeline"]
+        {"minute": p["minute"], "count": int(p["recipients"])} for p in data.figures["timeline"]
     ]
-    outside = [
-        {"minute": format_instant(m.minute), "count": m.deliveries}
-        for m in data.outside
-    ]
+    outside = [{"minute": format_instant(m.minute), "count": m.deliveries} for m in data.outside]
     lo, hi = w.start, w.end
     if data.span is not None:
         lo, hi = min(lo, data.span.first_overall), max(hi, data.span.last_overall)
     pad = max(timedelta(minutes=5), (hi - lo) / 40)
     domain = [format_instant(lo - pad), format_instant(hi + pad)]
-    x = alt.X("minute:T", scale=alt.Scale(type="utc", domain=domain),
-              axis=_utc_axis("minute (UTC)", hi - lo))
+    x = alt.X(
+        "minute:T",
+        scale=alt.Scale(type="utc", domain=domain),
+        axis=_utc_axis("minute (UTC)", hi - lo),
+    )
     y = alt.Y("count:Q", title="per minute")
     # Told apart by mark, not colour (the caption names them): grey bars are deliveries, the
     # black line recipients, open triangles deliveries outside the window.
     layers: list[alt.Chart] = [_window_band(w)]
     if inside:
-        layers.append(alt.Chart(_inline(inside)).mark_bar(color=_GREY, width=1.5).encode(
-            x=x, y=y))
-        layers.append(alt.Chart(_inline(recipients)).mark_line(
-            color=_INK, strokeWidth=1, interpolate="step-after").encode(x=x, y=y))
+        layers.append(alt.Chart(_inline(inside)).mark_bar(color=_GREY, width=1.5).encode(x=x, y=y))
+        layers.append(
+            alt.Chart(_inline(recipients))
+            .mark_line(color=_INK, strokeWidth=1, interpolate="step-after")
+            .encode(x=x, y=y)
+        )
     if outside:
-        layers.append(alt.Chart(_inline(outside)).mark_point(
-            shape="triangle-down", filled=False, size=40, strokeWidth=1.2, color=_INK,
-        ).encode(x=x, y=y))
+        layers.append(
+            alt.Chart(_inline(outside))
+            .mark_point(
+                shape="triangle-down",
+                filled=False,
+                size=40,
+                strokeWidth=1.2,
+                color=_INK,
+            )
+            .encode(x=x, y=y)
+        )
     chart = alt.layer(*layers).properties(
-        width=WIDTH, height=220,
+        width=WIDTH,
+        height=220,
         title="Per minute (UTC): the window shaded",
     )
     return to_svg(chart)
@@ -136,27 +157,42 @@ def timeline_chart(data: ReportData) -> str:
 def breakdown_chart(b: ShownBreakdown) -> str:
     """Cross-account deliveries per value of one field (the top values)."""
     values = [
-        {"value": "(missing)" if r.value is None else printable(r.value),
-         "deliveries": r.cross_account_deliveries, "order": i,
-         "label": f"{r.cross_account_deliveries:,}"}
+        {
+            "value": "(missing)" if r.value is None else printable(r.value),
+            "deliveries": r.cross_account_deliveries,
+            "order": i,
+            "label": f"{r.cross_account_deliveries:,}",
+        }
         for i, r in enumerate(b.rows)
     ]
     if b.other_values:
-        values.append({"value": f"({b.other_values:,} other values)",
-                       "deliveries": b.other_deliveries, "order": len(values),
-                       "label": f"{b.other_deliveries:,}"})
+        values.append(
+            {
+                "value": f"({b.other_values:,} other values)",
+                "deliveries": b.other_deliveries,
+                "order": len(values),
+                "label": f"{b.other_deliveries:,}",
+            }
+        )
     base = alt.Chart(_inline(values)).encode(
-        y=alt.Y("value:N", sort=alt.SortField("order"), title=printable(b.field),
-                axis=alt.Axis(labelLimit=220)),
+        y=alt.Y(
+            "value:N",
+            sort=alt.SortField("order"),
+            title=printable(b.field),
+            axis=alt.Axis(labelLimit=220),
+        ),
     )
-    bars = base.mark_bar(color=_INK).encode(x=alt.X("deliveries:Q",
-                                                    title="cross-account deliveries"))
-    text = base.mark_text(align="left", dx=4, color=_INK).encode(x="deliveries:Q",
-                                                                 text="label:N")
-    return to_svg((bars + text).properties(
-        width=WIDTH - 240, height=max(40, 18 * len(values)),
-        title=f"Cross-account deliveries by {printable(b.field)}",
-    ))
+    bars = base.mark_bar(color=_INK).encode(
+        x=alt.X("deliveries:Q", title="cross-account deliveries")
+    )
+    text = base.mark_text(align="left", dx=4, color=_INK).encode(x="deliveries:Q", text="label:N")
+    return to_svg(
+        (bars + text).properties(
+            width=WIDTH - 240,
+            height=max(40, 18 * len(values)),
+            title=f"Cross-account deliveries by {printable(b.field)}",
+        )
+    )
 
 
 def coverage_chart(coverage: Coverage, window: Window) -> str:
@@ -175,26 +211,48 @@ def coverage_chart(coverage: Coverage, window: Window) -> str:
         for a, b in s.gaps:
             gaps.append({"start": format_instant(a), "end": format_instant(b), "file": s.name})
     span = coverage.end - coverage.start
-    x = alt.X("minute:T", scale=alt.Scale(
-        type="utc", domain=[format_instant(coverage.start), format_instant(coverage.end)]),
-        axis=_utc_axis("minute (UTC)", span))
+    x = alt.X(
+        "minute:T",
+        scale=alt.Scale(
+            type="utc", domain=[format_instant(coverage.start), format_instant(coverage.end)]
+        ),
+        axis=_utc_axis("minute (UTC)", span),
+    )
     dash_cycle = [[1, 0], [5, 2], [2, 2], [8, 3, 2, 3], [1, 3], [10, 4]]
     names = [s.name for s in series]
     layers: list[alt.Chart] = [_window_band(window)]
     if gaps:
-        layers.append(alt.Chart(_inline(gaps)).mark_rect(
-            color=_INK, opacity=0.25,
-        ).encode(x=alt.X("start:T", scale=alt.Scale(type="utc")), x2="end:T"))
-    layers.append(alt.Chart(_inline(values)).mark_line(strokeWidth=1).encode(
-        x=x,
-        y=alt.Y("events:Q", title="events per minute"),
-        # colour and dash on one field: one legend, whose symbols show both
-        color=alt.Color("file:N", title="events file", scale=alt.Scale(
-            domain=names, range=[_INK, "#444444", "#666666", "#888888", "#aaaaaa", "#555555"]),
-            legend=alt.Legend(symbolType="stroke", labelLimit=300, columns=2)),
-        strokeDash=alt.StrokeDash("file:N", scale=alt.Scale(domain=names, range=dash_cycle)),
-    ))
-    return to_svg(alt.layer(*layers).properties(
-        width=WIDTH, height=200,
-        title="Events per minute per events file (UTC); shaded: the window; dark: gaps",
-    ))
+        layers.append(
+            alt.Chart(_inline(gaps))
+            .mark_rect(
+                color=_INK,
+                opacity=0.25,
+            )
+            .encode(x=alt.X("start:T", scale=alt.Scale(type="utc")), x2="end:T")
+        )
+    layers.append(
+        alt.Chart(_inline(values))
+        .mark_line(strokeWidth=1)
+        .encode(
+            x=x,
+            y=alt.Y("events:Q", title="events per minute"),
+            # colour and dash on one field: one legend, whose symbols show both
+            color=alt.Color(
+                "file:N",
+                title="events file",
+                scale=alt.Scale(
+                    domain=names,
+                    range=[_INK, "#444444", "#666666", "#888888", "#aaaaaa", "#555555"],
+                ),
+                legend=alt.Legend(symbolType="stroke", labelLimit=300, columns=2),
+            ),
+            strokeDash=alt.StrokeDash("file:N", scale=alt.Scale(domain=names, range=dash_cycle)),
+        )
+    )
+    return to_svg(
+        alt.layer(*layers).properties(
+            width=WIDTH,
+            height=200,
+            title="Events per minute per events file (UTC); shaded: the window; dark: gaps",
+        )
+    )

@@ -165,7 +165,8 @@ def check_by_fields(fields: list[str]) -> list[str]:
             raise UsageError("--by", "the field name is empty")
         if f in ID_FIELDS:
             raise UsageError(
-                "--by", f"{f} holds identifiers, and the report shows counts only",
+                "--by",
+                f"{f} holds identifiers, and the report shows counts only",
                 f"Use `forensics exposure --by {f}` for a breakdown by id",
             )
         if f not in out:
@@ -268,7 +269,7 @@ def find_gaps(
     active = [i for i, c in enumerate(counts) if c]
     if not active:
         return 0.0, ()
-    stretch = counts[active[0]: active[-1] + 1]
+    stretch = counts[active[0] : active[-1] + 1]
     rate = float(median(stretch))
     if rate < min_rate:
         return rate, ()
@@ -285,7 +286,9 @@ def find_gaps(
 
 
 def _coverage(
-    con: duckdb.DuckDBPyConnection, window: Window, span: Span | None,
+    con: duckdb.DuckDBPyConnection,
+    window: Window,
+    span: Span | None,
     sources: list[dict[str, Any]],
 ) -> Coverage:
     lo, hi = coverage_span(window, span)
@@ -308,18 +311,29 @@ def _coverage(
     for sid in sorted(per):
         counts = per[sid]
         rate, gaps = find_gaps(counts, lo)
-        out.append(SourceCoverage(
-            source_id=sid, name=names.get(sid, f"source {sid}"), counts=tuple(counts),
-            events=sum(counts), events_in_window=sum(counts[w0:w1]), median_rate=rate,
-            gaps=gaps,
-        ))
+        out.append(
+            SourceCoverage(
+                source_id=sid,
+                name=names.get(sid, f"source {sid}"),
+                counts=tuple(counts),
+                events=sum(counts),
+                events_in_window=sum(counts[w0:w1]),
+                median_rate=rate,
+                gaps=gaps,
+            )
+        )
     combined = None
     if out:
         counts = [sum(c) for c in zip(*(s.counts for s in out), strict=True)]
         rate, gaps = find_gaps(counts, lo)
         combined = SourceCoverage(
-            source_id=0, name="all events files", counts=tuple(counts), events=sum(counts),
-            events_in_window=sum(counts[w0:w1]), median_rate=rate, gaps=gaps,
+            source_id=0,
+            name="all events files",
+            counts=tuple(counts),
+            events=sum(counts),
+            events_in_window=sum(counts[w0:w1]),
+            median_rate=rate,
+            gaps=gaps,
         )
     return Coverage(lo, hi, tuple(out), combined)
 

@@ -109,7 +109,12 @@ class ReportRun:
 
 
 def run_report(
-    store: StoreOptions, window: Window, out_dir: Path, *, by: list[str], force: bool,
+    store: StoreOptions,
+    window: Window,
+    out_dir: Path,
+    *,
+    by: list[str],
+    force: bool,
     engine: EngineOptions | None = None,
 ) -> ReportRun:
     """`forensics report` in one call: open the store read-only (or, with `engine`, the case

@@ -220,9 +220,7 @@ def _json_string_pool(values: pa.Array) -> pa.Array:
     return enc.take(pc.index_in(values, uniq))
 
 
-def account_lines(
-    acc: dict[str, Any], idx: Arr, keys: Keys, rng: np.random.Generator
-) -> pa.Array:
+def account_lines(acc: dict[str, Any], idx: Arr, keys: Keys, rng: np.random.Generator) -> pa.Array:
     users = acc["user"][idx]
     ut = keys.user_text(users)
     num = keys.legacy_user_mask(users) & ((rng.random(len(idx)) < 0.5) | (users >= SPECIAL_BASE))

@@ -159,9 +159,7 @@ def event_lines(
     )
 
 
-def event_table(
-    ev: Events, keys: Keys, req_text: pa.Array, unit: str, tz: str | None
-) -> pa.Table:
+def event_table(ev: Events, keys: Keys, req_text: pa.Array, unit: str, tz: str | None) -> pa.Table:
     c = ev.cols
     ts = c["ts"] if unit == "us" else c["ts"] // MS
     rq = c["req_fmt"]
@@ -193,6 +191,7 @@ def pick_styles(
     rng: np.random.Generator, n: int, choices: Sequence[int], p: Sequence[float]
 ) -> Arr:
     return np.asarray(choices)[rng.choice(len(choices), n, p=p)]
+
 
 # ---------------------------------------------------------------- grants
 

@@ -87,6 +87,7 @@ class SampleSummary:
     files: tuple[str, ...]
     traps: dict[str, int]
 
+
 # ---------------------------------------------------------------- writing
 
 
@@ -392,9 +393,7 @@ def _write_grants(
     if special is not None:
         # The day's grant changes, exported from a Windows tool: CRLF line ends.
         lines = grant_lines(special.arrays(), keys, rng)
-        w.text(
-            "grants/changes-2024-02-16.ndjson", lines_bytes(lines, "\r\n"), "grants", len(lines)
-        )
+        w.text("grants/changes-2024-02-16.ndjson", lines_bytes(lines, "\r\n"), "grants", len(lines))
         traps["grant_change_records"] = len(lines)
 
 

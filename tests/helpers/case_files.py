@@ -14,8 +14,11 @@ from tests.helpers.ingest import run, write_ndjson
 
 def _event_record(e: Event) -> dict[str, Any]:
     record: dict[str, Any] = {
-        "ts": e.ts.isoformat(), "action": e.action, "user_id": e.user_id,
-        "device_id": e.device_id, "event_id": e.event_id,
+        "ts": e.ts.isoformat(),
+        "action": e.action,
+        "user_id": e.user_id,
+        "device_id": e.device_id,
+        "event_id": e.event_id,
     }
     if e.request_id is not None:
         record["request_id"] = e.request_id
@@ -39,16 +42,25 @@ def ingest_reference(db: Path, folder: Path, inc: Incident) -> None:
     open_store(StoreOptions(db), read_only=False).close()
     folder.mkdir(parents=True, exist_ok=True)
     grants = [
-        {k: v for k, v in {
-            "device_id": g.device_id, "user_id": g.user_id, "role": g.role,
-            "valid_from": g.valid_from.isoformat() if g.valid_from else None,
-            "valid_to": g.valid_to.isoformat() if g.valid_to else None,
-        }.items() if v is not None}
+        {
+            k: v
+            for k, v in {
+                "device_id": g.device_id,
+                "user_id": g.user_id,
+                "role": g.role,
+                "valid_from": g.valid_from.isoformat() if g.valid_from else None,
+                "valid_to": g.valid_to.isoformat() if g.valid_to else None,
+            }.items()
+            if v is not None
+        }
         for g in inc.grants
     ]
     accounts = [
-        {k: v for k, v in {"user_id": a[0], "email": a[1], "name": a[2], "locale": a[3]}.items()
-         if v is not None}
+        {
+            k: v
+            for k, v in {"user_id": a[0], "email": a[1], "name": a[2], "locale": a[3]}.items()
+            if v is not None
+        }
         for a in inc.accounts
     ]
     for kind, records in (("grants", grants), ("accounts", accounts)):

@@ -29,15 +29,29 @@ import duckdb
 # The 33 CloudFront columns, as the example log's #Fields: directive names them.
 _EXAMPLE = next((Path(__file__).resolve().parents[2] / "examples" / "cloudfront").glob("*.log"))
 FIELDS = next(
-    line for line in _EXAMPLE.read_text(encoding="utf-8").splitlines()
+    line
+    for line in _EXAMPLE.read_text(encoding="utf-8").splitlines()
     if line.startswith("#Fields:")
 ).split()[1:]
-VERB = {"thumbnail_delivered": "thumbnail.jpg", "thumbnail_tapped": "open",
-        "video_played": "clip.m3u8"}
+VERB = {
+    "thumbnail_delivered": "thumbnail.jpg",
+    "thumbnail_tapped": "open",
+    "video_played": "clip.m3u8",
+}
 EDGES = ("FRA56-P1", "LHR61-C2", "IAD89-P3", "NRT57-C1", "SYD1-C4", "GRU3-P2")
 # Names a CSV export must quote; one in every HOSTILE_EVERY accounts gets one (in both forms).
-HOSTILE_NAMES = ('Doe, Jane', 'Marie "Mimi" Curie', "Line one\nline two", "Two\r\nlines, \"q\"",
-                 "=HYPERLINK(\"http://x\")", ",", '"', "\n", " ", "Ünïcødé, 名前 \u202e")
+HOSTILE_NAMES = (
+    "Doe, Jane",
+    'Marie "Mimi" Curie',
+    "Line one\nline two",
+    'Two\r\nlines, "q"',
+    '=HYPERLINK("http://x")',
+    ",",
+    '"',
+    "\n",
+    " ",
+    "Ünïcødé, 名前 \u202e",
+)
 HOSTILE_EVERY = 7
 
 
@@ -68,22 +82,39 @@ def read_incident(store: Path, every: int = 1) -> dict[str, list[tuple[Any, ...]
     con = duckdb.connect(str(store), read_only=True)
     try:
         con.execute("set TimeZone = 'UTC'")
-        events = _rows(con, "select ts, action, user_id, device_id, event_id, request_id, "
-                            "status from events order by ts, source_id, source_record")
-        grants = _rows(con, "select device_id, user_id, role, valid_from, valid_to from grants "
-                            "order by source_id, source_record")
-        accounts = _rows(con, "select user_id, email, name, locale, country from accounts "
-                              "order by source_id, source_record")
+        events = _rows(
+            con,
+            "select ts, action, user_id, device_id, event_id, request_id, "
+            "status from events order by ts, source_id, source_record",
+        )
+        grants = _rows(
+            con,
+            "select device_id, user_id, role, valid_from, valid_to from grants "
+            "order by source_id, source_record",
+        )
+        accounts = _rows(
+            con,
+            "select user_id, email, name, locale, country from accounts "
+            "order by source_id, source_record",
+        )
     finally:
         con.close()
-    events = [(_second(e[0]), *e[1:]) for e in events
-              if zlib.crc32(e[2].encode("utf-8")) % every == 0]
+    events = [
+        (_second(e[0]), *e[1:]) for e in events if zlib.crc32(e[2].encode("utf-8")) % every == 0
+    ]
     grants = [(*g[:3], _second(g[3]), _second(g[4])) for g in grants]
     # A validity that truncation made empty would reject in both forms: keep it valid.
     grants = [g for g in grants if g[3] is None or g[4] is None or g[3] < g[4]]
     accounts = [
-        (a[0], a[1], HOSTILE_NAMES[(i // HOSTILE_EVERY) % len(HOSTILE_NAMES)]
-         if i % HOSTILE_EVERY == 0 else a[2], a[3], a[4])
+        (
+            a[0],
+            a[1],
+            HOSTILE_NAMES[(i // HOSTILE_EVERY) % len(HOSTILE_NAMES)]
+            if i % HOSTILE_EVERY == 0
+            else a[2],
+            a[3],
+            a[4],
+        )
         for i, a in enumerate(accounts)
     ]
     return {"events": events, "grants": grants, "accounts": accounts}
@@ -99,29 +130,42 @@ def write_canonical(inc: dict[str, list[tuple[Any, ...]]], out: Path) -> None:
     for kind, recs in inc.items():
         with open(out / f"{kind}.ndjson", "w", encoding="utf-8") as f:
             for r in recs:
-                d = {k: (_iso(v) if isinstance(v, datetime) else v)
-                     for k, v in zip(names[kind], r, strict=True)}
+                d = {
+                    k: (_iso(v) if isinstance(v, datetime) else v)
+                    for k, v in zip(names[kind], r, strict=True)
+                }
                 f.write(json.dumps(d, ensure_ascii=False) + "\n")
 
 
 def _w3c_line(e: tuple[Any, ...], i: int) -> str:
     ts, action, user, device, event, request_id, status = e
     stem = "/v1/devices/{}/events/{}/{}".format(
-        quote(device or "", safe=""), quote(event or "", safe=""),
-        VERB.get(action, quote(action, safe="")))
+        quote(device or "", safe=""),
+        quote(event or "", safe=""),
+        VERB.get(action, quote(action, safe="")),
+    )
     v = dict.fromkeys(FIELDS, "-")
-    v.update({
-        "date": ts.strftime("%Y-%m-%d"), "time": ts.strftime("%H:%M:%S"),
-        "x-edge-location": EDGES[i % len(EDGES)], "sc-bytes": str(1000 + i % 50_000),
-        "c-ip": f"198.51.100.{i % 250}", "cs-method": "GET",
-        "cs(Host)": "d111111abcdef8.cloudfront.net", "cs-uri-stem": stem,
-        "sc-status": "-" if status is None else str(status),
-        "cs(User-Agent)": "CamApp/7.2.1%20(iPhone;%20iOS%2017.3)",
-        "cs-uri-query": f"uid={quote(user, safe='')}&Expires=1708081200&Signature=Zm9v",
-        "x-edge-result-type": "Hit", "x-edge-request-id": request_id or "-",
-        "x-host-header": "media.camera.example", "cs-protocol": "https",
-        "cs-protocol-version": "HTTP/2.0", "time-taken": "0.012",
-    })
+    v.update(
+        {
+            "date": ts.strftime("%Y-%m-%d"),
+            "time": ts.strftime("%H:%M:%S"),
+            "x-edge-location": EDGES[i % len(EDGES)],
+            "sc-bytes": str(1000 + i % 50_000),
+            "c-ip": f"198.51.100.{i % 250}",
+            "cs-method": "GET",
+            "cs(Host)": "d111111abcdef8.cloudfront.net",
+            "cs-uri-stem": stem,
+            "sc-status": "-" if status is None else str(status),
+            "cs(User-Agent)": "CamApp/7.2.1%20(iPhone;%20iOS%2017.3)",
+            "cs-uri-query": f"uid={quote(user, safe='')}&Expires=1708081200&Signature=Zm9v",
+            "x-edge-result-type": "Hit",
+            "x-edge-request-id": request_id or "-",
+            "x-host-header": "media.camera.example",
+            "cs-protocol": "https",
+            "cs-protocol-version": "HTTP/2.0",
+            "time-taken": "0.012",
+        }
+    )
     return "\t".join(v[f] for f in FIELDS)
 
 
@@ -144,14 +188,12 @@ def write_delivered(inc: dict[str, list[tuple[Any, ...]]], out: Path, files: int
     w.writerow(["camera_id", "account_id", "access_level", "granted_at", "revoked_at"])
     for d, u, r, f, t in inc["grants"]:
         w.writerow([d, u, role.get(r, r), _pg(f), _pg(t)])
-    (out / "exports" / "device_access.csv").write_text(buf.getvalue(), encoding="utf-8",
-                                                       newline="")
+    (out / "exports" / "device_access.csv").write_text(buf.getvalue(), encoding="utf-8", newline="")
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(["account_id", "email", "display_name", "lang", "country_code"])
     w.writerows([["" if v is None else v for v in a] for a in inc["accounts"]])
-    (out / "exports" / "accounts.csv").write_text(buf.getvalue(), encoding="utf-8",
-                                                  newline="")
+    (out / "exports" / "accounts.csv").write_text(buf.getvalue(), encoding="utf-8", newline="")
 
 
 if __name__ == "__main__":

@@ -67,15 +67,29 @@ class Incident:
     )
 
     def event(
-        self, ts: datetime, action: str, user_id: str, device_id: str | None,
-        event_id: str | None, *, request_id: str | None = "auto", status: int | None = None,
+        self,
+        ts: datetime,
+        action: str,
+        user_id: str,
+        device_id: str | None,
+        event_id: str | None,
+        *,
+        request_id: str | None = "auto",
+        status: int | None = None,
         extra: dict[str, Any] | None = None,
     ) -> Event:
         n = len(self.events) + 1
         e = Event(
-            ts, action, user_id, device_id, event_id,
-            f"r{n}" if request_id == "auto" else request_id, status, extra,
-            EVENTS_SOURCE, n,
+            ts,
+            action,
+            user_id,
+            device_id,
+            event_id,
+            f"r{n}" if request_id == "auto" else request_id,
+            status,
+            extra,
+            EVENTS_SOURCE,
+            n,
         )
         self.events.append(e)
         return e
@@ -90,16 +104,24 @@ class Incident:
         return self.event(ts, "video_played", user, device, event, **kw)
 
     def grant(
-        self, device: str, user: str, role: str = "owner",
-        valid_from: datetime | None = None, valid_to: datetime | None = None,
+        self,
+        device: str,
+        user: str,
+        role: str = "owner",
+        valid_from: datetime | None = None,
+        valid_to: datetime | None = None,
     ) -> Grant:
         g = Grant(device, user, role, valid_from, valid_to)
         self.grants.append(g)
         return g
 
     def account(
-        self, user: str, email: str | None = None, name: str | None = None,
-        locale: str | None = None, country: str | None = None,
+        self,
+        user: str,
+        email: str | None = None,
+        name: str | None = None,
+        locale: str | None = None,
+        country: str | None = None,
     ) -> None:
         self.accounts.append((user, email, name, locale, country))
 
@@ -124,17 +146,25 @@ class Incident:
                 "rows_read, rows_loaded, rows_rejected, rows_duplicate, ingested_at, "
                 "tool_version) values ($id, $path, $kind, 'jsonl', 0, $sha, $n, $n, 0, 0,"
                 " now(), 'test') on conflict do nothing",
-                {"id": sid, "path": f"{kind}.jsonl", "kind": kind, "sha": f"{sid:064x}",
-                 "n": rows},
+                {"id": sid, "path": f"{kind}.jsonl", "kind": kind, "sha": f"{sid:064x}", "n": rows},
             )
         if self.events:
             con.executemany(
                 "insert into events (ts, action, user_id, device_id, event_id, request_id, "
                 "status, extra, source_id, source_record) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (e.ts, e.action, e.user_id, e.device_id, e.event_id, e.request_id,
-                     e.status, None if e.extra is None else json.dumps(e.extra),
-                     e.source_id, e.source_record)
+                    (
+                        e.ts,
+                        e.action,
+                        e.user_id,
+                        e.device_id,
+                        e.event_id,
+                        e.request_id,
+                        e.status,
+                        None if e.extra is None else json.dumps(e.extra),
+                        e.source_id,
+                        e.source_record,
+                    )
                     for e in self.events
                 ],
             )
@@ -142,8 +172,7 @@ class Incident:
             con.executemany(
                 "insert into grants values (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (g.device_id, g.user_id, g.role, g.valid_from, g.valid_to,
-                     GRANTS_SOURCE, i)
+                    (g.device_id, g.user_id, g.role, g.valid_from, g.valid_to, GRANTS_SOURCE, i)
                     for i, g in enumerate(self.grants, 1)
                 ],
             )
@@ -166,7 +195,8 @@ def clear_store(con: duckdb.DuckDBPyConnection) -> None:
 
 def authorized(grants: Iterable[Grant], device: str | None, user: str, t: datetime) -> bool:
     return any(
-        g.device_id == device and g.user_id == user
+        g.device_id == device
+        and g.user_id == user
         and (g.valid_from is None or g.valid_from <= t)
         and (g.valid_to is None or t < g.valid_to)
         for g in grants
@@ -182,28 +212,37 @@ def model_cross_account(
 ) -> tuple[list[Event], list[Event], list[Event]]:
     """(cross-account deliveries, taps, plays) by SPEC §5's words."""
     cad = [
-        e for e in events
-        if is_access(e) and e.action == "thumbnail_delivered" and w.contains(e.ts)
+        e
+        for e in events
+        if is_access(e)
+        and e.action == "thumbnail_delivered"
+        and w.contains(e.ts)
         and not authorized(grants, e.device_id, e.user_id, e.ts)
     ]
 
     def linked(action: str) -> list[Event]:
         return [
-            e for e in events
-            if is_access(e) and e.action == action
+            e
+            for e in events
+            if is_access(e)
+            and e.action == action
             and not authorized(grants, e.device_id, e.user_id, e.ts)
-            and any(d.user_id == e.user_id and d.event_id == e.event_id and d.ts <= e.ts
-                    for d in cad)
+            and any(
+                d.user_id == e.user_id and d.event_id == e.event_id and d.ts <= e.ts for d in cad
+            )
         ]
 
     return cad, linked("thumbnail_tapped"), linked("video_played")
 
 
 def model_owners(grants: list[Grant], delivery: Event) -> list[str]:
-    return sorted({
-        g.user_id for g in grants
-        if g.role == "owner" and authorized([g], delivery.device_id, g.user_id, delivery.ts)
-    })
+    return sorted(
+        {
+            g.user_id
+            for g in grants
+            if g.role == "owner" and authorized([g], delivery.device_id, g.user_id, delivery.ts)
+        }
+    )
 
 
 def model_figures(events: list[Event], grants: list[Grant], w: Window) -> dict[str, Any]:
@@ -211,14 +250,20 @@ def model_figures(events: list[Event], grants: list[Grant], w: Window) -> dict[s
     cad, taps, plays = model_cross_account(events, grants, w)
     linked = {id(e) for e in taps + plays}
     unlinked = [
-        e for e in events
-        if is_access(e) and e.action in ("thumbnail_tapped", "video_played")
-        and w.contains(e.ts) and not authorized(grants, e.device_id, e.user_id, e.ts)
+        e
+        for e in events
+        if is_access(e)
+        and e.action in ("thumbnail_tapped", "video_played")
+        and w.contains(e.ts)
+        and not authorized(grants, e.device_id, e.user_id, e.ts)
         and id(e) not in linked
     ]
     outside = [
-        e for e in events
-        if is_access(e) and e.action == "thumbnail_delivered" and not w.contains(e.ts)
+        e
+        for e in events
+        if is_access(e)
+        and e.action == "thumbnail_delivered"
+        and not w.contains(e.ts)
         and not authorized(grants, e.device_id, e.user_id, e.ts)
     ]
     minutes: dict[datetime, list[Event]] = {}
@@ -227,7 +272,8 @@ def model_figures(events: list[Event], grants: list[Grant], w: Window) -> dict[s
     return {
         "window": w.to_json(),
         "deliveries": sum(
-            1 for e in events
+            1
+            for e in events
             if is_access(e) and e.action == "thumbnail_delivered" and w.contains(e.ts)
         ),
         "cross_account_deliveries": len(cad),

@@ -44,8 +44,15 @@ READERS: tuple[Reader, ...] = (
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
 
 __all__ = [
-    "COMPRESSIONS", "READERS", "Batch", "JsonBatch", "ReadContext", "ReadEnd", "Reader",
-    "TableBatch", "reader_for",
+    "COMPRESSIONS",
+    "READERS",
+    "Batch",
+    "JsonBatch",
+    "ReadContext",
+    "ReadEnd",
+    "Reader",
+    "TableBatch",
+    "reader_for",
 ]
 
 

@@ -27,8 +27,8 @@ _EXT_META = b"ARROW:extension:metadata"
 class ColumnPlan:
     """How a file's columns reach DuckDB: a conversion per column, columns left out."""
 
-    convert: dict[str, Callable[[pa.Array | pa.ChunkedArray], pa.Array | pa.ChunkedArray]] = (
-        field(default_factory=dict)
+    convert: dict[str, Callable[[pa.Array | pa.ChunkedArray], pa.Array | pa.ChunkedArray]] = field(
+        default_factory=dict
     )
     fields: dict[str, pa.Field] = field(default_factory=dict)  # the converted columns' fields
     dropped: list[str] = field(default_factory=list)
@@ -81,9 +81,7 @@ def _safe_type(t: pa.DataType) -> tuple[pa.DataType, str | None]:
         whys = [w for _, w in children if w]
         if not whys:
             return t, None
-        return pa.struct(
-            [t.field(i).with_type(c) for i, (c, _) in enumerate(children)]
-        ), whys[0]
+        return pa.struct([t.field(i).with_type(c) for i, (c, _) in enumerate(children)]), whys[0]
     if pa.types.is_dictionary(t):
         inner, why = _safe_type(t.value_type)
         return (t, None) if why is None else (inner, why)

@@ -93,8 +93,13 @@ DIALECTS = {"csv": CSV, "tsv": TSV, "log": W3C}
 
 
 def read_text_records(
-    chunks: Iterator[bytes], dialect: Dialect, *, fast: bool = True,
-    batch_rows: int = BATCH_ROWS, max_record: int = MAX_RECORD, min_stretch: int = MIN_STRETCH,
+    chunks: Iterator[bytes],
+    dialect: Dialect,
+    *,
+    fast: bool = True,
+    batch_rows: int = BATCH_ROWS,
+    max_record: int = MAX_RECORD,
+    min_stretch: int = MIN_STRETCH,
     block_bytes: int = BLOCK_BYTES,
 ) -> Iterator[TextBatch]:
     """The file's records in batches; raises InputError when the file cannot be read.
@@ -267,8 +272,9 @@ class _Records:
             yield b
         elif not yielded and self.names is not None:
             # A header and no record: the header still tells the file's fields (and kind).
-            yield TextBatch(self.names, np.empty(0, np.int64),
-                            [pa.array([], pa.string()) for _ in self.names])
+            yield TextBatch(
+                self.names, np.empty(0, np.int64), [pa.array([], pa.string()) for _ in self.names]
+            )
 
     def _take(
         self, line_no: int, fields: list[str | None] | None, err: str | None, raw: str
@@ -288,8 +294,9 @@ class _Records:
         elif self.names is None:
             if self.d.w3c:
                 raise InputError(
-                    "W3C", f"line {line_no} holds a record before any #Fields: directive "
-                    "(not a W3C extended log file?)"
+                    "W3C",
+                    f"line {line_no} holds a record before any #Fields: directive "
+                    "(not a W3C extended log file?)",
                 )
             self.names = _header(fields, line_no)
         elif len(fields) != len(self.names):
@@ -326,8 +333,10 @@ class _Records:
                 odd = pc.or_(odd, pc.starts_with(arr, "#"))
                 if pc.any(pc.match_substring(arr, "\t")).as_py():
                     # Lines without a tab are split on spaces: read those one by one.
-                    no_tab = pc.and_(pc.invert(pc.match_substring(arr, "\t")),
-                                     pc.not_equal(pc.utf8_rtrim(arr, "\r"), _EMPTY))
+                    no_tab = pc.and_(
+                        pc.invert(pc.match_substring(arr, "\t")),
+                        pc.not_equal(pc.utf8_rtrim(arr, "\r"), _EMPTY),
+                    )
                     odd = pc.or_(odd, no_tab)
                 else:
                     sep = " "
@@ -376,8 +385,9 @@ class _Records:
             )
         kept = lists.filter(pa.array(good))
         flat = kept.flatten()  # every kept record has exactly n values: column i is every n-th
-        cols = [self._empty_is_null(flat.take(pa.array(np.arange(i, len(flat), n))))
-                for i in range(n)]
+        cols = [
+            self._empty_is_null(flat.take(pa.array(np.arange(i, len(flat), n)))) for i in range(n)
+        ]
         return np.flatnonzero(good).astype(np.int64) + base, cols
 
     # -- one record at a time ----------------------------------------------------------
@@ -423,9 +433,11 @@ class _Records:
             if w3c and line.startswith("#"):
                 if line.startswith("#Fields:"):
                     if self._bad_text(line) is not None:
-                        raise InputError("W3C", f"the #Fields: directive on line {line_no} "
-                                         "is not valid UTF-8 text")
-                    yield line_no, None, None, line[len("#Fields:"):]
+                        raise InputError(
+                            "W3C",
+                            f"the #Fields: directive on line {line_no} is not valid UTF-8 text",
+                        )
+                    yield line_no, None, None, line[len("#Fields:") :]
                 elif not _DIRECTIVE.match(line):
                     # Not `#Name:`: perhaps a record whose first value starts with `#`.
                     yield line_no, None, NOT_DIRECTIVE, _printable(line)
@@ -504,8 +516,11 @@ class _Records:
         try:
             row = next(self._csv)
         except (csv.Error, _TooLong, StopIteration) as e:
-            reason = MALFORMED if isinstance(e, csv.Error) and "unexpected end" not in str(
-                e) else UNTERMINATED
+            reason = (
+                MALFORMED
+                if isinstance(e, csv.Error) and "unexpected end" not in str(e)
+                else UNTERMINATED
+            )
             self._csv = None  # a new reader for the next record (this one may be spent)
         else:
             raw = "\n".join(src.lines[self._start : src.pos]).removesuffix("\r")

@@ -60,7 +60,8 @@ def object_records(
     except NotWrapped:
         if not recording:
             raise InputError(
-                "JSON", "the document is neither JSON lines nor one object holding its "
+                "JSON",
+                "the document is neither JSON lines nor one object holding its "
                 "records in one array member",
                 "Name the member with records = in the map",
             ) from None

@@ -85,9 +85,11 @@ def split_lines(chunks: Iterator[bytes], block: int = 4 << 20) -> Iterator[JsonB
 
 
 def read(path: Path, compression: str | None, ctx: ReadContext) -> Generator[Batch, None, ReadEnd]:
-    return (yield from read_text(
-        path, compression, ctx, lambda chunks: split_lines(chunks, ctx.tuning.newline_block)
-    ))
+    return (
+        yield from read_text(
+            path, compression, ctx, lambda chunks: split_lines(chunks, ctx.tuning.newline_block)
+        )
+    )
 
 
 READER = Reader("JSON", (".jsonl", ".ndjson"), read)

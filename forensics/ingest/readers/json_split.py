@@ -99,7 +99,8 @@ class _Scanner:
             par = _PARITY[packed]
             carry = np.bitwise_xor.accumulate(par) ^ par ^ np.uint8(self.in_string)
             inside = np.unpackbits(
-                _PREFIX_XOR[packed] ^ (carry * np.uint8(0xFF)), bitorder="little",
+                _PREFIX_XOR[packed] ^ (carry * np.uint8(0xFF)),
+                bitorder="little",
                 count=len(block),
             ).view(bool)
             if len(par):
@@ -197,7 +198,11 @@ class _Splitter:
         return batch
 
     def _walk(
-        self, buf: bytearray, scan: _Scan, starts: list[np.ndarray], ends: list[np.ndarray],
+        self,
+        buf: bytearray,
+        scan: _Scan,
+        starts: list[np.ndarray],
+        ends: list[np.ndarray],
         depths: list[np.ndarray],
     ) -> int | None:
         """Apply the chunk's structure; returns where the open element starts in the chunk
@@ -254,14 +259,19 @@ class _Splitter:
         return open_at
 
     def _close_array(
-        self, buf: bytearray, starts: list[np.ndarray], ends: list[np.ndarray],
+        self,
+        buf: bytearray,
+        starts: list[np.ndarray],
+        ends: list[np.ndarray],
         depths: list[np.ndarray],
     ) -> None:
         """The text before `]`: blank is an empty array, or else a trailing comma."""
         s, e = int(starts[-1][-1]), int(ends[-1][-1])
         strip = _WS + b","  # a separator is still a comma here
-        blank = not bytes(buf[s:e]).strip(strip) if s != -1 else (
-            not any(p.strip(strip) for p in self.pending) and not bytes(buf[:e]).strip(_WS)
+        blank = (
+            not bytes(buf[s:e]).strip(strip)
+            if s != -1
+            else (not any(p.strip(strip) for p in self.pending) and not bytes(buf[:e]).strip(_WS))
         )
         if not blank:
             return
@@ -388,8 +398,10 @@ class _Splitter:
         if deep.any():
             old = batch.pre_err.to_pylist()
             batch.pre_err = pa.array(
-                [o if o is not None or not d else "nested too deep"
-                 for o, d in zip(old, deep, strict=True)],
+                [
+                    o if o is not None or not d else "nested too deep"
+                    for o, d in zip(old, deep, strict=True)
+                ],
                 pa.string(),
             )
         return batch
@@ -497,4 +509,3 @@ def iter_elements(
         if parts:
             yield JsonBatch.concat(parts)
     sp.finish()
-

@@ -109,7 +109,9 @@ def gzip_size(path: Path) -> int | None:
 
 
 def decompressed_chunks(
-    reader: HashingReader, compression: str | None, tuning: IngestTuning,
+    reader: HashingReader,
+    compression: str | None,
+    tuning: IngestTuning,
     expected: int | None = None,
 ) -> Iterator[bytes]:
     """The file's bytes, decompressed; raises InputError on corrupt or truncated data."""
@@ -179,7 +181,9 @@ def check_encoding(first: bytes) -> None:
 
 
 def read_text(
-    path: Path, compression: str | None, ctx: ReadContext,
+    path: Path,
+    compression: str | None,
+    ctx: ReadContext,
     parse: Callable[[Iterator[bytes]], Iterator[Batch]],
 ) -> Generator[Batch, None, ReadEnd]:
     """A text file's batches, as `parse` makes them from its decompressed bytes.
@@ -191,8 +195,7 @@ def read_text(
     with open(path, "rb") as f:
         reader = HashingReader(f, ctx.progress, ctx.tuning.chunk_bytes)
         expected = (
-            before[0] if compression is None
-            else gzip_size(path) if compression == "gzip" else None
+            before[0] if compression is None else gzip_size(path) if compression == "gzip" else None
         )
         yield from parse(decompressed_chunks(reader, compression, ctx.tuning, expected))
         reader.drain()
@@ -203,9 +206,7 @@ def read_text(
     return ReadEnd(reader.sha.hexdigest())
 
 
-def arrow_texts(
-    buf: bytes | bytearray, offsets: np.ndarray
-) -> tuple[pa.Array, pa.Array]:
+def arrow_texts(buf: bytes | bytearray, offsets: np.ndarray) -> tuple[pa.Array, pa.Array]:
     """The strings buf[offsets[i]:offsets[i + 1]] as Arrow strings pointing into buf (no
     copy), and for each the reason it is rejected when it is not UTF-8 (else null)."""
     n = len(offsets) - 1
