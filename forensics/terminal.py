@@ -324,6 +324,10 @@ class IngestProgress:
         self.console = console
         self.files_done = 0
         self.files_total = 0
+        self.records = 0  # records read and rejected in the files stored so far
+        self.rejects = 0
+        self.name = ""  # the file being read, and its number in the run
+        self.started = 0
         self._show = show and console.is_terminal
         self._progress: Any = None
         self._task: Any = None
@@ -346,32 +350,47 @@ class IngestProgress:
                 TransferSpeedColumn(),
                 TextColumn("left"),
                 TimeRemainingColumn(),
+                TextColumn("{task.fields[counts]}"),
                 console=self.console,
                 transient=True,
             )
             self._progress.__enter__()
-            self._task = self._progress.add_task("reading", total=None)
+            self._task = self._progress.add_task("reading", total=None, counts="")
         return self.update
 
-    def update(self, event: str, amount: int) -> None:
+    def update(self, event: str, amount: Any) -> None:
         if event == "files":
             self.files_total = amount
         elif event == "file":
             self.files_done += amount
+        elif event == "records":
+            self.records += amount
+        elif event == "rejects":
+            self.rejects += amount
+        elif event == "name":
+            self.name = str(amount)
+            self.started += 1
         p = self._progress
         if p is None:
             return
-        if event == "bytes":
+        if event in ("records", "rejects"):
+            p.update(self._task, counts=f"{self.records:,} records, {self.rejects:,} rejected")
+        elif event == "bytes":
             p.advance(self._task, amount)
         elif event == "total_bytes":
             p.update(self._task, total=amount)
-        elif event in ("file", "files"):
-            p.update(
-                self._task,
-                description=f"file {self.files_done + 1:,}/{self.files_total:,}"
-                if self.files_done < self.files_total
-                else "finishing",
-            )
+        elif event in ("file", "files", "name"):
+            p.update(self._task, description=self.description())
+
+    def description(self) -> str:
+        """`file 3/20 edge-7.log.gz`: the file being read (its name shortened in the middle;
+        the file before it may still be being stored), or `finishing` once all are read."""
+        if self.files_done >= self.files_total:
+            return "finishing"
+        if not self.name:
+            return f"file {self.files_done + 1:,}/{self.files_total:,}"
+        name = shorten_middle(printable(self.name), 32)
+        return f"file {self.started:,}/{self.files_total:,} {name}"
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:

@@ -359,3 +359,25 @@ def test_ingest_progress_counts_stored_files_and_draws_nothing_off_a_terminal() 
         update("file", 1)
     assert (tracker.files_done, tracker.files_total) == (2, 3)
     assert text(c) == ""
+
+
+def test_ingest_progress_names_the_file_being_read_and_counts_records_and_rejects() -> None:
+    c = Console(file=io.StringIO(), force_terminal=True, width=120)
+    tracker = terminal.IngestProgress(c)
+    with tracker as update:
+        update("files", 2)
+        update("name", "edge-" + "x" * 60 + "-7.log.gz")
+        assert tracker.description().startswith("file 1/2 edg")
+        assert tracker.description().endswith("-7.log.gz")  # the end of the name survives
+        update("name", "b.ndjson")  # staged while the first file is stored
+        update("records", 10)
+        update("rejects", 2)
+        update("file", 1)
+        assert tracker.description() == "file 2/2 b.ndjson"
+        update("records", 5)
+        update("rejects", 0)
+        update("file", 1)
+        assert tracker.description() == "finishing"
+        fields = tracker._progress.tasks[0].fields
+    assert (tracker.records, tracker.rejects) == (15, 2)
+    assert fields["counts"] == "15 records, 2 rejected"

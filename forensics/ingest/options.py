@@ -14,7 +14,9 @@ from typing import Any
 
 KINDS = ("events", "grants", "accounts")
 
-Progress = Callable[[str, int], None]  # (event, amount): "bytes" read, "file" done, "files" total
+# (event, value): "bytes" read, "file" stored, "files" total, "total_bytes"; "records" and
+# "rejects" of each stored file; "name" (a str) of the file about to be read
+Progress = Callable[[str, Any], None]
 
 
 @dataclass(frozen=True)

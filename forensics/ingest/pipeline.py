@@ -332,6 +332,8 @@ def _overlap(
         def store(c: duckdb.DuckDBPyConnection, staged: Staged) -> FileResult:
             result = store_file(c, staged, options, known)
             if progress:
+                progress("records", result.rows_read)
+                progress("rejects", result.rows_rejected)
                 progress("file", 1)
             return result
 
@@ -340,6 +342,8 @@ def _overlap(
                 c = cons[i % 2]
                 if i >= 2:
                     stored[i - 2].result()  # c's previous file is stored: c is free
+                if progress:
+                    progress("name", f.name)
                 staged = stage_file(c, f, options, progress, walked=walked, ahead=ahead)
                 stored.append(pool.submit(store, c, staged))
             return [s.result() for s in stored]
