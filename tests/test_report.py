@@ -91,6 +91,29 @@ def _restore_umask() -> Iterator[None]:
     os.umask(old)
 
 
+def test_a_report_from_a_lake_has_the_stores_figures_and_lake_commands(
+    store: Path, tmp_path: Path
+) -> None:
+    from forensics.lake import export_store
+
+    lake = tmp_path / "lake"
+    export_store(StoreOptions(store), str(lake))
+    runner = CliRunner()
+    args = ["report", "--window", W_TEXT, "--by", "cache_node"]
+    r = runner.invoke(app, [*args, "--lake", str(lake), "--out", str(tmp_path / "from-lake")])
+    assert r.exit_code == 0, r.stderr
+    r = runner.invoke(app, ["--db", str(store), *args, "--out", str(tmp_path / "from-store")])
+    assert r.exit_code == 0, r.stderr
+    html = (tmp_path / "from-lake" / "report.html").read_text("utf-8")
+    assert embedded_figures(html) == embedded_figures(
+        (tmp_path / "from-store" / "report.html").read_text("utf-8")
+    )
+    md = (tmp_path / "from-lake" / "report.md").read_text("utf-8")
+    assert f"forensics --lake {lake} exposure --window {W_TEXT} --json" in md
+    assert "--db" not in md and "forensics --lake" in md
+    assert f"--lake {lake} verify" not in md  # verify reads a store, not a lake
+
+
 def make_report(
     store: Path, out: Path, w: Any = W, by: list[str] | None = None, **kw: Any
 ) -> tuple[str, str]:

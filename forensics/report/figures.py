@@ -138,6 +138,9 @@ class ReportData:
     figures: dict[str, Any]  # exactly compute_figures(): `exposure --json` without --by
     store_path: str
     generated_at: datetime
+    # read from a case lake (--lake) rather than the store, and by which engine
+    lake: str | None = None
+    engine: str = "duckdb"
     breakdowns: list[ShownBreakdown] = field(default_factory=list)
     outside: list[MinuteCount] = field(default_factory=list)
     span: Span | None = None

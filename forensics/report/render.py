@@ -506,7 +506,11 @@ def _q(text: str) -> str:
 
 def _evidence(data: ReportData) -> Section:
     s = Section("evidence", "Evidence")
-    w, db = str(data.window), _q(data.store_path)
+    w = str(data.window)
+    if data.lake is None:
+        db = f"--db {_q(data.store_path)}"
+    else:
+        db = f"--lake {_q(data.lake)}" + (" --engine spark" if data.engine == "spark" else "")
     ok = all(
         int(r["rows_read"])
         == int(r["rows_loaded"]) + int(r["rows_rejected"]) + int(r["rows_duplicate"])
@@ -557,22 +561,32 @@ def _evidence(data: ReportData) -> Section:
     by = " ".join(f"--by {_q(b.field)}" for b in data.breakdowns)
     lines = [
         "# every figure of 'What happened' (the keys of its table), and the timeline:",
-        f"forensics --db {db} exposure --window {w} --json",
+        f"forensics {db} exposure --window {w} --json",
     ]
     for b in data.breakdowns:
         lines += [
             f"# the breakdown by {printable(b.field)}:",
-            f"forensics --db {db} exposure --window {w} --by {_q(b.field)} --json",
+            f"forensics {db} exposure --window {w} --by {_q(b.field)} --json",
         ]
     lines += [
         "# the people behind 'People affected' (personal data: recipients.csv, owners.csv):",
-        f"forensics --db {db} notify --window {w} --out NEW_FOLDER",
-        "# the inputs and their accounting, the rejected records, and the files re-hashed:",
-        f"forensics --db {db} sources --json",
-        f"forensics --db {db} rejects --json",
-        f"forensics --db {db} verify",
+        f"forensics {db} notify --window {w} --out NEW_FOLDER",
+        *(
+            [
+                "# the inputs and their accounting, the rejected records, and the files re-hashed:",
+                f"forensics {db} sources --json",
+                f"forensics {db} rejects --json",
+                f"forensics {db} verify",
+            ]
+            if data.lake is None
+            else [
+                "# the inputs and their accounting: the lake's sources/ table; the rejected",
+                "# records and the files re-hashed: sources, rejects and verify on each store",
+                "# exported into the lake (they read a case store)",
+            ]
+        ),
         "# this report again:",
-        f"forensics --db {db} report --window {w}{' ' + by if by else ''} --out NEW_FOLDER",
+        f"forensics {db} report --window {w}{' ' + by if by else ''} --out NEW_FOLDER",
     ]
     s.code("\n".join(lines), heading="Commands that re-derive the figures")
     return s

@@ -58,6 +58,7 @@ def write_report(
     force: bool = False,
     store_path: str = "",
     generated_at: datetime | None = None,
+    lake: EngineOptions | None = None,
 ) -> ReportResult:
     """Write report.html and report.md for `window` into `out_dir` (SPEC §9).
 
@@ -70,6 +71,8 @@ def write_report(
     pending: list[PendingFile] = []
     try:
         data = collect_report(con, window, by, store_path, generated_at)
+        if lake is not None:
+            data.lake, data.engine = str(lake.lake), lake.engine
         html = render_html(data).encode("utf-8")
         markdown = render_markdown(data).encode("utf-8")
         pending.append(write_bytes_pending(out_dir / REPORT_HTML, html))
@@ -125,6 +128,8 @@ def run_report(
     )
     where = str(store.path) if engine is None else str(engine.lake)
     with source as con:
-        result = write_report(con, window, out_dir, by=by, force=force, store_path=where)
+        result = write_report(
+            con, window, out_dir, by=by, force=force, store_path=where, lake=engine
+        )
         coverage = window_coverage(con, window)
     return ReportRun(result, coverage)
