@@ -16,7 +16,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -30,7 +30,7 @@ from forensics.errors import OutputError, StoreError
 from forensics.exposure import compute_figures, prepare_window
 from forensics.queries import get_query
 from forensics.store import engine_error
-from forensics.window import Window
+from forensics.window import Window, format_time
 
 TOOL_NAME = "forensics"
 BOM = b"\xef\xbb\xbf"
@@ -41,7 +41,6 @@ FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 FORMULA_PREFIX = "'"
 _MUST_QUOTE = frozenset(',"\r\n')
 _BATCH_ROWS = 65_536
-_EPOCH = datetime(1970, 1, 1)
 
 MANIFEST = "manifest.json"
 
@@ -111,26 +110,6 @@ OUTPUT_NAMES = tuple(s.file_name for s in LISTS) + (MANIFEST,)
 
 
 # --- cells -------------------------------------------------------------------------------
-
-
-def format_time(value: datetime | int) -> str:
-    """A UTC instant (aware datetime or microseconds since the epoch) as ISO 8601 with `Z`.
-
-    The fraction of a second is kept, without trailing zeros: `2024-02-16T09:41:07.25Z`.
-    """
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: times must be UTC instants")
-        utc = value.astimezone(timezone.utc).replace(tzinfo=None)
-        micros = (utc - _EPOCH) // timedelta(microseconds=1)
-    else:
-        micros = value
-    instant = _EPOCH + timedelta(microseconds=micros)
-    text = instant.strftime("%Y-%m-%dT%H:%M:%S")
-    fraction = micros % 1_000_000
-    if fraction:
-        text += "." + f"{fraction:06d}".rstrip("0")
-    return text + "Z"
 
 
 def neutralize_formula(text: str) -> str:
