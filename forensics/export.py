@@ -16,7 +16,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -30,7 +30,7 @@ from forensics.errors import OutputError, StoreError
 from forensics.exposure import compute_figures, prepare_window
 from forensics.queries import get_query
 from forensics.store import engine_error
-from forensics.window import Window
+from forensics.window import Window, format_time
 
 TOOL_NAME = "forensics"
 BOM = b"\xef\xbb\xbf"
@@ -41,7 +41,6 @@ FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 FORMULA_PREFIX = "'"
 _MUST_QUOTE = frozenset(',"\r\n')
 _BATCH_ROWS = 65_536
-_EPOCH = datetime(1970, 1, 1)
 
 MANIFEST = "manifest.json"
 
@@ -111,26 +110,6 @@ OUTPUT_NAMES = tuple(s.file_name for s in LISTS) + (MANIFEST,)
 
 
 # --- cells -------------------------------------------------------------------------------
-
-
-def format_time(value: datetime | int) -> str:
-    """A UTC instant (aware datetime or microseconds since the epoch) as ISO 8601 with `Z`.
-
-    The fraction of a second is kept, without trailing zeros: `2024-02-16T09:41:07.25Z`.
-    """
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: times must be UTC instants")
-        utc = value.astimezone(timezone.utc).replace(tzinfo=None)
-        micros = (utc - _EPOCH) // timedelta(microseconds=1)
-    else:
-        micros = value
-    instant = _EPOCH + timedelta(microseconds=micros)
-    text = instant.strftime("%Y-%m-%dT%H:%M:%S")
-    fraction = micros % 1_000_000
-    if fraction:
-        text += "." + f"{fraction:06d}".rstrip("0")
-    return text + "Z"
 
 
 def neutralize_formula(text: str) -> str:
@@ -529,25 +508,9 @@ def write_notifications(
         inputs = read_input_files(con)
 
         no_email: dict[str, set[str]] = {}
-        rows: dict[str, int] = {}
-        for spec in LISTS:
-            columns: Sequence[str] = spec.columns
-            reader = _query_reader(con, spec.query)
-            if list_rows is not None:
-                columns, reader = list_rows(spec, reader)
-            inspect = None
-            if "email" in columns:
-                inspect = _collect_without_email(no_email.setdefault(spec.file_name, set()))
-            p = write_csv_pending(
-                out_dir / spec.file_name,
-                columns,
-                reader,
-                sanitize=sanitize,
-                excel=excel,
-                inspect=inspect,
-            )
-            pending.append(p)
-            rows[spec.file_name] = p.rows or 0
+        rows = _write_lists(
+            con, out_dir, pending, no_email, list_rows=list_rows, sanitize=sanitize, excel=excel
+        )
         csvs = list(pending)
         manifest = build_manifest(
             window,
@@ -573,14 +536,6 @@ def write_notifications(
 
     recipients_missing = no_email.get(RECIPIENTS.file_name, set())
     owners_missing = no_email.get(OWNERS.file_name, set())
-    warnings: list[str] = []
-    if not created:
-        with contextlib.suppress(OSError):
-            if stat.S_IMODE(out_dir.stat().st_mode) & 0o077:
-                warnings.append(
-                    f"output folder {out_dir} is accessible to other users "
-                    "(the files in it are 0600)"
-                )
     return NotifyResult(
         out_dir=out_dir,
         created_dir=created,
@@ -591,8 +546,59 @@ def write_notifications(
         unreachable_recipients=len(recipients_missing),
         unreachable_owners=len(owners_missing),
         unreachable_users=len(recipients_missing | owners_missing),
-        warnings=tuple(warnings),
+        warnings=tuple(_folder_warnings(out_dir, created)),
     )
+
+
+def _write_lists(
+    con: duckdb.DuckDBPyConnection | Engine,
+    out_dir: Path,
+    pending: list[PendingFile],
+    no_email: dict[str, set[str]],
+    *,
+    list_rows: ListRows | None,
+    sanitize: bool,
+    excel: bool,
+) -> dict[str, int]:
+    """Write each list to a temp file; return its rows by file name.
+
+    Each temp file joins `pending` as soon as it exists, so a failure part-way leaves the
+    caller able to remove it; users of a list with an email column but none given are
+    collected into `no_email` by file name.
+    """
+    rows: dict[str, int] = {}
+    for spec in LISTS:
+        columns: Sequence[str] = spec.columns
+        reader = _query_reader(con, spec.query)
+        if list_rows is not None:
+            columns, reader = list_rows(spec, reader)
+        inspect = None
+        if "email" in columns:
+            inspect = _collect_without_email(no_email.setdefault(spec.file_name, set()))
+        p = write_csv_pending(
+            out_dir / spec.file_name,
+            columns,
+            reader,
+            sanitize=sanitize,
+            excel=excel,
+            inspect=inspect,
+        )
+        pending.append(p)
+        rows[spec.file_name] = p.rows or 0
+    return rows
+
+
+def _folder_warnings(out_dir: Path, created: bool) -> list[str]:
+    """A warning when a folder this call did not create is open to other users."""
+    warnings: list[str] = []
+    if not created:
+        with contextlib.suppress(OSError):
+            if stat.S_IMODE(out_dir.stat().st_mode) & 0o077:
+                warnings.append(
+                    f"output folder {out_dir} is accessible to other users "
+                    "(the files in it are 0600)"
+                )
+    return warnings
 
 
 def _abandon(pending: Sequence[PendingFile], out_dir: Path, created: bool) -> None:

@@ -403,83 +403,101 @@ def _check_expression(
     what: str, key: str, node: dict[str, Any], functions: set[str]
 ) -> tuple[tuple[str, ...], ...]:
     """Reject anything but scalar computation; return the field paths the expression reads."""
-    refs: list[tuple[str, ...]] = []
+    walk = _ExpressionWalk(what, key, functions)
+    walk.visit(node, frozenset())
+    return tuple(dict.fromkeys(walk.refs))
 
-    def bad(why: str) -> UsageError:
+
+_DISALLOWED_KINDS = {
+    "SUBQUERY": "a subquery",
+    "WINDOW": "a window function",
+    "STAR": "* or COLUMNS()",
+    "PARAMETER": "a parameter",
+    "POSITIONAL_REFERENCE": "a positional reference",
+}
+
+
+@dataclass
+class _ExpressionWalk:
+    """One walk over a parsed expression: checks each node, collects the fields it reads."""
+
+    what: str
+    key: str
+    functions: set[str]
+    refs: list[tuple[str, ...]] = field(default_factory=list)
+
+    def bad(self, why: str) -> UsageError:
         return UsageError(
-            what, f"{key}: {why}; an expression may only compute on the record's fields"
+            self.what, f"{self.key}: {why}; an expression may only compute on the record's fields"
         )
 
-    def walk(o: Any, scope: frozenset[str]) -> None:
+    def visit(self, o: Any, scope: frozenset[str]) -> None:
+        """Check `o` and everything under it; `scope` holds the lambda parameters in force."""
         if isinstance(o, list):
             for v in o:
-                walk(v, scope)
+                self.visit(v, scope)
             return
         if not isinstance(o, dict):
             return
         cls = o.get("class")
         if cls is None:
             for v in o.values():
-                walk(v, scope)
+                self.visit(v, scope)
             return
         if cls not in _ALLOWED_CLASSES:
-            kinds = {
-                "SUBQUERY": "a subquery",
-                "WINDOW": "a window function",
-                "STAR": "* or COLUMNS()",
-                "PARAMETER": "a parameter",
-                "POSITIONAL_REFERENCE": "a positional reference",
-            }
-            raise bad(f"{kinds.get(str(cls), str(cls).lower())} is not allowed")
+            raise self.bad(f"{_DISALLOWED_KINDS.get(str(cls), str(cls).lower())} is not allowed")
         if cls == "COLUMN_REF":
-            names = tuple(str(n) for n in o.get("column_names", []))
-            if not names:
-                raise bad("an empty column reference")
-            if names[0] in scope:
-                return
-            if names[0].startswith(RESERVED):
-                raise bad(f"names starting with {RESERVED} are reserved")
-            refs.append(names)
-            return
-        if cls == "FUNCTION":
-            name = str(o.get("function_name", ""))
-            if o.get("schema") or o.get("catalog"):
-                raise bad(f"a qualified function name ({name})")
-            if (
-                o.get("filter") is not None
-                or o.get("distinct")
-                or (o.get("order_bys") or {}).get("orders")
-            ):
-                raise bad(f"{name}() is an aggregate")
-            if name.lower() not in functions:
-                raise bad(
-                    f"the function {name}() is not allowed (only scalar functions of "
-                    "the record are)"
-                )
-            walk(o.get("arguments", []), scope)
-            return
-        if cls == "LAMBDA":
-            lhs, body = o.get("lhs"), o.get("expr")
-            if (
-                o.get("syntax_type") == "SINGLE_ARROW"
-                and isinstance(body, dict)
-                and body.get("class") == "CONSTANT"
-            ):
-                # `x -> '$.a'`: the JSON arrow, not a lambda; x is a field.
-                walk(lhs, scope)
-                walk(body, scope)
-                return
-            params = _lambda_params(lhs)
-            if params is None:
-                raise bad("a lambda's parameters must be plain names")
-            walk(body, scope | params)
-            return
-        for k, v in o.items():
-            if k not in ("class", "type"):
-                walk(v, scope)
+            self.visit_column(o, scope)
+        elif cls == "FUNCTION":
+            self.visit_function(o, scope)
+        elif cls == "LAMBDA":
+            self.visit_lambda(o, scope)
+        else:
+            for k, v in o.items():
+                if k not in ("class", "type"):
+                    self.visit(v, scope)
 
-    walk(node, frozenset())
-    return tuple(dict.fromkeys(refs))
+    def visit_column(self, o: dict[str, Any], scope: frozenset[str]) -> None:
+        names = tuple(str(n) for n in o.get("column_names", []))
+        if not names:
+            raise self.bad("an empty column reference")
+        if names[0] in scope:
+            return
+        if names[0].startswith(RESERVED):
+            raise self.bad(f"names starting with {RESERVED} are reserved")
+        self.refs.append(names)
+
+    def visit_function(self, o: dict[str, Any], scope: frozenset[str]) -> None:
+        name = str(o.get("function_name", ""))
+        if o.get("schema") or o.get("catalog"):
+            raise self.bad(f"a qualified function name ({name})")
+        if (
+            o.get("filter") is not None
+            or o.get("distinct")
+            or (o.get("order_bys") or {}).get("orders")
+        ):
+            raise self.bad(f"{name}() is an aggregate")
+        if name.lower() not in self.functions:
+            raise self.bad(
+                f"the function {name}() is not allowed (only scalar functions of the record are)"
+            )
+        self.visit(o.get("arguments", []), scope)
+
+    def visit_lambda(self, o: dict[str, Any], scope: frozenset[str]) -> None:
+        lhs, body = o.get("lhs"), o.get("expr")
+        if (
+            o.get("syntax_type") == "SINGLE_ARROW"
+            and isinstance(body, dict)
+            and body.get("class") == "CONSTANT"
+        ):
+            # `x -> '$.a'`: the JSON arrow, not a lambda; x is a field.
+            self.visit(lhs, scope)
+            self.visit(body, scope)
+            return
+        params = _lambda_params(lhs)
+        if params is None:
+            raise self.bad("a lambda's parameters must be plain names")
+        self.visit(body, scope | params)
 
 
 def _lambda_params(lhs: Any) -> frozenset[str] | None:

@@ -323,6 +323,25 @@ def normalize(
     `hints`: for a required field, SQL giving the name of a field the record has that
     differs from it only in case (NULL: none), added to the `missing` reason.
     """
+    fields = _build_fields(kind, sources, tz_param, action_map)
+    pre: dict[str, str] = {a: x for f in fields.values() for a, x in f.pre}
+    # Only values are computed for every record; presence and type checks are written
+    # into the reason's CASE, where they run only for records whose value is NULL.
+    inner = {_value(name): f.value for name, f in fields.items()}
+    checks = _field_checks(kind, fields, hints or {}) + _record_checks(kind)
+    reason = "case " + " ".join(f"when {cond} then {literal(why)}" for cond, why in checks) + " end"
+    return Normalized(pre, inner, _output_columns(kind), reason)
+
+
+def _value(name: str) -> str:
+    """The inner column holding a field's value, before its checks."""
+    return f"{name}__v"
+
+
+def _build_fields(
+    kind: str, sources: dict[str, Source], tz_param: str, action_map: bool
+) -> dict[str, Field]:
+    """Each canonical field of `kind` from its source (missing: NULL), actions mapped."""
     fields: dict[str, Field] = {}
     for name in CANONICAL[kind]:
         src = sources.get(name, Source("null", "missing"))
@@ -338,17 +357,15 @@ def normalize(
             f"coalesce(list_extract($action_to, list_position($action_from, {f.value})), {f.value})"
         )
         fields["action"] = Field(mapped, f.present, f.type_bad, f.null_bad)
+    return fields
 
-    pre: dict[str, str] = {a: x for f in fields.values() for a, x in f.pre}
-    # Only values are computed for every record; presence and type checks are written
-    # into the reason's CASE, where they run only for records whose value is NULL.
-    inner = {f"{name}__v": f.value for name, f in fields.items()}
 
-    def v(name: str) -> str:
-        return f"{name}__v"
-
+def _field_checks(
+    kind: str, fields: dict[str, Field], hints: dict[str, str]
+) -> list[tuple[str, str]]:
+    """(condition, reason) for each field in canonical order: type, presence, range."""
+    v = _value
     checks: list[tuple[str, str]] = []
-    hints = hints or {}
     for name in CANONICAL[kind]:
         f = fields[name]
         if f.type_bad != "false":
@@ -372,6 +389,13 @@ def normalize(
                     f"{name} out of range (before 1990-01-01 or from 2100-01-01)",
                 )
             )
+    return checks
+
+
+def _record_checks(kind: str) -> list[tuple[str, str]]:
+    """(condition, reason) across fields, checked after every single-field check."""
+    v = _value
+    checks: list[tuple[str, str]] = []
     if kind == "events":
         analysed = ", ".join(literal(a) for a in ANALYSED_ACTIONS)
         for name in ("device_id", "event_id"):
@@ -389,11 +413,15 @@ def normalize(
                 "valid_to is not after valid_from",
             )
         )
-    reason = "case " + " ".join(f"when {cond} then {literal(why)}" for cond, why in checks) + " end"
+    return checks
 
+
+def _output_columns(kind: str) -> dict[str, str]:
+    """The canonical columns from the checked values: times as UTC instants, role defaulted."""
+    v = _value
     columns: dict[str, str] = {}
     for name in CANONICAL[kind]:
         columns[name] = f"fx_us_ts({v(name)})" if name in TIME_FIELDS else v(name)
     if kind == "grants":
         columns["role"] = f"coalesce({v('role')}, 'owner')"
-    return Normalized(pre, inner, columns, reason)
+    return columns

@@ -22,6 +22,7 @@ import duckdb
 
 from forensics.errors import ForensicsError, StoreError, UsageError
 from forensics.store import StoreOptions, engine_error, open_store
+from forensics.window import format_time
 
 _WHAT = "sql"
 _QUOTED = re.compile(r"'(?:[^']|'')*'")
@@ -119,16 +120,6 @@ def unique_names(names: list[str]) -> list[str]:
     return out
 
 
-def format_time(value: dt.datetime) -> str:
-    """An instant as UTC ISO 8601 with `Z`, keeping its fraction (`…07.25Z`); naive as is."""
-    if value.tzinfo is None:
-        return value.isoformat()
-    text = value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    if value.microsecond:
-        text += f".{value.microsecond:06d}".rstrip("0")
-    return text + "Z"
-
-
 def to_json_value(value: Any) -> Any:
     """A DuckDB value as JSON: times ISO 8601, decimals as exact text, blobs base64."""
     if value is None or isinstance(value, (bool, int, str)):
@@ -138,7 +129,7 @@ def to_json_value(value: Any) -> Any:
             value if value == value and value not in (float("inf"), float("-inf")) else str(value)
         )
     if isinstance(value, dt.datetime):
-        return format_time(value)
+        return format_time(value, naive_as_is=True)
     if isinstance(value, (dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, Decimal):

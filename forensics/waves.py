@@ -531,47 +531,9 @@ def write_wave(
     env = os.environ if environ is None else environ
     key = load_key(key_file, env) if pseudonymize else None
     chain = read_chain(previous) if previous is not None else []
-    pseudonymized_waves = [w for w in chain if w.pseudonymized]
-    if key is None and pseudonymized_waves:
-        if key_file is None and not env.get(KEY_ENV):
-            first = pseudonymized_waves[0]
-            raise UsageError(
-                "pseudonym key",
-                f"missing: wave {first.number} ({first.folder}) is pseudonymised, and "
-                "comparing with it needs its key",
-                f"Set ${KEY_ENV} or pass --key-file FILE",
-            )
-        key = load_key(key_file, env)
-    if key is None and key_file is not None:
-        raise UsageError(
-            "--key-file", "is used only with --pseudonymize or a pseudonymised previous wave"
-        )
-    pz = Pseudonymizer(key) if key is not None else None
-    for w in pseudonymized_waves:
-        if pz is None or w.key_check != pz.key_check:
-            raise UsageError(
-                "pseudonym key",
-                f"is not the key wave {w.number} ({w.folder}) was pseudonymised with",
-                "Use the same key for every wave of a chain",
-            )
-    resolved_out = out_dir.resolve()
-    for w in chain:
-        if w.folder.resolve() == resolved_out:
-            raise UsageError(
-                "--out", f"is wave {w.number} of the previous chain; choose a new folder"
-            )
-
-    views: dict[tuple[bool, bool], _View] = {}
-    for w in chain:
-        view = views.setdefault(
-            (w.pseudonymized, w.sanitized), _View(pz if w.pseudonymized else None, w.sanitized)
-        )
-        _load(w, view)
-    for view in views.values():
-        view.settle()
-    # Reading the earlier lists leaves buffers the allocator keeps; hand them back.
-    pa.default_memory_pool().release_unused()
-    delta = _Delta(list(views.values()), pz if pseudonymize else None)
+    pz = _chain_pseudonymizer(key, key_file, env, chain)
+    resolved_out = _check_out_dir(out_dir, chain)
+    delta = _read_delta(chain, pz, pz if pseudonymize else None)
     last = chain[-1] if chain else None
     number = last.number + 1 if last else 1
 
@@ -597,6 +559,89 @@ def write_wave(
         list_rows=delta,
         manifest_extra=manifest_extra,
     )
+    return WaveResult(
+        notify=result,
+        number=number,
+        previous=last,
+        pseudonymized=pz is not None and pseudonymize,
+        changes=delta.changes,
+        warnings=tuple(_wave_warnings(window, last, pseudonymize, key_file, env)),
+    )
+
+
+def _chain_pseudonymizer(
+    key: bytes | None, key_file: Path | None, env: Mapping[str, str], chain: list[Wave]
+) -> Pseudonymizer | None:
+    """The pseudonymizer for this wave and the chain: its key must be every earlier wave's.
+
+    A pseudonymised earlier wave needs the key even when this wave is not pseudonymised
+    (its lists can only be compared through it). Raises UsageError.
+    """
+    pseudonymized_waves = [w for w in chain if w.pseudonymized]
+    if key is None and pseudonymized_waves:
+        if key_file is None and not env.get(KEY_ENV):
+            first = pseudonymized_waves[0]
+            raise UsageError(
+                "pseudonym key",
+                f"missing: wave {first.number} ({first.folder}) is pseudonymised, and "
+                "comparing with it needs its key",
+                f"Set ${KEY_ENV} or pass --key-file FILE",
+            )
+        key = load_key(key_file, env)
+    if key is None and key_file is not None:
+        raise UsageError(
+            "--key-file", "is used only with --pseudonymize or a pseudonymised previous wave"
+        )
+    pz = Pseudonymizer(key) if key is not None else None
+    for w in pseudonymized_waves:
+        if pz is None or w.key_check != pz.key_check:
+            raise UsageError(
+                "pseudonym key",
+                f"is not the key wave {w.number} ({w.folder}) was pseudonymised with",
+                "Use the same key for every wave of a chain",
+            )
+    return pz
+
+
+def _check_out_dir(out_dir: Path, chain: list[Wave]) -> Path:
+    """The resolved output folder; UsageError when it is a wave of the previous chain."""
+    resolved_out = out_dir.resolve()
+    for w in chain:
+        if w.folder.resolve() == resolved_out:
+            raise UsageError(
+                "--out", f"is wave {w.number} of the previous chain; choose a new folder"
+            )
+    return resolved_out
+
+
+def _read_delta(
+    chain: list[Wave], pz: Pseudonymizer | None, written_with: Pseudonymizer | None
+) -> _Delta:
+    """The earlier lists, one view per (pseudonymised, sanitised) kind, as this wave's delta.
+
+    `pz` reads pseudonymised earlier waves; `written_with` pseudonymises this wave's rows.
+    """
+    views: dict[tuple[bool, bool], _View] = {}
+    for w in chain:
+        view = views.setdefault(
+            (w.pseudonymized, w.sanitized), _View(pz if w.pseudonymized else None, w.sanitized)
+        )
+        _load(w, view)
+    for view in views.values():
+        view.settle()
+    # Reading the earlier lists leaves buffers the allocator keeps; hand them back.
+    pa.default_memory_pool().release_unused()
+    return _Delta(list(views.values()), written_with)
+
+
+def _wave_warnings(
+    window: Window,
+    last: Wave | None,
+    pseudonymize: bool,
+    key_file: Path | None,
+    env: Mapping[str, str],
+) -> list[str]:
+    """A key set but unused; an earlier wave over another window."""
     warnings = []
     if not pseudonymize and (key_file is not None or env.get(KEY_ENV)):
         warnings.append(
@@ -608,14 +653,7 @@ def write_wave(
             f"wave {last.number} used another window ({_window_text(last.window)}); "
             f"people and deliveries were compared across both"
         )
-    return WaveResult(
-        notify=result,
-        number=number,
-        previous=last,
-        pseudonymized=pz is not None and pseudonymize,
-        changes=delta.changes,
-        warnings=tuple(warnings),
-    )
+    return warnings
 
 
 def _window_text(w: Any) -> str:

@@ -43,6 +43,7 @@ _DURATION = re.compile(
     re.VERBOSE,
 )
 _MAX_OFFSET = timedelta(hours=18)
+_EPOCH = datetime(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -281,3 +282,28 @@ def parse_duration(text: str) -> timedelta:
         )
     except OverflowError:
         raise UsageError(_WHAT, "END duration is out of range") from None
+
+
+def format_time(value: datetime | int, *, naive_as_is: bool = False) -> str:
+    """A UTC instant (aware datetime or microseconds since the epoch) as ISO 8601 with `Z`.
+
+    The fraction of a second is kept, without trailing zeros: `2024-02-16T09:41:07.25Z`.
+    A naive datetime raises ValueError, or with `naive_as_is` is written as it is, without
+    `Z`: the notification lists hold instants only, while `forensics sql` shows TIMESTAMP
+    columns (no time zone) unchanged.
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            if naive_as_is:
+                return value.isoformat()
+            raise ValueError("naive datetime: times must be UTC instants")
+        utc = value.astimezone(timezone.utc).replace(tzinfo=None)
+        micros = (utc - _EPOCH) // timedelta(microseconds=1)
+    else:
+        micros = value
+    instant = _EPOCH + timedelta(microseconds=micros)
+    text = instant.strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = micros % 1_000_000
+    if fraction:
+        text += "." + f"{fraction:06d}".rstrip("0")
+    return text + "Z"

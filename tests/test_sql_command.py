@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from forensics.sandbox import format_time, to_json_value, to_text, unique_names
+from forensics.sandbox import to_json_value, to_text, unique_names
+from forensics.window import format_time
 from tests.helpers.cli import run_cli
 from tests.helpers.incident import Incident, at
 
@@ -201,7 +202,7 @@ def test_value_rendering() -> None:
     t = datetime(2024, 2, 16, 9, 41, 7, 250000, tzinfo=timezone.utc)
     assert format_time(t) == "2024-02-16T09:41:07.25Z"
     assert format_time(t.replace(microsecond=0)) == "2024-02-16T09:41:07Z"
-    assert format_time(datetime(2024, 2, 16, 9)) == "2024-02-16T09:00:00"  # naive: no Z
+    assert format_time(datetime(2024, 2, 16, 9), naive_as_is=True) == "2024-02-16T09:00:00"
     assert to_text(None) == "" and to_text(3) == "3" and to_text(True) == "true"
     assert to_text(Decimal("1.50")) == "1.50"
     assert to_text(date(2024, 2, 16)) == "2024-02-16"

@@ -593,12 +593,28 @@ def _evidence(data: ReportData) -> Section:
 
 
 def _regulator(data: ReportData) -> Section:
-    f = data.figures
     s = Section("gdpr", "For the supervisory authority (GDPR Art. 33(3))")
     s.p(
         "Filled from the logs where they speak; the marked blanks can only be completed by "
         "the controller."
     )
+    _add_breach_nature(s, data)
+    s.blocks.append(
+        Block(
+            "blank",
+            heading="(b) Name and contact details of the data "
+            "protection officer or other contact point",
+            text="To be completed by the controller.",
+        )
+    )
+    _add_breach_consequences(s, data)
+    _add_breach_measures(s, data)
+    return s
+
+
+def _add_breach_nature(s: Section, data: ReportData) -> None:
+    """Art. 33(3)(a): what was disclosed, to how many, and the blank the logs cannot fill."""
+    f = data.figures
     span = data.span
     when = f"in the window {data.window}"
     if span is not None and span.first_in_window is not None:
@@ -653,14 +669,11 @@ def _regulator(data: ReportData) -> Section:
         "People visible or audible in the exposed footage (household members, visitors) "
         "and what the footage shows are not in the logs: to be completed by the controller."
     )
-    s.blocks.append(
-        Block(
-            "blank",
-            heading="(b) Name and contact details of the data "
-            "protection officer or other contact point",
-            text="To be completed by the controller.",
-        )
-    )
+
+
+def _add_breach_consequences(s: Section, data: ReportData) -> None:
+    """Art. 33(3)(c): how far the content travelled, and the controller's assessment."""
+    f = data.figures
     if data.zero_findings:
         text = "No disclosure of this kind is evidenced in the window."
     else:
@@ -675,6 +688,10 @@ def _regulator(data: ReportData) -> Section:
         "(e.g. footage from inside homes, risk of stalking or burglary): to be completed "
         "by the controller."
     )
+
+
+def _add_breach_measures(s: Section, data: ReportData) -> None:
+    """Art. 33(3)(d): the notification lists, and the measures only the controller knows."""
     anyone = data.people_totals.get("any", (0, 0))
     s.blocks.append(
         Block(
@@ -694,7 +711,6 @@ def _regulator(data: ReportData) -> Section:
         "cache build withdrawn, dates; sessions or thumbnails revoked): to be completed by "
         "the controller."
     )
-    return s
 
 
 # --- formats -------------------------------------------------------------------------------
