@@ -305,10 +305,7 @@ def write_batch(con: duckdb.DuckDBPyConnection, lake: Path, kind: str, origin: s
         stem = f"b{batch:06d}"
         written = _stage_rows(con, staging, stem, p, batch)
         last = max((f.source_id for f in files if f.status == "loaded"), default=base)
-        # The batches row has always taken its kind from the last file listed (the argument
-        # only for a batch of no files); kept as it is here, a refactor changes no bytes.
-        row_kind = files[-1].kind if files else kind
-        _stage_batch_row(con, staging, stem, batch, row_kind, origin, first=base + 1, last=last)
+        _stage_batch_row(con, staging, stem, batch, kind, origin, first=base + 1, last=last)
     except duckdb.Error as e:
         raise engine_error(f"case lake {lake}", e) from None
     _move_into_place(lake, staging, stem)

@@ -554,3 +554,16 @@ def test_cli_ingest_into_a_lake_reports_like_a_store_ingest(
     assert store.exit_code == lake.exit_code == 1  # a file failed: exit 1 on both
     assert json.loads(lake.stdout) == json.loads(store.stdout)
     assert lake.stderr == store.stderr
+
+
+def test_the_batches_row_says_how_the_batch_was_written(tmp_path: Path) -> None:
+    """`export` and `ingest --lake` batches are told apart in batches/ (not by a file's kind)."""
+    import duckdb
+
+    store = odd_incident().write(tmp_path / "case.duckdb")
+    lake = tmp_path / "lake"
+    export_store(StoreOptions(store), str(lake))
+    kinds = duckdb.sql(
+        "select kind from read_parquet($p)", params={"p": str(lake / "batches" / "*.parquet")}
+    ).fetchall()
+    assert kinds == [("export",)]
