@@ -558,6 +558,14 @@ def _evidence(data: ReportData) -> Section:
         + ", ".join(f"{k} {v}" for k, v in data.versions.items())
         + f". Generated at {instant(data.generated_at)}."
     )
+    s.code(
+        "\n".join(_rederive_commands(data, db, w)), heading="Commands that re-derive the figures"
+    )
+    return s
+
+
+def _rederive_commands(data: ReportData, db: str, w: str) -> list[str]:
+    """The command lines that re-derive every figure, for the store or lake read (`db`)."""
     by = " ".join(f"--by {_q(b.field)}" for b in data.breakdowns)
     lines = [
         "# every figure of 'What happened' (the keys of its table), and the timeline:",
@@ -588,8 +596,7 @@ def _evidence(data: ReportData) -> Section:
         "# this report again:",
         f"forensics {db} report --window {w}{' ' + by if by else ''} --out NEW_FOLDER",
     ]
-    s.code("\n".join(lines), heading="Commands that re-derive the figures")
-    return s
+    return lines
 
 
 def _regulator(data: ReportData) -> Section:
