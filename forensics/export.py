@@ -525,13 +525,13 @@ def write_notifications(
         pending.append(write_bytes_pending(out_dir / MANIFEST, manifest))
         commit_files(pending, out_dir)
     except duckdb.Error as e:  # raised while streaming a list's rows
-        _abandon(pending, out_dir, created)
+        abandon_files(pending, out_dir, created)
         raise engine_error("notification lists", e) from None
     except OSError as e:
-        _abandon(pending, out_dir, created)
+        abandon_files(pending, out_dir, created)
         raise OutputError(f"output folder {out_dir}", e.strerror or type(e).__name__) from None
     except BaseException:
-        _abandon(pending, out_dir, created)
+        abandon_files(pending, out_dir, created)
         raise
 
     recipients_missing = no_email.get(RECIPIENTS.file_name, set())
@@ -601,7 +601,7 @@ def _folder_warnings(out_dir: Path, created: bool) -> list[str]:
     return warnings
 
 
-def _abandon(pending: Sequence[PendingFile], out_dir: Path, created: bool) -> None:
+def abandon_files(pending: Sequence[PendingFile], out_dir: Path, created: bool) -> None:
     """Undo an unfinished export: remove temp files, and the folder if this run made it."""
     for p in pending:
         p.discard()

@@ -8,7 +8,6 @@ created) are removed. Nothing here prints or exits.
 
 from __future__ import annotations
 
-import contextlib
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +18,13 @@ import duckdb
 
 from forensics.engines.base import EngineOptions, open_engine
 from forensics.errors import OutputError
-from forensics.export import PendingFile, commit_files, prepare_out_dir, write_bytes_pending
+from forensics.export import (
+    PendingFile,
+    abandon_files,
+    commit_files,
+    prepare_out_dir,
+    write_bytes_pending,
+)
 from forensics.report.figures import ReportData, check_by_fields, collect_report
 from forensics.report.render import render_html, render_markdown
 from forensics.status import WindowCoverage, window_coverage
@@ -79,13 +84,13 @@ def write_report(
         pending.append(write_bytes_pending(out_dir / REPORT_MD, markdown))
         commit_files(pending, out_dir)
     except duckdb.Error as e:
-        _abandon(pending, out_dir, created)
+        abandon_files(pending, out_dir, created)
         raise engine_error("report", e) from None
     except OSError as e:
-        _abandon(pending, out_dir, created)
+        abandon_files(pending, out_dir, created)
         raise OutputError(f"output folder {out_dir}", e.strerror or type(e).__name__) from None
     except BaseException:
-        _abandon(pending, out_dir, created)
+        abandon_files(pending, out_dir, created)
         raise
     return ReportResult(
         out_dir=out_dir,
@@ -93,14 +98,6 @@ def write_report(
         files=tuple(ReportFile(p.final.name, p.final, p.sha256, p.size_bytes) for p in pending),
         data=data,
     )
-
-
-def _abandon(pending: list[PendingFile], out_dir: Path, created: bool) -> None:
-    for p in pending:
-        p.discard()
-    if created:
-        with contextlib.suppress(OSError):
-            out_dir.rmdir()  # only if still empty: never removes anything else
 
 
 @dataclass(frozen=True)
