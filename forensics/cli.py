@@ -526,14 +526,7 @@ def exposure(
     options = store_options(ctx, db, memory_limit, threads)
     busy = ERR.status("computing figures…") if ERR.is_terminal else nullcontext()
     with busy:
-        if on_lake is not None:
-            from forensics.engines import open_engine
-            from forensics.exposure import exposure_report
-
-            with open_engine(on_lake) as source:
-                report = exposure_report(source, w, by)
-        else:
-            report = run_exposure(options, w, by)
+        report = run_exposure(options, w, by, on_lake)
     if as_json:
         print_json(report.to_json())
     else:

@@ -17,11 +17,11 @@ from typing import Any
 
 import duckdb
 
-from forensics.engines.base import Engine
+from forensics.engines.base import Engine, EngineOptions, open_case
 from forensics.errors import UsageError
 from forensics.queries import materialize_query, run_query
 from forensics.status import WindowCoverage, window_coverage
-from forensics.store import StoreOptions, open_store
+from forensics.store import StoreOptions
 from forensics.window import Window, format_instant
 
 # A case store's connection, or an engine over a case lake (forensics.engines).
@@ -213,13 +213,16 @@ class ExposureReport:
         return data
 
 
-def run_exposure(options: StoreOptions, window: Window, by: str | None = None) -> ExposureReport:
-    """Open the store read-only, compute the figures (and the --by breakdown), close it."""
-    con = open_store(options, read_only=True)
-    try:
+def run_exposure(
+    options: StoreOptions,
+    window: Window,
+    by: str | None = None,
+    engine: EngineOptions | None = None,
+) -> ExposureReport:
+    """Open the store read-only (or, with `engine`, the case lake), compute the figures (and
+    the --by breakdown), close it."""
+    with open_case(options, engine) as con:
         return exposure_report(con, window, by)
-    finally:
-        con.close()
 
 
 def exposure_report(con: Connection, window: Window, by: str | None = None) -> ExposureReport:

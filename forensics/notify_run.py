@@ -4,17 +4,16 @@ window held (its events, and the deliveries outside it) so that empty lists are 
 
 from __future__ import annotations
 
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from forensics.engines.base import EngineOptions, open_engine
+from forensics.engines.base import EngineOptions, open_case
 from forensics.export import NotifyResult
 from forensics.exposure import window_params
 from forensics.queries import run_query
 from forensics.status import WindowCoverage, window_coverage
-from forensics.store import StoreOptions, open_store
+from forensics.store import StoreOptions
 from forensics.waves import WaveResult, write_wave
 from forensics.window import Window
 
@@ -43,10 +42,7 @@ def run_notify(
     With `engine`, the lists are read from a case lake by that engine instead of the store.
     Raises StoreError, OutputError.
     """
-    source: Any = (
-        open_engine(engine) if engine is not None else closing(open_store(store, read_only=True))
-    )
-    with source as con:
+    with open_case(store, engine) as con:
         wave = write_wave(con, window, out, **options)
         # The window's temp tables are prepared: one count over them, not every figure again.
         row = run_query(con, "deliveries_outside_window", window_params(window)).to_pylist()

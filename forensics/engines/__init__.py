@@ -6,6 +6,6 @@ themselves are one source, written for DuckDB and transpiled for Spark (engines/
 
 from __future__ import annotations
 
-from forensics.engines.base import ENGINES, Engine, EngineOptions, open_engine
+from forensics.engines.base import ENGINES, Engine, EngineOptions, open_case, open_engine
 
-__all__ = ["ENGINES", "Engine", "EngineOptions", "open_engine"]
+__all__ = ["ENGINES", "Engine", "EngineOptions", "open_case", "open_engine"]

@@ -6,12 +6,15 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import pyarrow as pa
 
 from forensics.errors import UsageError
+from forensics.store import StoreOptions, open_store
 
 ENGINES = ("duckdb", "spark")
 DEFAULT_MASTER = "local[*]"
@@ -87,3 +90,11 @@ def open_engine(options: EngineOptions) -> Engine:
     from forensics.engines.duckdb import DuckDBEngine
 
     return DuckDBEngine.open_lake(options)
+
+
+def open_case(store: StoreOptions, engine: EngineOptions | None) -> AbstractContextManager[Any]:
+    """The case data to read, as a context manager: the lake through `engine` when one is
+    given, else the store opened read-only. Both answer the same named queries."""
+    if engine is not None:
+        return open_engine(engine)
+    return closing(open_store(store, read_only=True))

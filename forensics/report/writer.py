@@ -8,15 +8,13 @@ created) are removed. Nothing here prints or exits.
 
 from __future__ import annotations
 
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
-from forensics.engines.base import EngineOptions, open_engine
+from forensics.engines.base import EngineOptions, open_case
 from forensics.errors import OutputError
 from forensics.export import (
     PendingFile,
@@ -28,7 +26,7 @@ from forensics.export import (
 from forensics.report.figures import ReportData, check_by_fields, collect_report
 from forensics.report.render import render_html, render_markdown
 from forensics.status import WindowCoverage, window_coverage
-from forensics.store import StoreOptions, engine_error, open_store
+from forensics.store import StoreOptions, engine_error
 from forensics.window import Window
 
 REPORT_HTML = "report.html"
@@ -120,11 +118,8 @@ def run_report(
     """`forensics report` in one call: open the store read-only (or, with `engine`, the case
     lake), write both files, and say how many events the window holds. Raises as
     write_report does."""
-    source: Any = (
-        open_engine(engine) if engine is not None else closing(open_store(store, read_only=True))
-    )
     where = str(store.path) if engine is None else str(engine.lake)
-    with source as con:
+    with open_case(store, engine) as con:
         result = write_report(
             con, window, out_dir, by=by, force=force, store_path=where, lake=engine
         )
