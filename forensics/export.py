@@ -34,15 +34,17 @@ from forensics.csv_text import (
     write_csv_pending,
 )
 from forensics.engines.base import Engine
-from forensics.errors import OutputError, StoreError
+from forensics.errors import StoreError
 from forensics.exposure import compute_figures, prepare_window
 from forensics.private_files import (
     MANIFEST,
+    OutputFile,
     PendingFile,
     abandon_files,
     commit_files,
     folder_warnings,
     write_bytes_pending,
+    writing_files,
 )
 from forensics.queries import get_query
 from forensics.store import engine_error
@@ -164,17 +166,6 @@ def prepare_out_dir(
 
 
 # --- the notification lists ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OutputFile:
-    """A file written by `write_notifications` (rows is None for the manifest)."""
-
-    name: str
-    path: Path
-    rows: int | None
-    sha256: str
-    size_bytes: int
 
 
 @dataclass(frozen=True)
@@ -313,8 +304,7 @@ def write_notifications(
     created) are removed and the error is raised. Raises OutputError, StoreError.
     """
     created = prepare_out_dir(out_dir, force=force)
-    pending: list[PendingFile] = []
-    try:
+    with writing_files(out_dir, created, "notification lists") as pending:
         # One source of truth: the lists read the same cross-account temp tables as the
         # figures (queries/cross_account_*.sql), prepared once for this window.
         prepare_window(con, window)
@@ -338,24 +328,13 @@ def write_notifications(
         )
         pending.append(write_bytes_pending(out_dir / MANIFEST, manifest))
         commit_files(pending, out_dir)
-    except duckdb.Error as e:  # raised while streaming a list's rows
-        abandon_files(pending, out_dir, created)
-        raise engine_error("notification lists", e) from None
-    except OSError as e:
-        abandon_files(pending, out_dir, created)
-        raise OutputError(f"output folder {out_dir}", e.strerror or type(e).__name__) from None
-    except BaseException:
-        abandon_files(pending, out_dir, created)
-        raise
 
     recipients_missing = no_email.get(RECIPIENTS.file_name, set())
     owners_missing = no_email.get(OWNERS.file_name, set())
     return NotifyResult(
         out_dir=out_dir,
         created_dir=created,
-        files=tuple(
-            OutputFile(p.final.name, p.final, p.rows, p.sha256, p.size_bytes) for p in pending
-        ),
+        files=tuple(p.written() for p in pending),
         rows=rows,
         unreachable_recipients=len(recipients_missing),
         unreachable_owners=len(owners_missing),

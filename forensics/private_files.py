@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import duckdb
+
 from forensics.errors import OutputError
+from forensics.store import engine_error
 
 MANIFEST = "manifest.json"  # renamed last: a folder without it is an incomplete set
 
@@ -34,6 +37,22 @@ class PendingFile:
     def discard(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.tmp.unlink()
+
+    def written(self) -> OutputFile:
+        """What the file is once renamed onto its final name."""
+        return OutputFile(self.final.name, self.final, self.rows, self.sha256, self.size_bytes)
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """A file written and renamed into place (rows is None where a file has no rows: a
+    manifest, a report)."""
+
+    name: str
+    path: Path
+    rows: int | None
+    sha256: str
+    size_bytes: int
 
 
 class HashingWriter:
@@ -158,3 +177,22 @@ def abandon_files(pending: Sequence[PendingFile], out_dir: Path, created: bool) 
     if created:
         with contextlib.suppress(OSError):
             out_dir.rmdir()  # only if still empty: never removes anything else
+
+
+@contextlib.contextmanager
+def writing_files(out_dir: Path, created: bool, what: str) -> Iterator[list[PendingFile]]:
+    """The list an output set's pending files join as they are written; on any error or
+    interrupt they are removed (with the folder, if `created` and still empty) and the error
+    raised: an engine error as StoreError naming `what`, an OS error as OutputError."""
+    pending: list[PendingFile] = []
+    try:
+        yield pending
+    except duckdb.Error as e:  # raised while streaming a query's rows
+        abandon_files(pending, out_dir, created)
+        raise engine_error(what, e) from None
+    except OSError as e:
+        abandon_files(pending, out_dir, created)
+        raise OutputError(f"output folder {out_dir}", e.strerror or type(e).__name__) from None
+    except BaseException:
+        abandon_files(pending, out_dir, created)
+        raise
