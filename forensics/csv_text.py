@@ -49,8 +49,16 @@ _FORMULA_RE = r"^([=+\-@\t\r])"  # FORMULA_TRIGGERS, as an RE2 pattern anchored 
 _QUOTE_RE = r'[,"\r\n]'
 
 
-def _large(text: str) -> pa.Scalar:
+def large_text(text: str) -> pa.Scalar:
+    """A large_string scalar (the type every rendered column has)."""
     return pa.scalar(text, pa.large_string())
+
+
+def neutralize_column(column: pa.Array) -> pa.Array:
+    """neutralize_formula applied to every cell of a large_string column."""
+    return pc.replace_substring_regex(
+        column, pattern=_FORMULA_RE, replacement=FORMULA_PREFIX + r"\1"
+    )
 
 
 def _check_type(name: str, dtype: pa.DataType) -> None:
@@ -80,14 +88,12 @@ def render_column(column: pa.Array, *, sanitize: bool) -> pa.Array:
     else:
         text = column.cast(pa.large_string())
         if sanitize:
-            text = pc.replace_substring_regex(
-                text, pattern=_FORMULA_RE, replacement=FORMULA_PREFIX + r"\1"
-            )
+            text = neutralize_column(text)
         quoted = pc.binary_join_element_wise(
-            _large('"'),
+            large_text('"'),
             pc.replace_substring(text, pattern='"', replacement='""'),
-            _large('"'),
-            _large(""),
+            large_text('"'),
+            large_text(""),
         )
         text = pc.if_else(pc.match_substring_regex(text, _QUOTE_RE), quoted, text)
     return pc.fill_null(text.cast(pa.large_string()), "")
@@ -98,11 +104,11 @@ def render_batch(batch: pa.RecordBatch, *, sanitize: bool) -> bytes:
     if batch.num_rows == 0:
         return b""
     fields = [render_column(batch.column(i), sanitize=sanitize) for i in range(batch.num_columns)]
-    lines = pc.binary_join_element_wise(*fields, _large(","))
-    lines = pc.binary_join_element_wise(lines, _large(NEWLINE), _large(""))
+    lines = pc.binary_join_element_wise(*fields, large_text(","))
+    lines = pc.binary_join_element_wise(lines, large_text(NEWLINE), large_text(""))
     whole = pc.binary_join(
         pa.LargeListArray.from_arrays(pa.array([0, len(lines)], pa.int64()), lines),
-        _large(""),
+        large_text(""),
     )[0]
     return bytes(whole.as_buffer())
 

@@ -16,16 +16,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from forensics.csv_text import large_text, neutralize_column, render_column
 from forensics.errors import InputError
-from forensics.export import (
-    EXPOSURES,
-    FORMULA_PREFIX,
-    FORMULA_TRIGGERS,
-    OWNERS,
-    RECIPIENTS,
-    ListSpec,
-    render_column,
-)
+from forensics.export import EXPOSURES, OWNERS, RECIPIENTS, ListSpec
 from forensics.pseudonym import Pseudonymizer
 from forensics.wave_chain import Wave
 
@@ -34,24 +27,8 @@ SEVERITY_RANK: Mapping[str, int] = {"thumbnail": 1, "tapped": 2, "video": 3}
 CHANGE_COLUMN = "change"
 NEW, ESCALATED = "new", "escalated"
 PEOPLE = (RECIPIENTS, OWNERS)
-
-
-# Formula prefixing as export.neutralize_formula does it, over a whole column (RE2 pattern;
-# a test holds the two equal).
-_FORMULA_RE = "^([" + "".join("\\" + c if c in "-" else c for c in FORMULA_TRIGGERS) + "])"
 # Joins the parts of a delivery's identity; "\\" and this separator are escaped inside ids.
 _SEP = "\x1f"
-
-
-def _large(text: str) -> pa.Scalar:
-    return pa.scalar(text, pa.large_string())
-
-
-def neutralize_column(column: pa.Array) -> pa.Array:
-    """export.neutralize_formula applied to every cell of a text column."""
-    return pc.replace_substring_regex(
-        column, pattern=_FORMULA_RE, replacement=FORMULA_PREFIX + r"\1"
-    )
 
 
 def delivery_keys(
@@ -69,17 +46,17 @@ def delivery_keys(
         ids = pc.replace_substring(ids, pattern="\\", replacement="\\\\")
         return pc.replace_substring(ids, pattern=_SEP, replacement="\\x1f")
 
-    request_id = pc.fill_null(request_id, _large(""))
+    request_id = pc.fill_null(request_id, large_text(""))
     by_record = pc.binary_join_element_wise(
-        _large("t"),
+        large_text("t"),
         delivered_at,
         escaped(recipient),
         escaped(device),
         escaped(event),
-        _large(_SEP),
+        large_text(_SEP),
     )
-    by_request = pc.binary_join_element_wise(_large("r"), request_id, _large(_SEP))
-    return pc.if_else(pc.equal(request_id, _large("")), by_record, by_request)
+    by_request = pc.binary_join_element_wise(large_text("r"), request_id, large_text(_SEP))
+    return pc.if_else(pc.equal(request_id, large_text("")), by_record, by_request)
 
 
 @dataclass
@@ -207,8 +184,8 @@ class Delta:
         is_new = pc.equal(before, 0)
         change = pc.if_else(
             is_new,
-            _large(NEW),
-            pc.if_else(pc.greater(now, before), _large(ESCALATED), _NO_CHANGE),
+            large_text(NEW),
+            pc.if_else(pc.greater(now, before), large_text(ESCALATED), _NO_CHANGE),
         )
         keep = pc.is_valid(change)
         counts[NEW] += pc.sum(pc.and_(keep, is_new)).as_py() or 0

@@ -18,6 +18,7 @@ from typing import Any
 
 import duckdb
 
+from forensics.csv_text import neutralize_column
 from forensics.errors import UsageError
 from forensics.export import NotifyResult, write_notifications
 from forensics.pseudonym import (
@@ -30,13 +31,7 @@ from forensics.pseudonym import (
     load_key,
 )
 from forensics.wave_chain import ChainCheck, Wave, read_chain, read_wave, verify_notices, walk_chain
-from forensics.wave_delta import (
-    SEVERITY_RANK,
-    delivery_keys,
-    neutralize_column,
-    read_delta,
-    severity_ranks,
-)
+from forensics.wave_delta import SEVERITY_RANK, delivery_keys, read_delta, severity_ranks
 from forensics.window import Window
 
 __all__ = [
