@@ -296,7 +296,7 @@ def write_notifications(
     """Write recipients.csv, owners.csv, exposures.csv and manifest.json for `window` (SPEC §6).
 
     `list_rows`, when given, turns each list's computed rows into the rows written (columns
-    and reader), e.g. a wave's delta or pseudonyms (forensics/waves.py); `manifest_extra` is
+    and reader), e.g. a wave's delta or pseudonyms (forensics/wave_delta.py); `manifest_extra` is
     called after the lists are written and its keys are added to the manifest.
 
     The folder is checked first: a refusal changes nothing. Files are written to temp files,
