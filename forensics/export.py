@@ -1,48 +1,93 @@
 """Notification lists and their manifest (SPEC §6): the bytes written here are a contract.
 
-CSV: UTF-8 (a BOM only when asked, for Excel), RFC 4180 quoting with CRLF line ends, a header
-row always, times as UTC ISO 8601 with `Z` keeping their fraction of a second, and text cells
-that begin with = + - @ tab or CR prefixed with `'` unless sanitising is off. Every file goes
-to a temp file in the output folder, is fsynced, then renamed: files 0600, a new folder 0700.
+CSV (csv_text.py): UTF-8 (a BOM only when asked, for Excel), RFC 4180 quoting with CRLF line
+ends, a header row always, times as UTC ISO 8601 with `Z` keeping their fraction of a second,
+and text cells that begin with = + - @ tab or CR prefixed with `'` unless sanitising is off.
+Every file goes to a temp file in the output folder, is fsynced, then renamed (private_files.py):
+files 0600, a new folder 0700.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
-import os
-import stat
-import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from forensics import __version__
+from forensics import __version__, private_files
+from forensics.csv_text import (
+    BOM,
+    FORMULA_PREFIX,
+    FORMULA_TRIGGERS,
+    NEWLINE,
+    encode_row,
+    neutralize_formula,
+    quote_field,
+    render_batch,
+    render_column,
+    write_csv_pending,
+)
 from forensics.engines.base import Engine
-from forensics.errors import OutputError, StoreError
+from forensics.errors import StoreError
 from forensics.exposure import compute_figures, prepare_window
+from forensics.private_files import (
+    MANIFEST,
+    OutputFile,
+    PendingFile,
+    abandon_files,
+    commit_files,
+    folder_warnings,
+    write_bytes_pending,
+    writing_files,
+)
 from forensics.queries import get_query
 from forensics.store import engine_error
 from forensics.window import Window, format_time
 
-TOOL_NAME = "forensics"
-BOM = b"\xef\xbb\xbf"
-# RFC 4180 ends records with CRLF; every CSV line, the header included, ends with it.
-NEWLINE = "\r\n"
-# SPEC §6: a text cell beginning with one of these is a formula to a spreadsheet.
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-FORMULA_PREFIX = "'"
-_MUST_QUOTE = frozenset(',"\r\n')
-_BATCH_ROWS = 65_536
+# The CSV rules (csv_text.py) and the private files (private_files.py) are re-exported: the
+# notification lists' writer is where callers have always found them.
+__all__ = [
+    "BOM",
+    "EXPOSURES",
+    "FORMULA_PREFIX",
+    "FORMULA_TRIGGERS",
+    "LISTS",
+    "MANIFEST",
+    "NEWLINE",
+    "OUTPUT_NAMES",
+    "OWNERS",
+    "RECIPIENTS",
+    "TOOL_NAME",
+    "ListRows",
+    "ListSpec",
+    "NotifyResult",
+    "OutputFile",
+    "PendingFile",
+    "abandon_files",
+    "build_manifest",
+    "commit_files",
+    "encode_row",
+    "format_time",
+    "neutralize_formula",
+    "prepare_out_dir",
+    "quote_field",
+    "read_input_files",
+    "render_batch",
+    "render_column",
+    "sanitize_mode",
+    "write_bytes_pending",
+    "write_csv_pending",
+    "write_notifications",
+]
 
-MANIFEST = "manifest.json"
+TOOL_NAME = "forensics"
+_BATCH_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -109,207 +154,6 @@ ListRows = Callable[[ListSpec, pa.RecordBatchReader], tuple[Sequence[str], pa.Re
 OUTPUT_NAMES = tuple(s.file_name for s in LISTS) + (MANIFEST,)
 
 
-# --- cells -------------------------------------------------------------------------------
-
-
-def neutralize_formula(text: str) -> str:
-    """Prefix `'` to a text cell a spreadsheet would read as a formula (SPEC §6)."""
-    return FORMULA_PREFIX + text if text.startswith(FORMULA_TRIGGERS) else text
-
-
-def quote_field(text: str) -> str:
-    """RFC 4180: quote a field holding a comma, quote or line break; double inner quotes."""
-    if _MUST_QUOTE.isdisjoint(text):
-        return text
-    return '"' + text.replace('"', '""') + '"'
-
-
-def encode_row(cells: Sequence[str]) -> bytes:
-    """One CSV record, already-rendered cells, as UTF-8 bytes ending in CRLF."""
-    return (",".join(quote_field(c) for c in cells) + NEWLINE).encode("utf-8")
-
-
-# The CSV of a whole batch is rendered by Arrow compute kernels, column by column: the same
-# rules as the per-cell functions above (the reference; a property test holds them equal),
-# at a speed that suits lists of millions of rows.
-_FORMULA_RE = r"^([=+\-@\t\r])"  # FORMULA_TRIGGERS, as an RE2 pattern anchored at the start
-_QUOTE_RE = r'[,"\r\n]'
-
-
-def _large(text: str) -> pa.Scalar:
-    return pa.scalar(text, pa.large_string())
-
-
-def _check_type(name: str, dtype: pa.DataType) -> None:
-    """Text, integers and timestamps have CSV rules; any other type is an error."""
-    if not (
-        pa.types.is_string(dtype)
-        or pa.types.is_large_string(dtype)
-        or pa.types.is_integer(dtype)
-        or pa.types.is_timestamp(dtype)
-    ):
-        raise StoreError(f"column {name}", f"has type {dtype}, which no CSV rule covers")
-
-
-def render_column(column: pa.Array, *, sanitize: bool) -> pa.Array:
-    """One column as CSV fields (large_string, no nulls): text sanitised then quoted, integers
-    in decimal, timestamps as UTC ISO 8601 with `Z`; a null is an empty field."""
-    dtype = column.type
-    if pa.types.is_timestamp(dtype):
-        text = pc.strftime(
-            column.cast(pa.timestamp("us", tz="UTC")), format="%Y-%m-%dT%H:%M:%S", locale="C"
-        )  # %S on microseconds gives SS.ffffff: drop trailing zeros, then a bare "."
-        text = pc.replace_substring_regex(text, pattern=r"(\.[0-9]*[1-9])0+$", replacement=r"\1")
-        text = pc.replace_substring_regex(text, pattern=r"\.0+$", replacement="")
-        text = pc.binary_join_element_wise(text, "Z", "")
-    elif pa.types.is_integer(dtype):
-        text = column.cast(pa.string())
-    else:
-        text = column.cast(pa.large_string())
-        if sanitize:
-            text = pc.replace_substring_regex(
-                text, pattern=_FORMULA_RE, replacement=FORMULA_PREFIX + r"\1"
-            )
-        quoted = pc.binary_join_element_wise(
-            _large('"'),
-            pc.replace_substring(text, pattern='"', replacement='""'),
-            _large('"'),
-            _large(""),
-        )
-        text = pc.if_else(pc.match_substring_regex(text, _QUOTE_RE), quoted, text)
-    return pc.fill_null(text.cast(pa.large_string()), "")
-
-
-def render_batch(batch: pa.RecordBatch, *, sanitize: bool) -> bytes:
-    """The CSV records of a batch as UTF-8 bytes, each ending in CRLF."""
-    if batch.num_rows == 0:
-        return b""
-    fields = [render_column(batch.column(i), sanitize=sanitize) for i in range(batch.num_columns)]
-    lines = pc.binary_join_element_wise(*fields, _large(","))
-    lines = pc.binary_join_element_wise(lines, _large(NEWLINE), _large(""))
-    whole = pc.binary_join(
-        pa.LargeListArray.from_arrays(pa.array([0, len(lines)], pa.int64()), lines),
-        _large(""),
-    )[0]
-    return bytes(whole.as_buffer())
-
-
-# --- atomic private files ----------------------------------------------------------------
-
-
-@dataclass
-class PendingFile:
-    """A fully written, fsynced temp file waiting to be renamed onto its final name."""
-
-    tmp: Path
-    final: Path
-    rows: int | None
-    sha256: str
-    size_bytes: int
-
-    def discard(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.tmp.unlink()
-
-
-class _HashingWriter:
-    """Writes bytes to a file and hashes exactly the bytes written."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw = raw
-        self.hash = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> None:
-        self.raw.write(data)
-        self.hash.update(data)
-        self.size += len(data)
-
-
-@contextlib.contextmanager
-def _private_temp(final: Path) -> Iterator[tuple[_HashingWriter, Path]]:
-    """A 0600 temp file beside `final`; flushed and fsynced on success, removed on any error."""
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    tmp = Path(name)
-    try:
-        os.fchmod(fd, 0o600)  # mkstemp already makes it 0600; say so whatever the platform
-        with os.fdopen(fd, "wb", buffering=1 << 20) as raw:
-            writer = _HashingWriter(raw)
-            yield writer, tmp
-            raw.flush()
-            os.fsync(raw.fileno())
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-
-
-def write_bytes_pending(final: Path, data: bytes, rows: int | None = None) -> PendingFile:
-    """Write `data` to a private temp file beside `final` (not yet renamed)."""
-    with _private_temp(final) as (w, tmp):
-        w.write(data)
-    return PendingFile(tmp, final, rows, w.hash.hexdigest(), w.size)
-
-
-def write_csv_pending(
-    final: Path,
-    columns: Sequence[str],
-    reader: pa.RecordBatchReader,
-    *,
-    sanitize: bool,
-    excel: bool,
-    inspect: Callable[[pa.RecordBatch], None] | None = None,
-) -> PendingFile:
-    """Write a CSV (header + the rows of `reader`) to a private temp file beside `final`.
-
-    The reader's columns must be exactly `columns`, in order: a header is never guessed, and
-    a column no rule covers is an error, even when there are no rows.
-    `inspect` sees each raw batch before it is rendered (e.g. to count missing emails).
-    """
-    schema = reader.schema
-    if list(schema.names) != list(columns):
-        raise StoreError(
-            f"list {final.name}", f"query gave columns {schema.names}, expected {list(columns)}"
-        )
-    for f in schema:
-        _check_type(f.name, f.type)
-    rows = 0
-    with _private_temp(final) as (w, tmp):
-        if excel:
-            w.write(BOM)
-        w.write(encode_row(columns))
-        for batch in reader:
-            if inspect is not None:
-                inspect(batch)
-            w.write(render_batch(batch, sanitize=sanitize))
-            rows += batch.num_rows
-    return PendingFile(tmp, final, rows, w.hash.hexdigest(), w.size)
-
-
-def commit_files(pending: Sequence[PendingFile], directory: Path) -> None:
-    """Rename every temp file onto its final name, the manifest last, then fsync the folder.
-
-    An old manifest is removed first: a folder whose manifest is missing, or whose hashes do
-    not match, is an incomplete set (an interrupt between two renames).
-    """
-    manifest = [p for p in pending if p.final.name == MANIFEST]
-    others = [p for p in pending if p.final.name != MANIFEST]
-    if manifest:
-        with contextlib.suppress(FileNotFoundError):
-            manifest[0].final.unlink()
-    for p in others + manifest:
-        os.replace(p.tmp, p.final)
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def prepare_out_dir(
     out_dir: Path,
     *,
@@ -317,50 +161,11 @@ def prepare_out_dir(
     names: Sequence[str] = OUTPUT_NAMES,
     replaces: str = "the notification files",
 ) -> bool:
-    """Check or create the output folder before anything is computed; True if created here.
-
-    An existing non-empty folder is refused without `force`, with nothing changed. A new
-    folder is made 0700 whatever the umask (missing parents are made as `mkdir -p` would).
-    `names` are the files the caller will write; `replaces` names them in the hint.
-    """
-    what = f"output folder {out_dir}"
-    try:
-        if out_dir.exists():
-            if not out_dir.is_dir():
-                raise OutputError(what, "exists and is not a folder")
-            if not force and any(out_dir.iterdir()):
-                raise OutputError(
-                    what,
-                    "exists and is not empty",
-                    f"Pass --force to replace {replaces} in it, or choose a new folder",
-                )
-            for name in names:
-                target = out_dir / name
-                if target.is_dir() and not target.is_symlink():
-                    raise OutputError(f"{target}", "is a folder; cannot replace it with a file")
-            if not os.access(out_dir, os.W_OK | os.X_OK):
-                raise OutputError(what, "is not writable")
-            return False
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        out_dir.mkdir(mode=0o700)
-        os.chmod(out_dir, 0o700)  # mkdir's mode is filtered by the umask; chmod is not
-        return True
-    except OSError as e:
-        raise OutputError(what, e.strerror or type(e).__name__) from None
+    """private_files.prepare_out_dir, for the notification files unless told otherwise."""
+    return private_files.prepare_out_dir(out_dir, force=force, names=names, replaces=replaces)
 
 
 # --- the notification lists ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OutputFile:
-    """A file written by `write_notifications` (rows is None for the manifest)."""
-
-    name: str
-    path: Path
-    rows: int | None
-    sha256: str
-    size_bytes: int
 
 
 @dataclass(frozen=True)
@@ -491,7 +296,7 @@ def write_notifications(
     """Write recipients.csv, owners.csv, exposures.csv and manifest.json for `window` (SPEC §6).
 
     `list_rows`, when given, turns each list's computed rows into the rows written (columns
-    and reader), e.g. a wave's delta or pseudonyms (forensics/waves.py); `manifest_extra` is
+    and reader), e.g. a wave's delta or pseudonyms (forensics/wave_delta.py); `manifest_extra` is
     called after the lists are written and its keys are added to the manifest.
 
     The folder is checked first: a refusal changes nothing. Files are written to temp files,
@@ -499,8 +304,7 @@ def write_notifications(
     created) are removed and the error is raised. Raises OutputError, StoreError.
     """
     created = prepare_out_dir(out_dir, force=force)
-    pending: list[PendingFile] = []
-    try:
+    with writing_files(out_dir, created, "notification lists") as pending:
         # One source of truth: the lists read the same cross-account temp tables as the
         # figures (queries/cross_account_*.sql), prepared once for this window.
         prepare_window(con, window)
@@ -524,29 +328,18 @@ def write_notifications(
         )
         pending.append(write_bytes_pending(out_dir / MANIFEST, manifest))
         commit_files(pending, out_dir)
-    except duckdb.Error as e:  # raised while streaming a list's rows
-        abandon_files(pending, out_dir, created)
-        raise engine_error("notification lists", e) from None
-    except OSError as e:
-        abandon_files(pending, out_dir, created)
-        raise OutputError(f"output folder {out_dir}", e.strerror or type(e).__name__) from None
-    except BaseException:
-        abandon_files(pending, out_dir, created)
-        raise
 
     recipients_missing = no_email.get(RECIPIENTS.file_name, set())
     owners_missing = no_email.get(OWNERS.file_name, set())
     return NotifyResult(
         out_dir=out_dir,
         created_dir=created,
-        files=tuple(
-            OutputFile(p.final.name, p.final, p.rows, p.sha256, p.size_bytes) for p in pending
-        ),
+        files=tuple(p.written() for p in pending),
         rows=rows,
         unreachable_recipients=len(recipients_missing),
         unreachable_owners=len(owners_missing),
         unreachable_users=len(recipients_missing | owners_missing),
-        warnings=tuple(_folder_warnings(out_dir, created)),
+        warnings=tuple(folder_warnings(out_dir, created)),
     )
 
 
@@ -586,25 +379,3 @@ def _write_lists(
         pending.append(p)
         rows[spec.file_name] = p.rows or 0
     return rows
-
-
-def _folder_warnings(out_dir: Path, created: bool) -> list[str]:
-    """A warning when a folder this call did not create is open to other users."""
-    warnings: list[str] = []
-    if not created:
-        with contextlib.suppress(OSError):
-            if stat.S_IMODE(out_dir.stat().st_mode) & 0o077:
-                warnings.append(
-                    f"output folder {out_dir} is accessible to other users "
-                    "(the files in it are 0600)"
-                )
-    return warnings
-
-
-def abandon_files(pending: Sequence[PendingFile], out_dir: Path, created: bool) -> None:
-    """Undo an unfinished export: remove temp files, and the folder if this run made it."""
-    for p in pending:
-        p.discard()
-    if created:
-        with contextlib.suppress(OSError):
-            out_dir.rmdir()  # only if still empty: never removes anything else

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from forensics import export
+from forensics import csv_text, export
 from forensics.errors import OutputError
 from forensics.export import NotifyResult, write_notifications
 from forensics.exposure import compute_figures, prepare_window
@@ -343,7 +343,7 @@ def test_failure_while_writing_leaves_no_file_and_no_new_folder(
             raise KeyboardInterrupt
         return real(batch, sanitize=sanitize)
 
-    monkeypatch.setattr(export, "render_batch", interrupted)
+    monkeypatch.setattr(csv_text, "render_batch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         notify(store, tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -1,9 +1,9 @@
 """Write report.html and report.md for a window: atomically, private, folder rules as notify's.
 
 The folder is checked before anything is read (a non-empty one needs `force`); both files
-are rendered in memory, written to 0600 temp files beside their final names by export.py's
-writer, fsynced, then renamed together. On any error the temp files (and a folder this call
-created) are removed. Nothing here prints or exits.
+are rendered in memory, written to 0600 temp files beside their final names, fsynced, then
+renamed together (private_files.py, as notify's lists are). On any error the temp files (and
+a folder this call created) are removed. Nothing here prints or exits.
 """
 
 from __future__ import annotations
@@ -15,18 +15,17 @@ from pathlib import Path
 import duckdb
 
 from forensics.engines.base import EngineOptions, open_case
-from forensics.errors import OutputError
-from forensics.export import (
-    PendingFile,
-    abandon_files,
+from forensics.private_files import (
+    OutputFile,
     commit_files,
     prepare_out_dir,
     write_bytes_pending,
+    writing_files,
 )
 from forensics.report.figures import ReportData, check_by_fields, collect_report
 from forensics.report.render import render_html, render_markdown
 from forensics.status import WindowCoverage, window_coverage
-from forensics.store import StoreOptions, engine_error
+from forensics.store import StoreOptions
 from forensics.window import Window
 
 REPORT_HTML = "report.html"
@@ -35,20 +34,12 @@ REPORT_NAMES = (REPORT_HTML, REPORT_MD)
 
 
 @dataclass(frozen=True)
-class ReportFile:
-    name: str
-    path: Path
-    sha256: str
-    size_bytes: int
-
-
-@dataclass(frozen=True)
 class ReportResult:
     """What `write_report` wrote, and the counts a terminal summary may show."""
 
     out_dir: Path
     created_dir: bool
-    files: tuple[ReportFile, ...]
+    files: tuple[OutputFile, ...]  # rows is None: a report has no rows
     data: ReportData
 
 
@@ -71,8 +62,7 @@ def write_report(
     created = prepare_out_dir(
         out_dir, force=force, names=REPORT_NAMES, replaces="report.html and report.md"
     )
-    pending: list[PendingFile] = []
-    try:
+    with writing_files(out_dir, created, "report") as pending:
         data = collect_report(con, window, by, store_path, generated_at)
         if lake is not None:
             data.lake, data.engine = str(lake.lake), lake.engine
@@ -81,19 +71,10 @@ def write_report(
         pending.append(write_bytes_pending(out_dir / REPORT_HTML, html))
         pending.append(write_bytes_pending(out_dir / REPORT_MD, markdown))
         commit_files(pending, out_dir)
-    except duckdb.Error as e:
-        abandon_files(pending, out_dir, created)
-        raise engine_error("report", e) from None
-    except OSError as e:
-        abandon_files(pending, out_dir, created)
-        raise OutputError(f"output folder {out_dir}", e.strerror or type(e).__name__) from None
-    except BaseException:
-        abandon_files(pending, out_dir, created)
-        raise
     return ReportResult(
         out_dir=out_dir,
         created_dir=created,
-        files=tuple(ReportFile(p.final.name, p.final, p.sha256, p.size_bytes) for p in pending),
+        files=tuple(p.written() for p in pending),
         data=data,
     )
 
