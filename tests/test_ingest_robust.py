@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
 import forensics.ingest as ingest_package
 from forensics.cli import app
 from forensics.ingest import IngestHooks, pipeline
-from tests.helpers.ingest import event, rows, run, write_ndjson
+from tests.helpers.ingest import event, rows, run, write_ndjson, write_parquet
 
 PERSONAL = "alice@example.com"  # personal data that must never reach an error message
 
@@ -119,3 +121,60 @@ def test_a_missing_path_beside_a_real_one_still_stores_the_real_one(tmp_path: Pa
     report = run(db, tmp_path / "nope.jsonl", logs / "a.jsonl")
     assert [f.status for f in report.files] == ["failed", "loaded"]
     assert db.exists()
+
+
+# Regular by stat, but reading it from offset 0 is an I/O error (EIO), for root too: a real
+# OSError from the system, where a test cannot make a permission error as root.
+UNREADABLE = Path("/proc/self/mem")
+
+
+def _unreadable_is_available() -> bool:
+    try:
+        with open(UNREADABLE, "rb") as f:
+            f.read(1)
+    except OSError:
+        return True
+    return False
+
+
+def _good_file(path: Path) -> None:
+    """A readable file of path's format holding three events."""
+    events = [event(request_id=f"x{i}") for i in range(3)]
+    if path.suffix == ".parquet":
+        write_parquet(path, pa.Table.from_pylist(events))
+    elif path.name.endswith(".gz"):
+        path.write_bytes(gzip.compress(json.dumps(events).encode()))
+    else:
+        path.write_text(json.dumps(events))
+
+
+@pytest.mark.skipif(not _unreadable_is_available(), reason="needs Linux's /proc/self/mem")
+@pytest.mark.parametrize("name", ["x.parquet", "x.json", "x.json.gz"])
+@pytest.mark.parametrize("readable", [False, True], ids=["io-error", "readable"])
+def test_a_file_the_system_cannot_read_fails_alone_with_its_reason(
+    tmp_path: Path, name: str, readable: bool
+) -> None:
+    logs = _three(tmp_path)
+    if readable:
+        _good_file(logs / name)
+    else:
+        (logs / name).symlink_to(UNREADABLE)
+    db = tmp_path / "s.duckdb"
+    r = CliRunner().invoke(app, ["--db", str(db), "ingest", str(logs), "--json"])
+    files = {Path(f["path"]).name: f for f in json.loads(r.stdout)["files"]}
+    assert [files[n]["status"] for n in ("a.jsonl", "b.jsonl", "c.jsonl")] == ["loaded"] * 3
+    if readable:
+        assert r.exit_code == 0
+        assert (files[name]["status"], files[name]["rows_loaded"]) == ("loaded", 3)
+        assert rows(db, "select count(*) from sources") == [(4,)]
+        return
+    assert r.exit_code == 1
+    assert files[name]["status"] == "failed"
+    assert files[name]["error"] == "file: cannot be read (Input/output error)"
+    assert rows(db, "select count(*), count(distinct source_id) from events") == [(9, 3)]
+    # For a person: the file's one-line error on stderr, among the summary.
+    r = CliRunner().invoke(app, ["--db", str(tmp_path / "t.duckdb"), "ingest", str(logs)])
+    assert r.exit_code == 1 and r.stdout == ""
+    assert [line for line in r.stderr.splitlines() if "error" in line] == [
+        f"forensics: error: {logs / name}: file: cannot be read (Input/output error)"
+    ]
