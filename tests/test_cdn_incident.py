@@ -121,9 +121,7 @@ def test_cdn_logs_an_audit_trail_and_csv_exports_give_the_canonical_exposure(
 
     canonical, store = tmp_path / "b.duckdb", tmp_path / "c.duckdb"
     rb = run(canonical, tmp_path / "canonical")
-    rc = run(
-        store, delivered / "cdn", delivered / "exports", mapping=load_mapping(CLOUDFRONT_MAP)
-    )
+    rc = run(store, delivered / "cdn", delivered / "exports", mapping=load_mapping(CLOUDFRONT_MAP))
     ra = run(store, delivered / "audit", mapping=load_mapping(MAPS / "cloudtrail.toml"))
     assert [f.format for f in ra.files] == ["json+gzip"]
     for report in (rb, rc, ra):

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 import forensics.ingest as ingest_package
 from forensics.cli import app
-from forensics.ingest import IngestHooks, pipeline
+from forensics.ingest import IngestHooks, IngestTuning, pipeline
+from forensics.mapping import load_mapping
 from tests.helpers.ingest import event, rows, run, write_ndjson, write_parquet
 
 PERSONAL = "alice@example.com"  # personal data that must never reach an error message
@@ -178,3 +179,46 @@ def test_a_file_the_system_cannot_read_fails_alone_with_its_reason(
     assert [line for line in r.stderr.splitlines() if "error" in line] == [
         f"forensics: error: {logs / name}: file: cannot be read (Input/output error)"
     ]
+
+
+def _fails_after_many_batches(logs: Path, how: str) -> str:
+    """A file that fails only at its end, after several batches were staged."""
+    if how == "unclosed array":
+        elements = [json.dumps(event(request_id=f"bad{i}")) for i in range(400)]
+        (logs / "a.json").write_text("[\n" + ",\n".join(elements) + "\n")
+        return "a.json"
+    # Lines that are no JSON object: their kind is unknown, so they are held aside until a
+    # record tells it; the gzip stream is cut short, found at its end.
+    data = gzip.compress("".join(f"not json {i}\n" for i in range(2000)).encode())
+    (logs / "a.ndjson.gz").write_bytes(data[: len(data) - 8])
+    return "a.ndjson.gz"
+
+
+@pytest.mark.parametrize("how", ["unclosed array", "truncated gzip of malformed lines"])
+@pytest.mark.parametrize("mapped", [False, True], ids=["plain", "mapped"])
+def test_a_file_failing_after_many_batches_leaves_nothing_for_the_next_ones(
+    tmp_path: Path, how: str, mapped: bool
+) -> None:
+    """A file is staged one batch per transaction: when it fails after several batches,
+    what they staged is dropped, and the files staged after it on the same connection
+    (every other file) hold only their own records."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    bad = _fails_after_many_batches(logs, how)
+    for name, n in (("b", 5), ("c", 7), ("d", 3)):
+        write_ndjson(logs / f"{name}.jsonl", [event(request_id=f"{name}{i}") for i in range(n)])
+    options: dict[str, Any] = {"tuning": IngestTuning(chunk_bytes=4096, min_split_rows=8)}
+    if mapped:
+        m = tmp_path / "map.toml"
+        m.write_text('[events]\naction = { sql = "lower(action)" }\n')
+        options["mapping"] = load_mapping(m)
+    db = tmp_path / "s.duckdb"
+    report = run(db, logs, **options)
+    by_name = {Path(f.path).name: f for f in report.files}
+    assert by_name[bad].status == "failed"
+    assert [
+        (by_name[n].status, by_name[n].rows_read, by_name[n].rows_loaded)
+        for n in ("b.jsonl", "c.jsonl", "d.jsonl")
+    ] == [("loaded", 5, 5), ("loaded", 7, 7), ("loaded", 3, 3)]
+    assert rows(db, "select count(*) from events") == [(15,)]
+    assert rows(db, "select count(*) from rejects") == [(0,)]
