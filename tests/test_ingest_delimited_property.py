@@ -1,5 +1,6 @@
-"""Property: random records written as CSV, TSV and W3C, ingested through a map, are stored
-and rejected exactly as the same records written as JSON lines (the canonical reading)."""
+"""Property: random records written as CSV, TSV, W3C, a wrapped JSON document
+(`{"Records": [...]}`) and a JSON array, ingested through a map, are stored and rejected
+exactly as the same records written as JSON lines (the canonical reading)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ device_id = "camera"
 event_id = "clip"
 request_id = "req"
 status = "code"
+records = "Records"
 [events.actions]
 thumbnail = "thumbnail_delivered"
 tap = "thumbnail_tapped"
@@ -57,7 +59,7 @@ ID_CHOICES = st.sampled_from(["u1", "u2", "d1", "e1", "r1", "0123", " ", 'ü,"x"
 def _ids(fmt: str) -> st.SearchStrategy[str]:
     free = (
         ANY_TEXT
-        if fmt == "csv"
+        if fmt in ("csv", "wrapped", "array")
         else ANY_TEXT.filter(lambda s: not any(c in s for c in "\t\n\r") and s != "-")
     )
     return st.one_of(ID_CHOICES, free)
@@ -84,7 +86,17 @@ def records(draw: st.DrawFn, fmt: str) -> list[list[str]]:
     return out
 
 
-def write_text(fmt: str, recs: list[list[str]]) -> bytes:
+def write_text(fmt: str, recs: list[list[str]], layout: dict[str, Any] | None = None) -> bytes:
+    """The records in format `fmt`; a JSON document is laid out by `layout` (json.dumps
+    options, and whether the wrapping object has another member besides Records)."""
+    if fmt in ("wrapped", "array"):
+        layout = dict(layout or {})
+        other = layout.pop("other_member", False)
+        objs = [_canonical(r) for r in recs]
+        doc: Any = objs
+        if fmt == "wrapped":
+            doc = {"Records": objs, "region": "eu-west-1"} if other else {"Records": objs}
+        return json.dumps(doc, **layout).encode()
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\r\n")
@@ -99,9 +111,23 @@ def write_text(fmt: str, recs: list[list[str]]) -> bytes:
 
 def write_canonical(recs: list[list[str]]) -> bytes:
     """The same records as JSON lines; an empty text value is a missing one (null)."""
-    return "".join(
-        json.dumps({k: (v or None) for k, v in zip(FIELDS, r, strict=True)}) + "\n" for r in recs
-    ).encode()
+    return "".join(json.dumps(_canonical(r)) + "\n" for r in recs).encode()
+
+
+def _canonical(rec: list[str]) -> dict[str, str | None]:
+    return {k: (v or None) for k, v in zip(FIELDS, rec, strict=True)}
+
+
+# How a JSON document is laid out: on one line or indented (records then span lines),
+# ASCII escapes or UTF-8, and a wrapping object with a second member or not.
+LAYOUTS = st.fixed_dictionaries(
+    {
+        "indent": st.sampled_from([None, 0, 2]),
+        "ensure_ascii": st.booleans(),
+        "separators": st.sampled_from([None, (",", ":"), (" , ", " : ")]),
+        "other_member": st.booleans(),
+    }
+)
 
 
 def stored(db: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[int]]:
@@ -116,19 +142,22 @@ def stored(db: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list
 
 
 @settings(
-    max_examples=30,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(data=st.data(), fmt=st.sampled_from(["csv", "tsv", "w3c"]))
-def test_delimited_records_equal_their_json_lines_reading(data: st.DataObject, fmt: str) -> None:
+@given(data=st.data(), fmt=st.sampled_from(["csv", "tsv", "w3c", "wrapped", "array"]))
+def test_records_in_any_format_equal_their_json_lines_reading(
+    data: st.DataObject, fmt: str
+) -> None:
     recs = data.draw(records(fmt))
+    layout = data.draw(LAYOUTS)
     mapping = load_mapping_text(MAP)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        ext = {"csv": "csv", "tsv": "tsv", "w3c": "log"}[fmt]
+        ext = {"csv": "csv", "tsv": "tsv", "w3c": "log", "wrapped": "json", "array": "json"}[fmt]
         text_file = tmp / f"e.{ext}"
-        text_file.write_bytes(write_text(fmt, recs))
+        text_file.write_bytes(write_text(fmt, recs, layout))
         json_file = tmp / "e.ndjson"
         json_file.write_bytes(write_canonical(recs))
         got_text = run(tmp / "t.duckdb", text_file, mapping=mapping, kind="events")

@@ -152,7 +152,12 @@ def read_into_stage(
             end: ReadEnd = done.value
             break
         try:
+            # A transaction per batch, not per file: DuckDB keeps the Arrow data a batch's
+            # view was registered from until the transaction that dropped the view ends, so
+            # one transaction over a file held all of its text (bench/README.md: memory).
+            stage.con.execute("begin transaction")
             stage.add(batch)
+            stage.con.execute("commit")
         except (pa.ArrowException, OSError) as e:
             if not isinstance(batch, TableBatch):
                 raise
@@ -184,9 +189,9 @@ def stage_file(
 ) -> Staged:
     """Read, check and normalise one file into `con`'s temp stage; nothing is stored yet.
 
-    Never raises for a bad file: its result carries the error. The stage is written in a
-    transaction of its own that touches only temp tables, so that another connection can
-    store the previous file meanwhile.
+    Never raises for a bad file: its result carries the error. The stage is written in
+    transactions of its own (one per batch) that touch only temp tables, so that another
+    connection can store the previous file meanwhile; a file that fails has them dropped.
     """
     result = FileResult(str(path))
     try:
@@ -208,13 +213,11 @@ def stage_file(
     stage = Stage(con, options)
     ctx = ReadContext(options.tuning, progress, options.hooks, records_members(options))
     try:
-        con.execute("begin transaction")
         result.sha256 = read_into_stage(stage, path, reader_for(fmt[0]), fmt[1], ctx, ahead)
         if options.hooks.after_stage is not None:
             options.hooks.after_stage(path)
         if stat_key(path) != before:
             raise InputError("file", "it changed while it was being read")
-        con.execute("commit")
     except (InputError, duckdb.Error) as e:
         fail(con, result, e)
         return Staged(result)

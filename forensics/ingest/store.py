@@ -299,8 +299,12 @@ def unexpected(stage: str, e: Exception) -> InputError:
 
 
 def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the file's open transaction and every temp table of its connection (a file is
+    staged in several transactions: what they committed goes too)."""
     with contextlib.suppress(duckdb.Error):
         con.execute("rollback")
-    for t in TEMP_TABLES:
-        with contextlib.suppress(duckdb.Error):
-            con.execute(f"drop table if exists temp.{ident(t)}")
+    with contextlib.suppress(duckdb.Error):
+        names = [r[0] for r in run(con, "temp_tables").fetchall()]
+        for t in names:
+            with contextlib.suppress(duckdb.Error):
+                con.execute(f"drop table if exists temp.{ident(t)}")

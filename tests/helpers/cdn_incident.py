@@ -196,6 +196,44 @@ def write_delivered(inc: dict[str, list[tuple[Any, ...]]], out: Path, files: int
     (out / "exports" / "accounts.csv").write_text(buf.getvalue(), encoding="utf-8", newline="")
 
 
+# The API calls an audit trail records rather than the CDN, and their CloudTrail names
+# (examples/maps/cloudtrail.toml maps them back).
+AUDITED = {"thumbnail_tapped": "OpenEvent"}
+
+
+def split_audited(
+    inc: dict[str, list[tuple[Any, ...]]],
+) -> tuple[dict[str, list[tuple[Any, ...]]], list[tuple[Any, ...]]]:
+    """The incident without the events an audit trail records, and those events."""
+    cdn = [e for e in inc["events"] if e[1] not in AUDITED]
+    audited = [e for e in inc["events"] if e[1] in AUDITED]
+    return dict(inc, events=cdn), audited
+
+
+def write_audit_trail(events: list[tuple[Any, ...]], path: Path) -> None:
+    """Events as a CloudTrail-style audit file, `{"Records": [...]}`, gzip; indented, so that
+    records span lines. A call whose HTTP status was not a success carries an errorCode."""
+    records = []
+    for ts, action, user, device, event, request_id, status in events:
+        rec: dict[str, Any] = {
+            "eventVersion": "1.09",
+            "userIdentity": {"type": "WebIdentityUser", "userName": user},
+            "eventTime": _iso(ts),
+            "eventSource": "camera.example.com",
+            "eventName": AUDITED[action],
+            "requestParameters": {"deviceId": device, "eventId": event},
+            "responseElements": None,
+        }
+        if request_id is not None:
+            rec["eventID"] = request_id
+        if status is not None and not 200 <= status <= 299:
+            rec["errorCode"] = "AccessDenied"
+        records.append(rec)
+    text = json.dumps({"Records": records}, indent=1, ensure_ascii=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(text.encode("utf-8")))
+
+
 if __name__ == "__main__":
     incident = read_incident(Path(sys.argv[1]))
     target = Path(sys.argv[2])

@@ -14,6 +14,7 @@ from forensics.errors import InputError, engine_message
 from forensics.ingest.readers.arrow_types import plan_columns
 from forensics.ingest.readers.base import Batch, ReadContext, ReadEnd, Reader, TableBatch
 from forensics.ingest.readers.source import sha256_file
+from forensics.ingest.readers.source import unreadable as unreadable_file
 
 NAME = "Parquet"
 
@@ -24,7 +25,10 @@ def unreadable(e: BaseException) -> InputError:
 
 
 def read(path: Path, compression: str | None, ctx: ReadContext) -> Generator[Batch, None, ReadEnd]:
-    sha = sha256_file(path, ctx.tuning.chunk_bytes)
+    try:
+        sha = sha256_file(path, ctx.tuning.chunk_bytes)
+    except OSError as e:
+        raise unreadable_file(e) from None
     try:
         pf = pq.ParquetFile(path, page_checksum_verification=True)
         plan = plan_columns(pf.schema_arrow)

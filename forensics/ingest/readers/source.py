@@ -56,7 +56,12 @@ class HashingReader(io.RawIOBase):
         return True
 
     def readinto(self, b: Any) -> int:
-        n = self._raw.readinto(b)
+        try:
+            n = self._raw.readinto(b)
+        except OSError as e:
+            # Raised as the file's own error, never taken for corrupt compressed data (the
+            # gzip reader above this one takes an OSError for that).
+            raise unreadable(e) from None
         if n:
             self.sha.update(memoryview(b)[:n])
             self.count += n
@@ -67,6 +72,11 @@ class HashingReader(io.RawIOBase):
     def drain(self) -> None:
         while self.read(self._chunk):
             pass
+
+
+def unreadable(e: OSError) -> InputError:
+    """A file the system could not read (an I/O error, a permission): the system's reason."""
+    return InputError("file", f"cannot be read ({e.strerror or type(e).__name__})")
 
 
 def stat_key(path: Path) -> tuple[int, int, int]:
@@ -192,7 +202,11 @@ def read_text(
     cannot be read completely or changed while it was read.
     """
     before = stat_key(path)
-    with open(path, "rb") as f:
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed below; only opening is guarded
+    except OSError as e:
+        raise unreadable(e) from None
+    with f:
         reader = HashingReader(f, ctx.progress, ctx.tuning.chunk_bytes)
         expected = (
             before[0] if compression is None else gzip_size(path) if compression == "gzip" else None
