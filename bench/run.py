@@ -380,14 +380,17 @@ def main() -> int:
 
     data = OUT / f"data-s{args.scale:g}"
     work = OUT / f"work-s{args.scale:g}"
-    if not (data / "incident.toml").is_file():
+    # `sample` writes incident.toml; a shared copy may carry the window as incident.json.
+    found = [data / n for n in ("incident.toml", "incident.json") if (data / n).is_file()]
+    if not found:
         print(f"generating sample at scale {args.scale:g} into {data} ...", file=sys.stderr)
         subprocess.run(
             [*FORENSICS, "sample", str(data), "--scale", str(args.scale), "--seed", str(args.seed)],
             check=True,
         )
     work.mkdir(parents=True, exist_ok=True)
-    incident = parse_window(f"@{data / 'incident.toml'}")  # as `--window @FILE` reads it
+    found = [data / n for n in ("incident.toml", "incident.json") if (data / n).is_file()]
+    incident = parse_window(f"@{found[0]}")  # as `--window @FILE` reads it
     window, w = incident.to_json(), str(incident)
     ev_dir = data / "events"
     pq = sorted(str(p) for p in ev_dir.glob("*.parquet"))
