@@ -267,9 +267,10 @@ def _stored_matches(con: duckdb.DuckDBPyConnection, with_id: int, without_id: in
     all stored ones; a key without request_id holds ts, so its duplicates lie within the
     file's time range, and the stored row groups outside it are skipped by their zone maps.
     """
-    con.execute("create or replace temp table maybe (rid bigint)")
     if with_id:
         run(con, "stored_key_matches")
+    else:
+        con.execute("create or replace temp table maybe (rid bigint)")
     if without_id:
         row = run(con, "file_tuple_span").fetchone()
         if row is None or row[0] is None:
