@@ -423,6 +423,12 @@ def main() -> int:
                     }
                 )
                 continue
+            print(
+                f"bench: {step}, {e.name}: {', '.join(f'{w:.2f}' for w in e.walls)} s, "
+                f"peak RSS {e.rss:.0f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
             rows.append(
                 {
                     "step": step,
@@ -484,6 +490,12 @@ def main() -> int:
             + [str(data / "grants"), str(data / "accounts")]
         )
     ]
+    print(
+        f"bench: store built from every file but {last.name}: {build[0][0]:.1f} s, "
+        f"peak RSS {build[0][1]:.0f} MB",
+        file=sys.stderr,
+        flush=True,
+    )
     one_db = work / "first.duckdb"
     fresh(one_db)()
     per_file = {}
@@ -500,6 +512,7 @@ def main() -> int:
             "rows_read": f["rows_read"],
             "peak_rss_mb": round(peak, 1),
         }
+        print(f"bench: {name} file: {per_file[name]}", file=sys.stderr, flush=True)
     fresh(one_db)()
     per_file["last"]["events_stored_before"] = stored_events(store) - per_file["last"]["rows_read"]
     evp, grp = work / "events.parquet", work / "grants.parquet"
