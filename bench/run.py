@@ -65,6 +65,22 @@ con.execute(
     " to '" + sys.argv[3] + "' (format parquet)")
 """
 
+# The random-order shape: the store's canonical events (the de-duplicated rows exposure
+# reads), shuffled into two Parquet files, as a partitioned warehouse exports them.
+SHUFFLE = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+con.execute("set TimeZone='UTC'")
+h = "hash(source_id, source_record, 'bench shuffle')"
+for part, out in enumerate(sys.argv[2:4]):
+    con.execute(
+        "copy (select ts, action::varchar as action, user_id::varchar as user_id,"
+        " device_id::varchar as device_id, event_id::varchar as event_id,"
+        " request_id::varchar as request_id, status from events"
+        " where " + h + " % 2 = " + str(part) + " order by " + h + ")"
+        " to '" + out + "' (format parquet)")
+"""
+
 POLARS = """
 import json, sys
 from datetime import datetime
@@ -249,24 +265,132 @@ def fresh(path: Path) -> Callable[[], None]:
     return setup
 
 
+def probe_file(ev_dir: Path) -> Path:
+    """The event file whose ingest is timed into an empty store and into the full one: the
+    last by name (the sample writes no duplicates of it elsewhere)."""
+    files = [p for p in sorted(ev_dir.iterdir()) if p.is_file() and "reexport" not in p.name]
+    return files[-1]
+
+
+def stored_events(store: Path) -> int:
+    """How many events the store holds (a separate process: the store is not kept open)."""
+    _, _, out = run_once(
+        [
+            PY,
+            "-c",
+            "import sys, duckdb; print(duckdb.connect(sys.argv[1], read_only=True)"
+            ".execute('select count(*) from events').fetchone()[0])",
+            str(store),
+        ]
+    )
+    return int(out)
+
+
+def shuffled_events(store: Path, folder: Path) -> list[Path]:
+    """The store's events in random time order as 2 Parquet files, made once per scale."""
+    files = [folder / "events-0.parquet", folder / "events-1.parquet"]
+    if all(f.is_file() for f in files):
+        return files
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = [f.with_suffix(".parquet.tmp") for f in files]
+    run_once([PY, "-c", SHUFFLE, str(store), *map(str, tmp)])
+    for t, f in zip(tmp, files, strict=True):
+        t.replace(f)
+    return files
+
+
+# Issue 21's targets, and "no ratio worse than today": the ratios of the latest 10M run
+# recorded in bench/README.md before this work (e5d8a80).
+TODAY = {"ingest parquet": 0.87, "ingest ndjson": 1.55, "exposure": 0.55}
+JOB_LIMIT_S = 240.0  # the whole job at 100M events, on 2 cores
+RSS_MARGIN_MB = 1024.0  # peak RSS may exceed --memory-limit by this much
+SAME_COST = 1.2  # the last file may take this much longer than the first
+
+
+def memory_mb(limit: str | None) -> float | None:
+    """--memory-limit (as DuckDB takes it: 4GB, 512MB, 2GiB) in MB, or None."""
+    if not limit:
+        return None
+    units = {
+        "kb": 1e-3,
+        "mb": 1.0,
+        "gb": 1e3,
+        "tb": 1e6,
+        "kib": 2**10 / 1e6,
+        "mib": 2**20 / 1e6,
+        "gib": 2**30 / 1e6,
+    }
+    text = limit.strip().lower()
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz ")
+    return float(number) * units.get(text[len(number) :].strip(), 1.0)
+
+
+def check_targets(
+    rows: list[dict[str, object]],
+    per_file: dict[str, dict[str, object]],
+    job: dict[str, object],
+    memory_limit: str | None,
+) -> list[dict[str, object]]:
+    """Each target with the measured value and whether it is met."""
+    ratio = {(x["step"], x["engine"]): x.get("ratio") for x in rows}
+    out: list[dict[str, object]] = []
+
+    def add(target: str, value: object, met: bool) -> None:
+        out.append({"target": target, "value": value, "met": met})
+
+    for step, limit in (
+        ("ingest random", 1.5),
+        ("exposure random", 0.6),
+        ("ingest ndjson", 1.3),
+        *TODAY.items(),
+    ):
+        r = ratio.get((step, "forensics"))
+        if r is not None:
+            add(f"{step} <= {limit}x", f"{r}x", float(r) <= limit)  # type: ignore[arg-type]
+    first, last = per_file["first"], per_file["last"]
+    grow = float(last["seconds"]) / float(first["seconds"])  # type: ignore[arg-type]
+    add(f"last file <= {SAME_COST}x first file", f"{grow:.2f}x", grow <= SAME_COST)
+    total = float(job["total_s"])  # type: ignore[arg-type]
+    add(f"whole job < {JOB_LIMIT_S:.0f} s", f"{total:.1f} s", total < JOB_LIMIT_S)
+    mb = memory_mb(memory_limit)
+    if mb is not None:
+        peak = float(job["peak_rss_mb"])  # type: ignore[arg-type]
+        add(
+            f"peak RSS <= --memory-limit + {RSS_MARGIN_MB:.0f} MB",
+            f"{peak:.0f} MB",
+            peak <= mb + RSS_MARGIN_MB,
+        )
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--memory-limit", default=None, help="passed to forensics")
+    ap.add_argument(
+        "--skip",
+        default="",
+        type=lambda v: {x.strip() for x in v.split(",") if x.strip()},
+        help="comma-separated: parquet, ndjson (ingest steps), random (the random-order "
+        "shape), polars (the exposure baselines)",
+    )
     args = ap.parse_args()
 
     data = OUT / f"data-s{args.scale:g}"
     work = OUT / f"work-s{args.scale:g}"
-    if not (data / "incident.toml").is_file():
+    # `sample` writes incident.toml; a shared copy may carry the window as incident.json.
+    found = [data / n for n in ("incident.toml", "incident.json") if (data / n).is_file()]
+    if not found:
         print(f"generating sample at scale {args.scale:g} into {data} ...", file=sys.stderr)
         subprocess.run(
             [*FORENSICS, "sample", str(data), "--scale", str(args.scale), "--seed", str(args.seed)],
             check=True,
         )
     work.mkdir(parents=True, exist_ok=True)
-    incident = parse_window(f"@{data / 'incident.toml'}")  # as `--window @FILE` reads it
+    found = [data / n for n in ("incident.toml", "incident.json") if (data / n).is_file()]
+    incident = parse_window(f"@{found[0]}")  # as `--window @FILE` reads it
     window, w = incident.to_json(), str(incident)
     ev_dir = data / "events"
     pq = sorted(str(p) for p in ev_dir.glob("*.parquet"))
@@ -299,6 +423,12 @@ def main() -> int:
                     }
                 )
                 continue
+            print(
+                f"bench: {step}, {e.name}: {', '.join(f'{w:.2f}' for w in e.walls)} s, "
+                f"peak RSS {e.rss:.0f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
             rows.append(
                 {
                     "step": step,
@@ -314,63 +444,97 @@ def main() -> int:
     repeat = args.repeat
     db = work / "ingest.duckdb"
     bare = work / "bare.duckdb"
-    # 1. Parquet ingest
-    record(
-        "ingest parquet",
-        "bare duckdb",
-        timed(
-            [
-                Engine("bare duckdb", [PY, "-c", BARE_PARQUET, str(bare), *pq], fresh(bare)),
-                Engine(
-                    "forensics", [*FORENSICS, "--db", str(db), *fopts, "ingest", *pq], fresh(db)
-                ),
-            ],
-            repeat,
-        ),
-        {},
-    )
-    # 2. NDJSON ingest
-    record(
-        "ingest ndjson",
-        "bare duckdb",
-        timed(
-            [
-                Engine("bare duckdb", [PY, "-c", BARE_JSON, str(bare), *nd], fresh(bare)),
-                Engine(
-                    "forensics", [*FORENSICS, "--db", str(db), *fopts, "ingest", *nd], fresh(db)
-                ),
-            ],
-            repeat,
-        ),
-        {"bare duckdb": "read_json ignore_errors, no dedup"},
-    )
-    # The full store (all events, grants, accounts) for exposure and notify: built once.
+    if "parquet" not in args.skip:
+        # 1. Parquet ingest
+        record(
+            "ingest parquet",
+            "bare duckdb",
+            timed(
+                [
+                    Engine("bare duckdb", [PY, "-c", BARE_PARQUET, str(bare), *pq], fresh(bare)),
+                    Engine(
+                        "forensics", [*FORENSICS, "--db", str(db), *fopts, "ingest", *pq], fresh(db)
+                    ),
+                ],
+                repeat,
+            ),
+            {},
+        )
+    if "ndjson" not in args.skip:
+        # 2. NDJSON ingest
+        record(
+            "ingest ndjson",
+            "bare duckdb",
+            timed(
+                [
+                    Engine("bare duckdb", [PY, "-c", BARE_JSON, str(bare), *nd], fresh(bare)),
+                    Engine(
+                        "forensics", [*FORENSICS, "--db", str(db), *fopts, "ingest", *nd], fresh(db)
+                    ),
+                ],
+                repeat,
+            ),
+            {"bare duckdb": "read_json ignore_errors, no dedup"},
+        )
+    # The full store (all events, grants, accounts) for exposure and notify, built once and
+    # timed: every file but one in one ingest, then that one alone into the full store
+    # ("last"); the same file alone into an empty store ("first"). What a file costs
+    # should not grow with what is stored: last ~ first.
+    last = probe_file(ev_dir)
     store = work / "store.duckdb"
     fresh(store)()
-    run_once(
-        [
-            *FORENSICS,
-            "--db",
-            str(store),
-            *fopts,
-            "ingest",
-            str(data / "events"),
-            str(data / "grants"),
-            str(data / "accounts"),
-        ]
+    others = [str(p) for p in sorted(ev_dir.iterdir()) if p.is_file() and p != last]
+    build = [
+        run_once(
+            [*FORENSICS, "--db", str(store), *fopts, "ingest", *others]
+            + [str(data / "grants"), str(data / "accounts")]
+        )
+    ]
+    print(
+        f"bench: store built from every file but {last.name}: {build[0][0]:.1f} s, "
+        f"peak RSS {build[0][1]:.0f} MB",
+        file=sys.stderr,
+        flush=True,
     )
+    one_db = work / "first.duckdb"
+    fresh(one_db)()
+    per_file = {}
+    for name, db_path in (("first", one_db), ("last", store)):
+        wall, peak, out = run_once(
+            [*FORENSICS, "--db", str(db_path), *fopts, "ingest", "--json", str(last)]
+        )
+        if db_path == store:
+            build.append((wall, peak, out))
+        f = json.loads(out)["files"][0]
+        per_file[name] = {
+            "file": last.name,
+            "seconds": round(wall, 3),
+            "rows_read": f["rows_read"],
+            "peak_rss_mb": round(peak, 1),
+        }
+        print(f"bench: {name} file: {per_file[name]}", file=sys.stderr, flush=True)
+    fresh(one_db)()
+    per_file["last"]["events_stored_before"] = stored_events(store) - per_file["last"]["rows_read"]
     evp, grp = work / "events.parquet", work / "grants.parquet"
-    run_once([PY, "-c", EXPORT, str(store), str(evp), str(grp)])
+    if not {"polars", "random"} <= args.skip:  # the baselines read this export
+        run_once([PY, "-c", EXPORT, str(store), str(evp), str(grp)])
     # 3. exposure
     inputs = [str(evp), str(grp), window["start"], window["end"]]
+    baselines = (
+        []
+        if "polars" in args.skip
+        else [
+            Engine("polars", [PY, "-c", POLARS, *inputs], may_fail=True),
+            Engine("duckdb in place", [PY, "-c", DUCKDB_INPLACE, *inputs], may_fail=True),
+        ]
+    )
     exposure_engines = timed(
         [
             Engine(
                 "forensics",
                 [*FORENSICS, "--db", str(store), *fopts, "exposure", "--window", w, "--json"],
             ),
-            Engine("polars", [PY, "-c", POLARS, *inputs], may_fail=True),
-            Engine("duckdb in place", [PY, "-c", DUCKDB_INPLACE, *inputs], may_fail=True),
+            *baselines,
         ],
         repeat,
     )
@@ -384,7 +548,9 @@ def main() -> int:
         },
     )
     want = {k: json.loads(exposure_engines[0].stdout)[k] for k in FIGURE_KEYS}
-    figures = {e.name: json.loads(e.stdout) for e in exposure_engines if e.failed is None}
+    figures = {
+        f"exposure: {e.name}": json.loads(e.stdout) for e in exposure_engines if e.failed is None
+    }
     # 4. notify
     notify = [
         *FORENSICS,
@@ -398,7 +564,65 @@ def main() -> int:
         str(work / "notices"),
         "--force",
     ]
-    record("notify", None, timed([Engine("forensics", notify)], repeat), {})
+    notify_engines = timed([Engine("forensics", notify)], repeat)
+    record("notify", None, notify_engines, {})
+    # 5. The same events in random time order, as 2 Parquet files (cached beside the data).
+    if "random" not in args.skip:
+        rnd = shuffled_events(store, OUT / f"random-s{args.scale:g}")
+        rdb = work / "random.duckdb"
+        record(
+            "ingest random",
+            "bare duckdb",
+            timed(
+                [
+                    Engine(
+                        "bare duckdb",
+                        [PY, "-c", BARE_PARQUET, str(bare), *map(str, rnd)],
+                        fresh(bare),
+                    ),
+                    Engine(
+                        "forensics",
+                        [*FORENSICS, "--db", str(rdb), *fopts, "ingest", *map(str, rnd)],
+                        fresh(rdb),
+                    ),
+                ],
+                repeat,
+            ),
+            {"bare duckdb": "CTAS over the 2 shuffled files"},
+        )
+        run_once([*FORENSICS, "--db", str(rdb), *fopts, "ingest", str(data / "grants")])
+        rinputs = [str(rnd[0].parent / "events-*.parquet"), str(grp), *inputs[2:]]
+        rbase = (
+            []
+            if "polars" in args.skip
+            else [
+                Engine("polars", [PY, "-c", POLARS, *rinputs], may_fail=True),
+                Engine("duckdb in place", [PY, "-c", DUCKDB_INPLACE, *rinputs], may_fail=True),
+            ]
+        )
+        random_engines = timed(
+            [
+                Engine(
+                    "forensics",
+                    [*FORENSICS, "--db", str(rdb), *fopts, "exposure", "--window", w, "--json"],
+                ),
+                *rbase,
+            ],
+            repeat,
+        )
+        record(
+            "exposure random",
+            "polars",
+            random_engines,
+            {"polars": "lazy, over the 2 shuffled files", "duckdb in place": "SQL over them"},
+        )
+        figures.update(
+            {
+                f"exposure random: {e.name}": json.loads(e.stdout)
+                for e in random_engines
+                if e.failed is None
+            }
+        )
 
     secs: dict[tuple[object, object], object] = {
         (x["step"], x["engine"]): x["seconds"] for x in rows
@@ -427,10 +651,36 @@ def main() -> int:
             f"{x['step']:<16}{x['engine']:<18}{secs_s}{ratio:>8}"
             f"{x['peak_rss_mb']:>13.1f}  {x['note']}"
         )
+    for name in ("first", "last"):
+        f = per_file[name]
+        stored = f.get("events_stored_before", 0)
+        print(
+            f"{f['file']} ({f['rows_read']:,} records) into a store of {stored:,} events: "
+            f"{f['seconds']:.3f} s (one process, {name} file)"
+        )
+    job = {
+        "ingest_s": round(sum(b[0] for b in build), 3),
+        "exposure_s": secs.get(("exposure", "forensics")),
+        "notify_s": secs.get(("notify", "forensics")),
+        "peak_rss_mb": round(
+            max([b[1] for b in build] + [e.rss for e in exposure_engines[:1] + notify_engines]),
+            1,
+        ),
+    }
+    parts = ("ingest_s", "exposure_s", "notify_s")
+    job["total_s"] = round(sum(float(job[k] or 0) for k in parts), 3)  # type: ignore[arg-type]
+    print(
+        f"whole job: ingest {job['ingest_s']:.1f} s (every file, grants and accounts), "
+        f"exposure {job['exposure_s']} s, notify {job['notify_s']} s: {job['total_s']:.1f} s, "
+        f"peak RSS {job['peak_rss_mb']:.0f} MB"
+    )
     print("figures agree" if not disagree else f"FIGURES DISAGREE: {disagree}")
     failed = [str(x["engine"]) for x in rows if x["seconds"] is None]
     if failed:
         print(f"baselines that did not finish: {', '.join(failed)}")
+    targets = check_targets(rows, per_file, job, args.memory_limit)
+    for t in targets:
+        print(f"target {t['target']}: {t['value']} -> {'met' if t['met'] else 'MISSED'}")
 
     result = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -438,6 +688,7 @@ def main() -> int:
             "nproc": os.cpu_count(),
             "platform": platform.platform(),
             "ram_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+            "load_avg": os.getloadavg(),
         },
         "scale": args.scale,
         "seed": args.seed,
@@ -445,6 +696,9 @@ def main() -> int:
         "window": window,
         "event_files": {"parquet": len(pq), "ndjson": len(nd)},
         "results": rows,
+        "per_file": per_file,
+        "job": job,
+        "targets": targets,
         "figures": figures,
         "disagreements": disagree,
     }

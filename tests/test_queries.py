@@ -147,6 +147,8 @@ INGEST_SAMPLE_PARAMS: dict[str, object] = {
     "assume_tz": None,
     "map_sha256": None,
     "notes": None,
+    "lo": datetime(2024, 2, 16, tzinfo=timezone.utc),
+    "hi": datetime(2024, 2, 17, tzinfo=timezone.utc),
 }
 # The stage a statement reads; events unless named here.
 STAGE_KIND = {"insert_grants": "grants", "insert_accounts": "accounts"}

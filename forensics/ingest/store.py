@@ -232,7 +232,7 @@ def _insert_events(con: duckdb.DuckDBPyConnection, sid: int, tuning: IngestTunin
     seen: list[str] = []
     if before and total:
         # Stored rows sharing a hash with the file (rowids only), then their exact keys.
-        run(con, "stored_key_matches")
+        _stored_matches(con, with_id, total - with_id)
         # No stored row shares a hash with the file (the usual case): nothing to check.
         maybe_any = _scalar(con, "select count(*) from maybe") > 0
         if with_id and maybe_any:
@@ -258,6 +258,24 @@ def _insert_events(con: duckdb.DuckDBPyConnection, sid: int, tuning: IngestTunin
     for t in ("file_keys", "maybe", "seen_ids", "seen_tuples"):
         con.execute(f"drop table if exists temp.{ident(t)}")
     return _scalar(con, "select count(*) from events") - before
+
+
+def _stored_matches(con: duckdb.DuckDBPyConnection, with_id: int, without_id: int) -> None:
+    """The rowids of the stored events that share a key hash with the file, into `maybe`.
+
+    A request_id's duplicate may be stored with any ts, so those hashes are looked up among
+    all stored ones; a key without request_id holds ts, so its duplicates lie within the
+    file's time range, and the stored row groups outside it are skipped by their zone maps.
+    """
+    if with_id:
+        run(con, "stored_key_matches")
+    else:
+        con.execute("create or replace temp table maybe (rid bigint)")
+    if without_id:
+        row = run(con, "file_tuple_span").fetchone()
+        if row is None or row[0] is None:
+            raise InputError("store", "file_tuple_span returned no time range")
+        run(con, "stored_tuple_matches", {"lo": row[0], "hi": row[1]})
 
 
 def _in_time_order(con: duckdb.DuckDBPyConnection, tuning: IngestTuning) -> bool:
