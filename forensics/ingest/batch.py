@@ -35,7 +35,7 @@ from forensics.ingest.options import FileResult, IngestOptions
 from forensics.ingest.readers import JsonBatch, ReadContext, ReadEnd, reader_for
 from forensics.ingest.readers.json_lines import READER as JSON_LINES
 from forensics.ingest.readers.source import sha256_file, stat_key
-from forensics.ingest.stage import Stage
+from forensics.ingest.stage import Stage, in_pieces, parsed
 from forensics.ingest.store import (
     _ALL_VALID,
     _EVENT_COLUMNS,
@@ -259,6 +259,10 @@ def _stage_members(
     lines = JsonBatch.concat(parts) if parts else None
     if lines is not None and len(lines.rec):
         batch = pa.table({"rec": lines.rec, "raw": lines.raw, "pre_err": lines.pre_err})
+        # One Arrow chunk per file would have DuckDB evaluate the stage's expressions on
+        # vectors of a file's few lines each: the per-vector cost would be the per-file cost
+        # this module exists to avoid. One chunk, then cut for the threads.
+        batch = in_pieces(batch.combine_chunks(), stage._threads(), options.tuning)
         con.register("batch_in", batch)
         try:
             keys = _keys_per_file(con)
@@ -268,8 +272,6 @@ def _stage_members(
                 stage.kind = kind
                 stage._maybe_deep = lines.maybe_deep
                 all_keys: set[str] = set().union(*keys.values()) if keys else set()
-                from forensics.ingest.stage import parsed
-
                 stage._stage_json(all_keys, f"({parsed('batch_in')})")
         finally:
             with contextlib.suppress(duckdb.Error):
@@ -579,9 +581,7 @@ def _insert_batch_events(con: duckdb.DuckDBPyConnection) -> None:
             run(con, "seen_tuples")
             seen.append(_NOT_SEEN_TUPLE)
     where = " where " + " and ".join(seen) if seen else ""
-    firsts = (_FIRSTS if total - distinct_keys else _ALL_VALID).replace(
-        "from stage", "from bstage"
-    )
+    firsts = (_FIRSTS if total - distinct_keys else _ALL_VALID).replace("from stage", "from bstage")
     con.execute(
         # Fixed fragments only (store.py's constants); values are bound.
         f"insert into events ({_EVENT_COLUMNS}, source_id, source_record, dkey) "  # noqa: S608
