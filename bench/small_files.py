@@ -182,24 +182,25 @@ def small_files(
     work = OUT / f"work-small-s{scale:g}"
     work.mkdir(parents=True, exist_ok=True)
     steps: list[Step] = []
-    nd = work / f"ndjson-{files}x{per_file}"
-    marker = nd / ".complete"
-    if not marker.exists():
-        rows = write_ndjson(data, nd, files, per_file)
-        marker.write_text(str(rows))
-    rows = int(marker.read_text())
-    glob = str(nd / "*.ndjson.gz")
-    steps.append(
-        measure(
-            f"{files} gzip NDJSON x {per_file}",
-            nd,
-            [PY, "-c", BARE_GLOB_JSON, glob],
-            rows,
-            files,
-            work,
-            repeat,
+    if files:
+        nd = work / f"ndjson-{files}x{per_file}"
+        marker = nd / ".complete"
+        if not marker.exists():
+            rows = write_ndjson(data, nd, files, per_file)
+            marker.write_text(str(rows))
+        rows = int(marker.read_text())
+        glob = str(nd / "*.ndjson.gz")
+        steps.append(
+            measure(
+                f"{files} gzip NDJSON x {per_file}",
+                nd,
+                [PY, "-c", BARE_GLOB_JSON, glob],
+                rows,
+                files,
+                work,
+                repeat,
+            )
         )
-    )
     if w3c_files:
         w3 = work / f"w3c-{w3c_files}x{per_file}"
         marker = w3 / ".complete"
