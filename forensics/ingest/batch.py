@@ -32,9 +32,11 @@ from forensics import __version__
 from forensics.errors import InputError
 from forensics.ingest.discover import file_format
 from forensics.ingest.options import FileResult, IngestOptions
-from forensics.ingest.readers import JsonBatch, ReadContext, ReadEnd, reader_for
+from forensics.ingest.readers import Batch, JsonBatch, ReadContext, ReadEnd, TableBatch, reader_for
+from forensics.ingest.readers.delimited import CSV_READER, TSV_READER
 from forensics.ingest.readers.json_lines import READER as JSON_LINES
 from forensics.ingest.readers.source import sha256_file, stat_key
+from forensics.ingest.readers.w3c import READER as W3C_READER
 from forensics.ingest.stage import Stage, in_pieces, parsed
 from forensics.ingest.store import (
     _ALL_VALID,
@@ -89,38 +91,49 @@ def already_stored(path: Path, known: dict[str, str], sizes: set[int]) -> FileRe
 
 
 # -- which files are batched -------------------------------------------------------------
-def batchable(path: Path, options: IngestOptions) -> bool:
-    """A small newline-delimited JSON file, read without a map."""
+# Readers whose small files are batched: records as JSON text or as text columns.
+BATCHED_READERS = (JSON_LINES, CSV_READER, TSV_READER, W3C_READER)
+
+
+def batchable(path: Path, options: IngestOptions) -> str | None:
+    """The format of a small JSON lines, CSV, TSV or W3C file read without a map (files of
+    one format batch together), else None."""
     if options.mapping is not None or options.tuning.batch_files < 2:
-        return False
+        return None
     fmt = file_format(path)
-    if fmt is None or reader_for(fmt[0]) is not JSON_LINES:
-        return False
+    if fmt is None or reader_for(fmt[0]) not in BATCHED_READERS:
+        return None
     try:
         st = path.stat()
     except OSError:
-        return False
-    return stat.S_ISREG(st.st_mode) and st.st_size <= options.tuning.small_file_bytes
+        return None
+    if not stat.S_ISREG(st.st_mode) or st.st_size > options.tuning.small_file_bytes:
+        return None
+    return reader_for(fmt[0]).name
 
 
 def in_batches(
     files: list[tuple[Path, bool]], options: IngestOptions
 ) -> list[list[tuple[Path, bool]]]:
-    """The files in order, in units: runs of batchable files (each a batch of up to
-    batch_files files) and every other file alone."""
+    """The files in order, in units: runs of batchable files of one format (each a batch of
+    up to batch_files files and chunk_bytes bytes) and every other file alone."""
     units: list[list[tuple[Path, bool]]] = []
     run_: list[tuple[Path, bool]] = []
     size = 0
+    run_reader = None
     for f in files:
-        if batchable(f[0], options):
+        reader = batchable(f[0], options)
+        if reader is not None:
             n = f[0].stat().st_size
             if run_ and (
                 len(run_) >= options.tuning.batch_files
-                or size + n > options.tuning.small_file_bytes * 4
+                or size + n > options.tuning.chunk_bytes
+                or reader != run_reader
             ):
                 units.append(run_)
                 run_, size = [], 0
             run_.append(f)
+            run_reader = reader
             size += n
             continue
         if run_:
@@ -157,19 +170,17 @@ class _TooLarge(Exception):
 
 def _read_file(
     path: Path, read: Callable[[Path], Any], budget: int
-) -> tuple[list[JsonBatch], ReadEnd, int]:
-    """A file's batches and end, and the bytes of text they hold; _TooLarge beyond budget."""
+) -> tuple[list[Batch], ReadEnd, int]:
+    """A file's batches and end, and the bytes they hold; _TooLarge beyond budget."""
     batches = read(path)
-    parts: list[JsonBatch] = []
+    parts: list[Batch] = []
     held = 0
     while True:
         try:
             b = next(batches)
         except StopIteration as done:
             return parts, done.value, held
-        if not isinstance(b, JsonBatch):  # cannot happen: the JSON lines reader
-            raise InputError("JSON", "unexpected batch type")
-        held += b.raw.nbytes
+        held += b.raw.nbytes if isinstance(b, JsonBatch) else b.rows.nbytes
         if held > budget:
             batches.close()
             raise _TooLarge
@@ -188,6 +199,8 @@ def stage_batch(
     results = [FileResult(str(p)) for p, _ in files]
     bs = BatchStaged(files, results)
     parts: list[JsonBatch] = []
+    tables: list[tuple[int, TableBatch]] = []
+    fields: dict[int, frozenset[str]] = {}  # a text table's columns, known without rows
     befores: dict[int, tuple[int, int, int]] = {}
     held = 0  # bytes of text held: more than a chunk's worth, and the files go one at a time
     for i, (path, _) in enumerate(files):
@@ -215,18 +228,28 @@ def stage_batch(
             continue
         bs.sizes.append(st.st_size)
         r.sha256 = end.sha256
-        if end.notes:  # cannot happen for JSON lines; the notes belong on its own row
+        if end.notes:  # cannot happen for these readers; the notes belong on its own row
             bs.one_by_one = True
             return bs
         held += n
+        if end.fields is not None:
+            fields[i] = end.fields
         for b in batches:
+            if isinstance(b, TableBatch):
+                tables.append((i, b))
+                continue
             recs = (np.int64(i) << FILE_SHIFT) | b.rec.astype(np.int64)
             parts.append(JsonBatch(recs, b.raw, b.pre_err, b.strict, b.maybe_deep))
         bs.members.append(i)
     if not bs.members:
         return bs
     try:
-        _stage_members(con, bs, parts, options, befores)
+        if tables or fields:
+            if parts:
+                raise _NotOneKind
+            _stage_members(con, bs, None, options, befores, (tables, fields))
+        else:
+            _stage_members(con, bs, parts, options, befores)
     except (InputError, duckdb.Error, _NotOneKind):
         rollback(con)
         _drop_batch(con)
@@ -250,12 +273,15 @@ class _NotOneKind(Exception):
 def _stage_members(
     con: duckdb.DuckDBPyConnection,
     bs: BatchStaged,
-    parts: list[JsonBatch],
+    parts: list[JsonBatch] | None,
     options: IngestOptions,
     befores: dict[int, tuple[int, int, int]],
+    tables: tuple[list[tuple[int, TableBatch]], dict[int, frozenset[str]]] | None = None,
 ) -> None:
     stage = Stage(con, options)
     con.execute("begin transaction")
+    if tables is not None:
+        _stage_tables(stage, bs, *tables)
     lines = JsonBatch.concat(parts) if parts else None
     if lines is not None and len(lines.rec):
         batch = pa.table({"rec": lines.rec, "raw": lines.raw, "pre_err": lines.pre_err})
@@ -301,6 +327,45 @@ def _stage_members(
         con.execute("alter table temp.stage rename to bstage")
     con.execute("commit")
     bs.stage = stage
+
+
+def _stage_tables(
+    stage: Stage,
+    bs: BatchStaged,
+    tables: list[tuple[int, TableBatch]],
+    fields: dict[int, frozenset[str]],
+) -> None:
+    """Stage text tables (CSV, TSV, W3C) of one header together: their ragged lines as
+    rejects, their rows in one table stage, numbered file << FILE_SHIFT | line."""
+    names = {tuple(tb.rows.schema.names) for _, tb in tables}
+    heads = set(fields.values())
+    if len(names) > 1 or len(heads) > 1 or (names and heads and {frozenset(*names)} != heads):
+        raise _NotOneKind  # different columns: each file is staged with its own
+    columns = list(next(iter(names))) if names else sorted(next(iter(heads)))
+    if stage.kind is None:
+        stage.kind = stage.decide_kind(set(columns))
+    bs.with_lines = set(fields) | {i for i, _ in tables}
+    rejects = [
+        ((i << FILE_SHIFT) | rec, why, raw) for i, tb in tables for rec, why, raw in tb.rejects
+    ]
+    if rejects:
+        stage.add_rejects(columns, rejects)
+    with_rows = [(i, tb) for i, tb in tables if tb.rows.num_rows]
+    if not with_rows:
+        return
+    recs = np.concatenate(
+        [
+            np.int64(i) << FILE_SHIFT
+            | (
+                tb.rec.astype(np.int64)
+                if tb.rec is not None
+                else np.arange(tb.first_rec, tb.first_rec + tb.rows.num_rows, dtype=np.int64)
+            )
+            for i, tb in with_rows
+        ]
+    )
+    rows = pa.Table.from_batches([tb.rows for _, tb in with_rows]).combine_chunks()
+    stage.add_table(rows.to_batches()[0], recs)
 
 
 def _keys_per_file(con: duckdb.DuckDBPyConnection) -> dict[int, set[str]]:
