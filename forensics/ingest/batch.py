@@ -95,9 +95,9 @@ def already_stored(path: Path, known: dict[str, str], sizes: set[int]) -> FileRe
 BATCHED_READERS = (JSON_LINES, CSV_READER, TSV_READER, W3C_READER)
 
 
-def batchable(path: Path, options: IngestOptions) -> str | None:
-    """The format of a small JSON lines, CSV, TSV or W3C file read without a map (files of
-    one format batch together), else None."""
+def batchable(path: Path, options: IngestOptions) -> tuple[str, int] | None:
+    """The reader and size of a small JSON lines, CSV, TSV or W3C file read without a map
+    (files of one reader batch together), else None."""
     if options.mapping is not None or options.tuning.batch_files < 2:
         return None
     fmt = file_format(path)
@@ -109,7 +109,7 @@ def batchable(path: Path, options: IngestOptions) -> str | None:
         return None
     if not stat.S_ISREG(st.st_mode) or st.st_size > options.tuning.small_file_bytes:
         return None
-    return reader_for(fmt[0]).name
+    return reader_for(fmt[0]).name, st.st_size
 
 
 def in_batches(
@@ -122,9 +122,9 @@ def in_batches(
     size = 0
     run_reader = None
     for f in files:
-        reader = batchable(f[0], options)
-        if reader is not None:
-            n = f[0].stat().st_size
+        small = batchable(f[0], options)
+        if small is not None:
+            reader, n = small
             if run_ and (
                 len(run_) >= options.tuning.batch_files
                 or size + n > options.tuning.chunk_bytes

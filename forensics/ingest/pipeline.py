@@ -329,7 +329,8 @@ def _already_stored(
         if result is not None:
             skipped[i] = result
             if progress:
-                progress("bytes", path.stat().st_size)
+                with contextlib.suppress(OSError):
+                    progress("bytes", path.stat().st_size)
                 progress("file", 1)
     return skipped
 
