@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,9 @@ def _outcome(db: Path, report: IngestReport) -> tuple[object, ...]:
 
 def _both(tmp_path: Path, files: list[Path], **options: Any) -> tuple[object, object]:
     batched, apart = tmp_path / "batched.duckdb", tmp_path / "apart.duckdb"
-    r1 = run(batched, *files, **options)
-    r2 = run(apart, *files, tuning=ONE_AT_A_TIME, **options)
+    tuning = options.pop("tuning", IngestTuning())
+    r1 = run(batched, *files, tuning=tuning, **options)
+    r2 = run(apart, *files, tuning=replace(tuning, batch_files=1), **options)
     assert accounted(r1) and accounted(r2)
     return _outcome(batched, r1), _outcome(apart, r2)
 
@@ -275,6 +277,9 @@ def test_small_w3c_and_csv_files_batch_with_their_line_numbers(
     ]
     got, want = _both(tmp_path, files)
     assert batched == [4]
+    (tmp_path / "unread").mkdir()
+    no_ahead, _ = _both(tmp_path / "unread", files, tuning=IngestTuning(read_ahead=0))
+    assert no_ahead == got
     assert got == want
     db = tmp_path / "batched.duckdb"
     assert (
@@ -467,9 +472,14 @@ def small_file_sets(draw: st.DrawFn) -> list[tuple[str, list[Any], bool]]:
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(spec=small_file_sets(), split=st.integers(1, 4), stored_first=st.booleans())
+@given(
+    spec=small_file_sets(),
+    split=st.integers(1, 4),
+    stored_first=st.booleans(),
+    read_ahead=st.sampled_from([0, 1]),
+)
 def test_small_files_batched_give_the_store_of_one_file_at_a_time(
-    spec: list[tuple[str, list[Any], bool]], split: int, stored_first: bool
+    spec: list[tuple[str, list[Any], bool]], split: int, stored_first: bool, read_ahead: int
 ) -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -479,7 +489,7 @@ def test_small_files_batched_give_the_store_of_one_file_at_a_time(
             # Some files already stored by an earlier run (found by hash, or repeated events).
             run(batched, *files[:split])
             run(apart, *files[:split], tuning=ONE_AT_A_TIME)
-        tuning = IngestTuning(batch_files=split + 1)
+        tuning = IngestTuning(batch_files=split + 1, read_ahead=read_ahead)
         r1 = run(batched, *files, tuning=tuning)
         r2 = run(apart, *files, tuning=ONE_AT_A_TIME)
         assert accounted(r1) and accounted(r2)

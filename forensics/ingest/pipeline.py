@@ -44,7 +44,6 @@ from forensics.ingest.readers import (
     TableBatch,
     reader_for,
 )
-from forensics.ingest.readers.json_lines import READER as JSON_LINES
 from forensics.ingest.readers.source import stat_key
 from forensics.ingest.stage import Stage, add_depth_function
 from forensics.ingest.store import Staged, fail, rollback, store_file, unexpected
@@ -369,7 +368,9 @@ def _overlap(
             batches = ahead.batches(f) if ahead is not None else None
             if batches is None:
                 fmt = file_format(f)
-                batches = JSON_LINES.read(f, fmt[1] if fmt else None, ctx)
+                if fmt is None:  # cannot happen: batched files have a format
+                    raise InputError("file", "not a supported log format")
+                batches = reader_for(fmt[0]).read(f, fmt[1], ctx)
             return batches
 
         def report(results: list[FileResult]) -> list[FileResult]:
