@@ -210,14 +210,15 @@ def stage_batch(
         try:
             st = path.stat()
             befores[i] = stat_key(path)
+        except OSError as e:  # as stage_file says it
+            r.error = f"cannot be opened ({e.strerror})"
+            bs.sizes.append(0)
+            continue
+        try:
             batches, end, n = _read_file(path, read, ctx.tuning.chunk_bytes - held)
         except _TooLarge:
             bs.one_by_one = True
             return bs
-        except OSError as e:
-            r.error = f"cannot be opened ({e.strerror})"
-            bs.sizes.append(0)
-            continue
         except InputError as e:
             r.error = e.one_line()
             bs.sizes.append(0)
