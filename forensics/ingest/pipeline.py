@@ -3,6 +3,8 @@ stored, and stored one at a time in order (SPEC §3: one transaction per file).
 
 Reading (decompressing, hashing, splitting lines) is Python's work, staging and storing are
 DuckDB's: overlapping them keeps both cores busy. None of it changes what is stored.
+Files already stored are found by hash before they are read, and runs of small files are
+staged and stored as batches (forensics.ingest.batch); each file's outcome is the same.
 """
 
 from __future__ import annotations
