@@ -340,15 +340,22 @@ def test_a_file_that_fails_while_stored_fails_alone_and_its_events_go_to_the_nex
         if path.name == "b.ndjson":
             raise duckdb.IOException("disk full")
 
+    empty = tmp_path / "d.ndjson"
+    empty.write_bytes(b"")
     db = tmp_path / "s.duckdb"
-    report = run(db, a, b, c, hooks=IngestHooks(before_commit=failing))
-    assert [f.status for f in report.files] == ["loaded", "failed", "loaded"]
+    report = run(db, a, b, c, empty, hooks=IngestHooks(before_commit=failing))
+    assert [f.status for f in report.files] == ["loaded", "failed", "loaded", "loaded"]
     assert "disk full" in (report.files[1].error or "")
+    assert report.files[3].kind == "none"  # an empty file, as when it is alone
     # b is not stored, so c's "shared" is not a duplicate of it: c stores it.
-    assert [(f.rows_loaded, f.rows_duplicate) for f in report.files] == [(1, 0), (0, 0), (1, 0)]
+    assert [(f.rows_loaded, f.rows_duplicate) for f in report.files[:3]] == [
+        (1, 0),
+        (0, 0),
+        (1, 0),
+    ]
     assert rows(db, "select user_id from events where request_id = 'shared'") == [("c",)]
     apart = tmp_path / "apart.duckdb"
-    one = run(apart, a, b, c, hooks=IngestHooks(before_commit=failing), tuning=ONE_AT_A_TIME)
+    one = run(apart, a, b, c, empty, hooks=IngestHooks(before_commit=failing), tuning=ONE_AT_A_TIME)
     assert _outcome(db, report) == _outcome(apart, one)
 
 

@@ -424,7 +424,7 @@ def store_batch(
             out.append(store_file(con, stage_one(con, path, walked), options, known))
         return out
     try:
-        _store_together(con, bs, options, dict(known))
+        lost = _store_together(con, bs, options, dict(known))
     except (InputError, duckdb.Error):
         rollback(con)
         return _store_apart(con, bs, options, known)
@@ -438,7 +438,10 @@ def store_batch(
     _drop_batch(con)
     for i in bs.members:
         r = bs.results[i]
-        if r.status == "loaded":
+        if i in lost:
+            # As store_file says it: committed, yet the rows are not there (never retried).
+            r.status, r.error = "failed", "the store did not keep this file's rows after commit"
+        elif r.status == "loaded":
             known[r.sha256 or ""] = f"{r.kind}\0{r.path}"
     return bs.results
 
@@ -448,6 +451,8 @@ def _member_stage(
 ) -> Stage:
     """File i's rows of the batch stage, as the stage of that file alone."""
     stage = Stage(con, options)
+    if i not in bs.with_lines:
+        return stage  # nothing of it was staged, as when it is alone
     stage.kind = bs.stage.kind if bs.stage is not None else None
     if bs.stage is not None and bs.stage.staged:
         con.execute("drop table if exists temp.stage")
@@ -476,7 +481,8 @@ def _store_apart(
 
 def _store_together(
     con: duckdb.DuckDBPyConnection, bs: BatchStaged, options: IngestOptions, known: dict[str, str]
-) -> None:
+) -> set[int]:
+    """Store the batch in one transaction; returns the files whose rows the commit lost."""
     stage = bs.stage
     kind = stage.kind if stage is not None else None
     to_store: list[int] = []
@@ -501,7 +507,7 @@ def _store_together(
             )
     if not to_store:
         con.execute("commit")
-        return
+        return set()
     sids = sorted(
         int(r[0])
         for r in con.execute(
@@ -577,10 +583,10 @@ def _store_together(
             options.hooks.before_commit(Path(bs.results[i].path))
     con.execute("commit")
     # HOSTILE_INPUTS #6: a COMMIT can report success and roll back; check what is there.
+    lost: set[int] = set()
     if staged and kind is not None:
         after = _loaded(con, kind, sids[0], sids[-1])
-        if any(after.get(sid_of[i], 0) != counts[i][2] for i in to_store):
-            raise InputError("store", "the store did not keep this file's rows after commit")
+        lost = {i for i in to_store if after.get(sid_of[i], 0) != counts[i][2]}
     for i in to_store:
         r = bs.results[i]
         read, rej, ld = counts[i]
@@ -590,6 +596,7 @@ def _store_together(
         r.rows_read, r.rows_rejected, r.rows_loaded = read, rej, ld
         r.rows_duplicate = read - rej - ld
         r.reasons = dict(sorted(reasons[i].items(), key=lambda kv: -kv[1]))
+    return lost
 
 
 _SOURCES_SCHEMA = pa.schema(
