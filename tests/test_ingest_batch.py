@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from forensics.ingest import IngestHooks, IngestOptions, IngestReport, IngestTuning
 from forensics.ingest import batch as batch_module
 from forensics.ingest.batch import in_batches
+from forensics.mapping import load_mapping
 from tests.helpers.ingest import accounted, event, rows, run, write_ndjson
 
 ONE_AT_A_TIME = IngestTuning(batch_files=1)
@@ -116,11 +117,34 @@ def test_consecutive_small_json_lines_files_batch_and_others_go_alone(tmp_path: 
     assert len(in_batches(files[2:5], IngestOptions(tuning=at_limit))) == 1
 
 
-def test_a_map_or_batch_files_1_never_batches(tmp_path: Path) -> None:
+def test_json_lines_with_a_map_or_batch_files_1_never_batch(tmp_path: Path) -> None:
     files = [(write_ndjson(tmp_path / f"{i}.ndjson", [event()]), False) for i in range(3)]
     assert len(in_batches(files, IngestOptions(tuning=ONE_AT_A_TIME))) == 3
     assert len(in_batches(files, IngestOptions(mapping=object()))) == 3
     assert len(in_batches(files, IngestOptions())) == 1
+    logs = [(_w3c(tmp_path / f"{i}.log", []), False) for i in range(3)]
+    assert len(in_batches(logs, IngestOptions(mapping=object()))) == 1
+
+
+def test_small_cloudfront_logs_batch_through_the_map(tmp_path: Path, batched: list[int]) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "cloudfront"
+    (log,) = example.glob("*.log")
+    lines = log.read_text().splitlines(keepends=True)
+    head = [x for x in lines if x.startswith("#")]
+    body = [x for x in lines if not x.startswith("#")]
+    files = []
+    for i in range(0, len(body), 2):  # two records a file, as an edge writes them
+        f = tmp_path / f"E2EXAMPLE.{i:04d}.log.gz"
+        f.write_bytes(gzip.compress("".join(head + body[i : i + 2]).encode()))
+        files.append(f)
+    mapping = load_mapping(Path(__file__).resolve().parents[1] / "examples/maps/cloudfront.toml")
+    got, want = _both(tmp_path, files, mapping=mapping)
+    assert batched == [len(files)]
+    assert got == want
+    assert len(files) >= 3 and all(f[1] == "loaded" for f in got[0])  # type: ignore[index]
+    assert rows(tmp_path / "batched.duckdb", "select count(distinct map_sha256) from sources") == [
+        (1,)
+    ]
 
 
 # ------------------------------------------------------------------ accounting in a batch

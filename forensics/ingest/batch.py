@@ -96,12 +96,19 @@ BATCHED_READERS = (JSON_LINES, CSV_READER, TSV_READER, W3C_READER)
 
 
 def batchable(path: Path, options: IngestOptions) -> tuple[str, int] | None:
-    """The reader and size of a small JSON lines, CSV, TSV or W3C file read without a map
-    (files of one reader batch together), else None."""
-    if options.mapping is not None or options.tuning.batch_files < 2:
+    """The reader and size of a small JSON lines, CSV, TSV or W3C file (files of one reader
+    batch together), else None.
+
+    JSON lines read with a map are not batched: the map fails a file when none of its
+    records has a field it names, which a batch would decide over all of its files. A text
+    table's records all have its columns, so a batch of one header decides it as each file.
+    """
+    if options.tuning.batch_files < 2:
         return None
     fmt = file_format(path)
     if fmt is None or reader_for(fmt[0]) not in BATCHED_READERS:
+        return None
+    if options.mapping is not None and reader_for(fmt[0]) is JSON_LINES:
         return None
     try:
         st = path.stat()
@@ -485,6 +492,8 @@ def _store_together(
     """Store the batch in one transaction; returns the files whose rows the commit lost."""
     stage = bs.stage
     kind = stage.kind if stage is not None else None
+    if stage is not None and stage.mapper is not None:
+        stage.mapper.finish(con)  # as write_file: a mapped field no record has fails
     to_store: list[int] = []
     for i in bs.members:
         r = bs.results[i]
@@ -568,7 +577,7 @@ def _store_together(
                 "ingested_at": now,
                 "tool_version": __version__,
                 "assume_tz": options.assume_tz,
-                "map_sha256": None,
+                "map_sha256": options.mapping.sha256 if options.mapping is not None else None,
                 "notes": None,
             }
         )
