@@ -167,9 +167,18 @@ def check_ingest(stdout: str, expect_rows: int | None, expect_files: int, status
 
 
 def measure(
-    name: str, folder: Path, bare_cmd: list[str], rows: int, files: int, work: Path, repeat: int
-) -> Step:
-    """Bare load, ingest and re-ingest of one folder, side by side, figures checked."""
+    name: str,
+    folder: Path,
+    bare_cmd: list[str],
+    rows: int,
+    files: int,
+    work: Path,
+    repeat: int,
+    also: str | None = None,
+) -> list[Step]:
+    """Bare load, ingest and re-ingest of one folder, side by side, figures checked; with
+    `also` (a PYTHONPATH), the same ingest and re-ingest by that tree's code in the same
+    turns (a before/after under the same load)."""
     bare_db, db = work / f"bare-{name}.duckdb", work / f"ingest-{name}.duckdb"
     ingest = [*FORENSICS, "--db", str(db), "ingest", "--json", str(folder)]
     engines = [
@@ -178,7 +187,22 @@ def measure(
         # Runs right after the ingest above, into the store it made.
         Engine("forensics re-ingest", ingest),
     ]
-    cpus: list[list[float]] = [[], [], []]
+    if also:
+        other_db = work / f"also-{name}.duckdb"
+        other = [
+            "env",
+            f"PYTHONPATH={also}",
+            PY,
+            "-m",
+            "forensics",
+            "--db",
+            str(other_db),
+            "ingest",
+            "--json",
+            str(folder),
+        ]
+        engines += [Engine("also ingest", other, fresh(other_db)), Engine("also re-ingest", other)]
+    cpus: list[list[float]] = [[] for _ in engines]
     for _ in range(repeat):  # taking turns, as run.timed does
         for k, e in enumerate(engines):
             if e.setup:
@@ -186,23 +210,33 @@ def measure(
             wall, cpu, e.stdout = cpu_seconds(e.cmd)
             e.walls.append(wall)
             cpus[k].append(cpu)
-    bare, first, again = engines
+    bare = engines[0]
     if int(bare.stdout.strip()) != rows:
         raise SystemExit(f"bench: bare duckdb loaded {bare.stdout.strip()} rows, wrote {rows}")
-    # NDJSON blank or malformed lines are records too (rejected): rows_read is the lines.
-    check_ingest(first.stdout, rows, files, "loaded")
-    check_ingest(again.stdout, 0, files, "skipped")
-    return Step(
-        name,
-        statistics.median(bare.walls),
-        statistics.median(first.walls),
-        statistics.median(again.walls),
-        (statistics.median(cpus[0]), statistics.median(cpus[1]), statistics.median(cpus[2])),
-    )
+    steps = []
+    for label, k in [("", 1), (f" [PYTHONPATH={also}]", 3)][: 2 if also else 1]:
+        first, again = engines[k], engines[k + 1]
+        # NDJSON blank or malformed lines are records too (rejected): rows_read is the lines.
+        check_ingest(first.stdout, rows, files, "loaded")
+        check_ingest(again.stdout, 0, files, "skipped")
+        steps.append(
+            Step(
+                name + label,
+                statistics.median(bare.walls),
+                statistics.median(first.walls),
+                statistics.median(again.walls),
+                (
+                    statistics.median(cpus[0]),
+                    statistics.median(cpus[k]),
+                    statistics.median(cpus[k + 1]),
+                ),
+            )
+        )
+    return steps
 
 
 def small_files(
-    scale: float, files: int, per_file: int, w3c_files: int, repeat: int
+    scale: float, files: int, per_file: int, w3c_files: int, repeat: int, also: str | None = None
 ) -> tuple[list[Step], bool]:
     """Generate the folders (cached under bench/out/), time them; returns steps and all met."""
     data = OUT / f"data-s{scale:g}"
@@ -217,7 +251,7 @@ def small_files(
             marker.write_text(str(rows))
         rows = int(marker.read_text())
         glob = str(nd / "*.ndjson.gz")
-        steps.append(
+        steps.extend(
             measure(
                 f"{files} gzip NDJSON x {per_file}",
                 nd,
@@ -226,6 +260,7 @@ def small_files(
                 files,
                 work,
                 repeat,
+                also,
             )
         )
     if w3c_files:
@@ -235,7 +270,7 @@ def small_files(
             marker_rows = write_w3c(data, w3, w3c_files, per_file)
             marker.write_text(str(marker_rows))
         wrows = int(marker.read_text())
-        steps.append(
+        steps.extend(
             measure(
                 f"{w3c_files} gzip W3C x {per_file}",
                 w3,
@@ -244,10 +279,13 @@ def small_files(
                 w3c_files,
                 work,
                 repeat,
+                also,
             )
         )
     met = all(
-        s.ingest / s.base <= INGEST_TARGET and s.reingest / s.base <= REINGEST_TARGET for s in steps
+        s.ingest / s.base <= INGEST_TARGET and s.reingest / s.base <= REINGEST_TARGET
+        for s in steps
+        if "[PYTHONPATH=" not in s.name
     )
     return steps, met
 
@@ -259,8 +297,11 @@ def main() -> int:
     ap.add_argument("--per-file", type=int, default=100)
     ap.add_argument("--w3c-files", type=int, default=3000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--also", default=None, help="PYTHONPATH of another tree, timed alike")
     args = ap.parse_args()
-    steps, met = small_files(args.scale, args.files, args.per_file, args.w3c_files, args.repeat)
+    steps, met = small_files(
+        args.scale, args.files, args.per_file, args.w3c_files, args.repeat, args.also
+    )
     print(f"small files, median of {args.repeat}:")
     for s in steps:
         for line in s.lines():
