@@ -193,6 +193,7 @@ def measure(
             "env",
             f"PYTHONPATH={also}",
             PY,
+            "-P",  # else `-m` puts the working directory, this tree, before PYTHONPATH
             "-m",
             "forensics",
             "--db",
