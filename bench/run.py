@@ -376,7 +376,22 @@ def main() -> int:
         help="comma-separated: parquet, ndjson (ingest steps), random (the random-order "
         "shape), polars (the exposure baselines)",
     )
+    ap.add_argument("--small-files", type=int, default=0, help="also N small gzip NDJSON files")
+    ap.add_argument("--small-w3c", type=int, default=0, help="and N small gzip W3C files")
+    ap.add_argument("--small-only", action="store_true", help="only the small-files step")
     args = ap.parse_args()
+    if args.small_files or args.small_w3c:
+        # Many small files cut from this sample (bench/small_files.py), side by side.
+        import small_files
+
+        steps, met = small_files.small_files(
+            args.scale, args.small_files, 100, args.small_w3c, args.repeat
+        )
+        print(f"small files, median of {args.repeat}:")
+        for step in steps:
+            print("\n".join("  " + line for line in step.lines()))
+        if args.small_only:
+            return 0 if met else 1
 
     data = OUT / f"data-s{args.scale:g}"
     work = OUT / f"work-s{args.scale:g}"

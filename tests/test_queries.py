@@ -149,9 +149,16 @@ INGEST_SAMPLE_PARAMS: dict[str, object] = {
     "notes": None,
     "lo": datetime(2024, 2, 16, tzinfo=timezone.utc),
     "hi": datetime(2024, 2, 17, tzinfo=timezone.utc),
+    "shift": 32,
+    "mask": (1 << 32) - 1,
 }
 # The stage a statement reads; events unless named here.
-STAGE_KIND = {"insert_grants": "grants", "insert_accounts": "accounts"}
+STAGE_KIND = {
+    "insert_grants": "grants",
+    "insert_accounts": "accounts",
+    "batch_insert_grants": "grants",
+    "batch_insert_accounts": "accounts",
+}
 
 
 def test_ingest_has_its_statements_as_files_inside_the_package() -> None:
@@ -185,6 +192,10 @@ def test_every_ingest_statement_runs_on_an_empty_store_and_stage(tmp_path: Path,
         con.execute(
             f"create temp table stage (rec bigint, err varchar, raw varchar, {STAGE_COLUMNS[kind]})"
         )
+        # A batch of small files: the same stage, its files' source ids, their sources rows.
+        con.execute("create temp table bstage as select * from stage")
+        con.execute("create temp table batch_files (file bigint, sid bigint)")
+        con.execute("create temp table batch_sources as select * from sources limit 0")
         empty = "(select 1::bigint as rec, ''::varchar as raw, null::varchar as pre_err)"
         con.execute(f"create temp table held as select * from ({parsed(empty)}) limit 0")
         pending = {

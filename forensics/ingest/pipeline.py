@@ -3,6 +3,8 @@ stored, and stored one at a time in order (SPEC §3: one transaction per file).
 
 Reading (decompressing, hashing, splitting lines) is Python's work, staging and storing are
 DuckDB's: overlapping them keeps both cores busy. None of it changes what is stored.
+Files already stored are found by hash before they are read, and runs of small files are
+staged and stored as batches (forensics.ingest.batch); each file's outcome is the same.
 """
 
 from __future__ import annotations
@@ -20,6 +22,14 @@ import duckdb
 import pyarrow as pa
 
 from forensics.errors import InputError, UsageError, engine_message
+from forensics.ingest.batch import (
+    BatchStaged,
+    already_stored,
+    in_batches,
+    stage_batch,
+    store_batch,
+    stored_sizes,
+)
 from forensics.ingest.discover import discover, file_format, supported, total_size
 from forensics.ingest.options import (
     KINDS,
@@ -269,18 +279,9 @@ def ingest(
     if progress:
         progress("files", len(files))
         progress("total_bytes", total_size(files))
-    # Reading starts while the store opens.
     tuning = options.tuning
     ahead = None
-    if tuning.read_ahead > 0:
-        ctx = ReadContext(tuning, progress, options.hooks, records_members(options))
-        ahead = ReadAhead([f for f, _ in files], ctx, tuning.read_ahead)
-    try:
-        con = open_store(store, read_only=False)
-    except BaseException:
-        if ahead is not None:
-            ahead.close()
-        raise
+    con = open_store(store, read_only=False)
     results: list[FileResult] = list(failed)
     try:
         # Each file's commit is durable in the write-ahead log; checkpointing after every
@@ -299,7 +300,14 @@ def ingest(
             str(sha): f"{kind}\0{path}"
             for sha, kind, path in con.execute("select sha256, kind, path from sources").fetchall()
         }
-        results += _overlap(con, files, options, known, progress, ahead)
+        # Files already stored are found by their hash before they are read (SPEC §2.6).
+        skipped = _already_stored(files, known, stored_sizes(con), progress)
+        todo = [f for i, f in enumerate(files) if i not in skipped]
+        if tuning.read_ahead > 0:
+            ctx = ReadContext(tuning, progress, options.hooks, records_members(options))
+            ahead = ReadAhead([f for f, _ in todo], ctx, tuning.read_ahead)
+        done = iter(_overlap(con, todo, options, known, progress, ahead))
+        results += [skipped[i] if i in skipped else next(done) for i in range(len(files))]
         con.execute("checkpoint")
     except duckdb.Error as e:
         raise engine_error(f"case store {store.path}", e) from None
@@ -308,6 +316,27 @@ def ingest(
             ahead.close()
         con.close()
     return IngestReport(results)
+
+
+def _already_stored(
+    files: list[tuple[Path, bool]],
+    known: dict[str, str],
+    sizes: set[int],
+    progress: Progress | None,
+) -> dict[int, FileResult]:
+    """The files whose content is already stored (by index), found without reading them."""
+    skipped: dict[int, FileResult] = {}
+    if not sizes:
+        return skipped
+    for i, (path, _) in enumerate(files):
+        result = already_stored(path, known, sizes)
+        if result is not None:
+            skipped[i] = result
+            if progress:
+                with contextlib.suppress(OSError):
+                    progress("bytes", path.stat().st_size)
+                progress("file", 1)
+    return skipped
 
 
 def _overlap(
@@ -330,25 +359,54 @@ def _overlap(
         for c in cons:
             c.execute(MACROS)
         add_depth_function(con)  # the two connections share it
-        stored: list[Future[FileResult]] = []
+        stored: list[Future[list[FileResult]]] = []
+        ctx = ReadContext(options.tuning, progress, options.hooks, records_members(options))
 
-        def store(c: duckdb.DuckDBPyConnection, staged: Staged) -> FileResult:
-            result = store_file(c, staged, options, known)
+        def stage_one(c: duckdb.DuckDBPyConnection, f: Path, walked: bool) -> Staged:
             if progress:
-                progress("records", result.rows_read)
-                progress("rejects", result.rows_rejected)
-                progress("file", 1)
-            return result
+                progress("name", f.name)
+            return stage_file(c, f, options, progress, walked=walked, ahead=ahead)
+
+        def read(f: Path) -> ReadGen:
+            if progress:
+                progress("name", f.name)
+            batches = ahead.batches(f) if ahead is not None else None
+            if batches is None:
+                fmt = file_format(f)
+                if fmt is None:  # cannot happen: batched files have a format
+                    raise InputError("file", "not a supported log format")
+                batches = reader_for(fmt[0]).read(f, fmt[1], ctx)
+            return batches
+
+        def report(results: list[FileResult]) -> list[FileResult]:
+            if progress:
+                for result in results:
+                    progress("records", result.rows_read)
+                    progress("rejects", result.rows_rejected)
+                    progress("file", 1)
+            return results
+
+        def store(c: duckdb.DuckDBPyConnection, staged: Staged) -> list[FileResult]:
+            return report([store_file(c, staged, options, known)])
+
+        def store_many(c: duckdb.DuckDBPyConnection, bs: BatchStaged) -> list[FileResult]:
+            # Files of a batch taken one at a time are staged here, after the batch before.
+            def alone(c: duckdb.DuckDBPyConnection, f: Path, walked: bool) -> Staged:
+                return stage_file(c, f, options, progress, walked=walked)
+
+            return report(store_batch(c, bs, options, known, alone))
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="forensics-store") as pool:
-            for i, (f, walked) in enumerate(files):
+            for i, unit in enumerate(in_batches(files, options)):
                 c = cons[i % 2]
                 if i >= 2:
-                    stored[i - 2].result()  # c's previous file is stored: c is free
-                if progress:
-                    progress("name", f.name)
-                staged = stage_file(c, f, options, progress, walked=walked, ahead=ahead)
-                stored.append(pool.submit(store, c, staged))
-            return [s.result() for s in stored]
+                    stored[i - 2].result()  # c's previous unit is stored: c is free
+                if len(unit) == 1:
+                    staged = stage_one(c, *unit[0])
+                    stored.append(pool.submit(store, c, staged))
+                else:
+                    bs = stage_batch(c, unit, options, ctx, read)
+                    stored.append(pool.submit(store_many, c, bs))
+            return [r for s in stored for r in s.result()]
     finally:
         cons[1].close()

@@ -229,18 +229,7 @@ def _insert_events(con: duckdb.DuckDBPyConnection, sid: int, tuning: IngestTunin
     # The file's key hashes, once: their counts, and the probe into the stored ones.
     run(con, "file_keys")
     total, distinct_keys, with_id = _one(con, "file_key_totals")
-    seen: list[str] = []
-    if before and total:
-        # Stored rows sharing a hash with the file (rowids only), then their exact keys.
-        _stored_matches(con, with_id, total - with_id)
-        # No stored row shares a hash with the file (the usual case): nothing to check.
-        maybe_any = _scalar(con, "select count(*) from maybe") > 0
-        if with_id and maybe_any:
-            run(con, "seen_ids")
-            seen.append(_NOT_SEEN_ID)
-        if total - with_id and maybe_any:
-            run(con, "seen_tuples")
-            seen.append(_NOT_SEEN_TUPLE)
+    seen = stored_duplicates(con, before, total, with_id, "file_tuple_span")
     where = " where " + " and ".join(seen) if seen else ""
     # Rows go in by time, so each row group covers a narrow time range (zone maps
     # then skip most of the table for a window); provenance keeps the file order. A
@@ -260,7 +249,33 @@ def _insert_events(con: duckdb.DuckDBPyConnection, sid: int, tuning: IngestTunin
     return _scalar(con, "select count(*) from events") - before
 
 
-def _stored_matches(con: duckdb.DuckDBPyConnection, with_id: int, without_id: int) -> None:
+def stored_duplicates(
+    con: duckdb.DuckDBPyConnection, stored: int, total: int, with_id: int, span: str
+) -> list[str]:
+    """The conditions that keep the staged keys (temp table file_keys) already stored out.
+
+    Stored rows sharing a hash with the staged keys (rowids only), then their exact keys:
+    `seen_ids` and `seen_tuples` hold the staged keys that really are stored. `span` names
+    the statement giving the least and greatest ts of the staged valid events without
+    request_id (one file's stage, or a batch's).
+    """
+    seen: list[str] = []
+    if stored and total:
+        _stored_matches(con, with_id, total - with_id, span)
+        # No stored row shares a hash with the file (the usual case): nothing to check.
+        maybe_any = _scalar(con, "select count(*) from maybe") > 0
+        if with_id and maybe_any:
+            run(con, "seen_ids")
+            seen.append(_NOT_SEEN_ID)
+        if total - with_id and maybe_any:
+            run(con, "seen_tuples")
+            seen.append(_NOT_SEEN_TUPLE)
+    return seen
+
+
+def _stored_matches(
+    con: duckdb.DuckDBPyConnection, with_id: int, without_id: int, span: str
+) -> None:
     """The rowids of the stored events that share a key hash with the file, into `maybe`.
 
     A request_id's duplicate may be stored with any ts, so those hashes are looked up among
@@ -272,9 +287,9 @@ def _stored_matches(con: duckdb.DuckDBPyConnection, with_id: int, without_id: in
     else:
         con.execute("create or replace temp table maybe (rid bigint)")
     if without_id:
-        row = run(con, "file_tuple_span").fetchone()
+        row = run(con, span).fetchone()
         if row is None or row[0] is None:
-            raise InputError("store", "file_tuple_span returned no time range")
+            raise InputError("store", f"{span} returned no time range")
         run(con, "stored_tuple_matches", {"lo": row[0], "hi": row[1]})
 
 
