@@ -331,13 +331,20 @@ def unexpected(stage: str, e: Exception) -> InputError:
     return InputError(stage, f"failed unexpectedly ({type(e).__name__})")
 
 
+# A batch's own stage (forensics.ingest.batch): its files are stored one at a time from it
+# after one of them fails, and the batch drops it itself once they all are.
+_BATCH_STAGE = ("bstage", "batch_files")
+
+
 def rollback(con: duckdb.DuckDBPyConnection) -> None:
     """Drop the file's open transaction and every temp table of its connection (a file is
-    staged in several transactions: what they committed goes too)."""
+    staged in several transactions: what they committed goes too), but a batch's stage."""
     with contextlib.suppress(duckdb.Error):
         con.execute("rollback")
     with contextlib.suppress(duckdb.Error):
         names = [r[0] for r in run(con, "temp_tables").fetchall()]
         for t in names:
+            if t in _BATCH_STAGE:
+                continue
             with contextlib.suppress(duckdb.Error):
                 con.execute(f"drop table if exists temp.{ident(t)}")
