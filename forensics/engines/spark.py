@@ -119,8 +119,9 @@ def spark_session(master: str) -> Any:
     if active is not None:
         return active
     if "PYSPARK_SUBMIT_ARGS" not in os.environ:
-        # Spark's INFO/WARN lines (and its "default log4j profile" notice) would crowd
-        # stderr; the driver JVM starts with a configuration that keeps errors only.
+        # Spark's INFO/WARN lines (and its "default log4j profile" and "Setting default log
+        # level" notices) would crowd stderr; the driver JVM starts with a configuration that
+        # keeps errors only.
         config = Path(__file__).with_name("log4j2.properties")
         os.environ["PYSPARK_SUBMIT_ARGS"] = (
             f"--driver-java-options -Dlog4j2.configurationFile=file:{config} pyspark-shell"
@@ -138,6 +139,7 @@ def spark_session(master: str) -> Any:
         # a few hundred shuffle partitions are for clusters; locally they cost seconds each
         builder = builder.config("spark.sql.shuffle.partitions", "8")
     try:
+        _launch_gateway()
         session = builder.getOrCreate()
     except Exception as e:  # noqa: BLE001 - py4j/pyspark raise several kinds; one line out
         raise SparkUnavailable(
@@ -147,6 +149,43 @@ def spark_session(master: str) -> Any:
         ) from None
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+# Printed by the JVM itself (not by log4j) because Spark's launcher always adds
+# --add-modules=jdk.incubator.vector; no JVM option turns it off, so it is dropped here.
+JVM_NOTICES = ("WARNING: Using incubator modules:",)
+
+
+def _launch_gateway() -> None:
+    """Start the driver JVM (once per process) with its stderr read by forensics: the JVM's
+    start-up notices are dropped, any other line (Spark's own errors) is passed on."""
+    import subprocess
+    import threading
+
+    from pyspark import SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None:  # a session exists or existed: its JVM is up
+        return
+    gateway = launch_gateway(popen_kwargs={"stderr": subprocess.PIPE})
+    SparkContext._ensure_initialized(gateway=gateway)
+    proc = getattr(gateway, "proc", None)
+    if proc is not None and proc.stderr is not None:
+        threading.Thread(
+            target=_pass_stderr, args=(proc.stderr,), name="spark-stderr", daemon=True
+        ).start()
+
+
+def _pass_stderr(stream: Any) -> None:
+    """Copy the JVM's stderr to ours line by line, without its start-up notices."""
+    import sys
+
+    for line in iter(stream.readline, b""):
+        if line.decode("utf-8", "replace").startswith(JVM_NOTICES):
+            continue
+        with contextlib.suppress(OSError, ValueError):  # stderr closed at exit
+            sys.stderr.write(line.decode("utf-8", "replace"))
+            sys.stderr.flush()
 
 
 def _spark_error(what: str, e: BaseException) -> StoreError:
