@@ -167,7 +167,7 @@ def _launch_gateway() -> None:
 
     if SparkContext._gateway is not None:  # a session exists or existed: its JVM is up
         return
-    gateway = launch_gateway(popen_kwargs={"stderr": subprocess.PIPE})
+    gateway = launch_gateway(popen_kwargs={"stderr": subprocess.PIPE})  # type: ignore[no-untyped-call]
     SparkContext._ensure_initialized(gateway=gateway)
     proc = getattr(gateway, "proc", None)
     if proc is not None and proc.stderr is not None:
