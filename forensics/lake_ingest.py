@@ -196,7 +196,13 @@ def _resolve(
         if rows:
             con.executemany("insert into run_ids values (?, ?, ?)", rows)
         _stage_views(con, staging)
-        result = write_batch(con, lake, "ingest", f"ingest --engine {engine.engine}")
+        events = None
+        if engine.engine == "spark" and shares:
+            from forensics.engines.spark import spark_session
+            from forensics.engines.spark_batch import SparkBatchEvents
+
+            events = SparkBatchEvents(spark_session(engine.spark_master()), staging, lake)
+        result = write_batch(con, lake, "ingest", f"ingest --engine {engine.engine}", events)
     except duckdb.Error as e:
         raise engine_error(f"case lake {lake}", e) from None
     finally:
