@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from forensics import queries
 from forensics.engines.base import Engine
-from forensics.errors import ForensicsError, StoreError
+from forensics.errors import ForensicsError, StoreError, UsageError
 
 # DuckDB types of the lake's columns (forensics.lake.COLUMNS) → Spark SQL types.
 _SPARK_TYPES = {
@@ -105,6 +105,42 @@ def to_spark(sql: str) -> str:
     import sqlglot
 
     tree = sqlglot.parse_one(sql, read="duckdb")
+    return str(tree.transform(_rewrite_json_pointer).sql(dialect="spark", comments=False))
+
+
+# The tables a user's query (`forensics sql`) may read on Spark: the case's views only.
+CASE_VIEWS = frozenset({"events", "grants", "accounts", "sources", "rejects", "accounts_latest"})
+
+
+def check_user_query(query: str) -> str:
+    """A user's read-only query, in DuckDB's dialect, as Spark SQL; raises UsageError unless
+    it is one SELECT that reads the case's views (and its own CTEs) and calls only functions
+    sqlglot knows. Spark has no sandbox of its own: this refuses writes, DDL, file paths
+    (parquet.`/x`), other catalogs, and Java calls (reflect, java_method)."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    if not query.strip():
+        raise UsageError("sql", "the query is empty")
+    try:
+        trees = [t for t in sqlglot.parse(query, read="duckdb") if t is not None]
+    except SqlglotError as e:
+        raise UsageError("sql", f"cannot parse the query ({type(e).__name__})") from None
+    if len(trees) != 1 or not isinstance(trees[0], exp.Query):
+        raise UsageError(
+            "sql",
+            "not allowed: on Spark `forensics sql` runs one SELECT query",
+            "Write one SELECT (WITH …) over events, grants, accounts, sources, rejects",
+        )
+    tree = trees[0]
+    ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
+    for table in tree.find_all(exp.Table):
+        plain = isinstance(table.this, exp.Identifier) and not table.db and not table.catalog
+        if not plain or table.name not in CASE_VIEWS | ctes:
+            raise UsageError("sql", "not allowed: reads only the case's tables (events, grants, …)")
+    for call in tree.find_all(exp.Anonymous):
+        raise UsageError("sql", f"not allowed on Spark: function {str(call.name)[:40]}")
     return str(tree.transform(_rewrite_json_pointer).sql(dialect="spark", comments=False))
 
 
@@ -293,22 +329,34 @@ class SparkEngine(Engine):
         driver holds one partition and one batch, never the whole list. Timestamps travel as
         epoch microseconds (pyspark would turn them into naive local times) and come back
         as UTC instants, exactly."""
-        df = self._dataframe(name, None)
+        schema, batches = self.stream(self._dataframe(name, None), f"query {name}")
+        return pa.RecordBatchReader.from_batches(schema, batches)
+
+    def stream(self, df: Any, what: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """A DataFrame's Arrow schema, and its rows as batches in order (see query_reader)."""
         try:
             schema = _utc(df.limit(0).toArrow()).schema
         except Exception as e:  # noqa: BLE001
-            raise _spark_error(f"query {name}", e) from None
-        times = {f.name for f in schema if pa.types.is_timestamp(f.type)}
+            raise _spark_error(what, e) from None
+        # by position: names may repeat (`select 1 a, 2 a`) or hold any character
         exprs = [
-            f"unix_micros({_quote(f.name)}) AS {_quote(f.name)}"
-            if f.name in times
-            else _quote(f.name)
-            for f in schema
+            f"unix_micros(c{i}) AS c{i}" if pa.types.is_timestamp(f.type) else f"c{i}"
+            for i, f in enumerate(schema)
         ]
-        rows = df.selectExpr(*exprs) if times else df
-        return pa.RecordBatchReader.from_batches(
-            schema, _arrow_batches(rows, schema, self.stream_rows, name)
-        )
+        rows = df.toDF(*(f"c{i}" for i in range(len(schema)))).selectExpr(*exprs)
+        return schema, _arrow_batches(rows, schema, self.stream_rows, what)
+
+    def user_query(self, query: str) -> Any:
+        """A user's query (`forensics sql`, DuckDB's dialect) as a DataFrame, once
+        check_user_query has allowed it. Raises UsageError for a query Spark refuses."""
+        from pyspark.errors import AnalysisException, ParseException
+
+        try:
+            return self.spark.sql(check_user_query(query))
+        except (AnalysisException, ParseException) as e:
+            raise UsageError("sql", _spark_error("sql", e).why) from None
+        except Exception as e:  # noqa: BLE001
+            raise _spark_error("sql", e) from None
 
     def materialize_query(self, name: str, params: Mapping[str, object] | None = None) -> None:
         df = self._dataframe(name, params)
@@ -338,11 +386,7 @@ class SparkEngine(Engine):
         self._views.clear()
 
 
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _arrow_batches(df: Any, schema: pa.Schema, size: int, name: str) -> Iterator[pa.RecordBatch]:
+def _arrow_batches(df: Any, schema: pa.Schema, size: int, what: str) -> Iterator[pa.RecordBatch]:
     """`df`'s rows (timestamps as epoch microseconds) as batches of `schema`, in order."""
     try:
         rows = df.toLocalIterator(prefetchPartitions=False)
@@ -356,7 +400,7 @@ def _arrow_batches(df: Any, schema: pa.Schema, size: int, name: str) -> Iterator
             ]
             yield pa.RecordBatch.from_arrays(arrays, schema=schema)
     except Exception as e:  # noqa: BLE001
-        raise _spark_error(f"query {name}", e) from None
+        raise _spark_error(what, e) from None
 
 
 def _utc(table: pa.Table) -> pa.Table:
