@@ -78,7 +78,8 @@ def ingest(
     if on_lake is not None:
         from forensics.lake_ingest import ingest_lake
 
-        report = ingest_lake(on_lake, paths, options)
+        with terminal.IngestProgress(show=not quiet) as progress:
+            report = ingest_lake(on_lake, paths, options, progress)
     else:
         tracker = terminal.IngestProgress(show=not quiet)
         try:
