@@ -58,3 +58,17 @@ def test_other_jvm_stderr_lines_are_passed_on(capsys: pytest.CaptureFixture[str]
     )
     _pass_stderr(stream)
     assert capsys.readouterr().err == "spark: ERROR Executor: lost\nWARNING: something else\n"
+
+
+def test_the_jvm_writes_its_own_warnings_to_stderr_not_stdout() -> None:
+    """The JVM prints its warnings (`[123.456s][warning]…`) on stdout unless told otherwise;
+    stdout carries forensics' data only."""
+    import shlex
+
+    from forensics.engines.spark import submit_args
+
+    args = shlex.split(submit_args())
+    java = shlex.split(args[args.index("--driver-java-options") + 1])
+    assert java[java.index("-Xlog:disable") + 1] == "-Xlog:all=warning:stderr"
+    assert any(a.startswith("-Dlog4j2.configurationFile=file:/") for a in java)
+    assert args[-1] == "pyspark-shell"

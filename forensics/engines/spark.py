@@ -159,10 +159,7 @@ def spark_session(master: str) -> Any:
         # Spark's INFO/WARN lines (and its "default log4j profile" and "Setting default log
         # level" notices) would crowd stderr; the driver JVM starts with a configuration that
         # keeps errors only.
-        config = Path(__file__).with_name("log4j2.properties")
-        os.environ["PYSPARK_SUBMIT_ARGS"] = (
-            f"--driver-java-options -Dlog4j2.configurationFile=file:{config} pyspark-shell"
-        )
+        os.environ["PYSPARK_SUBMIT_ARGS"] = submit_args()
     builder = (
         SparkSession.builder.master(master)
         .appName("forensics")
@@ -186,6 +183,17 @@ def spark_session(master: str) -> Any:
         ) from None
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def submit_args() -> str:
+    """spark-submit arguments for the driver JVM: forensics' log4j2 configuration, and the
+    JVM's own warnings (unified logging, e.g. a thread or memory warning under load) sent
+    to stderr: by default the JVM prints them on stdout, inside `--json` output."""
+    import shlex
+
+    config = Path(__file__).with_name("log4j2.properties")
+    java = f"-Dlog4j2.configurationFile=file:{config} -Xlog:disable -Xlog:all=warning:stderr"
+    return f"--driver-java-options {shlex.quote(java)} pyspark-shell"
 
 
 # Printed by the JVM itself (not by log4j) because Spark's launcher always adds
