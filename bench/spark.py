@@ -4,6 +4,8 @@ for Spark, JVM start-up included), timed once per engine per --repeat; figures a
 CSVs must agree across engines or the script exits 1. Results: bench/out/spark-results.json.
 
     python bench/spark.py --scale 1 --scale 9 --master 'local[*]'
+    python bench/spark.py --scale 236 --data bench/out/data-s236   # a sample already written
+    python bench/spark.py --scale 2378 --data bench/out/data-s2378 --skip-store
 """
 
 from __future__ import annotations
@@ -47,7 +49,15 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--master", default="local[*]")
+    ap.add_argument(
+        "--data", type=Path, help="an existing `forensics sample` folder (one --scale only)"
+    )
+    ap.add_argument(
+        "--skip-store", action="store_true", help="lakes only: no store ingest/exposure/notify"
+    )
     args = ap.parse_args()
+    if args.data and len(args.scale) != 1:
+        ap.error("--data goes with exactly one --scale")
     exe = [sys.executable, "-m", "forensics"]
     results: dict[str, object] = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
@@ -61,7 +71,10 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         data = work / "data"
-        run([*exe, "sample", str(data), "--seed", str(args.seed), "--scale", str(scale)])
+        if args.data:
+            data = args.data.resolve()
+        else:
+            run([*exe, "sample", str(data), "--seed", str(args.seed), "--scale", str(scale)])
         w = json.loads((data / "incident.json").read_text())["window"]
         window = f"{w['start']}/{w['end']}"
         inputs = [str(data / k) for k in ("events", "grants", "accounts")]
@@ -101,11 +114,13 @@ def main() -> int:
 
             return go
 
-        ing_store = step(
-            "ingest store (duckdb)",
-            [*exe, "--db", str(store), "ingest", "--json", *inputs],
-            before=clean(store),
-        )
+        ing_store = None
+        if not args.skip_store:
+            ing_store = step(
+                "ingest store (duckdb)",
+                [*exe, "--db", str(store), "ingest", "--json", *inputs],
+                before=clean(store),
+            )
         ing_d = step(
             "ingest --lake duckdb",
             [*exe, "ingest", "--lake", str(lake_d), "--json", *inputs],
@@ -127,13 +142,17 @@ def main() -> int:
             ],
             before=clean(lake_s),
         )
-        same_ingest = json.loads(ing_store) == json.loads(ing_d) == json.loads(ing_s)
-        n_events = json.loads(ing_store)["totals"]["rows_loaded"]
-        figs = {
-            "store": step(
+        same_ingest = json.loads(ing_d) == json.loads(ing_s)
+        if ing_store is not None:
+            same_ingest = same_ingest and json.loads(ing_store) == json.loads(ing_d)
+        n_events = json.loads(ing_d)["totals"]["rows_loaded"]
+        figs = {}
+        if not args.skip_store:
+            figs["store"] = step(
                 "exposure store (duckdb)",
                 [*exe, "--db", str(store), "exposure", "--window", window, "--json"],
-            ),
+            )
+        figs |= {
             "lake-duckdb": step(
                 "exposure --lake duckdb",
                 [*exe, "exposure", "--lake", str(lake_d), "--window", window, "--json"],
@@ -165,6 +184,8 @@ def main() -> int:
                 ["notify", "--lake", str(lake_s), "--engine", "spark", "--master", args.master],
             ),
         ):
+            if name == "store" and args.skip_store:
+                continue
             out = work / f"notify-{name}"
             step(f"notify {name}", [*exe, *cmd, "--window", window, "--out", str(out), "--force"])
             outs[name] = {
@@ -186,7 +207,11 @@ def main() -> int:
             flush=True,
         )
     OUT.mkdir(exist_ok=True)
-    (OUT / "spark-results.json").write_text(json.dumps(results, indent=2) + "\n")
+    path = OUT / "spark-results.json"
+    if path.exists():  # earlier scales kept, this run's replace theirs
+        earlier = json.loads(path.read_text()).get("scales", {})
+        results["scales"] = {**earlier, **results["scales"]}  # type: ignore[dict-item]
+    path.write_text(json.dumps(results, indent=2) + "\n")
     return 1 if failed else 0
 
 

@@ -1,95 +1,88 @@
-"""What the store knows about its evidence: the sources table, rejects, re-verification."""
+"""What the case knows about its evidence: the sources table, rejects, re-verification.
+
+Each reads a case store, or a case lake through an engine (`engine`, SPEC §7-§8), with the
+same named queries; nothing here prints.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from forensics.engines.base import EngineOptions, open_case
 from forensics.ingest import sha256_file
-from forensics.store import StoreOptions, engine_error, open_store
+from forensics.queries import run_query
+from forensics.store import StoreOptions, engine_error
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    cur = con.execute(sql, params)
-    names = [d[0] for d in cur.description or []]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+def _iso(value: Any) -> Any:
+    """A time as ISO 8601 UTC text with microseconds (`2024-02-16T09:00:00.000000Z`)."""
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value
 
 
-def list_sources(store: StoreOptions) -> list[dict[str, Any]]:
-    """The sources table (SPEC §3), oldest first; times as ISO 8601 text."""
-    con = open_store(store, read_only=True)
+def _notes(con: Any) -> dict[int, str | None]:
+    """sources.notes by source id, on a store that has the column (a lake has none)."""
+    if not isinstance(con, duckdb.DuckDBPyConnection):
+        return {}
     try:
-        # A store written before sources.notes existed has none to show.
-        has_notes = con.execute(
+        if not con.execute(
             "select 1 from duckdb_columns() where table_name = 'sources' and column_name = 'notes'"
-        ).fetchall()
-        rows = _rows(
-            con,
-            "select source_id, path, kind, format, size_bytes, sha256, rows_read, rows_loaded, "  # noqa: S608, E501 - one of two fixed texts
-            "rows_rejected, rows_duplicate, "
-            "strftime(ingested_at, '%Y-%m-%dT%H:%M:%S.%fZ') as ingested_at, tool_version, "
-            "assume_tz, map_sha256, notes from "
-            + ("sources" if has_notes else "(select *, null::varchar as notes from sources)")
-            + " order by source_id",
-            {},
-        )
+        ).fetchall():
+            return {}
+        return dict(con.execute("select source_id, notes from sources").fetchall())
     except duckdb.Error as e:
         raise engine_error("sources", e) from None
-    finally:
-        con.close()
+
+
+def list_sources(store: StoreOptions, engine: EngineOptions | None = None) -> list[dict[str, Any]]:
+    """The sources table (SPEC §3), oldest first; times as ISO 8601 text."""
+    with open_case(store, engine) as con:
+        rows: list[dict[str, Any]] = run_query(con, "ingested_sources").to_pylist()
+        notes = _notes(con)
+    for r in rows:
+        r["ingested_at"] = _iso(r["ingested_at"])
+        r["notes"] = notes.get(r["source_id"])
     return rows
-
-
-def list_rejects(store: StoreOptions, limit: int) -> list[dict[str, Any]]:
-    """Rejected records with file, record number, reason and raw text, in file order."""
-    con = open_store(store, read_only=True)
-    try:
-        return _rows(
-            con,
-            "select s.path as source_file, r.source_record, r.reason, r.raw "
-            "from rejects r join sources s using (source_id) "
-            "order by r.source_id, r.source_record limit $limit",
-            {"limit": limit},
-        )
-    except duckdb.Error as e:
-        raise engine_error("rejects", e) from None
-    finally:
-        con.close()
 
 
 @dataclass(frozen=True)
 class RejectsPage:
-    """The first rejected records (in file order) and how many the store holds in all."""
+    """The first rejected records (in file order) and how many the case holds in all."""
 
     rows: list[dict[str, Any]]
     total: int
 
 
-def rejects_page(store: StoreOptions, limit: int) -> RejectsPage:
+def rejects_page(
+    store: StoreOptions, limit: int, engine: EngineOptions | None = None
+) -> RejectsPage:
     """Up to `limit` rejected records, and the total count, for "N of M shown"."""
-    rows = list_rejects(store, limit)
-    con = open_store(store, read_only=True)
-    try:
-        row = con.execute("select count(*) from rejects").fetchone()
-    except duckdb.Error as e:
-        raise engine_error("rejects", e) from None
-    finally:
-        con.close()
-    return RejectsPage(rows, int(row[0]) if row else 0)
+    with open_case(store, engine) as con:
+        rows = run_query(con, "rejected_records", {"limit": limit}).to_pylist()
+        total = run_query(con, "rejects_total").to_pylist()[0]["rejects"]
+    return RejectsPage(rows, int(total or 0))
 
 
-def verify_sources(store: StoreOptions) -> list[dict[str, Any]]:
-    """Re-hash every source path: status ok, changed or missing for each."""
-    con = open_store(store, read_only=True)
-    try:
-        rows = _rows(con, "select path, sha256 from sources order by source_id", {})
-    except duckdb.Error as e:
-        raise engine_error("verify", e) from None
-    finally:
-        con.close()
+def list_rejects(
+    store: StoreOptions, limit: int, engine: EngineOptions | None = None
+) -> list[dict[str, Any]]:
+    """Rejected records with file, record number, reason and raw text, in file order."""
+    return rejects_page(store, limit, engine).rows
+
+
+def verify_sources(
+    store: StoreOptions, engine: EngineOptions | None = None
+) -> list[dict[str, Any]]:
+    """Re-hash every source path: status ok, changed or missing for each (paths as recorded
+    at ingest, read on this machine)."""
+    with open_case(store, engine) as con:
+        rows = run_query(con, "input_files").to_pylist()
     out = []
     for r in rows:
         path = Path(r["path"])

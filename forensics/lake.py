@@ -286,24 +286,83 @@ class BatchResult:
     events_written: int
 
 
-def write_batch(con: duckdb.DuckDBPyConnection, lake: Path, kind: str, origin: str) -> BatchResult:
+class BatchEvents:
+    """Resolves a batch's events against the lake and writes the new ones: here on `con`
+    (DuckDB); `forensics.engines.spark_batch` does the same on Spark, where the events of a
+    batch and the lake's keys are too many for one machine. Files are resolved before it:
+    batch_sources on `con` says which files' events count (same_as is null)."""
+
+    def resolve(self, con: duckdb.DuckDBPyConnection, base: int) -> dict[int, int]:
+        """Keep each new event whose dedup_key neither the lake nor an earlier file or record
+        of the batch holds; return, per batch-local source id, how many events were lost."""
+        con.execute(
+            """
+            create or replace temp table batch_events as
+            with kept as (
+                select e.* from new_events e
+                join batch_sources s on s.source_id = e.source_id and s.same_as is null
+            ),
+            fresh as (
+                select k.* from kept k anti join lake_events l on l.dedup_key = k.dedup_key
+            )
+            select * from fresh
+            qualify row_number() over (
+                partition by dedup_key order by source_id, source_record) = 1
+            """
+        )
+        rows = con.execute(
+            """
+            select e.source_id, count(*) - coalesce(max(b.n), 0)
+            from new_events e
+            left join (select source_id, count(*) as n from batch_events group by source_id) b
+                on b.source_id = e.source_id
+            group by e.source_id
+            """
+        ).fetchall()
+        return {int(sid): int(n) for sid, n in rows}
+
+    def write(self, con: duckdb.DuckDBPyConnection, dest: Path, stem: str, base: int) -> int:
+        """Write the kept events under `dest` (day=/hour= folders, files `<stem>_*`), lake
+        source ids (base + batch-local id); return how many."""
+        return _copy(
+            con,
+            f"select {_cols('events', 'e.', {'source_id': 'e.source_id + $base'})}, "  # noqa: S608
+            "strftime(e.ts, '%Y-%m-%d') as day, strftime(e.ts, '%H') as hour "
+            "from batch_events e order by e.ts, e.source_id, e.source_record",
+            dest,
+            {"base": base},
+            partition=True,
+            stem=stem,
+        )
+
+
+def write_batch(
+    con: duckdb.DuckDBPyConnection,
+    lake: Path,
+    kind: str,
+    origin: str,
+    events: BatchEvents | None = None,
+) -> BatchResult:
     """Resolve the staged batch on `con` against the lake and write it; the caller holds the
     lock. `con` has temp views new_sources/new_events/new_grants/new_accounts/new_rejects with
-    batch-local source ids 1..n in file order (new_events with dedup_key)."""
+    batch-local source ids 1..n in file order (new_events with dedup_key). `events` resolves
+    and writes the events (default: on `con`)."""
     con.execute(f"create or replace temp view lake_batches as {_table_select(lake, 'batches')}")
     batches = con.execute("select coalesce(max(batch), 0) from lake_batches").fetchone()
     batch = int(batches[0]) + 1 if batches else 1
     _remove_uncommitted(lake, batch - 1)  # before the views list the table's files
     base = attach_lake(con, lake, prefix="lake_")
     p = {"base": base}
+    events = events or BatchEvents()
     try:
-        _resolve_batch(con, p)
-        files = _file_outcomes(con)
+        _resolve_sources(con, p)
+        files = _file_outcomes(con, events.resolve(con, base))
         _record_counts(con, files)
         staging = lake / "_staging" / f"b{batch:06d}-{uuid.uuid4().hex[:8]}"
         staging.mkdir(parents=True)
         stem = f"b{batch:06d}"
-        written = _stage_rows(con, staging, stem, p, batch)
+        written = events.write(con, staging / "events", stem, base)
+        _stage_rows(con, staging, stem, p, batch)
         last = max((f.source_id for f in files if f.status == "loaded"), default=base)
         _stage_batch_row(con, staging, stem, batch, kind, origin, first=base + 1, last=last)
     except duckdb.Error as e:
@@ -312,9 +371,8 @@ def write_batch(con: duckdb.DuckDBPyConnection, lake: Path, kind: str, origin: s
     return BatchResult(batch, base, files, written)
 
 
-def _resolve_batch(con: duckdb.DuckDBPyConnection, p: dict[str, Any]) -> None:
-    """batch_sources (lake ids, same_as for content already held) and batch_events (new
-    events only, first copy of each dedup_key), as temp tables on `con`."""
+def _resolve_sources(con: duckdb.DuckDBPyConnection, p: dict[str, Any]) -> None:
+    """batch_sources (lake ids, same_as for content already held), a temp table on `con`."""
     # Files whose content the lake (or an earlier file of this batch) already holds.
     con.execute(
         """
@@ -330,37 +388,11 @@ def _resolve_batch(con: duckdb.DuckDBPyConnection, p: dict[str, Any]) -> None:
         """,
         p,
     )
-    con.execute(
-        """
-        create or replace temp table batch_events as
-        with kept as (
-            select e.* from new_events e
-            join batch_sources s on s.source_id = e.source_id and s.same_as is null
-        ),
-        fresh as (
-            select k.* from kept k anti join lake_events l on l.dedup_key = k.dedup_key
-        )
-        select * from fresh
-        qualify row_number() over (
-            partition by dedup_key order by source_id, source_record) = 1
-        """
-    )
 
 
-def _file_outcomes(con: duckdb.DuckDBPyConnection) -> list[FileOutcome]:
+def _file_outcomes(con: duckdb.DuckDBPyConnection, lost: dict[int, int]) -> list[FileOutcome]:
     """One outcome per staged file in file order: skipped (same content) or loaded, with the
-    events already in the lake or earlier in the batch counted as duplicates."""
-    lost = dict(
-        con.execute(
-            """
-        select e.source_id, count(*) - coalesce(max(b.n), 0)
-        from new_events e
-        left join (select source_id, count(*) as n from batch_events group by source_id) b
-            on b.source_id = e.source_id
-        group by e.source_id
-        """
-        ).fetchall()
-    )
+    events already in the lake or earlier in the batch (`lost`) counted as duplicates."""
     rows = con.execute(
         "select source_id, lake_id, path, kind, same_as, rows_read, rows_loaded, "
         "rows_rejected, rows_duplicate from batch_sources order by source_id"
@@ -411,19 +443,8 @@ def _record_counts(con: duckdb.DuckDBPyConnection, files: list[FileOutcome]) -> 
 
 def _stage_rows(
     con: duckdb.DuckDBPyConnection, staging: Path, stem: str, p: dict[str, Any], batch: int
-) -> int:
-    """Write the batch's events, grants, accounts, rejects and sources under `staging`;
-    return the events written."""
-    written = _copy(
-        con,
-        f"select {_cols('events', 'e.', {'source_id': 'e.source_id + $base'})}, "  # noqa: S608
-        "strftime(e.ts, '%Y-%m-%d') as day, strftime(e.ts, '%H') as hour "
-        "from batch_events e order by e.ts, e.source_id, e.source_record",
-        staging / "events",
-        p,
-        partition=True,
-        stem=stem,
-    )
+) -> None:
+    """Write the batch's grants, accounts, rejects and sources under `staging`."""
     keep = "join batch_sources s on s.source_id = t.source_id and s.same_as is null"
     for table in ("grants", "accounts", "rejects"):
         _copy(
@@ -441,7 +462,6 @@ def _stage_rows(
         staging / "sources" / f"{stem}.parquet",
         {"batch": batch},
     )
-    return written
 
 
 def _stage_batch_row(

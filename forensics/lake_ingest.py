@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import uuid
 from dataclasses import asdict
 from pathlib import Path
@@ -26,7 +27,14 @@ import duckdb
 
 from forensics.engines.base import EngineOptions, check_engine
 from forensics.errors import StoreError
-from forensics.ingest import FileResult, IngestOptions, IngestReport, discover, ingest
+from forensics.ingest import (
+    FileResult,
+    IngestOptions,
+    IngestReport,
+    Progress,
+    discover,
+    ingest,
+)
 from forensics.lake import (
     COLUMNS,
     _copy,
@@ -61,6 +69,7 @@ def ingest_share(
     options: IngestOptions,
     staging: str,
     threads: int | None = None,
+    progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
     """One worker's share: DuckDB ingest into a private store, its tables to `staging`.
 
@@ -83,7 +92,7 @@ def ingest_share(
             else:
                 given.append(path)
         store = StoreOptions(Path(tmp, "share.duckdb"), threads=threads)
-        report = ingest(store, given, options)
+        report = ingest(store, given, options, progress)
         results = []
         for r in report.files:
             d = asdict(r)
@@ -112,13 +121,39 @@ def ingest_share(
     return results
 
 
-def _run_share(args: tuple[int, list[tuple[str, bool]], IngestOptions, str]) -> list[Any]:
+# What a finished share adds to the run's progress (ingest's events; see forensics.ingest).
+_DONE = ("file", "bytes", "records", "rejects")
+
+
+def _run_share(
+    args: tuple[int, list[tuple[str, bool]], IngestOptions, str], done: dict[str, Any]
+) -> list[Any]:
     task, files, options, staging = args
-    return [task, ingest_share(task, files, options, staging, threads=1)]
+    results = ingest_share(task, files, options, staging, threads=1)
+    # counted when the task ends (Spark accumulators reach the driver with its result)
+    done["file"].add(len(results))
+    done["bytes"].add(sum(_size(path) for path, _ in files))
+    done["records"].add(sum(int(r["rows_read"] or 0) for r in results))
+    done["rejects"].add(sum(int(r["rows_rejected"] or 0) for r in results))
+    return [task, results]
 
 
-def ingest_lake(engine: EngineOptions, paths: list[str], options: IngestOptions) -> IngestReport:
-    """Ingest `paths` into the lake as one batch; returns each file's outcome (SPEC §7)."""
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def ingest_lake(
+    engine: EngineOptions,
+    paths: list[str],
+    options: IngestOptions,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Ingest `paths` into the lake as one batch; returns each file's outcome (SPEC §7).
+    `progress` gets the events of a store ingest (files, bytes, records); on Spark, a share's
+    are counted when its task ends."""
     check_engine(engine)
     lake = local_lake(engine.lake or "")
     files, failed = discover(paths)
@@ -127,11 +162,16 @@ def ingest_lake(engine: EngineOptions, paths: list[str], options: IngestOptions)
         staging.mkdir(parents=True)
         shares: dict[int, list[dict[str, Any]]] = {}
         if files and engine.engine == "spark":
-            shares = _ingest_on_spark(engine, files, options, staging)
+            shares = _ingest_on_spark(engine, files, options, staging, progress)
         elif files:
             shares = {
                 0: ingest_share(
-                    0, [(str(f), w) for f, w in files], options, str(staging), engine.threads
+                    0,
+                    [(str(f), w) for f, w in files],
+                    options,
+                    str(staging),
+                    engine.threads,
+                    progress,
                 )
             }
             shares[0] = [dict(r, index=i) for i, r in enumerate(shares[0])]
@@ -143,6 +183,7 @@ def _ingest_on_spark(
     files: list[tuple[Path, bool]],
     options: IngestOptions,
     staging: Path,
+    progress: Progress | None = None,
 ) -> dict[int, list[dict[str, Any]]]:
     from forensics.engines.spark import _spark_error, spark_session
 
@@ -153,14 +194,50 @@ def _ingest_on_spark(
         (t, [(str(files[i][0]), files[i][1]) for i in idx], options, str(staging))
         for t, idx in enumerate(plan)
     ]
+    if progress:
+        progress("files", len(files))
+        progress("total_bytes", sum(_size(str(f)) for f, _ in files))
+    done = {k: sc.accumulator(0) for k in _DONE}
+    job = sc.parallelize(work, len(work)).map(lambda w: _run_share(w, done))
     try:
-        done = sc.parallelize(work, len(work)).map(_run_share).collect()
+        collected = _collect_reporting(job, done, progress)
     except Exception as e:  # noqa: BLE001 - a failed task: one line, no data
         raise _spark_error("ingest on Spark", e) from None
     shares: dict[int, list[dict[str, Any]]] = {}
-    for task, results in done:
+    for task, results in collected:
         shares[int(task)] = [dict(r, index=i) for i, r in zip(plan[task], results, strict=True)]
     return shares
+
+
+def _collect_reporting(job: Any, done: dict[str, Any], progress: Progress | None) -> list[Any]:
+    """`job.collect()`, passing on what the finished tasks counted while it runs."""
+    if progress is None:
+        return list(job.collect())
+    out: list[Any] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            out.extend(job.collect())
+        except BaseException as e:  # noqa: BLE001 - raised again below, in this thread
+            failure.append(e)
+
+    worker = threading.Thread(target=run, name="forensics-ingest-job", daemon=True)
+    worker.start()
+    seen = dict.fromkeys(_DONE, 0)
+    while True:
+        finished = not worker.is_alive()
+        for key in _DONE:
+            value = int(done[key].value)
+            if value > seen[key]:
+                progress(key, value - seen[key])
+                seen[key] = value
+        if finished:
+            break
+        worker.join(0.5)
+    if failure:
+        raise failure[0]
+    return out
 
 
 def _resolve(
@@ -196,7 +273,13 @@ def _resolve(
         if rows:
             con.executemany("insert into run_ids values (?, ?, ?)", rows)
         _stage_views(con, staging)
-        result = write_batch(con, lake, "ingest", f"ingest --engine {engine.engine}")
+        events = None
+        if engine.engine == "spark" and shares:
+            from forensics.engines.spark import spark_session
+            from forensics.engines.spark_batch import SparkBatchEvents
+
+            events = SparkBatchEvents(spark_session(engine.spark_master()), staging, lake)
+        result = write_batch(con, lake, "ingest", f"ingest --engine {engine.engine}", events)
     except duckdb.Error as e:
         raise engine_error(f"case lake {lake}", e) from None
     finally:

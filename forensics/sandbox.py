@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from typing import Any
 
 import duckdb
 
+from forensics.engines.base import EngineOptions
 from forensics.errors import ForensicsError, StoreError, UsageError
 from forensics.store import StoreOptions, engine_error, open_store
 from forensics.window import format_time
@@ -77,6 +79,83 @@ def query_store(options: StoreOptions, query: str) -> Iterator[SqlResult]:
         yield run_sql(con, query)
     finally:
         con.close()
+
+
+@contextmanager
+def query_case(
+    options: StoreOptions, query: str, engine: EngineOptions | None = None
+) -> Iterator[SqlResult]:
+    """`query` over the store, or over a case lake through `engine` (as locked down: only
+    SELECT on DuckDB with no file but the lake's readable; one checked SELECT on Spark)."""
+    if engine is None:
+        with query_store(options, query) as result:
+            yield result
+        return
+    if engine.engine == "spark":
+        from forensics.engines.base import open_engine
+        from forensics.engines.spark import SparkEngine
+
+        spark = open_engine(engine)
+        try:
+            if not isinstance(spark, SparkEngine):
+                raise StoreError(_WHAT, "no Spark engine")
+            schema, batches = spark.stream(spark.user_query(query), _WHAT)
+            yield SqlResult(
+                unique_names(schema.names), [str(f.type) for f in schema], _rows(batches)
+            )
+        finally:
+            spark.close()
+        return
+    con = open_lake_sandbox(engine)
+    try:
+        _only_select(con, query)
+        yield run_sql(con, query)
+    finally:
+        con.close()
+
+
+def open_lake_sandbox(engine: EngineOptions) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection over the lake in place, locked down: external access off but for
+    the lake's own Parquet files, configuration locked."""
+    from forensics.lake import TABLES, local_lake, open_lake_duckdb, table_files
+
+    lake = local_lake(engine.lake or "")
+    store = StoreOptions(lake, engine.memory_limit, engine.threads)
+    con = open_lake_duckdb(str(lake), store)
+    files = [f for t in TABLES for f in table_files(lake, t)]
+    try:
+        con.execute("set allowed_paths = $p", {"p": files + [os.path.abspath(f) for f in files]})
+        con.execute("set enable_external_access = false")
+        con.execute("set allow_community_extensions = false")
+        con.execute("set lock_configuration = true")
+    except duckdb.Error as e:
+        con.close()
+        why = engine_error(_WHAT, e).why
+        raise StoreError(_WHAT, f"cannot lock down the connection: {why}") from None
+    return con
+
+
+def _only_select(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """On a lake the readable files are the lake's own, and COPY could overwrite them: only
+    SELECT (and EXPLAIN) statements run."""
+    if not query.strip():
+        raise UsageError(_WHAT, "the query is empty")
+    try:
+        statements = con.extract_statements(query)
+    except duckdb.Error as e:
+        raise sql_error(e) from None
+    allowed = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+    if any(st.type not in allowed for st in statements):
+        raise UsageError(
+            _WHAT,
+            "not allowed: on a case lake `forensics sql` runs SELECT statements only",
+            "Write SELECT (WITH …) queries over events, grants, accounts, sources, rejects",
+        )
+
+
+def _rows(batches: Iterator[Any]) -> Iterator[tuple[Any, ...]]:
+    for batch in batches:
+        yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
 
 
 def _fetch(con: duckdb.DuckDBPyConnection) -> Iterator[tuple[Any, ...]]:

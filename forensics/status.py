@@ -9,6 +9,7 @@ that a window in the wrong year is never mistaken for "nobody affected". Nothing
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +18,7 @@ from typing import Any
 
 import duckdb
 
-from forensics.engines.base import Engine
+from forensics.engines.base import Engine, EngineOptions, open_case
 from forensics.queries import run_query
 from forensics.store import StoreOptions, open_store
 from forensics.window import Window, format_instant
@@ -98,12 +99,13 @@ class ToolVersion:
 class StoreStatus:
     """What `forensics status` shows."""
 
-    path: Path
-    size_bytes: int
+    path: Path | str  # a store's file, or a case lake (a folder or a URI)
+    size_bytes: int | None  # None: a lake on a URI, not measured
     kinds: tuple[KindTotals, ...]
     events: EventRange
     grants: GrantRange
     tool_versions: tuple[ToolVersion, ...]
+    what: str = "case store"  # or "case lake"
 
     def totals(self) -> KindTotals:
         sums = {k: sum(getattr(t, k) for t in self.kinds) for k in _COUNTS}
@@ -189,10 +191,10 @@ def window_coverage(con: duckdb.DuckDBPyConnection | Engine, window: Window) -> 
     return WindowCoverage(window, int(row["events"]), event_range(con))
 
 
-def describe_store(options: StoreOptions) -> StoreStatus:
-    """Open the store read-only and describe it. Raises StoreError."""
-    con = open_store(options, read_only=True)
-    try:
+def describe_store(options: StoreOptions, engine: EngineOptions | None = None) -> StoreStatus:
+    """Open the store read-only (or the case lake through `engine`) and describe it. Raises
+    StoreError."""
+    with open_case(options, engine) as con:
         by_kind = {r["kind"]: r for r in run_query(con, "sources_by_kind").to_pylist()}
         kinds = tuple(
             KindTotals(
@@ -222,8 +224,10 @@ def describe_store(options: StoreOptions) -> StoreStatus:
             for v in run_query(con, "tool_versions").to_pylist()
         )
         events = event_range(con)
-    finally:
-        con.close()
+    if engine is not None and engine.lake is not None:
+        return StoreStatus(
+            engine.lake, lake_size(engine.lake), kinds, events, grants, versions, "case lake"
+        )
     return StoreStatus(options.path, store_size(options.path), kinds, events, grants, versions)
 
 
@@ -234,6 +238,20 @@ def read_event_range(options: StoreOptions) -> EventRange:
         return event_range(con)
     finally:
         con.close()
+
+
+def lake_size(lake: str) -> int | None:
+    """Bytes of a local case lake's files (None for a lake on a URI: not measured)."""
+    from forensics.lake import is_remote
+
+    if is_remote(lake):
+        return None
+    total = 0
+    for dirpath, _, filenames in os.walk(lake.removeprefix("file://")):
+        for name in filenames:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(dirpath, name)).st_size
+    return total
 
 
 def store_size(path: Path) -> int:

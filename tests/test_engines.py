@@ -332,6 +332,7 @@ def test_every_query_gives_the_same_rows_on_both_engines(
         "field": "cache.node",
         "coverage_start": W.start - timedelta(hours=1),
         "coverage_end": W.end + timedelta(hours=1),
+        "limit": 2,
     }
     store = open_case(odd_lake / "case.duckdb", "duckdb")
     lake_duck = DuckDBEngine.open_lake(EngineOptions("duckdb", str(odd_lake / "lake")))

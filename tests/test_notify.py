@@ -623,6 +623,43 @@ def model_lists(inc: Incident, w: Any) -> dict[str, list[tuple[Any, ...]]]:
     return {"recipients": recipients, "owners": owners, "exposures": exposures}
 
 
+# The columns of each list that model_lists gives, in its order.
+LIST_COLUMNS: dict[str, tuple[str, ...]] = {
+    "recipients": (
+        "user_id",
+        "email",
+        "thumbnails",
+        "devices",
+        "taps",
+        "plays",
+        "first_seen",
+        "last_seen",
+        "severity",
+    ),
+    "owners": (
+        "user_id",
+        "email",
+        "devices",
+        "thumbnails",
+        "viewers",
+        "first_exposed",
+        "last_exposed",
+        "severity",
+    ),
+    "exposures": (
+        "delivered_at",
+        "recipient_id",
+        "device_id",
+        "event_id",
+        "owner_ids",
+        "first_tap_at",
+        "first_play_at",
+        "request_id",
+        "source_record",
+    ),
+}
+
+
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(inc=incidents_st(), bounds=st.tuples(st.integers(-1, 7), st.integers(1, 6)))
 def test_list_queries_equal_the_model(
@@ -632,41 +669,7 @@ def test_list_queries_equal_the_model(
     clear_store(scratch)
     inc.insert(scratch)
     prepare_window(scratch, w)
-    keep = {
-        "recipients": (
-            "user_id",
-            "email",
-            "thumbnails",
-            "devices",
-            "taps",
-            "plays",
-            "first_seen",
-            "last_seen",
-            "severity",
-        ),
-        "owners": (
-            "user_id",
-            "email",
-            "devices",
-            "thumbnails",
-            "viewers",
-            "first_exposed",
-            "last_exposed",
-            "severity",
-        ),
-        "exposures": (
-            "delivered_at",
-            "recipient_id",
-            "device_id",
-            "event_id",
-            "owner_ids",
-            "first_tap_at",
-            "first_play_at",
-            "request_id",
-            "source_record",
-        ),
-    }
     expected = model_lists(inc, w)
-    for name, columns in keep.items():
+    for name, columns in LIST_COLUMNS.items():
         rows = run_query(scratch, name).to_pylist()
         assert [tuple(r[c] for c in columns) for r in rows] == expected[name], name

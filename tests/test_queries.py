@@ -26,6 +26,7 @@ SAMPLE_PARAMS: dict[str, object] = {
     "field": "status",
     "coverage_start": datetime(2024, 2, 16, 8, tzinfo=timezone.utc),
     "coverage_end": datetime(2024, 2, 16, 14, tzinfo=timezone.utc),
+    "limit": 10,
 }
 _USED = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -89,6 +90,7 @@ def test_every_query_runs_on_an_empty_store(tmp_path: Path) -> None:
                     "grant_time_range",
                     "window_event_count",
                     "deliveries_outside_window",
+                    "rejects_total",
                 ):
                     assert rows[0] == 1
                 else:

@@ -78,7 +78,8 @@ def ingest(
     if on_lake is not None:
         from forensics.lake_ingest import ingest_lake
 
-        report = ingest_lake(on_lake, paths, options)
+        with terminal.IngestProgress(show=not quiet) as progress:
+            report = ingest_lake(on_lake, paths, options, progress)
     else:
         tracker = terminal.IngestProgress(show=not quiet)
         try:
@@ -115,12 +116,15 @@ def sources(
         bool, typer.Option("--wide", help="Every column: full path, SHA-256, sizes, times.")
     ] = False,
     db: DbOpt = None,
+    lake: LakeOpt = None,
+    engine: EngineOpt = EngineName.duckdb,
+    master: MasterOpt = None,
     debug: DebugOpt = False,
 ) -> int:
     """List the ingested files: kind, SHA-256 and how every record was accounted for."""
     from forensics.evidence import list_sources
 
-    rows = list_sources(store_options(ctx, db))
+    rows = list_sources(store_options(ctx, db), engine_options(ctx, lake, engine, master))
     if as_json:
         print_json(rows)
     else:
@@ -136,12 +140,15 @@ def rejects(
     ] = False,
     as_json: JsonOpt = False,
     db: DbOpt = None,
+    lake: LakeOpt = None,
+    engine: EngineOpt = EngineName.duckdb,
+    master: MasterOpt = None,
     debug: DebugOpt = False,
 ) -> int:
     """List rejected records with their reasons (raw text with --json or --raw)."""
     from forensics.evidence import rejects_page
 
-    page = rejects_page(store_options(ctx, db), limit)
+    page = rejects_page(store_options(ctx, db), limit, engine_options(ctx, lake, engine, master))
     if as_json:
         print_json(page.rows)
     else:
@@ -154,12 +161,15 @@ def verify(
     as_json: JsonOpt = False,
     db: DbOpt = None,
     quiet: QuietOpt = False,
+    lake: LakeOpt = None,
+    engine: EngineOpt = EngineName.duckdb,
+    master: MasterOpt = None,
     debug: DebugOpt = False,
 ) -> int:
     """Re-hash every source file: exit 0 if all match, 1 if any changed or is missing."""
     from forensics.evidence import verify_sources
 
-    rows = verify_sources(store_options(ctx, db))
+    rows = verify_sources(store_options(ctx, db), engine_options(ctx, lake, engine, master))
     if as_json:
         print_json(rows)
     else:
@@ -173,13 +183,19 @@ def verify(
 
 
 def status(
-    ctx: typer.Context, as_json: JsonOpt = False, db: DbOpt = None, debug: DebugOpt = False
+    ctx: typer.Context,
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+    lake: LakeOpt = None,
+    engine: EngineOpt = EngineName.duckdb,
+    master: MasterOpt = None,
+    debug: DebugOpt = False,
 ) -> int:
     """What is in this case: files and rows per kind, rejects and duplicates, the time range
     of events and grants, the store's size and the tool versions that wrote it."""
     from forensics.status import describe_store
 
-    report = describe_store(store_options(ctx, db))
+    report = describe_store(store_options(ctx, db), engine_options(ctx, lake, engine, master))
     if as_json:
         print_json(report.to_json())
     else:
@@ -205,17 +221,22 @@ def sql(
     db: DbOpt = None,
     memory_limit: MemoryOpt = None,
     threads: ThreadsOpt = None,
+    lake: LakeOpt = None,
+    engine: EngineOpt = EngineName.duckdb,
+    master: MasterOpt = None,
     debug: DebugOpt = False,
 ) -> int:
     """Read-only SQL over the store (tables events, grants, accounts, sources, rejects).
 
     Locked down: it cannot write, read other files, load extensions or change settings.
+    On a case lake: SELECT only; with --engine spark one SELECT, in DuckDB's dialect.
     """
-    from forensics.sandbox import query_store
+    from forensics.sandbox import query_case
 
     if query == "-":
         query = sys.stdin.read()
-    with query_store(store_options(ctx, db, memory_limit, threads), query) as result:
+    on_lake = engine_options(ctx, lake, engine, master, memory_limit, threads)
+    with query_case(store_options(ctx, db, memory_limit, threads), query, on_lake) as result:
         if fmt is SqlFormat.csv:
             screens.write_sql_csv(result)
         elif fmt is SqlFormat.json:

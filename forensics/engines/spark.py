@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import itertools
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ import pyarrow as pa
 
 from forensics import queries
 from forensics.engines.base import Engine
-from forensics.errors import ForensicsError, StoreError
+from forensics.errors import ForensicsError, StoreError, UsageError
 
 # DuckDB types of the lake's columns (forensics.lake.COLUMNS) → Spark SQL types.
 _SPARK_TYPES = {
@@ -107,6 +108,42 @@ def to_spark(sql: str) -> str:
     return str(tree.transform(_rewrite_json_pointer).sql(dialect="spark", comments=False))
 
 
+# The tables a user's query (`forensics sql`) may read on Spark: the case's views only.
+CASE_VIEWS = frozenset({"events", "grants", "accounts", "sources", "rejects", "accounts_latest"})
+
+
+def check_user_query(query: str) -> str:
+    """A user's read-only query, in DuckDB's dialect, as Spark SQL; raises UsageError unless
+    it is one SELECT that reads the case's views (and its own CTEs) and calls only functions
+    sqlglot knows. Spark has no sandbox of its own: this refuses writes, DDL, file paths
+    (parquet.`/x`), other catalogs, and Java calls (reflect, java_method)."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    if not query.strip():
+        raise UsageError("sql", "the query is empty")
+    try:
+        trees = [t for t in sqlglot.parse(query, read="duckdb") if t is not None]
+    except SqlglotError as e:
+        raise UsageError("sql", f"cannot parse the query ({type(e).__name__})") from None
+    if len(trees) != 1 or not isinstance(trees[0], exp.Query):
+        raise UsageError(
+            "sql",
+            "not allowed: on Spark `forensics sql` runs one SELECT query",
+            "Write one SELECT (WITH …) over events, grants, accounts, sources, rejects",
+        )
+    tree = trees[0]
+    ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
+    for table in tree.find_all(exp.Table):
+        plain = isinstance(table.this, exp.Identifier) and not table.db and not table.catalog
+        if not plain or table.name not in CASE_VIEWS | ctes:
+            raise UsageError("sql", "not allowed: reads only the case's tables (events, grants, …)")
+    for call in tree.find_all(exp.Anonymous):
+        raise UsageError("sql", f"not allowed on Spark: function {str(call.name)[:40]}")
+    return str(tree.transform(_rewrite_json_pointer).sql(dialect="spark", comments=False))
+
+
 # --- session ------------------------------------------------------------------------------
 
 
@@ -119,12 +156,10 @@ def spark_session(master: str) -> Any:
     if active is not None:
         return active
     if "PYSPARK_SUBMIT_ARGS" not in os.environ:
-        # Spark's INFO/WARN lines (and its "default log4j profile" notice) would crowd
-        # stderr; the driver JVM starts with a configuration that keeps errors only.
-        config = Path(__file__).with_name("log4j2.properties")
-        os.environ["PYSPARK_SUBMIT_ARGS"] = (
-            f"--driver-java-options -Dlog4j2.configurationFile=file:{config} pyspark-shell"
-        )
+        # Spark's INFO/WARN lines (and its "default log4j profile" and "Setting default log
+        # level" notices) would crowd stderr; the driver JVM starts with a configuration that
+        # keeps errors only.
+        os.environ["PYSPARK_SUBMIT_ARGS"] = submit_args()
     builder = (
         SparkSession.builder.master(master)
         .appName("forensics")
@@ -138,6 +173,7 @@ def spark_session(master: str) -> Any:
         # a few hundred shuffle partitions are for clusters; locally they cost seconds each
         builder = builder.config("spark.sql.shuffle.partitions", "8")
     try:
+        _launch_gateway()
         session = builder.getOrCreate()
     except Exception as e:  # noqa: BLE001 - py4j/pyspark raise several kinds; one line out
         raise SparkUnavailable(
@@ -147,6 +183,54 @@ def spark_session(master: str) -> Any:
         ) from None
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def submit_args() -> str:
+    """spark-submit arguments for the driver JVM: forensics' log4j2 configuration, and the
+    JVM's own warnings (unified logging, e.g. a thread or memory warning under load) sent
+    to stderr: by default the JVM prints them on stdout, inside `--json` output."""
+    import shlex
+
+    config = Path(__file__).with_name("log4j2.properties")
+    java = f"-Dlog4j2.configurationFile=file:{config} -Xlog:disable -Xlog:all=warning:stderr"
+    return f"--driver-java-options {shlex.quote(java)} pyspark-shell"
+
+
+# Printed by the JVM itself (not by log4j) because Spark's launcher always adds
+# --add-modules=jdk.incubator.vector; no JVM option turns it off, so it is dropped here.
+JVM_NOTICES = ("WARNING: Using incubator modules:",)
+
+
+def _launch_gateway() -> None:
+    """Start the driver JVM (once per process) with its stderr read by forensics: the JVM's
+    start-up notices are dropped, any other line (Spark's own errors) is passed on."""
+    import subprocess
+    import threading
+
+    from pyspark import SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None:  # a session exists or existed: its JVM is up
+        return
+    gateway = launch_gateway(popen_kwargs={"stderr": subprocess.PIPE})  # type: ignore[no-untyped-call]
+    SparkContext._ensure_initialized(gateway=gateway)
+    proc = getattr(gateway, "proc", None)
+    if proc is not None and proc.stderr is not None:
+        threading.Thread(
+            target=_pass_stderr, args=(proc.stderr,), name="spark-stderr", daemon=True
+        ).start()
+
+
+def _pass_stderr(stream: Any) -> None:
+    """Copy the JVM's stderr to ours line by line, without its start-up notices."""
+    import sys
+
+    for line in iter(stream.readline, b""):
+        if line.decode("utf-8", "replace").startswith(JVM_NOTICES):
+            continue
+        with contextlib.suppress(OSError, ValueError):  # stderr closed at exit
+            sys.stderr.write(line.decode("utf-8", "replace"))
+            sys.stderr.flush()
 
 
 def _spark_error(what: str, e: BaseException) -> StoreError:
@@ -245,6 +329,43 @@ class SparkEngine(Engine):
         except Exception as e:  # noqa: BLE001
             raise _spark_error(f"query {name}", e) from None
 
+    # Rows per Arrow batch when a result is streamed to the driver (query_reader).
+    stream_rows = 65_536
+
+    def query_reader(self, name: str) -> pa.RecordBatchReader:
+        """The rows in the query's order, one partition at a time (toLocalIterator): the
+        driver holds one partition and one batch, never the whole list. Timestamps travel as
+        epoch microseconds (pyspark would turn them into naive local times) and come back
+        as UTC instants, exactly."""
+        schema, batches = self.stream(self._dataframe(name, None), f"query {name}")
+        return pa.RecordBatchReader.from_batches(schema, batches)
+
+    def stream(self, df: Any, what: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """A DataFrame's Arrow schema, and its rows as batches in order (see query_reader)."""
+        try:
+            schema = _utc(df.limit(0).toArrow()).schema
+        except Exception as e:  # noqa: BLE001
+            raise _spark_error(what, e) from None
+        # by position: names may repeat (`select 1 a, 2 a`) or hold any character
+        exprs = [
+            f"unix_micros(c{i}) AS c{i}" if pa.types.is_timestamp(f.type) else f"c{i}"
+            for i, f in enumerate(schema)
+        ]
+        rows = df.toDF(*(f"c{i}" for i in range(len(schema)))).selectExpr(*exprs)
+        return schema, _arrow_batches(rows, schema, self.stream_rows, what)
+
+    def user_query(self, query: str) -> Any:
+        """A user's query (`forensics sql`, DuckDB's dialect) as a DataFrame, once
+        check_user_query has allowed it. Raises UsageError for a query Spark refuses."""
+        from pyspark.errors import AnalysisException, ParseException
+
+        try:
+            return self.spark.sql(check_user_query(query))
+        except (AnalysisException, ParseException) as e:
+            raise UsageError("sql", _spark_error("sql", e).why) from None
+        except Exception as e:  # noqa: BLE001
+            raise _spark_error("sql", e) from None
+
     def materialize_query(self, name: str, params: Mapping[str, object] | None = None) -> None:
         df = self._dataframe(name, params)
         try:
@@ -271,6 +392,23 @@ class SparkEngine(Engine):
             with contextlib.suppress(Exception):  # a session that is already gone
                 self.spark.catalog.dropTempView(view)
         self._views.clear()
+
+
+def _arrow_batches(df: Any, schema: pa.Schema, size: int, what: str) -> Iterator[pa.RecordBatch]:
+    """`df`'s rows (timestamps as epoch microseconds) as batches of `schema`, in order."""
+    try:
+        rows = df.toLocalIterator(prefetchPartitions=False)
+        while chunk := list(itertools.islice(rows, size)):
+            columns = list(zip(*chunk, strict=True)) if chunk else []
+            arrays = [
+                pa.array(col, pa.int64()).cast(pa.timestamp("us", tz="UTC")).cast(f.type)
+                if pa.types.is_timestamp(f.type)
+                else pa.array(col, f.type)
+                for f, col in zip(schema, columns, strict=True)
+            ]
+            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+    except Exception as e:  # noqa: BLE001
+        raise _spark_error(what, e) from None
 
 
 def _utc(table: pa.Table) -> pa.Table:

@@ -146,10 +146,11 @@ def render_verify(rows: list[dict[str, Any]], console: Console = OUT, err: Conso
 def render_status(status: Any, console: Console = OUT, err: Console = ERR) -> None:
     """One screen: what is in this case."""
     t = status.totals()
-    say(console, f"case store {printable(str(status.path))}", "bold")
+    say(console, f"{status.what} {printable(str(status.path))}", "bold")
+    size = "not measured" if status.size_bytes is None else f"{status.size_bytes:,} bytes"
     say(
         console,
-        f"size {status.size_bytes:,} bytes; {t.files:,} file"
+        f"size {size}; {t.files:,} file"
         f"{'' if t.files == 1 else 's'} ingested"
         + (f", last at {when(t.last_ingested_at)}" if t.last_ingested_at else ""),
     )
