@@ -27,9 +27,9 @@ from forensics.ingest.batch import (
     already_stored,
     in_batches,
     stage_batch,
-    store_batch,
     stored_sizes,
 )
+from forensics.ingest.batch_store import store_batch
 from forensics.ingest.discover import discover, file_format, supported, total_size
 from forensics.ingest.options import (
     KINDS,
