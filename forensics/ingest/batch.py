@@ -5,8 +5,9 @@ A batch is a run of consecutive small newline-delimited JSON files. Their lines 
 by one statement into one stage, each record numbered `file << 32 | record` (FILE_SHIFT):
 the stage's rules, de-duplication order and provenance are those of one file, and the
 numbers split back into the file and its own record number when stored. The batch is then
-stored in one transaction (forensics.ingest.batch_store), with a sources row, rejects and counts per file exactly as one
-file at a time gives them (rows_read = rows_loaded + rows_rejected + rows_duplicate each).
+stored in one transaction (forensics.ingest.batch_store), with a sources row, rejects and
+counts per file exactly as one file at a time gives them (rows_read = rows_loaded +
+rows_rejected + rows_duplicate each).
 
 Whenever a batch cannot be taken as a whole — a file of another kind or of no decidable
 kind, a staging statement or a store that fails, a hook that raises — its files are
