@@ -79,8 +79,8 @@ def list_rejects(
 def verify_sources(
     store: StoreOptions, engine: EngineOptions | None = None
 ) -> list[dict[str, Any]]:
-    """Re-hash every source path: status ok, changed or missing for each (paths as recorded
-    at ingest, read on this machine)."""
+    """Re-hash every source path: status ok, changed, missing or unreadable (there, but the
+    system will not read it) for each (paths as recorded at ingest, read on this machine)."""
     with open_case(store, engine) as con:
         rows = run_query(con, "input_files").to_pylist()
     out = []
@@ -92,6 +92,6 @@ def verify_sources(
             try:
                 status = "ok" if sha256_file(path) == r["sha256"] else "changed"
             except OSError:
-                status = "missing"
+                status = "unreadable"
         out.append({"path": r["path"], "sha256": r["sha256"], "status": status})
     return out

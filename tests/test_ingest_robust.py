@@ -222,3 +222,25 @@ def test_a_file_failing_after_many_batches_leaves_nothing_for_the_next_ones(
     ] == [("loaded", 5, 5), ("loaded", 7, 7), ("loaded", 3, 3)]
     assert rows(db, "select count(*) from events") == [(15,)]
     assert rows(db, "select count(*) from rejects") == [(0,)]
+
+
+@pytest.mark.skipif(not _unreadable_is_available(), reason="needs Linux's /proc/self/mem")
+@pytest.mark.parametrize("readable", [False, True], ids=["io-error", "readable"])
+def test_verify_tells_a_source_it_cannot_read_from_a_missing_one(
+    tmp_path: Path, readable: bool
+) -> None:
+    logs = _three(tmp_path)
+    db = tmp_path / "s.duckdb"
+    assert CliRunner().invoke(app, ["--db", str(db), "ingest", str(logs)]).exit_code == 0
+    a = logs / "a.jsonl"
+    if not readable:
+        a.unlink()
+        a.symlink_to(UNREADABLE)  # there, but reading it is an I/O error
+    r = CliRunner().invoke(app, ["--db", str(db), "verify", "--json"])
+    status = {Path(x["path"]).name: x["status"] for x in json.loads(r.stdout)}
+    if readable:
+        assert r.exit_code == 0 and set(status.values()) == {"ok"}
+        return
+    assert r.exit_code == 1
+    assert status == {"a.jsonl": "unreadable", "b.jsonl": "ok", "c.jsonl": "ok"}
+    assert "1 of 3 source files changed, missing or unreadable" in r.stderr

@@ -166,7 +166,7 @@ def verify(
     master: MasterOpt = None,
     debug: DebugOpt = False,
 ) -> int:
-    """Re-hash every source file: exit 0 if all match, 1 if any changed or is missing."""
+    """Re-hash every source file: exit 0 if all match, 1 if any changed, is gone or is unreadable."""
     from forensics.evidence import verify_sources
 
     rows = verify_sources(store_options(ctx, db), engine_options(ctx, lake, engine, master))
@@ -176,7 +176,7 @@ def verify(
         screens.render_verify(rows)
     bad = sum(1 for r in rows if r["status"] != "ok")
     if bad:
-        error(f"{bad:,} of {len(rows):,} source files changed or missing")
+        error(f"{bad:,} of {len(rows):,} source files changed, missing or unreadable")
     elif not is_quiet(ctx, quiet):
         say(ERR, f"{len(rows):,} of {len(rows):,} source files match")
     return int(ExitCode.FAILURE if bad else ExitCode.OK)

@@ -127,7 +127,7 @@ def render_rejects(page: Any, *, raw: bool, console: Console = OUT, err: Console
 
 
 def render_verify(rows: list[dict[str, Any]], console: Console = OUT, err: Console = ERR) -> None:
-    """Changed and missing files first, in red on a terminal."""
+    """Changed, missing and unreadable files first, in red on a terminal."""
     bad = [r for r in rows if r["status"] != "ok"]
     ok = [r for r in rows if r["status"] == "ok"]
     terminal = console.is_terminal
