@@ -166,7 +166,7 @@ def verify(
     master: MasterOpt = None,
     debug: DebugOpt = False,
 ) -> int:
-    """Re-hash every source file: exit 0 if all match, 1 if any changed, is gone or is unreadable."""
+    """Re-hash every source file: exit 0 if all match, 1 if any changed, is gone or unreadable."""
     from forensics.evidence import verify_sources
 
     rows = verify_sources(store_options(ctx, db), engine_options(ctx, lake, engine, master))
