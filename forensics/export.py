@@ -46,7 +46,7 @@ from forensics.private_files import (
     write_bytes_pending,
     writing_files,
 )
-from forensics.queries import get_query
+from forensics.queries import get_query, run_query
 from forensics.store import engine_error
 from forensics.window import Window, format_time
 
@@ -194,20 +194,8 @@ def sanitize_mode(sanitize: bool) -> dict[str, Any]:
 
 def read_input_files(con: duckdb.DuckDBPyConnection | Engine) -> list[dict[str, Any]]:
     """Every ingested file (queries/input_files.sql), for the manifest."""
-    rows: list[dict[str, Any]] = _run_table(con, "input_files").to_pylist()
+    rows: list[dict[str, Any]] = run_query(con, "input_files").to_pylist()
     return rows
-
-
-def _run_table(con: duckdb.DuckDBPyConnection | Engine, name: str) -> pa.Table:
-    q = get_query(name)
-    if q.params:
-        raise StoreError(f"query {name}", "expects parameters")
-    if isinstance(con, Engine):
-        return con.run_query(name)
-    try:
-        return con.sql(q.sql).to_arrow_table()
-    except duckdb.Error as e:
-        raise engine_error(f"query {name}", e) from None
 
 
 def _query_reader(con: duckdb.DuckDBPyConnection | Engine, name: str) -> pa.RecordBatchReader:
