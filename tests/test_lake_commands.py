@@ -87,7 +87,9 @@ def test_verify_on_a_lake_sees_a_changed_source(
         app, ["verify", "--lake", str(lake), "--engine", engine, "--master", "local[1]"]
     )
     assert r.exit_code == 1
-    assert r.stderr.strip().endswith(f"1 of {len(rows):,} source files changed or missing")
+    assert r.stderr.strip().endswith(
+        f"1 of {len(rows):,} source files changed, missing or unreadable"
+    )
 
 
 def test_status_names_the_lake(runner: CliRunner, case: tuple[Path, Path]) -> None:
