@@ -148,21 +148,9 @@ def _write(folder: Path, i: int, lines: list[str], fmt: str) -> Path:
 def test_ingest_equals_a_plain_reading_of_spec(
     data: list[tuple[str, tuple[Any, ...] | None]], cuts: list[int], formats: list[str]
 ) -> None:
-    # Arrays hold only well-formed JSON (a broken array fails the whole file, by design).
-    bounds = sorted({0, len(data), *[c for c in cuts if c < len(data)]})
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        files = []
-        order: list[tuple[str, tuple[Any, ...] | None]] = []
-        for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
-            part = data[a:b]
-            fmt = formats[i % len(formats)]
-            if fmt == "array":
-                part = [(line, exp) for line, exp in part if not _broken(line)]
-                if not part:
-                    continue
-            files.append(_write(folder, i, [line for line, _ in part], fmt))
-            order.extend(part)
+        files, order = write_cut(folder, data, cuts, formats)
         db = folder / "s.duckdb"
         report = run(db, *files, kind="events")
         assert accounted(report)
@@ -179,6 +167,30 @@ def test_ingest_equals_a_plain_reading_of_spec(
         assert totals["rows_rejected"] == rejected
         assert totals["rows_duplicate"] == dup
         assert totals["rows_read"] == len(order)
+
+
+def write_cut(
+    folder: Path,
+    data: list[tuple[str, tuple[Any, ...] | None]],
+    cuts: list[int],
+    formats: list[str],
+) -> tuple[list[Path], list[tuple[str, tuple[Any, ...] | None]]]:
+    """The records cut into files at `cuts`, each file in the next of `formats`; the files
+    and the records they hold, in order. Arrays hold only well-formed JSON (a broken array
+    fails the whole file, by design)."""
+    bounds = sorted({0, len(data), *[c for c in cuts if c < len(data)]})
+    files = []
+    order: list[tuple[str, tuple[Any, ...] | None]] = []
+    for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
+        part = data[a:b]
+        fmt = formats[i % len(formats)]
+        if fmt == "array":
+            part = [(line, exp) for line, exp in part if not _broken(line)]
+            if not part:
+                continue
+        files.append(_write(folder, i, [line for line, _ in part], fmt))
+        order.extend(part)
+    return files, order
 
 
 def _broken(line: str) -> bool:

@@ -21,7 +21,7 @@ from tests.helpers.engines import open_case
 from tests.helpers.incident import Incident, window
 from tests.helpers.ingest import accounted
 from tests.test_exposure import incidents_st
-from tests.test_ingest_property import _broken, _model, _write, records
+from tests.test_ingest_property import _model, records, write_cut
 from tests.test_notify import LIST_COLUMNS, model_lists
 
 pytestmark = pytest.mark.spark
@@ -66,20 +66,9 @@ def test_lake_ingest_on_spark_equals_a_plain_reading_of_spec(
     cuts: list[int],
     formats: list[str],
 ) -> None:
-    bounds = sorted({0, len(data), *[c for c in cuts if c < len(data)]})
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        files = []
-        order: list[tuple[str, tuple[Any, ...] | None]] = []
-        for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
-            part = data[a:b]
-            fmt = formats[i % len(formats)]
-            if fmt == "array":
-                part = [(line, exp) for line, exp in part if not _broken(line)]
-                if not part:
-                    continue
-            files.append(_write(folder, i, [line for line, _ in part], fmt))
-            order.extend(part)
+        files, order = write_cut(folder, data, cuts, formats)
         lake = folder / "lake"
         report = ingest_lake(
             EngineOptions("spark", str(lake), "local[1]"),
