@@ -752,8 +752,9 @@ def _mixed_files(tmp_path: Path) -> list[Path]:
     ]
 
 
-def _outcome(db: Path, report) -> tuple[object, ...]:  # type: ignore[no-untyped-def]
-    files = [
+def _per_file(report) -> list[tuple[object, ...]]:  # type: ignore[no-untyped-def]
+    """What the run reported for each file, by name."""
+    return [
         (
             Path(f.path).name,
             f.status,
@@ -766,6 +767,10 @@ def _outcome(db: Path, report) -> tuple[object, ...]:  # type: ignore[no-untyped
         )
         for f in report.files
     ]
+
+
+def _outcome(db: Path, report) -> tuple[object, ...]:  # type: ignore[no-untyped-def]
+    files = _per_file(report)
     stored = rows(
         db,
         "select s.path, e.source_record, e.request_id, e.user_id from events e "
@@ -987,19 +992,7 @@ def test_a_file_out_of_time_order_is_stored_sorted_by_time(tmp_path: Path, case:
 
 
 def _everything(db: Path, report) -> tuple[object, ...]:  # type: ignore[no-untyped-def]
-    files = [
-        (
-            Path(f.path).name,
-            f.status,
-            f.kind,
-            f.rows_read,
-            f.rows_loaded,
-            f.rows_rejected,
-            f.rows_duplicate,
-            f.error,
-        )
-        for f in report.files
-    ]
+    files = _per_file(report)
     tables = {
         t: rows(db, f"select * exclude (source_id) from {t} order by all")  # noqa: S608
         for t in ("events", "grants", "accounts", "rejects")
