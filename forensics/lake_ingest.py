@@ -15,6 +15,7 @@ the shares' loaded rows hold every first occurrence, and the earliest of them wi
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 import threading
@@ -308,7 +309,9 @@ def _stage_views(con: duckdb.DuckDBPyConnection, staging: Path) -> None:
 
     def files(table: str) -> str:
         parts = sorted(staging.glob(f"task*/{table}.parquet"))
-        return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts) + "]"
+        # read_parquet expands globs: a lake path may hold * ? [ (HOSTILE_INPUTS #8)
+        quoted = ("'" + glob.escape(str(p)).replace("'", "''") + "'" for p in parts)
+        return "[" + ", ".join(quoted) + "]"
 
     if not any(staging.glob("task*/sources.parquet")):
         for table in _STAGED:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import glob
 import json
 import os
 import re
@@ -123,8 +124,12 @@ def open_lake_sandbox(engine: EngineOptions) -> duckdb.DuckDBPyConnection:
     store = StoreOptions(lake, engine.memory_limit, engine.threads)
     con = open_lake_duckdb(str(lake), store)
     files = [f for t in TABLES for f in table_files(lake, t)]
+    files += [os.path.abspath(f) for f in files]
+    # The views name each file glob-escaped (a lake path may hold * ? [), and DuckDB checks
+    # that name before it expands it to the file: both forms are allowed, no other file.
+    allowed = sorted(set(files) | {glob.escape(f) for f in files})
     try:
-        con.execute("set allowed_paths = $p", {"p": files + [os.path.abspath(f) for f in files]})
+        con.execute("set allowed_paths = $p", {"p": allowed})
         con.execute("set enable_external_access = false")
         con.execute("set allow_community_extensions = false")
         con.execute("set lock_configuration = true")

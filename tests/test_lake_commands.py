@@ -15,7 +15,7 @@ from forensics.cli import app
 from forensics.lake import export_store
 from forensics.store import StoreOptions
 from tests.helpers.ingest import run
-from tests.test_engines import _ingest_inputs
+from tests.test_engines import GLOB_NAME, _ingest_inputs
 
 ENGINES = ["duckdb", pytest.param("spark", marks=pytest.mark.spark)]
 
@@ -32,7 +32,7 @@ def case(tmp_path: Path) -> tuple[Path, Path]:
     """A store ingested from files with rejects, duplicates and a failure, and its lake."""
     store = tmp_path / "case.duckdb"
     run(store, *_ingest_inputs(tmp_path))
-    lake = tmp_path / "lake"
+    lake = tmp_path / GLOB_NAME  # read literally by both engines
     export_store(StoreOptions(store), str(lake))
     return store, lake
 

@@ -44,6 +44,16 @@ class SparkUnavailable(ForensicsError):
     """pyspark or Java is missing: the message names the fix."""
 
 
+# Hadoop expands globs in the paths Spark reads: a backslash escapes what it would expand.
+_HADOOP_GLOB = str.maketrans({c: "\\" + c for c in "\\{}[]*?"})
+
+
+def hadoop_literal(path: str) -> str:
+    """`path` as Spark's readers take it literally: a lake folder may be named `case [1]`
+    or `{a,b}` (HOSTILE_INPUTS #8; Hadoop's globs also read `{}` and `\\`)."""
+    return path.translate(_HADOOP_GLOB)
+
+
 def check_spark() -> None:
     """Raise SparkUnavailable (one line, naming the fix) if pyspark or Java is missing."""
     for module in ("pyspark", "sqlglot"):
@@ -303,7 +313,7 @@ class SparkEngine(Engine):
         if table == "events":
             reader = reader.option("basePath", f"{root}/events")
         try:
-            df = reader.parquet(f"{root}/{table}")
+            df = reader.parquet(hadoop_literal(f"{root}/{table}"))
         except AnalysisException:  # no such folder, or no files in it
             return None
         return df.selectExpr(*(f"CAST({c} AS {_SPARK_TYPES[t]}) AS {c}" for c, t in columns))

@@ -16,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-from forensics.engines.spark import _SPARK_TYPES, _spark_error
+from forensics.engines.spark import _SPARK_TYPES, _spark_error, hadoop_literal
 from forensics.lake import COLUMNS, BatchEvents
 
 # The shares' events files (forensics.lake_ingest.ingest_share): a task column, then events.
@@ -52,7 +52,7 @@ class SparkBatchEvents(BatchEvents):
             staged = [str(p) for p in sorted(self.staging.glob("task*/events.parquet"))]
             new = (
                 self.spark.read.schema(_schema(_STAGED))
-                .parquet(*staged)
+                .parquet(*map(hadoop_literal, staged))
                 .withColumnRenamed("source_id", "local_id")
                 .join(F.broadcast(ids), ["task", "local_id"])
                 .drop("task", "local_id")
@@ -90,7 +90,7 @@ class SparkBatchEvents(BatchEvents):
             df = (
                 self.spark.read.schema(_schema(COLUMNS["events"]))
                 .option("basePath", str(root))
-                .parquet(str(root))
+                .parquet(hadoop_literal(str(root)))
             )
         except AnalysisException:
             return None
