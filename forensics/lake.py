@@ -292,24 +292,48 @@ class BatchEvents:
     batch and the lake's keys are too many for one machine. Files are resolved before it:
     batch_sources on `con` says which files' events count (same_as is null)."""
 
+    # True when the batch's events are one store's (export): unique by key already, since
+    # ingest kept one event per key (SPEC §2.4), so no key can repeat within the batch.
+    unique = False
+
+    def __init__(self, *, unique: bool = False) -> None:
+        self.unique = unique
+
     def resolve(self, con: duckdb.DuckDBPyConnection, base: int) -> dict[int, int]:
         """Keep each new event whose dedup_key neither the lake nor an earlier file or record
-        of the batch holds; return, per batch-local source id, how many events were lost."""
+        of the batch holds; return, per batch-local source id, how many events were lost.
+
+        Only the lost rows are materialised (their provenance): batch_events is a view over
+        the batch's own rows, so a batch of any size is resolved and written without a copy
+        of its events (a store of 98M events would spill tens of GB).
+        """
         con.execute(
             """
-            create or replace temp table batch_events as
-            with kept as (
-                select e.* from new_events e
-                join batch_sources s on s.source_id = e.source_id and s.same_as is null
-            ),
-            fresh as (
-                select k.* from kept k anti join lake_events l on l.dedup_key = k.dedup_key
-            )
-            select * from fresh
-            qualify row_number() over (
-                partition by dedup_key order by source_id, source_record) = 1
+            create or replace temp view batch_kept as
+            select e.* from new_events e
+            join batch_sources s on s.source_id = e.source_id and s.same_as is null
             """
         )
+        lost = []
+        if base:  # keys the lake already holds are not written again
+            lost.append(
+                "select k.source_id, k.source_record from batch_kept k "
+                "semi join lake_events l on l.dedup_key = k.dedup_key"
+            )
+        if not self.unique:  # a key's first copy in the batch wins, by source and record
+            lost.append(
+                "select source_id, source_record from batch_kept qualify row_number() "
+                "over (partition by dedup_key order by source_id, source_record) > 1"
+            )
+        if lost:
+            con.execute("create or replace temp table batch_lost as " + " union ".join(lost))
+            con.execute(
+                "create or replace temp view batch_events as select k.* from batch_kept k "
+                "anti join batch_lost x "
+                "on x.source_id = k.source_id and x.source_record = k.source_record"
+            )
+        else:
+            con.execute("create or replace temp view batch_events as select * from batch_kept")
         rows = con.execute(
             """
             select e.source_id, count(*) - coalesce(max(b.n), 0)
@@ -554,7 +578,8 @@ def export_store(store: StoreOptions, lake: str) -> BatchResult:
                 stage_store_tables(con, "main")
             except duckdb.Error as e:
                 raise engine_error(f"case store {store.path}", e) from None
-            return write_batch(con, path, "export", str(store.path.resolve()))
+            events = BatchEvents(unique=True)  # one store's events
+            return write_batch(con, path, "export", str(store.path.resolve()), events)
     finally:
         con.close()
 
