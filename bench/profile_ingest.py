@@ -1,8 +1,9 @@
 """Where ingest's time goes: wall time per SQL statement of one in-process `forensics ingest`.
 
-    python bench/profile_ingest.py STORE PATH...
+    python bench/profile_ingest.py [--existing] [--memory-limit 4GB] STORE PATH...
 
-Runs the ingest into STORE (which should not exist yet) exactly as the command does, with
+Runs the ingest into STORE (which should not exist yet; with --existing, a store that does,
+and that the ingest changes: give it a copy) exactly as the command does, with
 every statement on its two store connections timed, and prints the total and the
 statements that took longest (grouped by their first 70 characters, with how many times
 each ran). A file is staged on one connection while the file before it is stored on the
@@ -52,12 +53,21 @@ class _Timed:
 
 
 def main() -> int:
-    if len(sys.argv) < 3:
+    args = sys.argv[1:]
+    existing = "--existing" in args
+    args = [a for a in args if a != "--existing"]
+    limit = None
+    if "--memory-limit" in args[:-1]:
+        i = args.index("--memory-limit")
+        limit = args[i + 1]
+        del args[i : i + 2]
+    if len(args) < 2:
         print(__doc__)
         return 2
-    store, paths = Path(sys.argv[1]), sys.argv[2:]
-    if store.exists():
-        print(f"profile_ingest: {store} exists; give a new store path", file=sys.stderr)
+    store, paths = Path(args[0]), args[1:]
+    if store.exists() != existing:
+        why = "exists; give a new store path" if not existing else "does not exist"
+        print(f"profile_ingest: {store} {why}", file=sys.stderr)
         return 2
     spent: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
     real_open = pipeline.open_store  # type: ignore[attr-defined]  # what ingest() calls
@@ -67,7 +77,9 @@ def main() -> int:
 
     pipeline.open_store = timed_open  # type: ignore[attr-defined]
     t0 = time.perf_counter()
-    report = ingest.ingest(StoreOptions(path=store), paths, ingest.IngestOptions())
+    report = ingest.ingest(
+        StoreOptions(path=store, memory_limit=limit), paths, ingest.IngestOptions()
+    )
     total = time.perf_counter() - t0
     in_sql = sum(t for _, t in spent.values())
     print(f"{len(report.files)} files, {report.totals()}")
