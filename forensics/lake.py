@@ -249,7 +249,11 @@ def lake_lock(lake: Path) -> Iterator[None]:
             ) from None
         # staging left by a writer that was stopped: nobody else writes while we hold the lock
         shutil.rmtree(lake / "_staging", ignore_errors=True)
-        yield
+        try:
+            yield
+        finally:
+            # and this writer's own, committed or not (a 100M ingest stages gigabytes)
+            shutil.rmtree(lake / "_staging", ignore_errors=True)
     finally:
         os.close(fd)
 

@@ -71,11 +71,13 @@ def ingest_share(
     staging: str,
     threads: int | None = None,
     progress: Progress | None = None,
+    memory_limit: str | None = None,
 ) -> list[dict[str, Any]]:
     """One worker's share: DuckDB ingest into a private store, its tables to `staging`.
 
     Runs on a Spark executor (it must be importable there) or in this process. Returns the
-    files' results (FileResult fields) in the share's order.
+    files' results (FileResult fields) in the share's order. `memory_limit` is DuckDB's for
+    the private store (--memory-limit: each share's DuckDB keeps to it).
     """
     with tempfile.TemporaryDirectory(prefix="forensics-task-") as tmp:
         given: list[str] = []
@@ -92,7 +94,7 @@ def ingest_share(
                 back[str(link)] = path
             else:
                 given.append(path)
-        store = StoreOptions(Path(tmp, "share.duckdb"), threads=threads)
+        store = StoreOptions(Path(tmp, "share.duckdb"), memory_limit, threads)
         report = ingest(store, given, options, progress)
         results = []
         for r in report.files:
@@ -127,10 +129,11 @@ _DONE = ("file", "bytes", "records", "rejects")
 
 
 def _run_share(
-    args: tuple[int, list[tuple[str, bool]], IngestOptions, str], done: dict[str, Any]
+    args: tuple[int, list[tuple[str, bool]], IngestOptions, str, str | None],
+    done: dict[str, Any],
 ) -> list[Any]:
-    task, files, options, staging = args
-    results = ingest_share(task, files, options, staging, threads=1)
+    task, files, options, staging, memory_limit = args
+    results = ingest_share(task, files, options, staging, 1, memory_limit=memory_limit)
     # counted when the task ends (Spark accumulators reach the driver with its result)
     done["file"].add(len(results))
     done["bytes"].add(sum(_size(path) for path, _ in files))
@@ -173,6 +176,7 @@ def ingest_lake(
                     str(staging),
                     engine.threads,
                     progress,
+                    engine.memory_limit,
                 )
             }
             shares[0] = [dict(r, index=i) for i, r in enumerate(shares[0])]
@@ -192,7 +196,13 @@ def _ingest_on_spark(
     sc = spark.sparkContext
     plan = plan_shares(files, max(1, int(sc.defaultParallelism)) * 2)
     work = [
-        (t, [(str(files[i][0]), files[i][1]) for i in idx], options, str(staging))
+        (
+            t,
+            [(str(files[i][0]), files[i][1]) for i in idx],
+            options,
+            str(staging),
+            engine.memory_limit,
+        )
         for t, idx in enumerate(plan)
     ]
     if progress:

@@ -462,6 +462,27 @@ def test_ingest_into_a_lake_accounts_like_a_store_ingest(
         assert compute_figures(lake, W) == compute_figures(con, W)
 
 
+def test_a_lake_ingest_keeps_to_the_memory_limit_and_removes_its_staging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import forensics.lake_ingest as lake_ingest
+
+    limits: list[str | None] = []
+    real = lake_ingest.ingest
+
+    def spy(store: StoreOptions, *args: Any, **kwargs: Any) -> Any:
+        limits.append(store.memory_limit)
+        return real(store, *args, **kwargs)
+
+    monkeypatch.setattr(lake_ingest, "ingest", spy)
+    lake = tmp_path / "lake"
+    options = EngineOptions("duckdb", str(lake), memory_limit="256MB")
+    got = ingest_lake(options, _ingest_inputs(tmp_path), IngestOptions())
+    assert {f.status for f in got.files} == {"loaded", "skipped", "failed"}
+    assert limits == ["256MB"]  # the share's private store, not only the resolution
+    assert (lake / "batches").is_dir() and not (lake / "_staging").exists()
+
+
 @pytest.mark.spark
 @settings(
     max_examples=8,
