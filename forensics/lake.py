@@ -159,13 +159,17 @@ def _table_select(lake: Path, table: str) -> str:
     files = table_files(lake, table)
     if not files:
         return _empty_select(table)
-    # read_parquet expands globs: escape them, a lake path may hold * ? [ (HOSTILE_INPUTS #8)
-    listed = ", ".join("'" + glob.escape(f).replace("'", "''") + "'" for f in files)
     cols = ", ".join(f"{c}::{t} as {c}" for c, t in COLUMNS[table])
     return (
-        f"select {cols} from read_parquet([{listed}], hive_partitioning = false, "  # noqa: S608
-        "union_by_name = true)"
+        f"select {cols} from read_parquet({parquet_files(files)}, "  # noqa: S608
+        "hive_partitioning = false, union_by_name = true)"
     )
+
+
+def parquet_files(files: list[str]) -> str:
+    """A SQL list of Parquet files for read_parquet, each read as that one file: it expands
+    globs, and a lake path may hold * ? [ (HOSTILE_INPUTS #8), so they are escaped."""
+    return "[" + ", ".join("'" + glob.escape(f).replace("'", "''") + "'" for f in files) + "]"
 
 
 def committed_source_id(con: duckdb.DuckDBPyConnection) -> int:

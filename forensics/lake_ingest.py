@@ -15,7 +15,6 @@ the shares' loaded rows hold every first occurrence, and the earliest of them wi
 
 from __future__ import annotations
 
-import glob
 import os
 import tempfile
 import threading
@@ -41,6 +40,7 @@ from forensics.lake import (
     _copy,
     lake_lock,
     local_lake,
+    parquet_files,
     stage_store_tables,
     write_batch,
 )
@@ -318,10 +318,7 @@ def _stage_views(con: duckdb.DuckDBPyConnection, staging: Path) -> None:
     """The new_* views of the batch over the shares' Parquet, with run-order source ids."""
 
     def files(table: str) -> str:
-        parts = sorted(staging.glob(f"task*/{table}.parquet"))
-        # read_parquet expands globs: a lake path may hold * ? [ (HOSTILE_INPUTS #8)
-        quoted = ("'" + glob.escape(str(p)).replace("'", "''") + "'" for p in parts)
-        return "[" + ", ".join(quoted) + "]"
+        return parquet_files([str(p) for p in sorted(staging.glob(f"task*/{table}.parquet"))])
 
     if not any(staging.glob("task*/sources.parquet")):
         for table in _STAGED:

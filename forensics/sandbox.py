@@ -33,9 +33,18 @@ _QUOTED = re.compile(r"'(?:[^']|'')*'")
 
 def open_sandbox(options: StoreOptions) -> duckdb.DuckDBPyConnection:
     """The store, read-only, with external access off and the configuration locked."""
-    con = open_store(options, read_only=True)
+    return _locked_down(open_store(options, read_only=True))
+
+
+def _locked_down(
+    con: duckdb.DuckDBPyConnection, allowed_paths: list[str] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """`con` with external access off (but for `allowed_paths`) and its configuration
+    locked; closed, with a one-line error, if that cannot be done."""
     try:
         # Order matters: once the configuration is locked nothing can be switched back on.
+        if allowed_paths is not None:
+            con.execute("set allowed_paths = $p", {"p": allowed_paths})
         con.execute("set enable_external_access = false")
         con.execute("set allow_community_extensions = false")
         con.execute("set lock_configuration = true")
@@ -127,17 +136,7 @@ def open_lake_sandbox(engine: EngineOptions) -> duckdb.DuckDBPyConnection:
     files += [os.path.abspath(f) for f in files]
     # The views name each file glob-escaped (a lake path may hold * ? [), and DuckDB checks
     # that name before it expands it to the file: both forms are allowed, no other file.
-    allowed = sorted(set(files) | {glob.escape(f) for f in files})
-    try:
-        con.execute("set allowed_paths = $p", {"p": allowed})
-        con.execute("set enable_external_access = false")
-        con.execute("set allow_community_extensions = false")
-        con.execute("set lock_configuration = true")
-    except duckdb.Error as e:
-        con.close()
-        why = engine_error(_WHAT, e).why
-        raise StoreError(_WHAT, f"cannot lock down the connection: {why}") from None
-    return con
+    return _locked_down(con, sorted(set(files) | {glob.escape(f) for f in files}))
 
 
 def _only_select(con: duckdb.DuckDBPyConnection, query: str) -> None:
