@@ -22,11 +22,8 @@ from forensics.cli.options import (
     ThreadsOpt,
     WindowOpt,
     coverage_messages,
-    engine_options,
-    is_quiet,
     print_json,
-    store_options,
-    window_notes,
+    window_run,
 )
 from forensics.errors import ExitCode
 from forensics.terminal import ERR, warn
@@ -70,15 +67,12 @@ def exposure(
     from contextlib import nullcontext
 
     from forensics.exposure import run_exposure
-    from forensics.window import parse_window
 
-    w = parse_window(window)
-    on_lake = engine_options(ctx, lake, engine, master, memory_limit, threads)
-    window_notes(window, w, is_quiet(ctx, quiet))
-    options = store_options(ctx, db, memory_limit, threads)
+    case = window_run(ctx, window, db, memory_limit, threads, quiet, lake, engine, master)
+    w = case.window
     busy = ERR.status("computing figures…") if ERR.is_terminal else nullcontext()
     with busy:
-        report = run_exposure(options, w, by, on_lake)
+        report = run_exposure(case.store, w, by, case.engine)
     if as_json:
         print_json(report.to_json())
     else:
@@ -144,17 +138,14 @@ def notify(
     """Write the notification lists (recipients, owners, exposures) and manifest.json."""
     from forensics.exposure import printable
     from forensics.notify_run import run_notify
-    from forensics.window import parse_window
 
-    w = parse_window(window)
-    on_lake = engine_options(ctx, lake, engine, master, memory_limit, threads)
-    quiet = is_quiet(ctx, quiet)
-    window_notes(window, w, quiet)
+    case = window_run(ctx, window, db, memory_limit, threads, quiet, lake, engine, master)
+    w = case.window
     run = run_notify(
-        store_options(ctx, db, memory_limit, threads),
+        case.store,
         w,
         out,
-        engine=on_lake,
+        engine=case.engine,
         previous=previous,
         pseudonymize=pseudonymize,
         key_file=key_file,
@@ -163,7 +154,7 @@ def notify(
         excel=excel,
     )
     # Counts and paths only: never a user id, email or name (nor the pseudonym key).
-    if not quiet:
+    if not case.quiet:
         screens.render_notify(run, w, sanitize=not no_sanitize)
     for message in (*run.result.warnings, *run.wave.warnings):
         warn(printable(message))
@@ -252,21 +243,11 @@ def report(
 ) -> int:
     """Write the incident report (report.html, report.md) for a window: counts only."""
     from forensics.report import run_report
-    from forensics.window import parse_window
 
-    w = parse_window(window)
-    on_lake = engine_options(ctx, lake, engine, master, memory_limit, threads)
-    quiet = is_quiet(ctx, quiet)
-    window_notes(window, w, quiet)
-    run = run_report(
-        store_options(ctx, db, memory_limit, threads),
-        w,
-        out,
-        by=list(by or []),
-        force=force,
-        engine=on_lake,
-    )
-    if not quiet:
+    case = window_run(ctx, window, db, memory_limit, threads, quiet, lake, engine, master)
+    w = case.window
+    run = run_report(case.store, w, out, by=list(by or []), force=force, engine=case.engine)
+    if not case.quiet:
         screens.render_report(run.result, w)
     outside = run.result.data.figures["cross_account_deliveries_outside_window"]
     return coverage_messages(run.coverage, outside, w, strict)

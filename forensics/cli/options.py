@@ -150,6 +150,39 @@ def engine_options(
     return options
 
 
+@dataclass(frozen=True)
+class WindowRun:
+    """Where exposure, notify and report start: the window, the case (a store, or a lake
+    when `engine` is set) and whether to keep quiet."""
+
+    window: Any  # forensics.window.Window
+    store: StoreOptions
+    engine: Any  # EngineOptions, or None: the store with DuckDB
+    quiet: bool
+
+
+def window_run(
+    ctx: typer.Context,
+    window: str,
+    db: str | None,
+    memory_limit: str | None,
+    threads: int | None,
+    quiet: bool,
+    lake: str | None,
+    engine: EngineName,
+    master: str | None,
+) -> WindowRun:
+    """Parse --window, merge the case options with the global ones and note a window read
+    as UTC (usage errors first: the window's, then the engine's)."""
+    from forensics.window import parse_window
+
+    w = parse_window(window)
+    on_lake = engine_options(ctx, lake, engine, master, memory_limit, threads)
+    quiet = is_quiet(ctx, quiet)
+    window_notes(window, w, quiet)
+    return WindowRun(w, store_options(ctx, db, memory_limit, threads), on_lake, quiet)
+
+
 def print_json(data: Any) -> None:
     """Data on stdout, as JSON."""
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
