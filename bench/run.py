@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from forensics import exposure
 from forensics.window import parse_window
@@ -263,6 +264,28 @@ def fresh(path: Path) -> Callable[[], None]:
         shutil.rmtree(Path(str(path) + ".tmp"), ignore_errors=True)
 
     return setup
+
+
+def exposure_step(
+    db: Path, fopts: list[str], window: str, inputs: list[str], baselines: bool
+) -> list[Engine]:
+    """`forensics exposure --json` over the store `db`, then (with `baselines`) Polars and
+    DuckDB in place over `inputs`: events Parquet, grants Parquet, window start and end."""
+    mine = Engine(
+        "forensics", [*FORENSICS, "--db", str(db), *fopts, "exposure", "--window", window, "--json"]
+    )
+    if not baselines:
+        return [mine]
+    return [
+        mine,
+        Engine("polars", [PY, "-c", POLARS, *inputs], may_fail=True),
+        Engine("duckdb in place", [PY, "-c", DUCKDB_INPLACE, *inputs], may_fail=True),
+    ]
+
+
+def figures_of(step: str, engines: list[Engine]) -> dict[str, dict[str, Any]]:
+    """Each engine's `--json` figures that finished, keyed `<step>: <engine>`."""
+    return {f"{step}: {e.name}": json.loads(e.stdout) for e in engines if e.failed is None}
 
 
 def probe_file(ev_dir: Path) -> Path:
@@ -535,24 +558,8 @@ def main() -> int:
         run_once([PY, "-c", EXPORT, str(store), str(evp), str(grp)])
     # 3. exposure
     inputs = [str(evp), str(grp), window["start"], window["end"]]
-    baselines = (
-        []
-        if "polars" in args.skip
-        else [
-            Engine("polars", [PY, "-c", POLARS, *inputs], may_fail=True),
-            Engine("duckdb in place", [PY, "-c", DUCKDB_INPLACE, *inputs], may_fail=True),
-        ]
-    )
-    exposure_engines = timed(
-        [
-            Engine(
-                "forensics",
-                [*FORENSICS, "--db", str(store), *fopts, "exposure", "--window", w, "--json"],
-            ),
-            *baselines,
-        ],
-        repeat,
-    )
+    baselines = "polars" not in args.skip
+    exposure_engines = timed(exposure_step(store, fopts, w, inputs, baselines), repeat)
     record(
         "exposure",
         "polars",
@@ -563,9 +570,7 @@ def main() -> int:
         },
     )
     want = {k: json.loads(exposure_engines[0].stdout)[k] for k in FIGURE_KEYS}
-    figures = {
-        f"exposure: {e.name}": json.loads(e.stdout) for e in exposure_engines if e.failed is None
-    }
+    figures = figures_of("exposure", exposure_engines)
     # 4. notify
     notify = [
         *FORENSICS,
@@ -607,37 +612,14 @@ def main() -> int:
         )
         run_once([*FORENSICS, "--db", str(rdb), *fopts, "ingest", str(data / "grants")])
         rinputs = [str(rnd[0].parent / "events-*.parquet"), str(grp), *inputs[2:]]
-        rbase = (
-            []
-            if "polars" in args.skip
-            else [
-                Engine("polars", [PY, "-c", POLARS, *rinputs], may_fail=True),
-                Engine("duckdb in place", [PY, "-c", DUCKDB_INPLACE, *rinputs], may_fail=True),
-            ]
-        )
-        random_engines = timed(
-            [
-                Engine(
-                    "forensics",
-                    [*FORENSICS, "--db", str(rdb), *fopts, "exposure", "--window", w, "--json"],
-                ),
-                *rbase,
-            ],
-            repeat,
-        )
+        random_engines = timed(exposure_step(rdb, fopts, w, rinputs, baselines), repeat)
         record(
             "exposure random",
             "polars",
             random_engines,
             {"polars": "lazy, over the 2 shuffled files", "duckdb in place": "SQL over them"},
         )
-        figures.update(
-            {
-                f"exposure random: {e.name}": json.loads(e.stdout)
-                for e in random_engines
-                if e.failed is None
-            }
-        )
+        figures.update(figures_of("exposure random", random_engines))
 
     secs: dict[tuple[object, object], object] = {
         (x["step"], x["engine"]): x["seconds"] for x in rows
@@ -673,7 +655,7 @@ def main() -> int:
             f"{f['file']} ({f['rows_read']:,} records) into a store of {stored:,} events: "
             f"{f['seconds']:.3f} s (one process, {name} file)"
         )
-    job = {
+    job: dict[str, Any] = {
         "ingest_s": round(sum(b[0] for b in build), 3),
         "exposure_s": secs.get(("exposure", "forensics")),
         "notify_s": secs.get(("notify", "forensics")),
@@ -683,7 +665,7 @@ def main() -> int:
         ),
     }
     parts = ("ingest_s", "exposure_s", "notify_s")
-    job["total_s"] = round(sum(float(job[k] or 0) for k in parts), 3)  # type: ignore[arg-type]
+    job["total_s"] = round(sum(float(job[k] or 0) for k in parts), 3)
     print(
         f"whole job: ingest {job['ingest_s']:.1f} s (every file, grants and accounts), "
         f"exposure {job['exposure_s']} s, notify {job['notify_s']} s: {job['total_s']:.1f} s, "
