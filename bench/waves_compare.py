@@ -20,7 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from forensics.export import EXPOSURES, OWNERS, RECIPIENTS
-from forensics.waves import Wave, _Delta, _load, _View
+from forensics.wave_chain import Wave
+from forensics.wave_delta import Delta, ListedView, _load
 
 BASE = datetime(2024, 2, 16, 9, tzinfo=timezone.utc)
 
@@ -40,7 +41,7 @@ def main(n: int) -> None:
 
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
-    view = _View(None, True)
+    view = ListedView(None, True)
     _load(wave, view)
     view.settle()
     t1 = time.perf_counter()
@@ -57,7 +58,7 @@ def main(n: int) -> None:
         }
     )
     t2 = time.perf_counter()
-    unlisted = _Delta([view], None)._unlisted(current)
+    unlisted = Delta([view], None)._unlisted(current)
     t3 = time.perf_counter()
     print(
         f"read {n:,} listed deliveries: {t1 - t0:.1f} s, +{(rss1 - rss0) / 1024:.0f} MB peak RSS;"
