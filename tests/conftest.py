@@ -10,6 +10,7 @@ from typing import Any
 
 import duckdb
 import pytest
+from typer.testing import CliRunner
 
 from forensics.store import StoreOptions, open_store
 
@@ -22,6 +23,14 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBP
     )
     yield con
     con.close()
+
+
+@pytest.fixture
+def runner() -> Iterator[CliRunner]:
+    """A CLI runner under umask 022 (the one before is restored after the test)."""
+    old = os.umask(0o022)
+    yield CliRunner()
+    os.umask(old)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -503,13 +502,6 @@ def test_spark_equals_the_model(
 
 
 # --- the command line --------------------------------------------------------------------
-
-
-@pytest.fixture
-def runner() -> Iterator[CliRunner]:
-    old = os.umask(0o022)
-    yield CliRunner()
-    os.umask(old)
 
 
 def test_cli_export_then_exposure_on_the_lake(tmp_path: Path, runner: CliRunner) -> None:

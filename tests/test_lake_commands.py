@@ -4,8 +4,6 @@ case lake as they do from the store it was exported from, on DuckDB and on Spark
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,13 +16,6 @@ from tests.helpers.ingest import run
 from tests.test_engines import GLOB_NAME, _ingest_inputs
 
 ENGINES = ["duckdb", pytest.param("spark", marks=pytest.mark.spark)]
-
-
-@pytest.fixture
-def runner() -> Iterator[CliRunner]:
-    old = os.umask(0o022)
-    yield CliRunner()
-    os.umask(old)
 
 
 @pytest.fixture
