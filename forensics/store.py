@@ -176,6 +176,10 @@ def open_store(options: StoreOptions, *, read_only: bool) -> duckdb.DuckDBPyConn
                 "insert into meta values ('schema_version', $v) on conflict do nothing",
                 {"v": SCHEMA_VERSION},
             )
+            # Names the store for what is kept beside it (forensics.ingest.key_index).
+            con.execute(
+                "insert into meta values ('store_id', uuid()::varchar) on conflict do nothing"
+            )
             ensure_dedup_keys(con)
         else:
             _check_schema(con, path)

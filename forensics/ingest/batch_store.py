@@ -17,6 +17,7 @@ import pyarrow as pa
 from forensics import __version__
 from forensics.errors import InputError
 from forensics.ingest.batch import FILE_SHIFT, REC_MASK, BatchStaged, drop_batch
+from forensics.ingest.key_index import KeyIndex
 from forensics.ingest.options import FileResult, IngestOptions
 from forensics.ingest.stage import Stage
 from forensics.ingest.store import (
@@ -37,22 +38,24 @@ def store_batch(
     options: IngestOptions,
     known: dict[str, str],
     stage_one: Callable[[duckdb.DuckDBPyConnection, Path, bool], Staged],
+    keys: KeyIndex | None = None,
 ) -> list[FileResult]:
     """Store a staged batch in one transaction; files already stored (or earlier in the
-    batch) are skipped. When anything fails, the batch's files are stored one at a time."""
+    batch) are skipped. When anything fails, the batch's files are stored one at a time.
+    `keys` is the store's key index, when the run keeps one."""
     if bs.one_by_one:
         out = []
         for path, walked in bs.files:
-            out.append(store_file(con, stage_one(con, path, walked), options, known))
+            out.append(store_file(con, stage_one(con, path, walked), options, known, keys))
         return out
     try:
-        lost = _store_together(con, bs, options, dict(known))
+        lost = _store_together(con, bs, options, dict(known), keys)
     except (InputError, duckdb.Error):
         rollback(con)
-        return _store_apart(con, bs, options, known)
+        return _store_apart(con, bs, options, known, keys)
     except Exception:  # noqa: BLE001 - stored again one at a time, where it fails alone
         rollback(con)
-        return _store_apart(con, bs, options, known)
+        return _store_apart(con, bs, options, known, keys)
     except BaseException:
         rollback(con)
         drop_batch(con)
@@ -88,7 +91,11 @@ def _member_stage(
 
 
 def _store_apart(
-    con: duckdb.DuckDBPyConnection, bs: BatchStaged, options: IngestOptions, known: dict[str, str]
+    con: duckdb.DuckDBPyConnection,
+    bs: BatchStaged,
+    options: IngestOptions,
+    known: dict[str, str],
+    keys: KeyIndex | None,
 ) -> list[FileResult]:
     """The batch's files stored one at a time, each in its own transaction."""
     for i, r in enumerate(bs.results):
@@ -96,13 +103,17 @@ def _store_apart(
             continue
         r.status, r.error, r.kind = "failed", None, None
         stage = _member_stage(con, bs, i, options)
-        bs.results[i] = store_file(con, Staged(r, stage, bs.sizes[i]), options, known)
+        bs.results[i] = store_file(con, Staged(r, stage, bs.sizes[i]), options, known, keys)
     drop_batch(con)
     return bs.results
 
 
 def _store_together(
-    con: duckdb.DuckDBPyConnection, bs: BatchStaged, options: IngestOptions, known: dict[str, str]
+    con: duckdb.DuckDBPyConnection,
+    bs: BatchStaged,
+    options: IngestOptions,
+    known: dict[str, str],
+    keys: KeyIndex | None,
 ) -> set[int]:
     """Store the batch in one transaction; returns the files whose rows the commit lost."""
     stage = bs.stage
@@ -130,7 +141,7 @@ def _store_together(
         i: (kind if i in bs.with_lines else None) or options.kind or "none" for i in to_store
     }
     if staged and kind is not None:
-        _insert_rows(con, kind, sid_of, counts, reasons)
+        _insert_rows(con, kind, sid_of, counts, reasons, keys)
     _insert_sources(con, bs, options, sid_of, counts, file_kind)
     if options.hooks.before_commit is not None:
         for i in to_store:
@@ -197,6 +208,7 @@ def _insert_rows(
     sid_of: dict[int, int],
     counts: dict[int, list[int]],
     reasons: dict[int, dict[str, int]],
+    keys: KeyIndex | None,
 ) -> None:
     """The batch's rejects and rows stored; each file's counts and reasons filled in."""
     for f, n, rej in run(con, "batch_counts", {"shift": FILE_SHIFT}).fetchall():
@@ -205,7 +217,7 @@ def _insert_rows(
         reasons[int(f)][str(err)] = int(n)
     run(con, "batch_insert_rejects", {"shift": FILE_SHIFT, "mask": REC_MASK})
     if kind == "events":
-        _insert_batch_events(con)
+        _insert_batch_events(con, keys)
     else:
         run(con, f"batch_insert_{kind}", {"shift": FILE_SHIFT, "mask": REC_MASK})
     loaded = _loaded(con, kind, min(sid_of.values()), max(sid_of.values()))
@@ -289,7 +301,7 @@ def _loaded(con: duckdb.DuckDBPyConnection, kind: str, lo: int, hi: int) -> dict
     return {int(s): int(n) for s, n in con.execute(_LOADED[kind], {"lo": lo, "hi": hi}).fetchall()}
 
 
-def _insert_batch_events(con: duckdb.DuckDBPyConnection) -> None:
+def _insert_batch_events(con: duckdb.DuckDBPyConnection, keys: KeyIndex | None) -> None:
     """The batch's valid events that are not duplicates, as store._insert_events decides
     them for one file: the first record wins, in file order then record order (the batched
     numbers sort that way), within the batch and against everything stored."""
@@ -298,7 +310,7 @@ def _insert_batch_events(con: duckdb.DuckDBPyConnection) -> None:
     total, distinct_keys, with_id = (
         int(x) for x in (run(con, "file_key_totals").fetchone() or (0, 0, 0))
     )
-    seen = stored_duplicates(con, before, total, with_id, "batch_tuple_span")
+    seen = stored_duplicates(con, before, total, with_id, "batch_tuple_span", keys)
     where = " where " + " and ".join(seen) if seen else ""
     firsts = (_FIRSTS if total - distinct_keys else _ALL_VALID).replace("from stage", "from bstage")
     con.execute(

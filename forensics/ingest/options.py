@@ -41,6 +41,10 @@ class IngestTuning:
     in_order_group: int = 122_880  # records: a DuckDB row group (a multiple of the block)
     in_order_slack: float = 1.5  # how much jitter a file in time order may have
     checkpoint_threshold: str = "1GB"  # write-ahead log size that makes ingest checkpoint
+    # The stored key hashes (forensics.ingest.key_index); False: scan the store for them
+    key_index: bool = True
+    key_run_keys: int = 1 << 20  # hashes kept in memory before they are written as a run
+    key_run_max: int = 8 << 20  # most hashes in one run (64 MiB: what one lookup maps)
     # Small files (forensics.ingest.batch)
     batch_files: int = 256  # most small files staged and stored together; 1: one at a time
     small_file_bytes: int = 1 << 20  # a JSON lines file at most this large on disk is small

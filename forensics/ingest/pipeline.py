@@ -31,6 +31,7 @@ from forensics.ingest.batch import (
 )
 from forensics.ingest.batch_store import store_batch
 from forensics.ingest.discover import discover, file_format, supported, total_size
+from forensics.ingest.key_index import KeyIndex
 from forensics.ingest.options import (
     KINDS,
     FileResult,
@@ -303,12 +304,17 @@ def ingest(
         # Files already stored are found by their hash before they are read (SPEC §2.6).
         skipped = _already_stored(files, known, stored_sizes(con), progress)
         todo = [f for i, f in enumerate(files) if i not in skipped]
+        keys = KeyIndex(store.path, tuning) if tuning.key_index and todo else None
+        if keys is not None:
+            keys.prepare(con)
         if tuning.read_ahead > 0:
             ctx = ReadContext(tuning, progress, options.hooks, records_members(options))
             ahead = ReadAhead([f for f, _ in todo], ctx, tuning.read_ahead)
-        done = iter(_overlap(con, todo, options, known, progress, ahead))
+        done = iter(_overlap(con, todo, options, known, progress, ahead, keys))
         results += [skipped[i] if i in skipped else next(done) for i in range(len(files))]
         con.execute("checkpoint")
+        if keys is not None:
+            keys.save(con)
     except duckdb.Error as e:
         raise engine_error(f"case store {store.path}", e) from None
     finally:
@@ -346,6 +352,7 @@ def _overlap(
     known: dict[str, str],
     progress: Progress | None,
     ahead: ReadAhead | None,
+    keys: KeyIndex | None = None,
 ) -> list[FileResult]:
     """Stage each file while the one before it is stored.
 
@@ -387,14 +394,14 @@ def _overlap(
             return results
 
         def store(c: duckdb.DuckDBPyConnection, staged: Staged) -> list[FileResult]:
-            return report([store_file(c, staged, options, known)])
+            return report([store_file(c, staged, options, known, keys)])
 
         def store_many(c: duckdb.DuckDBPyConnection, bs: BatchStaged) -> list[FileResult]:
             # Files of a batch taken one at a time are staged here, after the batch before.
             def alone(c: duckdb.DuckDBPyConnection, f: Path, walked: bool) -> Staged:
                 return stage_file(c, f, options, progress, walked=walked)
 
-            return report(store_batch(c, bs, options, known, alone))
+            return report(store_batch(c, bs, options, known, alone, keys))
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="forensics-store") as pool:
             for i, unit in enumerate(in_batches(files, options)):

@@ -19,6 +19,7 @@ import duckdb
 
 from forensics import __version__
 from forensics.errors import InputError
+from forensics.ingest.key_index import KeyIndex
 from forensics.ingest.options import KINDS, FileResult, IngestOptions, IngestTuning
 from forensics.ingest.stage import RAW_LIMIT, Stage
 from forensics.queries import Query, parse_query
@@ -85,11 +86,13 @@ def store_file(
     staged: Staged,
     options: IngestOptions,
     known: dict[str, str],
+    keys: KeyIndex | None = None,
 ) -> FileResult:
     """Store a staged file in its own transaction (the one that made its stage, `con`).
 
     Files are stored one at a time, in order: each sees every file stored before it, for
-    de-duplication and for `known` (content already stored). Never raises for a bad file.
+    de-duplication and for `known` (content already stored). `keys` is the store's key
+    index, when the run keeps one. Never raises for a bad file.
     """
     result, stage = staged.result, staged.stage
     if stage is None:
@@ -115,6 +118,7 @@ def store_file(
                 "assume_tz": options.assume_tz,
                 "map_sha256": options.mapping.sha256 if options.mapping is not None else None,
             },
+            keys,
         )
         reasons = run(con, "stage_reasons").fetchall() if stage.staged else []
         for t in TEMP_TABLES:
@@ -149,7 +153,9 @@ def store_file(
     return result
 
 
-def write_file(stage: Stage, source_row: dict[str, Any]) -> dict[str, int]:
+def write_file(
+    stage: Stage, source_row: dict[str, Any], keys: KeyIndex | None = None
+) -> dict[str, int]:
     """Write the stage's rejects, new rows and the sources row; returns the row counts."""
     con = stage.con
     if stage.mapper is not None:
@@ -165,7 +171,7 @@ def write_file(stage: Stage, source_row: dict[str, Any]) -> dict[str, int]:
             run(con, "stage_held", {"limit": RAW_LIMIT})
         counts["rows_read"], counts["rows_rejected"] = _one(con, "stage_counts")
         run(con, "insert_rejects", {"sid": sid})
-        counts["rows_loaded"] = _insert_rows(con, kind, sid, stage.tuning)
+        counts["rows_loaded"] = _insert_rows(con, kind, sid, stage.tuning, keys)
         counts["rows_duplicate"] = (
             counts["rows_read"] - counts["rows_rejected"] - counts["rows_loaded"]
         )
@@ -187,9 +193,15 @@ def _temp_table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(_one(con, "temp_table_exists", {"name": name})[0])
 
 
-def _insert_rows(con: duckdb.DuckDBPyConnection, kind: str, sid: int, tuning: IngestTuning) -> int:
+def _insert_rows(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    sid: int,
+    tuning: IngestTuning,
+    keys: KeyIndex | None,
+) -> int:
     if kind == "events":
-        return _insert_events(con, sid, tuning)
+        return _insert_events(con, sid, tuning, keys)
     row = run(con, f"insert_{kind}", {"sid": sid}).fetchone()
     return int(row[0]) if row else 0
 
@@ -213,7 +225,9 @@ _NOT_SEEN_TUPLE = (
 _EVENT_COLUMNS = "ts, action, user_id, device_id, event_id, request_id, status, extra"
 
 
-def _insert_events(con: duckdb.DuckDBPyConnection, sid: int, tuning: IngestTuning) -> int:
+def _insert_events(
+    con: duckdb.DuckDBPyConnection, sid: int, tuning: IngestTuning, keys: KeyIndex | None
+) -> int:
     """Insert the file's valid events that are not duplicates (SPEC §2.4).
 
     The same request_id is one event; without one, the same (ts, action, user_id,
@@ -229,7 +243,7 @@ def _insert_events(con: duckdb.DuckDBPyConnection, sid: int, tuning: IngestTunin
     # The file's key hashes, once: their counts, and the probe into the stored ones.
     run(con, "file_keys")
     total, distinct_keys, with_id = _one(con, "file_key_totals")
-    seen = stored_duplicates(con, before, total, with_id, "file_tuple_span")
+    seen = stored_duplicates(con, before, total, with_id, "file_tuple_span", keys)
     where = " where " + " and ".join(seen) if seen else ""
     # Rows go in by time, so each row group covers a narrow time range (zone maps
     # then skip most of the table for a window); provenance keeps the file order. A
@@ -250,17 +264,24 @@ def _insert_events(con: duckdb.DuckDBPyConnection, sid: int, tuning: IngestTunin
 
 
 def stored_duplicates(
-    con: duckdb.DuckDBPyConnection, stored: int, total: int, with_id: int, span: str
+    con: duckdb.DuckDBPyConnection,
+    stored: int,
+    total: int,
+    with_id: int,
+    span: str,
+    keys: KeyIndex | None = None,
 ) -> list[str]:
     """The conditions that keep the staged keys (temp table file_keys) already stored out.
 
     Stored rows sharing a hash with the staged keys (rowids only), then their exact keys:
     `seen_ids` and `seen_tuples` hold the staged keys that really are stored. `span` names
     the statement giving the least and greatest ts of the staged valid events without
-    request_id (one file's stage, or a batch's).
+    request_id (one file's stage, or a batch's). When the key index says that no staged
+    hash is stored, nothing is looked up in the store (the staged hashes join the index).
     """
     seen: list[str] = []
-    if stored and total:
+    found = keys.look_up(con) if keys is not None else None
+    if stored and total and found is not False:
         _stored_matches(con, with_id, total - with_id, span)
         # No stored row shares a hash with the file (the usual case): nothing to check.
         maybe_any = _scalar(con, "select count(*) from maybe") > 0

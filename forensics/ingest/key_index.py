@@ -1,0 +1,329 @@
+"""The store's de-duplication key hashes (store.DKEY), sorted, in files beside the store.
+
+Before a file's events go in, its key hashes are looked up among the stored ones (SPEC
+§2.4). DuckDB can only do that by scanning every stored hash, and has no index it uses for
+a join, so a file's cost would grow with the store. Here the hashes are kept sorted in
+runs of at most `key_run_max` keys (binary search through a memory map): a file's lookup
+costs about the same in an empty store and in one of 100M events. When none of the file's
+hashes is stored (the usual case), the scans are not run at all; when one is, the
+de-duplication runs exactly as without this index, so what is stored never depends on it.
+
+The index may hold more hashes than the store (a file whose transaction rolled back after
+its hashes were added), never fewer: a file's hashes are added before its commit. The
+folder `<store>.keys/` has the runs and `manifest.json`, which names the store (its
+`store_id` and `dkey_hash` in `meta`), the event count the runs cover, and the runs. It is
+written when an ingest run ends; an ingest that finds it missing, unreadable, or naming
+another store or another count (another tool wrote events, a run was killed) rebuilds it
+from the store. Anything that goes wrong with it makes that run fall back to the scans.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+
+from forensics.ingest.options import IngestTuning
+
+Keys = npt.NDArray[np.uint64]
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+_PENDING_ARRAYS = 8  # a run's worth of keys not yet written is kept in at most this many
+
+
+def key_dir(store: Path) -> Path:
+    """The index folder of the store at `store`: beside it, private."""
+    return store.with_name(store.name + ".keys")
+
+
+@dataclass
+class Run:
+    """One file of sorted key hashes: its name in the folder, size and range."""
+
+    name: str
+    keys: int
+    lo: int
+    hi: int
+
+
+class KeyIndex:
+    """The stored key hashes of one store, for one ingest run (not thread-safe: the run
+    stores one file at a time, on one thread)."""
+
+    def __init__(self, store: Path, tuning: IngestTuning) -> None:
+        self.folder = key_dir(store)
+        self.tuning = tuning
+        self.runs: list[Run] | None = None  # None: not prepared, or given up for this run
+        self.pending: list[Keys] = []
+        self.replaced: list[str] = []  # runs merged away: removed once the manifest is new
+        self.written: list[str] = []  # runs written in this run, synced before the manifest
+        self.changed = False
+        self.rebuilt = False
+
+    # -- before the first file -------------------------------------------------------
+
+    def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Read the manifest, or rebuild the index from the store when it does not match.
+        Called on the store's connection outside any transaction, before files are stored;
+        on any failure the index is not used in this run (the scans are)."""
+        try:
+            ident = _identity(con)
+            runs = self._read_manifest(ident)
+            if runs is None:
+                runs = self._rebuild(con)
+                self.rebuilt = self.changed = True
+            self.runs = runs
+            self._remove_strays()
+        except (OSError, ValueError, duckdb.Error):
+            self._give_up()
+
+    def _read_manifest(self, ident: dict[str, Any]) -> list[Run] | None:
+        try:
+            doc = json.loads((self.folder / MANIFEST).read_text(encoding="utf-8"))
+            if doc.get("format") != FORMAT or any(doc.get(k) != v for k, v in ident.items()):
+                return None
+            runs = [Run(**r) for r in doc["runs"]]
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+        for r in runs:
+            p = self.folder / r.name
+            if p.parent != self.folder or not p.is_file() or p.stat().st_size != 8 * r.keys:
+                return None
+        return runs
+
+    def _rebuild(self, con: duckdb.DuckDBPyConnection) -> list[Run]:
+        """Every stored key hash, sorted by DuckDB, cut into runs of key_run_max keys (whose
+        ranges do not overlap, so a key is looked for in one of them)."""
+        self._make_folder()
+        with contextlib.suppress(FileNotFoundError):
+            (self.folder / MANIFEST).unlink()
+        for p in self.folder.glob("run-*.u64"):
+            p.unlink()
+        runs: list[Run] = []
+        query = con.sql("select dkey from events where dkey is not null order by dkey")
+        reader = query.to_arrow_reader(1 << 20)
+        if reader is None:
+            raise ValueError("the stored key hashes could not be read")
+        cap = self.tuning.key_run_max
+        buf: list[Keys] = []
+        n = 0
+        for batch in reader:
+            buf.append(np.asarray(batch.column(0).to_numpy(zero_copy_only=False), np.uint64))
+            n += len(buf[-1])
+            if n >= cap:
+                whole = np.concatenate(buf)
+                full = len(whole) // cap * cap
+                runs += self._write_runs(whole[:full])
+                buf = [whole[full:]]
+                n = len(buf[0])
+        if n:
+            runs.append(self._write_run(np.concatenate(buf)))
+        return runs
+
+    # -- per file --------------------------------------------------------------------
+
+    def look_up(self, con: duckdb.DuckDBPyConnection) -> bool | None:
+        """Whether any key hash of the staged file (temp table file_keys) is stored; None
+        when the index cannot say. Its hashes not yet there are added: they are about to be
+        stored (or found to be duplicates after all, which is harmless: see the module)."""
+        if self.runs is None:
+            return None
+        keys = self.file_keys(con)
+        found = self.stored(keys)
+        if found is None:
+            return None
+        self.add(keys[~found])
+        return bool(found.any())
+
+    def file_keys(self, con: duckdb.DuckDBPyConnection) -> Keys:
+        """The staged file's distinct key hashes (temp table file_keys), sorted."""
+        keys = np.asarray(
+            con.execute("select dkey from file_keys").fetchnumpy()["dkey"], dtype=np.uint64
+        )
+        keys.sort()
+        return keys
+
+    def any_stored(self, keys: Keys) -> bool | None:
+        """Whether any of these (sorted) hashes is stored; None when the index cannot say."""
+        found = self.stored(keys)
+        return None if found is None else bool(found.any())
+
+    def stored(self, keys: Keys) -> npt.NDArray[np.bool_] | None:
+        """Which of these (sorted) hashes are stored; None when the index cannot say."""
+        if self.runs is None:
+            return None
+        found = np.zeros(len(keys), dtype=np.bool_)
+        try:
+            for arr in self.pending:
+                found |= _isin(arr, keys)
+            for r in self.runs:
+                # Only the file's keys within the run's range (runs cut from one sorted
+                # whole do not overlap: each key is looked for in one of them).
+                lo = int(np.searchsorted(keys, np.uint64(r.lo), side="left"))
+                hi = int(np.searchsorted(keys, np.uint64(r.hi), side="right"))
+                if hi <= lo:
+                    continue
+                m = np.memmap(self.folder / r.name, dtype=np.uint64, mode="r")
+                try:
+                    found[lo:hi] |= _isin(m, keys[lo:hi])
+                finally:
+                    del m  # unmapped now: the pages it read do not stay in this process
+        except (OSError, ValueError):
+            self._give_up()
+            return None
+        return found
+
+    def add(self, keys: Keys) -> None:
+        """Hashes about to be stored (before the commit that stores them)."""
+        if self.runs is None or not len(keys):
+            return
+        self.changed = True
+        self.pending.append(keys)
+        try:
+            if len(self.pending) > _PENDING_ARRAYS:
+                self.pending = [np.sort(np.concatenate(self.pending))]
+            if sum(len(a) for a in self.pending) >= self.tuning.key_run_keys:
+                self._flush()
+        except (OSError, ValueError):
+            self._give_up()
+
+    # -- at the end of the run ---------------------------------------------------------
+
+    def save(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Write what this run added and the manifest for the store as it now is. Called
+        after the run's last commit; without it the next run rebuilds the index."""
+        if self.runs is None or not self.changed:
+            return
+        try:
+            if self.pending:
+                self._flush()
+            for name in self.written:
+                _fsync(self.folder / name)
+            doc = {"format": FORMAT, **_identity(con), "runs": [asdict(r) for r in self.runs]}
+            tmp = self.folder / (MANIFEST + ".new")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)  # private whatever the umask, like the store
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(doc, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.folder / MANIFEST)
+            _fsync_dir(self.folder)
+            for name in self.replaced:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.folder / name).unlink()
+            self.replaced, self.written, self.changed = [], [], False
+        except (OSError, ValueError, duckdb.Error):
+            self._give_up()
+
+    # -- machinery -----------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        """The pending hashes into runs; runs below key_run_max merged when together they
+        fill one. Sorted keys are cut into runs of key_run_max, whose ranges do not overlap."""
+        if self.runs is None:
+            return
+        self.runs += self._write_runs(_distinct(np.concatenate(self.pending)))
+        self.pending = []
+        cap = self.tuning.key_run_max
+        small = [r for r in self.runs if r.keys < cap]
+        if len(small) < 2 or sum(r.keys for r in small) < cap:
+            return
+        merged = _distinct(
+            np.concatenate([np.fromfile(self.folder / r.name, dtype=np.uint64) for r in small])
+        )
+        self.runs = [r for r in self.runs if r.keys >= cap]
+        for r in small:
+            if r.name in self.written:
+                self.written.remove(r.name)
+                (self.folder / r.name).unlink()  # never named by a manifest
+            else:
+                self.replaced.append(r.name)
+        self.runs += self._write_runs(merged)
+
+    def _write_runs(self, keys: Keys) -> list[Run]:
+        cap = self.tuning.key_run_max
+        return [self._write_run(keys[i : i + cap]) for i in range(0, len(keys), cap)]
+
+    def _write_run(self, keys: Keys) -> Run:
+        self._make_folder()
+        name = f"run-{os.urandom(8).hex()}.u64"
+        path = self.folder / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(np.ascontiguousarray(keys, dtype=np.uint64).tobytes())
+        self.written.append(name)
+        return Run(name, len(keys), int(keys[0]), int(keys[-1]))
+
+    def _make_folder(self) -> None:
+        self.folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(self.folder, 0o700)  # mkdir's mode is filtered by the umask; chmod's is not
+
+    def _remove_strays(self) -> None:
+        """Runs no manifest names (left by a run that was killed)."""
+        if not self.folder.is_dir() or self.runs is None:
+            return
+        named = {r.name for r in self.runs}
+        for p in self.folder.glob("run-*.u64"):
+            if p.name not in named:
+                with contextlib.suppress(OSError):
+                    p.unlink()
+
+    def _give_up(self) -> None:
+        """Not used for the rest of this run; the next run rebuilds it."""
+        self.runs = None
+        self.pending = []
+        with contextlib.suppress(OSError):
+            (self.folder / MANIFEST).unlink()
+
+
+def _distinct(keys: Keys) -> Keys:
+    """Sorted, each hash once (a hash added again: a file's duplicates of stored events)."""
+    keys.sort()
+    if len(keys) < 2:
+        return keys
+    return keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
+
+
+def _isin(arr: npt.NDArray[np.uint64], keys: Keys) -> npt.NDArray[np.bool_]:
+    """Which of the sorted `keys` are in the sorted `arr`."""
+    n = len(arr)
+    if not n or not len(keys):
+        return np.zeros(len(keys), dtype=np.bool_)
+    at = np.searchsorted(arr, keys)
+    np.minimum(at, n - 1, out=at)
+    return arr[at] == keys  # type: ignore[no-any-return]
+
+
+def _identity(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """What a manifest must name to be this store's: its id, its hash build, its events."""
+    meta = dict(
+        con.execute("select key, value from meta where key in ('store_id', 'dkey_hash')").fetchall()
+    )
+    ((events,),) = con.execute("select count(*) from events").fetchall()
+    return {
+        "store_id": meta.get("store_id"),
+        "dkey_hash": meta.get("dkey_hash"),
+        "events": int(events),
+    }
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every file system syncs a folder
+        _fsync(path)

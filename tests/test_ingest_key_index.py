@@ -1,0 +1,257 @@
+"""The stored key hashes beside the store (forensics.ingest.key_index): a file's hashes are
+looked up there instead of scanning the store. What is stored never depends on it: the
+same files give the same rows and the same accounting with or without it, and an index
+that does not match its store is rebuilt, never trusted."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from forensics.ingest import IngestHooks, IngestTuning
+from forensics.ingest.key_index import MANIFEST, KeyIndex, key_dir
+from forensics.store import StoreOptions, open_store
+from tests.helpers.ingest import accounted, event, rows, run, write_ndjson
+
+# Runs of a few hashes, so that a handful of files write, merge and cut several of them.
+TINY = IngestTuning(key_run_keys=4, key_run_max=16, batch_files=1)
+OFF = IngestTuning(key_index=False, batch_files=1)
+
+
+def _manifest(db: Path) -> dict[str, Any]:
+    return json.loads((key_dir(db) / MANIFEST).read_text())  # type: ignore[no-any-return]
+
+
+def _indexed(db: Path) -> list[int]:
+    doc = _manifest(db)
+    out: list[int] = []
+    for r in doc["runs"]:
+        keys = np.fromfile(key_dir(db) / r["name"], dtype=np.uint64)
+        assert len(keys) == r["keys"] <= TINY.key_run_max
+        assert (keys[1:] >= keys[:-1]).all()
+        assert (int(keys[0]), int(keys[-1])) == (r["lo"], r["hi"])
+        out += [int(k) for k in keys]
+    return out
+
+
+def _events(n: int, *, prefix: str = "r", start: int = 0) -> list[dict[str, Any]]:
+    return [
+        event(
+            ts=f"2024-02-16T09:{(start + i) // 60 % 60:02d}:{(start + i) % 60:02d}Z",
+            request_id=f"{prefix}{start + i}",
+            user_id=f"u{i % 7}",
+        )
+        for i in range(n)
+    ]
+
+
+def _counts(report: Any) -> list[tuple[str, int, int]]:
+    assert accounted(report)
+    return [(f.status, f.rows_loaded, f.rows_duplicate) for f in report.files]
+
+
+def test_the_index_holds_every_stored_hash_and_names_its_store(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    files = [write_ndjson(tmp_path / f"{i}.ndjson", _events(9, start=5 * i)) for i in range(6)]
+    report = run(db, *files, tuning=TINY)
+    # Each file repeats 4 of the one before it.
+    assert _counts(report) == [("loaded", 9, 0)] + [("loaded", 5, 4)] * 5
+    doc = _manifest(db)
+    assert doc["events"] == 34 == rows(db, "select count(*) from events")[0][0]
+    assert doc["store_id"] == rows(db, "select value from meta where key = 'store_id'")[0][0]
+    indexed = _indexed(db)
+    assert sorted(indexed) == sorted(set(indexed))  # each hash once
+    assert set(indexed) == {int(k) for (k,) in rows(db, "select dkey from events")}
+    assert len(doc["runs"]) > 1  # written in pieces and merged
+    folder = key_dir(db)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in folder.iterdir())
+
+
+records = st.lists(
+    st.tuples(
+        st.integers(0, 12),  # the request_id, or 0: none
+        st.integers(0, 3),  # the minute
+        st.integers(0, 2),  # the user
+    ),
+    min_size=0,
+    max_size=12,
+)
+
+
+def _write(folder: Path, i: int, recs: list[tuple[int, int, int]]) -> Path:
+    lines = [
+        event(ts=f"2024-02-16T09:0{m}:00Z", request_id=f"q{r}" if r else None, user_id=f"u{u}")
+        for r, m, u in recs
+    ]
+    return write_ndjson(folder / f"{i:02d}.ndjson", lines)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(runs=st.lists(st.lists(records, min_size=1, max_size=4), min_size=1, max_size=3))
+def test_with_or_without_the_index_the_store_is_the_same(
+    runs: list[list[list[tuple[int, int, int]]]],
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        got: dict[str, Any] = {}
+        for name, tuning in (("tiny", TINY), ("off", OFF), ("default", IngestTuning())):
+            db = folder / f"{name}.duckdb"
+            counts = []
+            for r, files in enumerate(runs):
+                paths = [_write(folder, 10 * r + i, recs) for i, recs in enumerate(files)]
+                counts += _counts(run(db, *paths, kind="events", tuning=tuning))
+            stored = rows(
+                db,
+                "select ts, action, user_id, request_id, s.path, source_record from events "
+                "join sources s using (source_id) order by all",
+            )
+            got[name] = (counts, stored)
+            if name != "off":
+                assert _manifest(db)["events"] == len(stored)
+                assert set(_indexed(db)) >= {int(k) for (k,) in rows(db, "select dkey from events")}
+        assert got["tiny"] == got["off"] == got["default"]
+
+
+def _unindexed_events(db: Path, tmp_path: Path) -> None:
+    # Stored by a run that keeps no index: the manifest's count is behind the store's.
+    run(db, write_ndjson(tmp_path / "unindexed.ndjson", _events(3, prefix="x")), tuning=OFF)
+
+
+def _another_stores_index(db: Path, tmp_path: Path) -> None:
+    # The index of a store with as many events, but other ones (a store re-created at the
+    # same path, a folder copied beside another store).
+    other = tmp_path / "other" / "s.duckdb"
+    other.parent.mkdir()
+    run(other, write_ndjson(tmp_path / "o.ndjson", _events(20, prefix="o")), tuning=TINY)
+    shutil.rmtree(key_dir(db))
+    shutil.copytree(key_dir(other), key_dir(db))
+
+
+def _a_run_missing(db: Path, tmp_path: Path) -> None:
+    (key_dir(db) / _manifest(db)["runs"][0]["name"]).unlink()
+
+
+def _a_run_cut_short(db: Path, tmp_path: Path) -> None:
+    p = key_dir(db) / _manifest(db)["runs"][0]["name"]
+    p.write_bytes(p.read_bytes()[:-8])
+
+
+def _not_json(db: Path, tmp_path: Path) -> None:
+    (key_dir(db) / MANIFEST).write_text("{not json")
+
+
+def _another_hash_build(db: Path, tmp_path: Path) -> None:
+    doc = _manifest(db)
+    doc["dkey_hash"] = "1:2:3"
+    (key_dir(db) / MANIFEST).write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _unindexed_events,
+        _another_stores_index,
+        _a_run_missing,
+        _a_run_cut_short,
+        _not_json,
+        _another_hash_build,
+    ],
+)
+def test_an_index_that_does_not_match_its_store_is_rebuilt(damage: Any, tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    first = _events(20)
+    run(db, write_ndjson(tmp_path / "a.ndjson", first), tuning=TINY)
+    damage(db, tmp_path)
+    # Every duplicate here is one the damaged index lacks: trusted, it would find none of
+    # them and they would be stored twice. Rebuilt, each is found.
+    unindexed = _events(3, prefix="x") if damage is _unindexed_events else first[:3]
+    again = unindexed + _events(2, prefix="new")
+    report = run(db, write_ndjson(tmp_path / "b.ndjson", again), tuning=TINY)
+    assert _counts(report) == [("loaded", 2, 3)]
+    assert _manifest(db)["events"] == rows(db, "select count(*) from events")[0][0]
+    assert rows(db, "select count(*) - count(distinct request_id) from events") == [(0,)]
+    assert set(_indexed(db)) == {int(k) for (k,) in rows(db, "select dkey from events")}
+
+
+def test_a_stray_run_is_removed_and_a_matching_index_is_used(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    run(db, write_ndjson(tmp_path / "a.ndjson", _events(20)), tuning=TINY)
+    names = {r["name"] for r in _manifest(db)["runs"]}
+    stray = key_dir(db) / "run-0000000000000000.u64"
+    stray.write_bytes(b"\0" * 16)
+    run(db, write_ndjson(tmp_path / "b.ndjson", _events(2, prefix="b")))
+    assert not stray.exists()
+    # Not rebuilt: the runs it had are still named (a rebuild writes new ones).
+    assert names <= {r["name"] for r in _manifest(db)["runs"]}
+
+
+def test_hashes_of_a_file_that_rolled_back_make_nothing_a_duplicate(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    evs = _events(6)
+    a = write_ndjson(tmp_path / "a.ndjson", evs)
+    b = write_ndjson(tmp_path / "b.ndjson", evs[::-1])  # the same events, other bytes
+
+    def fail_a(path: Path) -> None:
+        if path.name == "a.ndjson":
+            raise OSError("simulated failure before commit")
+
+    report = run(db, a, b, tuning=TINY, hooks=IngestHooks(before_commit=fail_a))
+    assert [f.status for f in report.files] == ["failed", "loaded"]
+    # a's hashes went into the index before its commit failed: b is looked up in the
+    # store, where none of them is, and loads whole.
+    assert _counts(report)[1] == ("loaded", 6, 0)
+    assert _manifest(db)["events"] == 6
+
+
+def test_an_index_that_cannot_be_written_is_not_used(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    key_dir(db).write_text("not a folder")
+    evs = _events(10)
+    first = run(db, write_ndjson(tmp_path / "a.ndjson", evs), tuning=TINY)
+    second = run(db, write_ndjson(tmp_path / "b.ndjson", evs[3:] + _events(1, prefix="n")))
+    assert _counts(first) + _counts(second) == [("loaded", 10, 0), ("loaded", 1, 7)]
+    assert key_dir(db).read_text() == "not a folder"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    stored=st.lists(st.integers(0, 2**64 - 1), max_size=60),
+    asked=st.lists(st.integers(0, 2**64 - 1), max_size=20),
+    pick=st.lists(st.integers(0, 59), max_size=3),
+)
+def test_a_lookup_finds_exactly_the_stored_hashes(
+    stored: list[int], asked: list[int], pick: list[int]
+) -> None:
+    # The extremes of the hash range and the ends of each run are where a lookup errs.
+    stored = [*stored, 0, 2**64 - 1]
+    asked = asked + [stored[i] for i in pick if i < len(stored)]
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "s.duckdb"
+        open_store(StoreOptions(db), read_only=False).close()
+        con = open_store(StoreOptions(db), read_only=False)
+        try:
+            index = KeyIndex(db, IngestTuning(key_run_keys=3, key_run_max=7))
+            index.prepare(con)
+            for i in range(0, len(stored), 5):
+                index.add(np.sort(np.array(stored[i : i + 5], dtype=np.uint64)))
+            for saved in (False, True):  # in memory and written, then in runs only
+                if saved:
+                    index.save(con)
+                    assert not index.pending
+                for k in asked:
+                    one = np.array([k], dtype=np.uint64)
+                    assert index.any_stored(one) is (k in stored)
+                both = np.sort(np.array(asked, dtype=np.uint64))
+                assert index.any_stored(both) is bool(set(asked) & set(stored))
+        finally:
+            con.close()
