@@ -261,7 +261,8 @@ def fresh(path: Path) -> Callable[[], None]:
     def setup() -> None:
         for p in (path, Path(str(path) + ".wal")):
             p.unlink(missing_ok=True)
-        shutil.rmtree(Path(str(path) + ".tmp"), ignore_errors=True)
+        for folder in (".tmp", ".keys"):
+            shutil.rmtree(Path(str(path) + folder), ignore_errors=True)
 
     return setup
 

@@ -37,6 +37,7 @@ Keys = npt.NDArray[np.uint64]
 FORMAT = 1
 MANIFEST = "manifest.json"
 _PENDING_ARRAYS = 8  # a run's worth of keys not yet written is kept in at most this many
+_MERGED_RUNS = 4  # runs below key_run_max are merged once there are this many (and they fill one)
 
 
 def key_dir(store: Path) -> Path:
@@ -227,19 +228,21 @@ class KeyIndex:
     # -- machinery -----------------------------------------------------------------------
 
     def _flush(self) -> None:
-        """The pending hashes into runs; runs below key_run_max merged when together they
-        fill one. Sorted keys are cut into runs of key_run_max, whose ranges do not overlap."""
+        """The pending hashes into runs; runs below key_run_max merged when there are a few
+        and together they fill one (a few large files' runs are not rewritten for nothing).
+        Sorted keys are cut into runs of key_run_max, whose ranges do not overlap."""
         if self.runs is None:
             return
-        self.runs += self._write_runs(_distinct(np.concatenate(self.pending)))
+        # Each array added holds only hashes the index lacked: together they are distinct.
+        keys = self.pending[0] if len(self.pending) == 1 else np.sort(np.concatenate(self.pending))
+        self.runs += self._write_runs(keys)
         self.pending = []
         cap = self.tuning.key_run_max
         small = [r for r in self.runs if r.keys < cap]
-        if len(small) < 2 or sum(r.keys for r in small) < cap:
+        if len(small) < _MERGED_RUNS or sum(r.keys for r in small) < cap:
             return
-        merged = _distinct(
-            np.concatenate([np.fromfile(self.folder / r.name, dtype=np.uint64) for r in small])
-        )
+        merged = np.concatenate([np.fromfile(self.folder / r.name, dtype=np.uint64) for r in small])
+        merged.sort()
         self.runs = [r for r in self.runs if r.keys >= cap]
         for r in small:
             if r.name in self.written:
@@ -283,14 +286,6 @@ class KeyIndex:
         self.pending = []
         with contextlib.suppress(OSError):
             (self.folder / MANIFEST).unlink()
-
-
-def _distinct(keys: Keys) -> Keys:
-    """Sorted, each hash once (a hash added again: a file's duplicates of stored events)."""
-    keys.sort()
-    if len(keys) < 2:
-        return keys
-    return keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
 
 
 def _isin(arr: npt.NDArray[np.uint64], keys: Keys) -> npt.NDArray[np.bool_]:
