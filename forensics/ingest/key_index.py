@@ -37,7 +37,6 @@ Keys = npt.NDArray[np.uint64]
 FORMAT = 1
 MANIFEST = "manifest.json"
 _PENDING_ARRAYS = 8  # a run's worth of keys not yet written is kept in at most this many
-_MERGED_RUNS = 4  # runs below key_run_max are merged once there are this many (and they fill one)
 
 
 def key_dir(store: Path) -> Path:
@@ -228,29 +227,28 @@ class KeyIndex:
     # -- machinery -----------------------------------------------------------------------
 
     def _flush(self) -> None:
-        """The pending hashes into runs; runs below key_run_max merged when there are a few
-        and together they fill one (a few large files' runs are not rewritten for nothing).
-        Sorted keys are cut into runs of key_run_max, whose ranges do not overlap."""
+        """The pending hashes into a run. Runs below key_run_max are kept each at least twice
+        the size of the next newer one: a new run is merged into the one before it while it
+        is at least half as large (a binary counter). So each hash is rewritten about
+        log2(key_run_max / key_run_keys) times, and a lookup searches about as many runs
+        besides the full ones. Sorted hashes are cut into runs of key_run_max, whose ranges
+        do not overlap."""
         if self.runs is None:
             return
         # Each array added holds only hashes the index lacked: together they are distinct.
         keys = self.pending[0] if len(self.pending) == 1 else np.sort(np.concatenate(self.pending))
-        self.runs += self._write_runs(keys)
         self.pending = []
         cap = self.tuning.key_run_max
-        small = [r for r in self.runs if r.keys < cap]
-        if len(small) < _MERGED_RUNS or sum(r.keys for r in small) < cap:
-            return
-        merged = np.concatenate([np.fromfile(self.folder / r.name, dtype=np.uint64) for r in small])
-        merged.sort()
-        self.runs = [r for r in self.runs if r.keys >= cap]
-        for r in small:
-            if r.name in self.written:
-                self.written.remove(r.name)
-                (self.folder / r.name).unlink()  # never named by a manifest
+        while self.runs and self.runs[-1].keys < cap and 2 * len(keys) >= self.runs[-1].keys:
+            last = self.runs.pop()
+            keys = np.concatenate([np.fromfile(self.folder / last.name, dtype=np.uint64), keys])
+            keys.sort(kind="stable")  # two sorted runs: merged in one pass
+            if last.name in self.written:
+                self.written.remove(last.name)
+                (self.folder / last.name).unlink()  # never named by a manifest
             else:
-                self.replaced.append(r.name)
-        self.runs += self._write_runs(merged)
+                self.replaced.append(last.name)
+        self.runs += self._write_runs(keys)
 
     def _write_runs(self, keys: Keys) -> list[Run]:
         cap = self.tuning.key_run_max
