@@ -187,13 +187,14 @@ def test_an_index_that_does_not_match_its_store_is_rebuilt(damage: Any, tmp_path
 def test_a_stray_run_is_removed_and_a_matching_index_is_used(tmp_path: Path) -> None:
     db = tmp_path / "s.duckdb"
     run(db, write_ndjson(tmp_path / "a.ndjson", _events(20)), tuning=TINY)
-    names = {r["name"] for r in _manifest(db)["runs"]}
+    full = {r["name"] for r in _manifest(db)["runs"] if r["keys"] == TINY.key_run_max}
     stray = key_dir(db) / "run-0000000000000000.u64"
     stray.write_bytes(b"\0" * 16)
-    run(db, write_ndjson(tmp_path / "b.ndjson", _events(2, prefix="b")))
+    run(db, write_ndjson(tmp_path / "b.ndjson", _events(2, prefix="b")), tuning=TINY)
     assert not stray.exists()
-    # Not rebuilt: the runs it had are still named (a rebuild writes new ones).
-    assert names <= {r["name"] for r in _manifest(db)["runs"]}
+    # Not rebuilt: its full run is still named (a full run is never merged again; a
+    # rebuild writes every run anew).
+    assert full and full <= {r["name"] for r in _manifest(db)["runs"]}
 
 
 def test_hashes_of_a_file_that_rolled_back_make_nothing_a_duplicate(tmp_path: Path) -> None:
@@ -249,6 +250,10 @@ def test_a_lookup_finds_exactly_the_stored_hashes(
                 if saved:
                     index.save(con)
                     assert not index.pending
+                    # Below the cap, each run is more than twice the next newer one.
+                    assert index.runs is not None
+                    small = [r.keys for r in index.runs if r.keys < 7]
+                    assert all(a > 2 * b for a, b in zip(small, small[1:], strict=False))
                 for k in asked:
                     one = np.array([k], dtype=np.uint64)
                     assert index.any_stored(one) is (k in stored)
