@@ -7,7 +7,8 @@ so `rows_read = rows_loaded + rows_rejected + rows_duplicate` always holds.
 
 The package follows those jobs: discover.py (which files, which format), readers/ (one
 module per input format behind one interface), stage.py (§2.4 into a temp stage), store.py
-(transaction, de-duplication, sources and rejects), pipeline.py (the overlap of the three).
+(transaction, de-duplication, sources and rejects), key_index.py (the stored key hashes,
+sorted beside the store), pipeline.py (the overlap of the three).
 """
 
 from __future__ import annotations

@@ -233,10 +233,11 @@ def _insert_events(
     The same request_id is one event; without one, the same (ts, action, user_id,
     device_id, event_id, status). The first record wins, within the file and against
     everything already stored. Set-based, on the 64-bit key hash (store.DKEY): the
-    file's hashes find the few stored rows that may be the same event (a scan of one
-    integer column, however large the store), those rows' real keys are read by rowid,
-    and only exact equality makes a duplicate. The within-file pass runs only when the
-    file repeats a hash.
+    file's hashes are looked up in the key index (`keys`, when the run keeps one); only
+    when one is found there, or there is no index, do they find the few stored rows that
+    may be the same event (a scan of one integer column), those rows' real keys are read
+    by rowid, and only exact equality makes a duplicate. The within-file pass runs only
+    when the file repeats a hash.
     """
     before = _scalar(con, "select count(*) from events")
     # A hash collision can only lower the distinct count: "no repeats" is never wrong.
