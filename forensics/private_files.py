@@ -107,11 +107,12 @@ def commit_files(pending: Sequence[PendingFile], directory: Path) -> None:
             manifest[0].final.unlink()
     for p in others + manifest:
         os.replace(p.tmp, p.final)
-    _fsync_dir(directory)
+    fsync_path(directory)
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """Flush a file, or a folder's entries, to disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

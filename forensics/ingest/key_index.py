@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from forensics.ingest.options import IngestTuning
+from forensics.private_files import fsync_path
 
 Keys = npt.NDArray[np.uint64]
 
@@ -206,7 +207,7 @@ class KeyIndex:
             if self.pending:
                 self._flush()
             for name in self.written:
-                _fsync(self.folder / name)
+                fsync_path(self.folder / name)
             doc = {"format": FORMAT, **_identity(con), "runs": [asdict(r) for r in self.runs]}
             tmp = self.folder / (MANIFEST + ".new")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -309,14 +310,6 @@ def _identity(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     }
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):  # not every file system syncs a folder
-        _fsync(path)
+        fsync_path(path)
