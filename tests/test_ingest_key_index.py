@@ -261,3 +261,18 @@ def test_a_lookup_finds_exactly_the_stored_hashes(
                 assert index.any_stored(both) is bool(set(asked) & set(stored))
         finally:
             con.close()
+
+
+def test_a_file_with_more_hashes_than_a_run_is_looked_up_a_range_at_a_time(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "s.duckdb"
+    stored = _events(30)
+    run(db, write_ndjson(tmp_path / "a.ndjson", stored), tuning=TINY)
+    # 50 hashes against runs of 16: four ranges, the stored ones spread over all of them.
+    big = stored[::2] + _events(35, prefix="big")
+    report = run(db, write_ndjson(tmp_path / "b.ndjson", big), tuning=TINY)
+    assert _counts(report) == [("loaded", 35, 15)]
+    indexed = _indexed(db)
+    assert sorted(indexed) == sorted(set(indexed))
+    assert set(indexed) == {int(k) for (k,) in rows(db, "select dkey from events")}

@@ -134,21 +134,33 @@ class KeyIndex:
     def look_up(self, con: duckdb.DuckDBPyConnection) -> bool | None:
         """Whether any key hash of the staged file (temp table file_keys) is stored; None
         when the index cannot say. Its hashes not yet there are added: they are about to be
-        stored (or found to be duplicates after all, which is harmless: see the module)."""
+        stored (or found to be duplicates after all, which is harmless: see the module).
+        A file with more than key_run_max hashes is taken a hash range at a time, so that
+        at most about that many are in memory however large the file."""
         if self.runs is None:
             return None
-        keys = self.file_keys(con)
-        found = self.stored(keys)
-        if found is None:
-            return None
-        self.add(keys[~found])
-        return bool(found.any())
+        ((n,),) = con.execute("select count(*) from file_keys").fetchall()
+        pieces = max(1, -(-int(n) // self.tuning.key_run_max))
+        any_found = False
+        for i in range(pieces):
+            keys = self.file_keys(con, (i << 64) // pieces, ((i + 1) << 64) // pieces)
+            found = self.stored(keys)
+            if found is None:
+                return None
+            self.add(keys[~found])
+            any_found = any_found or bool(found.any())
+        return any_found
 
-    def file_keys(self, con: duckdb.DuckDBPyConnection) -> Keys:
-        """The staged file's distinct key hashes (temp table file_keys), sorted."""
-        keys = np.asarray(
-            con.execute("select dkey from file_keys").fetchnumpy()["dkey"], dtype=np.uint64
-        )
+    def file_keys(self, con: duckdb.DuckDBPyConnection, lo: int = 0, hi: int = 1 << 64) -> Keys:
+        """The staged file's distinct key hashes (temp table file_keys) in [lo, hi), sorted."""
+        if lo == 0 and hi == 1 << 64:
+            result = con.execute("select dkey from file_keys")
+        else:
+            result = con.execute(
+                "select dkey from file_keys where dkey >= $lo::hugeint and dkey < $hi::hugeint",
+                {"lo": lo, "hi": hi},
+            )
+        keys = np.asarray(result.fetchnumpy()["dkey"], dtype=np.uint64)
         keys.sort()
         return keys
 
