@@ -3,8 +3,10 @@
 Before a file's events go in, its key hashes are looked up among the stored ones (SPEC
 §2.4). DuckDB can only do that by scanning every stored hash, and has no index it uses for
 a join, so a file's cost would grow with the store. Here the hashes are kept sorted in
-runs of at most `key_run_max` keys (binary search through a memory map): a file's lookup
-costs about the same in an empty store and in one of 100M events. When none of the file's
+runs of at most `key_run_max` keys (binary search through a memory map): a small file's
+lookup costs about the same in an empty store and in one of 100M events (a large file's
+grows by one search per key_run_max stored hashes, as the runs an ingest writes overlap;
+bench/README.md has the figures). When none of the file's
 hashes is stored (the usual case), the scans are not run at all; when one is, the
 de-duplication runs exactly as without this index, so what is stored never depends on it.
 
@@ -67,7 +69,6 @@ class KeyIndex:
         self.replaced: list[str] = []  # runs merged away: removed once the manifest is new
         self.written: list[str] = []  # runs written in this run, synced before the manifest
         self.changed = False
-        self.rebuilt = False
 
     # -- before the first file -------------------------------------------------------
 
@@ -80,7 +81,7 @@ class KeyIndex:
             runs = self._read_manifest(ident)
             if runs is None:
                 runs = self._rebuild(con)
-                self.rebuilt = self.changed = True
+                self.changed = True
             self.runs = runs
             self._remove_strays()
         except (OSError, ValueError, duckdb.Error):
