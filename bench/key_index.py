@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from forensics.ingest import IngestTuning
-from forensics.ingest.key_index import MANIFEST, KeyIndex, Run, key_dir
+from forensics.ingest.key_index import KeyIndex, Run, key_dir
+from forensics.private_files import MANIFEST
 
 
 def main() -> None:

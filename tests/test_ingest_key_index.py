@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from forensics.ingest import IngestHooks, IngestTuning
-from forensics.ingest.key_index import MANIFEST, KeyIndex, key_dir
+from forensics.ingest.key_index import KeyIndex, key_dir
+from forensics.private_files import MANIFEST
 from forensics.store import StoreOptions, open_store
 from tests.helpers.ingest import accounted, event, rows, run, write_ndjson
 

@@ -33,12 +33,11 @@ import numpy as np
 import numpy.typing as npt
 
 from forensics.ingest.options import IngestTuning
-from forensics.private_files import fsync_path
+from forensics.private_files import MANIFEST, commit_files, fsync_path, write_bytes_pending
 
 Keys = npt.NDArray[np.uint64]
 
 FORMAT = 1
-MANIFEST = "manifest.json"
 _PENDING_ARRAYS = 8  # a run's worth of keys not yet written is kept in at most this many
 
 
@@ -222,15 +221,8 @@ class KeyIndex:
             for name in self.written:
                 fsync_path(self.folder / name)
             doc = {"format": FORMAT, **_identity(con), "runs": [asdict(r) for r in self.runs]}
-            tmp = self.folder / (MANIFEST + ".new")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.fchmod(fd, 0o600)  # private whatever the umask, like the store
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(doc, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.folder / MANIFEST)
-            _fsync_dir(self.folder)
+            manifest = write_bytes_pending(self.folder / MANIFEST, json.dumps(doc).encode())
+            commit_files([manifest], self.folder)
             for name in self.replaced:
                 with contextlib.suppress(FileNotFoundError):
                     (self.folder / name).unlink()
@@ -321,8 +313,3 @@ def _identity(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         "dkey_hash": meta.get("dkey_hash"),
         "events": int(events),
     }
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every file system syncs a folder
-        fsync_path(path)
