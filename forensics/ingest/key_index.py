@@ -131,16 +131,16 @@ class KeyIndex:
 
     # -- per file --------------------------------------------------------------------
 
-    def look_up(self, con: duckdb.DuckDBPyConnection) -> bool | None:
-        """Whether any key hash of the staged file (temp table file_keys) is stored; None
-        when the index cannot say. Its hashes not yet there are added: they are about to be
-        stored (or found to be duplicates after all, which is harmless: see the module).
-        A file with more than key_run_max hashes is taken a hash range at a time, so that
-        at most about that many are in memory however large the file."""
+    def look_up(self, con: duckdb.DuckDBPyConnection, events: int) -> bool | None:
+        """Whether any key hash of the staged file (temp table file_keys, of its `events`
+        valid events) is stored; None when the index cannot say. Its hashes not yet there
+        are added: they are about to be stored (or found to be duplicates after all, which
+        is harmless: see the module). A file of more than key_run_max events is taken a
+        hash range at a time, so that at most about that many hashes are in memory however
+        large the file."""
         if self.runs is None:
             return None
-        ((n,),) = con.execute("select count(*) from file_keys").fetchall()
-        pieces = max(1, -(-int(n) // self.tuning.key_run_max))
+        pieces = max(1, -(-events // self.tuning.key_run_max))
         any_found = False
         for i in range(pieces):
             keys = self.file_keys(con, (i << 64) // pieces, ((i + 1) << 64) // pieces)

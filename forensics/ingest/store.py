@@ -281,7 +281,7 @@ def stored_duplicates(
     hash is stored, nothing is looked up in the store (the staged hashes join the index).
     """
     seen: list[str] = []
-    found = keys.look_up(con) if keys is not None else None
+    found = keys.look_up(con, total) if keys is not None else None
     if stored and total and found is not False:
         _stored_matches(con, with_id, total - with_id, span)
         # No stored row shares a hash with the file (the usual case): nothing to check.
