@@ -164,11 +164,6 @@ class KeyIndex:
         keys.sort()
         return keys
 
-    def any_stored(self, keys: Keys) -> bool | None:
-        """Whether any of these (sorted) hashes is stored; None when the index cannot say."""
-        found = self.stored(keys)
-        return None if found is None else bool(found.any())
-
     def stored(self, keys: Keys) -> npt.NDArray[np.bool_] | None:
         """Which of these (sorted) hashes are stored; None when the index cannot say."""
         if self.runs is None:
