@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from forensics.cli import app
-from forensics.ingest.readers.arrow_types import plan_columns
+from forensics.ingest.readers.arrow_types import _plain, _Probe, plan_columns
 from tests.helpers.ingest import event, rows, run
 
 GEO = {"ARROW:extension:name": "geoarrow.wkb", "ARROW:extension:metadata": "{}"}
@@ -127,6 +127,69 @@ def test_a_type_duckdb_cannot_scan_is_left_out_with_the_reason() -> None:
     )
     out = plan.apply(batch)
     assert out.schema.names == ["ok", "h"] and out.column(1).type == pa.float32()
+
+
+PLAIN = [
+    pa.int8(),
+    pa.uint64(),
+    pa.float32(),
+    pa.float64(),
+    pa.bool_(),
+    pa.string(),
+    pa.large_string(),
+    pa.timestamp("ms"),
+    pa.timestamp("us", tz="UTC"),
+    pa.timestamp("ns", tz="+00:00"),
+    pa.date32(),
+    pa.date64(),
+]
+
+
+@pytest.mark.parametrize("t", PLAIN, ids=str)
+def test_a_type_taken_as_plain_is_one_duckdb_scans(t: pa.DataType) -> None:
+    # The plan skips DuckDB's probe for these: it must agree with the probe.
+    f = pa.field("c", t)
+    probe = _Probe()
+    try:
+        assert _plain(f) and probe.scannable(f)
+    finally:
+        probe.close()
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        pa.field("c", pa.float16()),
+        pa.field("c", pa.timestamp("us", tz="America/New_York")),
+        pa.field("c", pa.binary(), metadata=GEO),
+        pa.field("c", pa.list_(pa.int64())),
+    ],
+    ids=str,
+)
+def test_other_types_are_tried_on_duckdb(f: pa.Field) -> None:
+    assert not _plain(f)
+
+
+def test_files_of_one_schema_share_a_plan_and_each_keeps_its_notes(tmp_path: Path) -> None:
+    files = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
+    for f, x in zip(files, (1.5, 2.5), strict=True):
+        half = _events_with("x", pa.array(np.array([x], dtype=np.float16)))
+        pq.write_table(half, f)
+    db = tmp_path / "s.duckdb"
+    assert [r.status for r in run(db, *files).files] == ["loaded", "loaded"]
+    assert (
+        rows(db, "select notes from sources order by source_id")
+        == [("column x: float16 read as float32",)] * 2
+    )
+    assert plan_columns(half.schema) is plan_columns(half.schema)
+
+
+def test_a_schema_differing_only_in_a_column_tag_has_a_plan_of_its_own() -> None:
+    tagged = pa.schema([pa.field("g", pa.binary(), metadata=GEO)])
+    plain = pa.schema([pa.field("g", pa.binary())])
+    assert plan_columns(plain).notes == []
+    assert plan_columns(tagged).notes == ["column g: extension type geoarrow.wkb read as binary"]
+    assert plan_columns(plain).notes == []
 
 
 def test_sources_command_shows_the_notes(tmp_path: Path) -> None:

@@ -6,11 +6,14 @@ cannot parse ("Unsupported geometry flag"). A Parquet file must not fail for an 
 of such a type: each column is converted to the nearest type DuckDB takes (float16 to
 float32, exactly; decimal256 to its decimal text; an extension type to its storage), and a
 column that still cannot be scanned is left out, with the reason, for the file's `sources`
-row. The plan is made once per file from its schema and applied to every batch.
+row. The plan is made once per schema (files of one export share it) and applied to every
+batch; only columns of a type beyond the plain ones are tried on DuckDB.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -100,18 +103,36 @@ def _untagged(f: pa.Field) -> tuple[pa.Field, str | None]:
     )
 
 
-def plan_columns(schema: pa.Schema) -> ColumnPlan:
-    """Decide, once per file, how each column is converted or why it is left out.
+_PLANS: OrderedDict[bytes, ColumnPlan] = OrderedDict()  # by serialised schema, newest last
+_PLANS_MAX = 256
+_PLANS_LOCK = threading.Lock()  # files may be read on more than one thread
 
-    DuckDB is asked on an in-memory connection of its own (readers hold no store state)."""
-    probe = duckdb.connect()
+
+def plan_columns(schema: pa.Schema) -> ColumnPlan:
+    """Decide, once per schema, how each column is converted or why it is left out.
+
+    The plan is shared by every file of that schema: callers read it, never change it.
+    DuckDB is asked on an in-memory connection of its own (readers hold no store state),
+    opened only when a column's type is not a plain one."""
+    key = schema.serialize().to_pybytes()
+    with _PLANS_LOCK:
+        plan = _PLANS.get(key)
+        if plan is not None:
+            _PLANS.move_to_end(key)
+            return plan
+    probe = _Probe()
     try:
-        return _plan(schema, probe)
+        plan = _plan(schema, probe)
     finally:
         probe.close()
+    with _PLANS_LOCK:
+        _PLANS[key] = plan
+        while len(_PLANS) > _PLANS_MAX:
+            _PLANS.popitem(last=False)
+    return plan
 
 
-def _plan(schema: pa.Schema, con: duckdb.DuckDBPyConnection) -> ColumnPlan:
+def _plan(schema: pa.Schema, probe: _Probe) -> ColumnPlan:
     plan = ColumnPlan()
     for f in schema:
         target, why = _safe_type(f.type)
@@ -128,7 +149,7 @@ def _plan(schema: pa.Schema, con: duckdb.DuckDBPyConnection) -> ColumnPlan:
     # What DuckDB still refuses (a type it has no mapping for) is left out.
     for f in schema:
         g = plan.fields.get(f.name, f)
-        if not _scannable(con, g):
+        if not _plain(g) and not probe.scannable(g):
             plan.dropped.append(f.name)
             plan.convert.pop(f.name, None)
             plan.notes = [n for n in plan.notes if not n.startswith(f"column {f.name}:")]
@@ -167,18 +188,47 @@ def _deep_storage(a: pa.Array | pa.ChunkedArray) -> pa.Array:
     return a
 
 
-def _scannable(con: duckdb.DuckDBPyConnection, f: pa.Field) -> bool:
-    """Whether DuckDB can scan a column of this field (tried on an empty table)."""
-    try:
-        table = pa.schema([f]).empty_table()
-    except pa.ArrowException:
-        return False  # not even an empty column of it can be made
-    try:
-        con.register("__type_probe", table)
-        try:
-            con.execute("select to_json(p)::varchar from __type_probe p").fetchall()
-        finally:
-            con.unregister("__type_probe")
-    except duckdb.Error:
+def _plain(f: pa.Field) -> bool:
+    """A column DuckDB scans for certain: a plain type, no extension metadata."""
+    t = f.type
+    if (f.metadata or {}).get(_EXT_NAME):
         return False
-    return True
+    if pa.types.is_timestamp(t):
+        return t.tz in (None, "UTC", "+00:00")
+    return (
+        pa.types.is_integer(t)
+        or (pa.types.is_floating(t) and not pa.types.is_float16(t))
+        or pa.types.is_boolean(t)
+        or pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_date(t)
+    )
+
+
+class _Probe:
+    """An in-memory DuckDB connection, opened on the first column to try."""
+
+    def __init__(self) -> None:
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def scannable(self, f: pa.Field) -> bool:
+        """Whether DuckDB can scan a column of this field (tried on an empty table)."""
+        try:
+            table = pa.schema([f]).empty_table()
+        except pa.ArrowException:
+            return False  # not even an empty column of it can be made
+        if self._con is None:
+            self._con = duckdb.connect()
+        try:
+            self._con.register("__type_probe", table)
+            try:
+                self._con.execute("select to_json(p)::varchar from __type_probe p").fetchall()
+            finally:
+                self._con.unregister("__type_probe")
+        except duckdb.Error:
+            return False
+        return True
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
