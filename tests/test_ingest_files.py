@@ -1153,3 +1153,19 @@ def test_pieces_are_views_in_a_multiple_of_the_threads() -> None:
     small = pa.table({"rec": list(range(100))})
     assert len(in_pieces(small, 2, IngestTuning()).to_batches()) == 1
     assert len(in_pieces(small, 2, IngestTuning(min_split_rows=100)).to_batches()) == 2
+
+
+def test_the_hash_alongside_is_the_file_sha256(tmp_path: Path) -> None:
+    path = tmp_path / "b.bin"
+    path.write_bytes(os.urandom(100_003))
+    h = source.HashAlongside(open(path, "rb"), chunk=4096)  # noqa: SIM115 - it closes it
+    assert h.result() == source.sha256_file(path) and h.error() is None
+
+
+def test_a_cancelled_hash_gives_no_result(tmp_path: Path) -> None:
+    path = tmp_path / "b.bin"
+    path.write_bytes(os.urandom(1_000_000))
+    h = source.HashAlongside(open(path, "rb"), chunk=16)  # noqa: SIM115 - it closes it
+    h.cancel()
+    with pytest.raises(RuntimeError, match="cancelled"):
+        h.result()

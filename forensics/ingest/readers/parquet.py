@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from forensics.errors import InputError, engine_message
 from forensics.ingest.readers.arrow_types import plan_columns
 from forensics.ingest.readers.base import Batch, ReadContext, ReadEnd, Reader, TableBatch
-from forensics.ingest.readers.source import sha256_file
+from forensics.ingest.readers.source import HashAlongside
 from forensics.ingest.readers.source import unreadable as unreadable_file
 
 NAME = "Parquet"
@@ -26,20 +26,29 @@ def unreadable(e: BaseException) -> InputError:
 
 def read(path: Path, compression: str | None, ctx: ReadContext) -> Generator[Batch, None, ReadEnd]:
     try:
-        sha = sha256_file(path, ctx.tuning.chunk_bytes)
+        f = open(path, "rb")  # noqa: SIM115 - HashAlongside closes it
     except OSError as e:
         raise unreadable_file(e) from None
+    hashing = HashAlongside(f, ctx.tuning.chunk_bytes)
     try:
-        pf = pq.ParquetFile(path, page_checksum_verification=True)
-        plan = plan_columns(pf.schema_arrow)
-        rec = 1
-        for rb in pf.iter_batches(batch_size=ctx.tuning.parquet_batch_rows):
-            rb = plan.apply(rb)
-            yield TableBatch(rb, rec)
-            rec += rb.num_rows
-        fields = frozenset(pf.schema_arrow.names) - set(plan.dropped)
-    except (pa.ArrowException, OSError) as e:
-        raise unreadable(e) from None
+        try:
+            pf = pq.ParquetFile(path, page_checksum_verification=True)
+            plan = plan_columns(pf.schema_arrow)
+            rec = 1
+            for rb in pf.iter_batches(batch_size=ctx.tuning.parquet_batch_rows):
+                rb = plan.apply(rb)
+                yield TableBatch(rb, rec)
+                rec += rb.num_rows
+            fields = frozenset(pf.schema_arrow.names) - set(plan.dropped)
+        except (pa.ArrowException, OSError) as e:
+            system = hashing.error()
+            raise (unreadable(e) if system is None else unreadable_file(system)) from None
+        try:
+            sha = hashing.result()
+        except OSError as e:
+            raise unreadable_file(e) from None
+    finally:
+        hashing.cancel()  # a file given up (an error, or its reader closed) is not hashed on
     if ctx.progress:
         ctx.progress("bytes", path.stat().st_size)
     if ctx.hooks.after_read is not None:

@@ -9,10 +9,11 @@ import gzip
 import hashlib
 import io
 import os
+import threading
 import zlib
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import IO, Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -92,6 +93,51 @@ def sha256_file(path: Path, chunk: int = IngestTuning.chunk_bytes) -> str:
         while data := f.read(chunk):
             h.update(data)
     return h.hexdigest()
+
+
+class HashAlongside:
+    """A file's SHA-256, computed on a thread of its own while the caller reads the file
+    another way (a Parquet file is read by pyarrow, which does not hand over its bytes).
+
+    Takes an open file and closes it. hashlib and file reads release the GIL, so the hash
+    runs beside the reading instead of before it."""
+
+    def __init__(self, f: IO[bytes], chunk: int = IngestTuning.chunk_bytes) -> None:
+        self._stop = threading.Event()
+        self._sha: str | None = None
+        self._error: OSError | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(f, chunk), name="forensics-hash", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, f: IO[bytes], chunk: int) -> None:
+        try:
+            with f:
+                h = hashlib.sha256()
+                while not self._stop.is_set() and (data := f.read(chunk)):
+                    h.update(data)
+                self._sha = h.hexdigest()
+        except OSError as e:
+            self._error = e
+
+    def error(self) -> OSError | None:
+        """What stopped the hash, once it has ended: the system's reason a file is unreadable
+        is worth more than what a reader of the same bytes made of it."""
+        self._thread.join()
+        return self._error
+
+    def result(self) -> str:
+        """The hash; raises the OSError that stopped it."""
+        if (e := self.error()) is not None:
+            raise e
+        if self._sha is None or self._stop.is_set():
+            raise RuntimeError("the file's hash was cancelled")
+        return self._sha
+
+    def cancel(self) -> None:
+        """Stop hashing (the file is given up): the thread ends at its next chunk."""
+        self._stop.set()
 
 
 def read_size(chunk: int, expected: int | None, done: int) -> int:
