@@ -12,7 +12,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from forensics.ingest import IngestHooks, IngestOptions, IngestReport, IngestTuning
@@ -508,6 +508,14 @@ def small_file_sets(draw: st.DrawFn) -> list[tuple[str, list[Any], bool]]:
     split=st.integers(1, 4),
     stored_first=st.booleans(),
     read_ahead=st.sampled_from([0, 1]),
+)
+# Found by this test: a file of the same content as an empty file earlier in its batch was
+# said to be of the batch's kind, where one at a time says it is of none, as that file is.
+@example(
+    spec=[("0.ndjson", [], False), ("1.ndjson", [event()], False), ("2.ndjson", [], False)],
+    split=2,
+    stored_first=False,
+    read_ahead=0,
 )
 def test_small_files_batched_give_the_store_of_one_file_at_a_time(
     spec: list[tuple[str, list[Any], bool]], split: int, stored_first: bool, read_ahead: int

@@ -136,10 +136,7 @@ def _store_together(
     sid_of = _source_ids(con, to_store)
     counts = {i: [0, 0, 0] for i in to_store}  # read, rejected, loaded
     reasons: dict[int, dict[str, int]] = {i: {} for i in to_store}
-    # A file without lines is of no kind, as it would be alone (unless --kind says).
-    file_kind = {
-        i: (kind if i in bs.with_lines else None) or options.kind or "none" for i in to_store
-    }
+    file_kind = {i: _file_kind(bs, i, kind, options) for i in to_store}
     if staged and kind is not None:
         _insert_rows(con, kind, sid_of, counts, reasons, keys)
     _insert_sources(con, bs, options, sid_of, counts, file_kind)
@@ -177,9 +174,16 @@ def _not_yet_stored(
             r.kind = known[sha].split("\0")[0]
             r.error = f"same content as {known[sha].split(chr(0))[1]}"
             continue
-        known[sha] = f"{kind or options.kind or 'none'}\0{r.path}"
+        # What a later file of the same content is said to be: this file's own kind.
+        known[sha] = f"{_file_kind(bs, i, kind, options)}\0{r.path}"
         to_store.append(i)
     return to_store
+
+
+def _file_kind(bs: BatchStaged, i: int, kind: str | None, options: IngestOptions) -> str:
+    """File i's kind: the batch's, but a file without lines is of no kind, as it would be
+    alone (unless --kind says)."""
+    return (kind if i in bs.with_lines else None) or options.kind or "none"
 
 
 def _source_ids(con: duckdb.DuckDBPyConnection, to_store: list[int]) -> dict[int, int]:
