@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from forensics.sqltext import BLANK_CHARS, codes, literal
+from forensics.sqltext import BLANK_CHARS, code_in, literal
 
 # Canonical fields per kind, in the order their problems are reported.
 CANONICAL: dict[str, tuple[str, ...]] = {
@@ -43,7 +43,7 @@ create or replace temp macro fx_text(s) as
     -- Blank means empty or whitespace only; only a string opening with whitespace (or empty:
     -- ascii('') = 0) is trimmed. Nested CASE, not OR/AND: DuckDB then runs trim() only on
     -- the rows selected (3x faster on ids than the flat condition).
-    case when ascii(s) in (0, {codes(BLANK_CHARS)})
+    case when {code_in("ascii(s)", chr(0) + BLANK_CHARS)}
          then case when trim(s, {literal(BLANK_CHARS)}) = '' then null else s end
          else s end;
 -- The offset's minutes: none written (±HH) is 0.

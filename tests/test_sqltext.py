@@ -79,3 +79,23 @@ def test_an_engine_message_keeps_its_first_line_without_the_record() -> None:
     assert engine_message(ValueError("x" * 300), limit=160) == "x" * 160
     assert engine_message(ValueError("  ")) == "ValueError"
     assert single_line(" a\n b\t c ") == "a b c"
+
+
+@pytest.mark.parametrize(
+    "chars", [chr(0) + sqltext.BLANK_CHARS, "a", "ab", "abc", "acegx", "0123456789 z", "\t"]
+)
+def test_code_in_is_true_exactly_for_the_code_points_of_its_chars(chars: str) -> None:
+    con = duckdb.connect()
+    sql = sqltext.code_in("c", chars)
+    got = con.execute(f"select c from range(0, 256) t(c) where {sql} order by c").fetchall()  # noqa: S608
+    assert [r[0] for r in got] == sorted({ord(ch) for ch in chars})
+
+
+def test_code_in_is_no_in_list_so_that_a_scan_keeps_its_order() -> None:
+    # DuckDB turns an IN list of five or more constants into a join (rows out of order).
+    sql = sqltext.code_in("ascii(s)", chr(0) + sqltext.BLANK_CHARS)
+    assert " in (" not in sql
+    plan = duckdb.connect().execute(
+        f"explain select s from (select 'x' || i as s from range(10) t(i)) where {sql}"  # noqa: S608
+    )
+    assert "JOIN" not in str(plan.fetchall()).upper()
