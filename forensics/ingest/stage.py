@@ -175,6 +175,21 @@ def in_pieces(batch: pa.Table, threads: int, tuning: IngestTuning) -> pa.Table:
     return pa.Table.from_batches(batch.to_batches(max_chunksize=-(-n // pieces)))
 
 
+def insert_unordered(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> None:
+    """Run a staging insert with preserve_insertion_order off.
+
+    Every staged row carries its record number (rec), and nothing reads the stage in
+    storage order, so DuckDB may stage on all its threads and keep their rows in the order
+    they finish. Keeping scan order costs: an Arrow scan then runs on one thread (a quarter
+    slower on 2 threads, measured on DuckDB 2.0.1).
+    """
+    con.execute("set preserve_insertion_order = false")
+    try:
+        con.execute(sql, params)
+    finally:
+        con.execute("reset preserve_insertion_order")
+
+
 class Stage:
     """One file's records, checked and converted, in its connection's temp table `stage`."""
 
@@ -439,7 +454,7 @@ class Stage:
                 )
             )
         """  # noqa: S608 - expressions are built from canonical names; values are bound
-        con.execute(sql, used_params(sql, params))
+        insert_unordered(con, sql, used_params(sql, params))
 
     @staticmethod
     def _json_extra(extra_names: list[str], n_canon: int, params: dict[str, Any]) -> str:
@@ -581,7 +596,7 @@ class Stage:
                 )
             )
         """  # noqa: S608 - identifiers are quoted, values are bound
-        self.con.execute(sql, used_params(sql, self.params))
+        insert_unordered(self.con, sql, used_params(sql, self.params))
 
     def _nested_type(self, expr: str, key: str, path: str) -> str:
         """The type of a dotted path into a struct column; a path it lacks fails the file."""
