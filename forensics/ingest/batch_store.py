@@ -314,7 +314,8 @@ def _insert_batch_events(con: duckdb.DuckDBPyConnection, keys: KeyIndex | None) 
     total, distinct_keys, with_id = (
         int(x) for x in (run(con, "file_key_totals").fetchone() or (0, 0, 0))
     )
-    seen = stored_duplicates(con, before, total, with_id, "batch_tuple_span", keys)
+    found = keys.look_up(con, total) if keys is not None else None
+    seen = stored_duplicates(con, before, total, with_id, "batch_tuple_span", found)
     where = " where " + " and ".join(seen) if seen else ""
     firsts = (_FIRSTS if total - distinct_keys else _ALL_VALID).replace("from stage", "from bstage")
     con.execute(

@@ -19,7 +19,7 @@ import duckdb
 
 from forensics import __version__
 from forensics.errors import InputError
-from forensics.ingest.key_index import KeyIndex
+from forensics.ingest.key_index import KeyIndex, staged_keys
 from forensics.ingest.options import KINDS, FileResult, IngestOptions, IngestTuning
 from forensics.ingest.stage import RAW_LIMIT, Stage
 from forensics.queries import Query, parse_query
@@ -233,18 +233,28 @@ def _insert_events(
     The same request_id is one event; without one, the same (ts, action, user_id,
     device_id, event_id, status). The first record wins, within the file and against
     everything already stored. Set-based, on the 64-bit key hash (store.DKEY): the
-    file's hashes are looked up in the key index (`keys`, when the run keeps one); only
-    when one is found there, or there is no index, do they find the few stored rows that
-    may be the same event (a scan of one integer column), those rows' real keys are read
-    by rowid, and only exact equality makes a duplicate. The within-file pass runs only
-    when the file repeats a hash.
+    file's hashes (fetched and sorted in NumPy when they fit in one key run, else grouped
+    by DuckDB a hash range at a time) are looked up in the key index (`keys`, when the run
+    keeps one); only when one is found there, or there is no index, do they find the few
+    stored rows that may be the same event (a scan of one integer column), those rows'
+    real keys are read by rowid, and only exact equality makes a duplicate. The
+    within-file pass runs only when the file repeats a hash.
     """
     before = _scalar(con, "select count(*) from events")
     # A hash collision can only lower the distinct count: "no repeats" is never wrong.
     # The file's key hashes, once: their counts, and the probe into the stored ones.
-    run(con, "file_keys")
-    total, distinct_keys, with_id = _one(con, "file_key_totals")
-    seen = stored_duplicates(con, before, total, with_id, "file_tuple_span", keys)
+    total, with_id = _one(con, "stage_key_totals")
+    if keys is not None and total <= tuning.key_run_max:
+        hashes = staged_keys(con)
+        distinct_keys = len(hashes)
+        found = keys.look_up_keys(hashes)
+        if before and total and found is not False:
+            run(con, "file_keys")  # the store is searched for them (rare)
+    else:
+        run(con, "file_keys")
+        total, distinct_keys, with_id = _one(con, "file_key_totals")
+        found = keys.look_up(con, total) if keys is not None else None
+    seen = stored_duplicates(con, before, total, with_id, "file_tuple_span", found)
     where = " where " + " and ".join(seen) if seen else ""
     # Rows go in by time, so each row group covers a narrow time range (zone maps
     # then skip most of the table for a window); provenance keeps the file order. A
@@ -270,18 +280,18 @@ def stored_duplicates(
     total: int,
     with_id: int,
     span: str,
-    keys: KeyIndex | None = None,
+    found: bool | None = None,
 ) -> list[str]:
     """The conditions that keep the staged keys (temp table file_keys) already stored out.
 
     Stored rows sharing a hash with the staged keys (rowids only), then their exact keys:
     `seen_ids` and `seen_tuples` hold the staged keys that really are stored. `span` names
     the statement giving the least and greatest ts of the staged valid events without
-    request_id (one file's stage, or a batch's). When the key index says that no staged
-    hash is stored, nothing is looked up in the store (the staged hashes join the index).
+    request_id (one file's stage, or a batch's). `found` is what the key index said of the
+    staged hashes (None: no index, or it cannot say); when it says that none is stored,
+    nothing is looked up in the store.
     """
     seen: list[str] = []
-    found = keys.look_up(con, total) if keys is not None else None
     if stored and total and found is not False:
         _stored_matches(con, with_id, total - with_id, span)
         # No stored row shares a hash with the file (the usual case): nothing to check.
