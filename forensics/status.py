@@ -255,9 +255,18 @@ def lake_size(lake: str) -> int | None:
 
 
 def store_size(path: Path) -> int:
-    """Bytes on disk: the store file and its write-ahead log."""
+    """Bytes on disk: the store file, its write-ahead log and its key index (`STORE.keys/`,
+    8 bytes a stored event). Not the spill folder `STORE.tmp/`, which holds nothing between
+    commands."""
+    from forensics.ingest.key_index import key_dir
+
+    keys = key_dir(path)
+    try:
+        index = [keys / name for name in os.listdir(keys)]
+    except OSError:
+        index = []  # none yet: the store was never ingested into, or it was deleted
     total = 0
-    for p in (path, path.with_name(path.name + ".wal")):
+    for p in (path, path.with_name(path.name + ".wal"), *index):
         with contextlib.suppress(OSError):
             total += p.stat().st_size
     return total

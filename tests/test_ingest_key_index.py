@@ -279,3 +279,17 @@ def test_a_file_with_more_hashes_than_a_run_is_looked_up_a_range_at_a_time(
     indexed = _indexed(db)
     assert sorted(indexed) == sorted(set(indexed))
     assert set(indexed) == {int(k) for (k,) in rows(db, "select dkey from events")}
+
+
+def test_the_store_size_counts_the_index(tmp_path: Path) -> None:
+    from forensics.status import store_size
+
+    db = tmp_path / "s.duckdb"
+    run(db, write_ndjson(tmp_path / "a.ndjson", _events(20)))
+    index = sum(p.stat().st_size for p in key_dir(db).iterdir())
+    assert index >= 20 * 8
+    wal = db.with_name(db.name + ".wal")
+    on_disk = db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+    assert store_size(db) == on_disk + index
+    shutil.rmtree(key_dir(db))  # it may be deleted at any time
+    assert store_size(db) == on_disk
