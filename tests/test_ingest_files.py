@@ -11,6 +11,7 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -1203,3 +1204,16 @@ def test_a_cancelled_hash_gives_no_result(tmp_path: Path) -> None:
     h.cancel()
     with pytest.raises(RuntimeError, match="cancelled"):
         h.result()
+
+
+def test_a_failed_staging_insert_reports_its_own_error_and_rollback_restores_the_order() -> None:
+    from forensics.ingest.stage import insert_unordered
+    from forensics.ingest.store import rollback
+
+    con = duckdb.connect()
+    con.execute("create temp table stage (x integer)")
+    con.execute("begin transaction")
+    with pytest.raises(duckdb.ConversionException):  # not "transaction is aborted"
+        insert_unordered(con, "insert into stage select 'x'::integer", {})
+    rollback(con)
+    assert con.execute("select current_setting('preserve_insertion_order')").fetchall() == [(True,)]

@@ -187,7 +187,10 @@ def insert_unordered(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str,
     try:
         con.execute(sql, params)
     finally:
-        con.execute("reset preserve_insertion_order")
+        # After a failed statement its transaction refuses all but ROLLBACK: the error to
+        # report is the statement's, and store.rollback() resets the setting then.
+        with contextlib.suppress(duckdb.Error):
+            con.execute("reset preserve_insertion_order")
 
 
 class Stage:

@@ -370,9 +370,12 @@ _BATCH_STAGE = ("bstage", "batch_files")
 
 def rollback(con: duckdb.DuckDBPyConnection) -> None:
     """Drop the file's open transaction and every temp table of its connection (a file is
-    staged in several transactions: what they committed goes too), but a batch's stage."""
+    staged in several transactions: what they committed goes too), but a batch's stage.
+    Settings are not transactional: one a failed statement left changed is reset."""
     with contextlib.suppress(duckdb.Error):
         con.execute("rollback")
+    with contextlib.suppress(duckdb.Error):
+        con.execute("reset preserve_insertion_order")  # stage.insert_unordered's
     with contextlib.suppress(duckdb.Error):
         names = [r[0] for r in run(con, "temp_tables").fetchall()]
         for t in names:
