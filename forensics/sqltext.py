@@ -40,11 +40,12 @@ def code_in(expr: str, chars: str) -> str:
             runs[-1].append(p)
         else:
             runs.append([p])
-    parts = [
-        f"{expr} between {r[0]} and {r[-1]}" if len(r) > 2 else f"{expr} = {c}"
-        for r in runs
-        for c in (r[:1] if len(r) > 2 else r)
-    ]
+    parts: list[str] = []
+    for r in runs:
+        if len(r) > 2:
+            parts.append(f"{expr} between {r[0]} and {r[-1]}")
+        else:
+            parts += [f"{expr} = {c}" for c in r]
     if len(parts) == 1:
         return "(" + parts[0] + ")"
     # Most values fall outside the whole span: one comparison settles them.
