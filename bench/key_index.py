@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from forensics.ingest import IngestTuning
-from forensics.ingest.key_index import KeyIndex, Run, key_dir
+from forensics.ingest.key_index import KeyIndex, Run
 from forensics.private_files import MANIFEST
+from forensics.store import key_dir
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ import duckdb
 
 from forensics.engines.base import Engine, EngineOptions, open_case
 from forensics.queries import run_query
-from forensics.store import StoreOptions, open_store
+from forensics.store import StoreOptions, key_dir, open_store
 from forensics.window import Window, format_instant
 
 KINDS = ("events", "grants", "accounts")
@@ -258,8 +258,6 @@ def store_size(path: Path) -> int:
     """Bytes on disk: the store file, its write-ahead log and its key index (`STORE.keys/`,
     8 bytes a stored event). Not the spill folder `STORE.tmp/`, which holds nothing between
     commands."""
-    from forensics.ingest.key_index import key_dir
-
     keys = key_dir(path)
     try:
         index = [keys / name for name in os.listdir(keys)]

@@ -135,6 +135,12 @@ def spill_dir(path: Path) -> Path:
     return path.with_name(path.name + ".tmp")
 
 
+def key_dir(path: Path) -> Path:
+    """The key index folder of the store at `path` (forensics.ingest.key_index): beside
+    it, private."""
+    return path.with_name(path.name + ".keys")
+
+
 def open_store(options: StoreOptions, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     """Open the case store; read-only never creates it. Raises StoreError / StoreInUseError."""
     path = options.path

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from forensics.ingest import IngestHooks, IngestTuning
-from forensics.ingest.key_index import KeyIndex, key_dir
+from forensics.ingest.key_index import KeyIndex
 from forensics.private_files import MANIFEST
-from forensics.store import StoreOptions, open_store
+from forensics.store import StoreOptions, key_dir, open_store
 from tests.helpers.ingest import accounted, event, rows, run, write_ndjson
 
 # Runs of a few hashes, so that a handful of files write, merge and cut several of them.

@@ -34,16 +34,12 @@ import numpy.typing as npt
 
 from forensics.ingest.options import IngestTuning
 from forensics.private_files import MANIFEST, commit_files, fsync_path, write_bytes_pending
+from forensics.store import key_dir
 
 Keys = npt.NDArray[np.uint64]
 
 FORMAT = 1
 _PENDING_ARRAYS = 8  # a run's worth of keys not yet written is kept in at most this many
-
-
-def key_dir(store: Path) -> Path:
-    """The index folder of the store at `store`: beside it, private."""
-    return store.with_name(store.name + ".keys")
 
 
 @dataclass
