@@ -12,8 +12,7 @@ batch; only columns of a type beyond the plain ones are tried on DuckDB.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -103,33 +102,23 @@ def _untagged(f: pa.Field) -> tuple[pa.Field, str | None]:
     )
 
 
-_PLANS: OrderedDict[bytes, ColumnPlan] = OrderedDict()  # by serialised schema, newest last
-_PLANS_MAX = 256
-_PLANS_LOCK = threading.Lock()  # files may be read on more than one thread
-
-
 def plan_columns(schema: pa.Schema) -> ColumnPlan:
     """Decide, once per schema, how each column is converted or why it is left out.
 
     The plan is shared by every file of that schema: callers read it, never change it.
     DuckDB is asked on an in-memory connection of its own (readers hold no store state),
     opened only when a column's type is not a plain one."""
-    key = schema.serialize().to_pybytes()
-    with _PLANS_LOCK:
-        plan = _PLANS.get(key)
-        if plan is not None:
-            _PLANS.move_to_end(key)
-            return plan
+    return _plan_of(schema.serialize().to_pybytes())
+
+
+@functools.lru_cache(maxsize=256)
+def _plan_of(serialised: bytes) -> ColumnPlan:
+    """The plan for a schema in Arrow's IPC form (field metadata and all)."""
     probe = _Probe()
     try:
-        plan = _plan(schema, probe)
+        return _plan(pa.ipc.read_schema(pa.py_buffer(serialised)), probe)
     finally:
         probe.close()
-    with _PLANS_LOCK:
-        _PLANS[key] = plan
-        while len(_PLANS) > _PLANS_MAX:
-            _PLANS.popitem(last=False)
-    return plan
 
 
 def _plan(schema: pa.Schema, probe: _Probe) -> ColumnPlan:
