@@ -477,6 +477,19 @@ def _tamper(db: Path, *sql: str) -> None:
         con.close()
 
 
+def _dkey_of(request_id: str | None, user_id: str) -> str:
+    """store.DKEY of event(request_id=..., user_id=...), as a SQL scalar."""
+    from forensics.store import DKEY
+
+    rid = "null::varchar" if request_id is None else f"'{request_id}'"
+    return (
+        f"(select {DKEY} from (select {rid} as request_id, "
+        "'2024-02-16 09:00:00+00'::timestamptz as ts, 'thumbnail_delivered' as action, "
+        f"'{user_id}' as user_id, 'd1' as device_id, 'e1' as event_id, "
+        "null::integer as status))"
+    )
+
+
 def test_a_key_hash_collision_never_merges_two_events(tmp_path: Path) -> None:
     db = tmp_path / "s.duckdb"
     first = write_ndjson(tmp_path / "a.ndjson", [GOOD[0], event()])
@@ -485,12 +498,12 @@ def test_a_key_hash_collision_never_merges_two_events(tmp_path: Path) -> None:
     _tamper(
         db,
         "update events set dkey = case when request_id is null "
-        "then hash('2024-02-16 09:00:00+00'::timestamptz, 'thumbnail_delivered', "
-        "'u9', 'd1', 'e1', null::integer) else hash('other') end",
+        f"then {_dkey_of(None, 'u9')} else {_dkey_of('other', 'u1')} end",
     )
     second = write_ndjson(tmp_path / "b.ndjson", [event(request_id="other"), event(user_id="u9")])
     r = _only(run(db, second))
     assert (r.rows_loaded, r.rows_duplicate) == (2, 0)
+    assert rows(db, "select count(*) - count(distinct dkey) from events") == [(2,)]
     # The second file's events (stored with their true hashes) are found again.
     third = write_ndjson(tmp_path / "c.ndjson", [event(user_id="u9"), event(request_id="other")])
     r = _only(run(db, third))
@@ -1219,3 +1232,37 @@ def test_a_failed_staging_insert_reports_its_own_error_and_rollback_restores_the
         insert_unordered(con, "insert into stage select 'x'::integer", {})
     rollback(con)
     assert con.execute("select current_setting('preserve_insertion_order')").fetchall() == [(True,)]
+
+
+# Pairs of 16-character ids that DuckDB's hash() maps to one value (found among the sample's
+# 10M request ids): the key hash tells them apart, so neither sends a file down the slow path.
+_HASH_TWINS = [("req-68682c973caa", "req-d2202c97edf6"), ("req-45a6f2802798", "req-45adf280279f")]
+
+
+@pytest.mark.parametrize("twins", _HASH_TWINS)
+def test_ids_that_collide_in_duckdbs_hash_have_different_key_hashes(
+    twins: tuple[str, str],
+) -> None:
+    import duckdb
+
+    from forensics.store import DKEY
+
+    def keys(column: str) -> set[int]:
+        values = {
+            "request_id": "null::varchar",
+            "ts": "'2024-02-16 09:00:00+00'::timestamptz",
+            "action": "'thumbnail_delivered'",
+            "user_id": "'u1'",
+            "device_id": "'d1'",
+            "event_id": "'e1'",
+            "status": "null::integer",
+        }
+        values[column] = "v"
+        cols = ", ".join(f"{v} as {k}" for k, v in values.items())
+        sql = f"select {DKEY} from (select {cols} from (values ($a), ($b)) t(v))"
+        return {int(r[0]) for r in duckdb.execute(sql, {"a": twins[0], "b": twins[1]}).fetchall()}
+
+    plain = duckdb.execute("select distinct hash(unnest($t))", {"t": list(twins)}).fetchall()
+    assert len(plain) == 1  # what the key hash must not inherit
+    for column in ("request_id", "user_id", "device_id", "event_id"):
+        assert len(keys(column)) == 2, column
