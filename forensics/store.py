@@ -103,10 +103,11 @@ create or replace view accounts_latest as
 # row instead of the ids; equal keys always have equal hashes, and the few stored rows
 # whose hash matches are compared exactly (ingest), so a collision can never merge events.
 # Each id is hashed twice, the second time one byte along ('#' || id): DuckDB's string
-# hash() mixes a string 8 bytes at a time, and ids whose length is a multiple of 8 (such
-# as 'req-' and 12 hex digits) collide far more often than 64 bits should (5 pairs in 40M
-# such ids, where an even hash gives about 1 in 10,000 such runs). Every collision sends a
-# file down the slow, exact path; the shifted copy puts the chunk boundaries elsewhere.
+# hash() mixes a string 8 bytes at a time, and some id shapes collide far more often than
+# 64 bits should: 5 pairs among 40M ids of 'req-' and 12 hex digits (the sample's request
+# ids), where an even hash gives one pair in about 20,000 such sets (none among 40M UUIDs,
+# or 20-, 24- or 32-character hex ids). Every collision sends a file down the slow, exact
+# path; the shifted copy puts the block boundaries elsewhere.
 DKEY = (
     "case when request_id is not null then hash(request_id, '#' || request_id) "
     "else hash(ts, action, user_id, '#' || user_id, device_id, '#' || device_id, "
