@@ -1243,8 +1243,6 @@ _HASH_TWINS = [("req-68682c973caa", "req-d2202c97edf6"), ("req-45a6f2802798", "r
 def test_ids_that_collide_in_duckdbs_hash_have_different_key_hashes(
     twins: tuple[str, str],
 ) -> None:
-    import duckdb
-
     from forensics.store import DKEY
 
     def keys(column: str) -> set[int]:
