@@ -293,7 +293,8 @@ class KeyIndex:
 def staged_keys(con: duckdb.DuckDBPyConnection) -> Keys:
     """The distinct key hashes of the staged file's valid events, sorted: one fetch and a
     NumPy sort, several times cheaper than DuckDB's GROUP BY into temp table file_keys
-    (bench/README.md). For a file whose hashes fit in memory (the caller decides)."""
+    (bench/README.md). For a file whose hashes fit in memory (the caller decides). Not
+    np.unique: on NumPy 2 it took 1.9 s for 5M hashes, the sort and mask here 0.05 s."""
     result = con.execute("select dkey from stage where err is null").fetchnumpy()["dkey"]
     keys = np.asarray(result, dtype=np.uint64)
     keys.sort()
