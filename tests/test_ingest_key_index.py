@@ -9,9 +9,12 @@ import json
 import shutil
 import stat
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -296,3 +299,61 @@ def test_the_store_size_counts_the_index(tmp_path: Path) -> None:
     assert store_size(db) == on_disk + index
     shutil.rmtree(key_dir(db))  # it may be deleted at any time
     assert store_size(db) == on_disk
+
+
+def _held_until_looked_up_ahead(
+    monkeypatch: pytest.MonkeyPatch, files: list[Path], fail_ahead: bool = False
+) -> tuple[IngestHooks, list[str]]:
+    """Hooks that hold each file's commit until the next file's keys were looked up on the
+    staging thread (so that the file before is still being stored when that happens), and
+    the list of files whose keys were looked up there."""
+    from forensics.ingest import pipeline
+
+    ahead: list[str] = []
+    real = pipeline.prepare_keys
+
+    def spy(con: Any, tuning: IngestTuning, keys: Any) -> Any:
+        if threading.current_thread().name.startswith("forensics-store"):
+            return real(con, tuning, keys)
+        ahead.append(rows_staged(con))
+        if fail_ahead:
+            raise duckdb.Error("simulated failure of a lookup ahead")
+        return real(con, tuning, keys)
+
+    def hold(path: Path) -> None:
+        waited = 0.0
+        while len(ahead) < files.index(path) + 1 < len(files) and waited < 10:
+            time.sleep(0.01)
+            waited += 0.01
+
+    monkeypatch.setattr(pipeline, "prepare_keys", spy)
+    return IngestHooks(before_commit=hold), ahead
+
+
+def rows_staged(con: Any) -> str:
+    """The first request id of a connection's stage, as a name for the staged file."""
+    ((first,),) = con.execute("select min(substr(request_id, 2)::int) from stage").fetchall()
+    return f"r{first}"
+
+
+@pytest.mark.parametrize("fail_ahead", [False, True])
+def test_keys_looked_up_while_the_file_before_is_stored_see_every_file_before(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fail_ahead: bool
+) -> None:
+    # Each file repeats 4 events of the one before it. Files 2-5 have their keys looked up
+    # on the staging thread while the file before is held at its commit: each must still
+    # find the repeats of the one before (whose rows are not committed yet), exactly as
+    # when every lookup is made at its file's turn. A lookup that fails there is made
+    # again at the file's turn.
+    files = [write_ndjson(tmp_path / f"{i}.ndjson", _events(9, start=5 * i)) for i in range(5)]
+    hooks, ahead = _held_until_looked_up_ahead(monkeypatch, files, fail_ahead)
+    db = tmp_path / "ahead.duckdb"
+    report = run(db, *files, tuning=TINY, hooks=hooks)
+    assert ahead == ["r5", "r10", "r15", "r20"]  # every file but the first, in order
+    assert _counts(report) == [("loaded", 9, 0)] + [("loaded", 5, 4)] * 4
+    monkeypatch.undo()
+    off = tmp_path / "off.duckdb"
+    assert _counts(run(off, *files, tuning=OFF)) == _counts(report)
+    stored = "select request_id, source_record, dkey from events order by all"
+    assert rows(db, stored) == rows(off, stored)
+    assert set(_indexed(db)) == {int(k) for (k,) in rows(db, "select dkey from events")}

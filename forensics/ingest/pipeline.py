@@ -37,6 +37,7 @@ from forensics.ingest.options import (
     FileResult,
     IngestOptions,
     IngestReport,
+    IngestTuning,
     Progress,
 )
 from forensics.ingest.readers import (
@@ -49,7 +50,15 @@ from forensics.ingest.readers import (
 )
 from forensics.ingest.readers.source import stat_key
 from forensics.ingest.stage import Stage, add_depth_function
-from forensics.ingest.store import Staged, fail, rollback, store_file, unexpected
+from forensics.ingest.store import (
+    KeyPrep,
+    Staged,
+    fail,
+    prepare_keys,
+    rollback,
+    store_file,
+    unexpected,
+)
 from forensics.normalize import MACROS
 from forensics.store import StoreOptions, another_connection, engine_error, open_store
 
@@ -345,6 +354,31 @@ def _already_stored(
     return skipped
 
 
+def _keys_ahead(staged: Staged, prev: Staged | None, prev_stored: Future[Any] | None) -> bool:
+    """Whether to look a staged file's keys up now, on the staging thread, rather than when
+    its turn to be stored comes: only while the file before it is still being stored (the
+    staging thread would wait for it anyway, and the storing thread has the work off its
+    path), and only once that file has made its own lookups (each file's lookup must see
+    the keys of every file before it; the storing thread makes none meanwhile)."""
+    stage = staged.stage
+    if stage is None or stage.kind != "events" or not stage.staged:
+        return False
+    if prev is None or prev_stored is None or prev_stored.done():
+        return False
+    return prev.stage is None or prev.stage.kind != "events" or prev.looked_up.is_set()
+
+
+def _prepare_keys_ahead(
+    con: duckdb.DuckDBPyConnection, tuning: IngestTuning, keys: KeyIndex
+) -> KeyPrep | None:
+    """prepare_keys on the staging thread. A failure here is left to the store step, which
+    prepares the keys itself and reports it as the file's error."""
+    try:
+        return prepare_keys(con, tuning, keys)
+    except (InputError, duckdb.Error):
+        return None
+
+
 def _overlap(
     con: duckdb.DuckDBPyConnection,
     files: list[tuple[Path, bool]],
@@ -404,16 +438,23 @@ def _overlap(
             return report(store_batch(c, bs, options, known, alone, keys))
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="forensics-store") as pool:
+            prev: Staged | None = None  # the unit before, when it was one file
             for i, unit in enumerate(in_batches(files, options)):
                 c = cons[i % 2]
                 if i >= 2:
                     stored[i - 2].result()  # c's previous unit is stored: c is free
                 if len(unit) == 1:
                     staged = stage_one(c, *unit[0])
+                    if keys is not None and _keys_ahead(staged, prev, stored[-1] if i else None):
+                        staged.key_prep = _prepare_keys_ahead(c, options.tuning, keys)
+                        if staged.key_prep is not None:
+                            staged.looked_up.set()
                     stored.append(pool.submit(store, c, staged))
+                    prev = staged
                 else:
                     bs = stage_batch(c, unit, options, ctx, read)
                     stored.append(pool.submit(store_many, c, bs))
+                    prev = None
             return [r for s in stored for r in s.result()]
     finally:
         cons[1].close()
