@@ -344,13 +344,16 @@ def test_keys_looked_up_while_the_file_before_is_stored_see_every_file_before(
     # on the staging thread while the file before is held at its commit: each must still
     # find the repeats of the one before (whose rows are not committed yet), exactly as
     # when every lookup is made at its file's turn. A lookup that fails there is made
-    # again at the file's turn.
+    # again at the file's turn. The last file has the third's content: looked up ahead
+    # too, then skipped as already stored.
     files = [write_ndjson(tmp_path / f"{i}.ndjson", _events(9, start=5 * i)) for i in range(5)]
+    files.append(Path(shutil.copy(files[2], tmp_path / "copy.ndjson")))
     hooks, ahead = _held_until_looked_up_ahead(monkeypatch, files, fail_ahead)
     db = tmp_path / "ahead.duckdb"
     report = run(db, *files, tuning=TINY, hooks=hooks)
-    assert ahead == ["r5", "r10", "r15", "r20"]  # every file but the first, in order
-    assert _counts(report) == [("loaded", 9, 0)] + [("loaded", 5, 4)] * 4
+    assert ahead == ["r5", "r10", "r15", "r20", "r10"]  # every file but the first, in order
+    counts = [("loaded", 9, 0)] + [("loaded", 5, 4)] * 4 + [("skipped", 0, 0)]
+    assert _counts(report) == counts
     monkeypatch.undo()
     off = tmp_path / "off.duckdb"
     assert _counts(run(off, *files, tuning=OFF)) == _counts(report)
