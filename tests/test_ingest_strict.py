@@ -13,10 +13,13 @@ import json
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from forensics.ingest import IngestTuning
-from forensics.ingest.readers.json_lines import lines_to_arrow
+from forensics.ingest.readers.json_lines import lines_to_arrow, nesting_brackets, newlines
 from forensics.ingest.readers.json_split import MAX_DEPTH
 from forensics.mapping import load_mapping
 from tests.helpers.ingest import event, rows, run
@@ -187,6 +190,29 @@ def test_a_flat_batch_skips_the_depth_check(tmp_path: Path) -> None:
     hidden = b"\n" * 300 + b"[]\n" * 50 + b"[" * 129 + b"]" * 129 + b"\n"
     lines, _ = lines_to_arrow(hidden, 0, len(hidden), 1, 4096)
     assert lines.maybe_deep
+
+
+@given(
+    text=st.text(alphabet="{[]}a \r\n", max_size=300),
+    before=st.text(alphabet="{[\n", max_size=5),
+    block=st.integers(1, 64),
+)
+def test_nesting_brackets_counts_what_bytes_count_would(text: str, before: str, block: int) -> None:
+    # The brackets beyond each line's opening `{`, for a piece of a larger buffer (as a
+    # chunk's lines are cut), counted in NumPy blocks of any size: the same as the plain
+    # count of every `{` and `[` less the `{` that follow a newline or open the piece.
+    body = (text + "\n").encode()
+    buf = before.encode() + body + b"{[tail"
+    start, stop = len(before), len(before) + len(body)
+    nl = newlines(buf, start, stop, block)
+    line_starts = np.concatenate(([start], nl[:-1] + 1)).astype(np.int64)
+    plain = (
+        buf.count(b"{", start, stop)
+        + buf.count(b"[", start, stop)
+        - buf.count(b"\n{", start, stop)
+        - (buf[start : start + 1] == b"{")
+    )
+    assert nesting_brackets(buf, start, stop, line_starts, block) == plain
 
 
 def test_a_deep_record_among_blank_lines_is_rejected(tmp_path: Path) -> None:
