@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from forensics.errors import InputError
 from forensics.ingest.readers.base import Batch, Read, ReadContext, ReadEnd, Reader, TableBatch
@@ -310,6 +309,8 @@ class _Records:
 
     def _empty_is_null(self, col: pa.Array) -> pa.Array:
         """An empty value — and `-` in W3C — is a missing one (NULL)."""
+        import pyarrow.compute as pc  # imported here: 34 ms that JSON and Parquet never use
+
         empty = pc.equal(col, _EMPTY)
         if self.d.w3c:
             empty = pc.or_(empty, pc.equal(col, _DASH))
@@ -320,6 +321,8 @@ class _Records:
     # -- plain stretches, split by Arrow -------------------------------------------------
     def _plain_until(self) -> int:
         """How far from `src.pos` the lines are plain (an index into src.lines)."""
+        import pyarrow.compute as pc  # see _empty_is_null
+
         src, d = self.src, self.d
         if not self.fast or self.names is None or src.dirty:
             return src.pos
@@ -364,6 +367,8 @@ class _Records:
 
     def _plain(self, end: int) -> tuple[np.ndarray, list[pa.Array]]:
         """Split lines src.pos..end (all plain): the good records; rejects are noted."""
+        import pyarrow.compute as pc  # see _empty_is_null
+
         src, names, block = self.src, self.names or (), self._block
         if block is None:  # cannot happen: _plain_until computed it
             raise RuntimeError("no block to split")
