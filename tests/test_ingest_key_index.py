@@ -302,7 +302,10 @@ def test_the_store_size_counts_the_index(tmp_path: Path) -> None:
 
 
 def _held_until_looked_up_ahead(
-    monkeypatch: pytest.MonkeyPatch, files: list[Path], fail_ahead: bool = False
+    monkeypatch: pytest.MonkeyPatch,
+    files: list[Path],
+    fail_ahead: bool = False,
+    interrupt: bool = False,
 ) -> tuple[IngestHooks, list[str]]:
     """Hooks that hold each file's commit until the next file's keys were looked up on the
     staging thread (so that the file before is still being stored when that happens), and
@@ -318,6 +321,8 @@ def _held_until_looked_up_ahead(
         ahead.append(rows_staged(con))
         if fail_ahead:
             raise duckdb.Error("simulated failure of a lookup ahead")
+        if interrupt:
+            raise duckdb.InterruptException("INTERRUPT Error: simulated Ctrl-C")
         return real(con, tuning, keys)
 
     def hold(path: Path) -> None:
@@ -360,3 +365,18 @@ def test_keys_looked_up_while_the_file_before_is_stored_see_every_file_before(
     stored = "select request_id, source_record, dkey from events order by all"
     assert rows(db, stored) == rows(off, stored)
     assert set(_indexed(db)) == {int(k) for (k,) in rows(db, "select dkey from events")}
+
+
+def test_ctrl_c_during_a_lookup_ahead_stops_the_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A failed lookup ahead is made again at the file's turn; an interrupt is not a
+    # failure: the run stops, with the file before stored whole and nothing after it.
+    files = [write_ndjson(tmp_path / f"{i}.ndjson", _events(9, start=5 * i)) for i in range(3)]
+    hooks, ahead = _held_until_looked_up_ahead(monkeypatch, files, interrupt=True)
+    db = tmp_path / "s.duckdb"
+    with pytest.raises(duckdb.InterruptException):
+        run(db, *files, tuning=TINY, hooks=hooks)
+    assert ahead == ["r5"]
+    assert rows(db, "select count(*) from events") == [(9,)]
+    assert rows(db, "select count(*) from sources") == [(1,)]

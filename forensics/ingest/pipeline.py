@@ -60,7 +60,13 @@ from forensics.ingest.store import (
     unexpected,
 )
 from forensics.normalize import MACROS
-from forensics.store import StoreOptions, another_connection, engine_error, open_store
+from forensics.store import (
+    StoreOptions,
+    another_connection,
+    engine_error,
+    is_interrupt,
+    open_store,
+)
 
 ReadGen = Generator[Batch, None, ReadEnd]
 
@@ -325,6 +331,8 @@ def ingest(
         if keys is not None:
             keys.save(con)
     except duckdb.Error as e:
+        if is_interrupt(e):
+            raise  # Ctrl-C inside a query: the CLI says what was stored
         raise engine_error(f"case store {store.path}", e) from None
     finally:
         if ahead is not None:
@@ -372,10 +380,12 @@ def _prepare_keys_ahead(
     con: duckdb.DuckDBPyConnection, tuning: IngestTuning, keys: KeyIndex
 ) -> KeyPrep | None:
     """prepare_keys on the staging thread. A failure here is left to the store step, which
-    prepares the keys itself and reports it as the file's error."""
+    prepares the keys itself and reports it as the file's error; Ctrl-C is not a failure."""
     try:
         return prepare_keys(con, tuning, keys)
-    except (InputError, duckdb.Error):
+    except (InputError, duckdb.Error) as e:
+        if is_interrupt(e):
+            raise
         return None
 
 
