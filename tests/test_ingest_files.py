@@ -477,17 +477,29 @@ def _tamper(db: Path, *sql: str) -> None:
         con.close()
 
 
-def _dkey_of(request_id: str | None, user_id: str) -> str:
-    """store.DKEY of event(request_id=..., user_id=...), as a SQL scalar."""
+def _dkey_select(source: str = "", **exprs: str) -> str:
+    """SQL selecting store.DKEY of event() with some fields given as SQL expressions
+    (over `source`, e.g. a VALUES list)."""
     from forensics.store import DKEY
 
+    values = {
+        "request_id": "null::varchar",
+        "ts": "'2024-02-16 09:00:00+00'::timestamptz",
+        "action": "'thumbnail_delivered'",
+        "user_id": "'u1'",
+        "device_id": "'d1'",
+        "event_id": "'e1'",
+        "status": "null::integer",
+    }
+    values.update(exprs)
+    cols = ", ".join(f"{v} as {k}" for k, v in values.items())
+    return f"select {DKEY} from (select {cols} {source})"  # noqa: S608 - test literals
+
+
+def _dkey_of(request_id: str | None, user_id: str) -> str:
+    """store.DKEY of event(request_id=..., user_id=...), as a SQL scalar."""
     rid = "null::varchar" if request_id is None else f"'{request_id}'"
-    return (
-        f"(select {DKEY} from (select {rid} as request_id, "
-        "'2024-02-16 09:00:00+00'::timestamptz as ts, 'thumbnail_delivered' as action, "
-        f"'{user_id}' as user_id, 'd1' as device_id, 'e1' as event_id, "
-        "null::integer as status))"
-    )
+    return "(" + _dkey_select(request_id=rid, user_id=f"'{user_id}'") + ")"
 
 
 def test_a_key_hash_collision_never_merges_two_events(tmp_path: Path) -> None:
@@ -1243,21 +1255,9 @@ _HASH_TWINS = [("req-68682c973caa", "req-d2202c97edf6"), ("req-45a6f2802798", "r
 def test_ids_that_collide_in_duckdbs_hash_have_different_key_hashes(
     twins: tuple[str, str],
 ) -> None:
-    from forensics.store import DKEY
 
     def keys(column: str) -> set[int]:
-        values = {
-            "request_id": "null::varchar",
-            "ts": "'2024-02-16 09:00:00+00'::timestamptz",
-            "action": "'thumbnail_delivered'",
-            "user_id": "'u1'",
-            "device_id": "'d1'",
-            "event_id": "'e1'",
-            "status": "null::integer",
-        }
-        values[column] = "v"
-        cols = ", ".join(f"{v} as {k}" for k, v in values.items())
-        sql = f"select {DKEY} from (select {cols} from (values ($a), ($b)) t(v))"
+        sql = _dkey_select("from (values ($a), ($b)) t(v)", **{column: "v"})
         return {int(r[0]) for r in duckdb.execute(sql, {"a": twins[0], "b": twins[1]}).fetchall()}
 
     plain = duckdb.execute("select distinct hash(unnest($t))", {"t": list(twins)}).fetchall()

@@ -304,12 +304,12 @@ def test_the_store_size_counts_the_index(tmp_path: Path) -> None:
 def _held_until_looked_up_ahead(
     monkeypatch: pytest.MonkeyPatch,
     files: list[Path],
-    fail_ahead: bool = False,
-    interrupt: bool = False,
+    raising: Exception | None = None,
 ) -> tuple[IngestHooks, list[str]]:
     """Hooks that hold each file's commit until the next file's keys were looked up on the
     staging thread (so that the file before is still being stored when that happens), and
-    the list of files whose keys were looked up there."""
+    the list of files whose keys were looked up there. `raising`: what each lookup there
+    raises instead."""
     from forensics.ingest import pipeline
 
     ahead: list[str] = []
@@ -318,11 +318,9 @@ def _held_until_looked_up_ahead(
     def spy(con: Any, tuning: IngestTuning, keys: Any) -> Any:
         if threading.current_thread().name.startswith("forensics-store"):
             return real(con, tuning, keys)
-        ahead.append(rows_staged(con))
-        if fail_ahead:
-            raise duckdb.Error("simulated failure of a lookup ahead")
-        if interrupt:
-            raise duckdb.InterruptException("INTERRUPT Error: simulated Ctrl-C")
+        ahead.append(_staged_name(con))
+        if raising is not None:
+            raise raising
         return real(con, tuning, keys)
 
     def hold(path: Path) -> None:
@@ -335,7 +333,7 @@ def _held_until_looked_up_ahead(
     return IngestHooks(before_commit=hold), ahead
 
 
-def rows_staged(con: Any) -> str:
+def _staged_name(con: Any) -> str:
     """The first request id of a connection's stage, as a name for the staged file."""
     ((first,),) = con.execute("select min(substr(request_id, 2)::int) from stage").fetchall()
     return f"r{first}"
@@ -353,7 +351,8 @@ def test_keys_looked_up_while_the_file_before_is_stored_see_every_file_before(
     # too, then skipped as already stored.
     files = [write_ndjson(tmp_path / f"{i}.ndjson", _events(9, start=5 * i)) for i in range(5)]
     files.append(Path(shutil.copy(files[2], tmp_path / "copy.ndjson")))
-    hooks, ahead = _held_until_looked_up_ahead(monkeypatch, files, fail_ahead)
+    failure = duckdb.Error("simulated failure of a lookup ahead") if fail_ahead else None
+    hooks, ahead = _held_until_looked_up_ahead(monkeypatch, files, failure)
     db = tmp_path / "ahead.duckdb"
     report = run(db, *files, tuning=TINY, hooks=hooks)
     assert ahead == ["r5", "r10", "r15", "r20", "r10"]  # every file but the first, in order
@@ -373,7 +372,8 @@ def test_ctrl_c_during_a_lookup_ahead_stops_the_run(
     # A failed lookup ahead is made again at the file's turn; an interrupt is not a
     # failure: the run stops, with the file before stored whole and nothing after it.
     files = [write_ndjson(tmp_path / f"{i}.ndjson", _events(9, start=5 * i)) for i in range(3)]
-    hooks, ahead = _held_until_looked_up_ahead(monkeypatch, files, interrupt=True)
+    ctrl_c = duckdb.InterruptException("INTERRUPT Error: simulated Ctrl-C")
+    hooks, ahead = _held_until_looked_up_ahead(monkeypatch, files, ctrl_c)
     db = tmp_path / "s.duckdb"
     with pytest.raises(duckdb.InterruptException):
         run(db, *files, tuning=TINY, hooks=hooks)
