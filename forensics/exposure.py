@@ -1,13 +1,15 @@
 """The figures of SPEC §5 for a window, computed by the SQL in queries/.
 
-`prepare_window` materialises the temp tables unauthorized_accesses, cross_account_deliveries,
-cross_account_taps and cross_account_plays on a (read-only) connection; `compute_figures`,
-`compute_breakdown` and `bucket_timeline` read them. Nothing here prints or exits.
+`prepare_window` materialises the temp tables unauthorized_rows, unauthorized_accesses,
+cross_account_deliveries, cross_account_taps and cross_account_plays on a (read-only)
+connection; `compute_figures`, `compute_breakdown` and `bucket_timeline` read them. Nothing
+here prints or exits.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +21,7 @@ import duckdb
 
 from forensics.engines.base import Engine, EngineOptions, open_case
 from forensics.errors import UsageError
+from forensics.normalize import ANALYSED_ACTIONS
 from forensics.queries import materialize_query, run_query
 from forensics.status import WindowCoverage, window_coverage
 from forensics.store import StoreOptions
@@ -53,7 +56,8 @@ CANONICAL_BY_FIELDS: tuple[str, ...] = (
     "source_id",
 )
 
-# In dependency order: each query reads the temp tables made before it.
+# In dependency order: each query reads the temp tables made before it (and
+# unauthorized_rows, made first, in key parts).
 _PREPARED = (
     "unauthorized_accesses",
     "cross_account_deliveries",
@@ -71,9 +75,80 @@ def prepare_window(con: Connection, window: Window) -> None:
     """Materialise the cross-account temp tables for `window` (SPEC §5) on `con`."""
     params = window_params(window)
     with _unordered(con):
+        parts = 1 if isinstance(con, Engine) else key_parts(con)
+        for part in range(parts):
+            keyed = {**params, "key_parts": parts, "key_part": part}
+            materialize_query(con, "unauthorized_rows", keyed, append=part > 0)
         for name in _PREPARED:
             materialize_query(con, name, params)
         materialize_query(con, "analysis_window", params)
+
+
+# What one analysed access takes in the anti join's hash table (unauthorized_rows.sql),
+# besides the text of ids longer than DuckDB keeps inside the row (12 bytes), as a share of
+# the memory limit: DuckDB 2.0.1 built 7.2M accesses with 20-character ids (160 bytes each
+# by this count) within a limit of 1.2 GB and spilled with 1.0 GB (bench/README.md).
+JOIN_ROW_BYTES = 120
+_INLINE_TEXT = 12
+_SIZE_SAMPLE = 100_000  # stored events whose ids give their usual length
+_SPILL_RATHER = 1.25  # up to this much over the limit, one part (parts_for)
+
+
+def key_parts(con: duckdb.DuckDBPyConnection) -> int:
+    """How many parts of the user_ids unauthorized_rows.sql should be run in, so that
+    each part's hash table fits in the memory limit (1 when all of them do).
+
+    Cheap when the answer is plainly 1 (all the stored events would fit); else the events
+    with an analysed action are counted, an upper bound of the accesses the join holds."""
+    limit = memory_limit_bytes(con)
+    if limit is None:
+        return 1
+    row = con.execute(
+        "select (select count(*) from events), avg(case when strlen(user_id) > $n "
+        "then strlen(user_id) else 0 end + case when strlen(device_id) > $n "
+        "then strlen(device_id) else 0 end) from (select user_id, device_id from events "
+        "limit $sample)",
+        {"n": _INLINE_TEXT, "sample": _SIZE_SAMPLE},
+    ).fetchone()
+    if row is None or not row[0]:
+        return 1
+    row_bytes = JOIN_ROW_BYTES + float(row[1] or 0)
+    if parts_for(int(row[0]), row_bytes, limit) == 1:
+        return 1
+    counted = con.execute(
+        "select count(*) from events where list_contains($actions, action)",
+        {"actions": list(ANALYSED_ACTIONS)},
+    ).fetchone()
+    return parts_for(int(counted[0]) if counted else int(row[0]), row_bytes, limit)
+
+
+def parts_for(accesses: int, row_bytes: float, limit: int) -> int:
+    """Key parts for `accesses` rows of `row_bytes` each under a memory limit of `limit`
+    bytes. A little over the limit, DuckDB's spilling of what does not fit costs less than
+    a second pass over both tables (10M events, 1 GB: 2.05 s spilling, 2.18 s in two
+    parts), so up to _SPILL_RATHER times the limit stays one part."""
+    need = accesses * row_bytes / limit
+    return 1 if need <= _SPILL_RATHER else math.ceil(need)
+
+
+_UNITS = {
+    "bytes": 1, "b": 1,
+    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "pb": 10**15,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "pib": 2**50,
+}  # fmt: skip
+
+
+def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> int | None:
+    """DuckDB's memory limit in bytes (it shows it rounded, e.g. '3.7 GiB'); None when it
+    cannot be read as a size."""
+    row = con.execute("select current_setting('memory_limit')").fetchone()
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]+)\s*", str(row[0]) if row else "")
+    if m is None or m.group(2).lower() not in _UNITS:
+        return None
+    try:
+        return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    except ValueError:
+        return None
 
 
 @contextmanager

@@ -110,15 +110,23 @@ def run_query(
 
 
 def materialize_query(
-    con: duckdb.DuckDBPyConnection | Engine, name: str, params: Mapping[str, object] | None = None
+    con: duckdb.DuckDBPyConnection | Engine,
+    name: str,
+    params: Mapping[str, object] | None = None,
+    *,
+    append: bool = False,
 ) -> None:
-    """Store queries/<name>.sql's rows as the temp table <name>, for later queries to read."""
+    """Store queries/<name>.sql's rows as the temp table <name>, for later queries to read
+    (with `append`, a case store's only: add them to the table an earlier call made)."""
     if isinstance(con, Engine):
+        if append:
+            raise StoreError(f"query {name}", "an engine's tables are made whole, not added to")
         con.materialize_query(name, params)
         return
     q = get_query(name)
     body = q.sql.strip().rstrip(";")
+    into = f"insert into temp.{name}" if append else f"create or replace temp table {name} as"
     try:
-        con.execute(f"create or replace temp table {name} as {body}", bind_params(q, params or {}))  # noqa: S608 - name is a file stem from queries/
+        con.execute(f"{into} {body}", bind_params(q, params or {}))  # noqa: S608 - name is a file stem from queries/
     except duckdb.Error as e:
         raise engine_error(f"query {name}", e) from None

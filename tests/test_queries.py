@@ -27,6 +27,8 @@ SAMPLE_PARAMS: dict[str, object] = {
     "coverage_start": datetime(2024, 2, 16, 8, tzinfo=timezone.utc),
     "coverage_end": datetime(2024, 2, 16, 14, tzinfo=timezone.utc),
     "limit": 10,
+    "key_parts": 1,
+    "key_part": 0,
 }
 _USED = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 

@@ -48,6 +48,7 @@ COVERAGE_MARGIN = timedelta(minutes=30)
 # The query files a report runs, in the order they run (the evidence lists each with its
 # SHA-256). event_fields runs only when a --by field is missing on every delivery.
 BASE_QUERIES: tuple[str, ...] = (
+    "unauthorized_rows",
     "unauthorized_accesses",
     "cross_account_deliveries",
     "cross_account_taps",

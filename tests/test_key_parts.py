@@ -1,0 +1,248 @@
+"""The anti join of unauthorized_rows.sql in key parts (forensics.exposure.key_parts): each
+part exact, the parts together every unauthorized access once, whatever the number of parts;
+and the number of parts taken from the memory limit, on both sides of each boundary."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import duckdb
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import forensics.exposure as exposure
+from forensics.engines.base import Engine
+from forensics.errors import StoreError
+from forensics.exposure import (
+    JOIN_ROW_BYTES,
+    compute_figures,
+    key_parts,
+    memory_limit_bytes,
+    parts_for,
+    prepare_window,
+)
+from forensics.queries import get_query, materialize_query
+from tests.helpers.incident import Incident, at, clear_store, model_figures, window
+
+W = window(0, 60)
+# Ids of every length DuckDB stores inside a row (up to 12 bytes) or outside it, and text
+# that is not ASCII: user_ids fall in the parts by their hash, whatever they look like.
+USERS = ["u0", "u1", "usr_7fcda225b05d57b9", "ユーザー", "a" * 12, "b" * 13, "2753125177", ""]
+DEVICES = ["d0", "cam_480975c5b9f04c75", "d2"]
+TIMES = st.integers(-2, 14).map(lambda m: at(m * 5)) | st.sampled_from(
+    [at(0), at(0) + timedelta(microseconds=1), at(0) - timedelta(microseconds=1)]
+)
+ACTIONS = st.sampled_from(["thumbnail_delivered"] * 3 + ["thumbnail_tapped", "video_played"])
+
+
+@st.composite
+def incidents(draw: st.DrawFn) -> Incident:
+    """Accesses by many users on a few devices, grants often on an access's own
+    (device, user) with bounds at its instant, so that both sides of authorization occur
+    in every part."""
+    inc = Incident()
+    for _ in range(draw(st.integers(0, 14))):
+        device = draw(st.sampled_from(DEVICES))
+        inc.event(
+            draw(TIMES),
+            draw(ACTIONS),
+            draw(st.sampled_from(USERS)),
+            device,  # required for an analysed action (SPEC §2.1)
+            f"ev-{device}",
+            status=draw(st.sampled_from([None, 200, 404])),
+        )
+    for _ in range(draw(st.integers(0, 10))):
+        near_an_access = draw(st.booleans())
+        if inc.events and near_an_access:
+            e = draw(st.sampled_from(inc.events))
+            device, user = e.device_id or "", e.user_id
+            bound = st.none() | st.sampled_from([e.ts, e.ts + timedelta(microseconds=1)])
+        else:
+            device, user = draw(st.sampled_from(DEVICES)), draw(st.sampled_from(USERS))
+            bound = st.none() | TIMES
+        start, end = draw(bound), draw(bound)
+        if start is not None and end is not None and end <= start:
+            start, end = None, start
+        inc.grant(device, user, "shared", start, end)
+    return inc
+
+
+def _rows(con: duckdb.DuckDBPyConnection, table: str) -> Counter[tuple[Any, ...]]:
+    return Counter(con.execute(f"select * from {table}").fetchall())  # noqa: S608
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(inc=incidents(), parts=st.sampled_from([2, 3, 7]))
+def test_any_number_of_parts_gives_every_unauthorized_access_once(
+    scratch: duckdb.DuckDBPyConnection, inc: Incident, parts: int
+) -> None:
+    clear_store(scratch)
+    inc.insert(scratch)
+    prepare_window(scratch, W)
+    whole = {t: _rows(scratch, t) for t in ("unauthorized_rows", "unauthorized_accesses")}
+    want = compute_figures(scratch, W)
+    assert want == model_figures(inc.events, inc.grants, W)
+    with mock.patch.object(exposure, "key_parts", return_value=parts):
+        prepare_window(scratch, W)
+    for table, rows in whole.items():
+        assert _rows(scratch, table) == rows, table
+    assert compute_figures(scratch, W) == want
+
+
+def test_each_part_holds_only_its_users_and_the_parts_are_disjoint(
+    scratch: duckdb.DuckDBPyConnection,
+) -> None:
+    clear_store(scratch)
+    inc = Incident()
+    for i, user in enumerate(USERS * 3):
+        inc.deliver(at(i), user, DEVICES[i % 3], "ev")  # no grant: every one unauthorized
+    inc.insert(scratch)
+    sql = get_query("unauthorized_rows").sql
+    seen: list[tuple[Any, ...]] = []
+    users_by_part = []
+    for part in range(3):
+        rows = scratch.execute(
+            sql, {"window_start": W.start, "key_parts": 3, "key_part": part}
+        ).fetchall()
+        seen += rows
+        users_by_part.append({r[1] for r in rows})
+    assert len(seen) == len(set(seen)) == len(inc.events)
+    assert all(users_by_part), "a part of eight users is empty: the hash does not spread them"
+    for a in range(3):
+        for b in range(a + 1, 3):
+            assert not users_by_part[a] & users_by_part[b]
+
+
+# --- how many parts ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("accesses", "limit", "parts"),
+    [
+        (1000, 160 * 1000, 1),  # fits
+        (1000, 128 * 1000, 1),  # 1.25x the limit: DuckDB spills the little that is over
+        (1000, 127 * 1000, 2),  # just over 1.25x: two parts
+        (3000, 160 * 1000, 3),  # exactly three limits' worth
+        (3001, 160 * 1000, 4),
+        (0, 1, 1),
+    ],
+)
+def test_parts_for_the_memory_limit(accesses: int, limit: int, parts: int) -> None:
+    assert parts_for(accesses, 160.0, limit) == parts
+
+
+def _store_of(con: duckdb.DuckDBPyConnection, n: int, user: str) -> None:
+    clear_store(con)
+    inc = Incident()
+    for i in range(n):
+        inc.deliver(at(i % 60), f"{user}{i % 7}", "cam_480975c5b9f04c75", "ev")
+    inc.event(at(1), "login", "someone", None, None)  # not an analysed action
+    inc.insert(con)
+
+
+def test_key_parts_from_the_limit_and_the_ids_length(scratch: duckdb.DuckDBPyConnection) -> None:
+    # 20-character device ids and 13+-character user ids: both kept outside the row.
+    _store_of(scratch, 2000, "usr_0123456789")
+    row_bytes = JOIN_ROW_BYTES + 20 + 15
+    exact = 2000 * row_bytes  # the login is not counted
+    with mock.patch.object(exposure, "memory_limit_bytes", return_value=exact):
+        assert key_parts(scratch) == 1
+    with mock.patch.object(exposure, "memory_limit_bytes", return_value=int(exact / 1.26)):
+        assert key_parts(scratch) == 2
+    with mock.patch.object(exposure, "memory_limit_bytes", return_value=exact // 5):
+        assert key_parts(scratch) == 5
+    with mock.patch.object(exposure, "memory_limit_bytes", return_value=None):
+        assert key_parts(scratch) == 1
+
+
+def test_short_ids_are_counted_inside_the_row(scratch: duckdb.DuckDBPyConnection) -> None:
+    clear_store(scratch)
+    inc = Incident()
+    for i in range(1000):
+        inc.deliver(at(i % 60), f"u{i % 5}", "d0", "ev")
+    inc.insert(scratch)
+    exact = 1000 * JOIN_ROW_BYTES
+    with mock.patch.object(exposure, "memory_limit_bytes", return_value=exact):
+        assert key_parts(scratch) == 1
+    with mock.patch.object(exposure, "memory_limit_bytes", return_value=exact // 2):
+        assert key_parts(scratch) == 2
+
+
+def test_an_empty_store_is_one_part(scratch: duckdb.DuckDBPyConnection) -> None:
+    clear_store(scratch)
+    with mock.patch.object(exposure, "memory_limit_bytes", return_value=1):
+        assert key_parts(scratch) == 1
+
+
+def test_a_store_too_large_for_its_limit_runs_in_parts_with_the_same_figures(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "case.duckdb"
+    inc = Incident()
+    for i in range(3000):
+        inc.deliver(at(i % 60), f"usr_{i % 97:016d}", f"cam_{i % 13:016d}", f"ev{i % 13}")
+    for d in range(13):
+        inc.grant(f"cam_{d:016d}", f"usr_{d:016d}", "owner")
+    inc.write(path)
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        prepare_window(con, W)
+        want = compute_figures(con, W)
+        assert want["cross_account_deliveries"] > 0
+        calls: list[int] = []
+        real = materialize_query
+
+        def counted(c: Any, name: str, params: Any = None, **kw: Any) -> None:
+            if name == "unauthorized_rows":
+                calls.append(params["key_part"])
+            real(c, name, params, **kw)
+
+        # a limit of 100 KB for 3,000 accesses of 160 bytes (480 KB): five parts
+        with (
+            mock.patch.object(exposure, "memory_limit_bytes", return_value=100_000),
+            mock.patch.object(exposure, "materialize_query", counted),
+        ):
+            prepare_window(con, W)
+        assert calls == [0, 1, 2, 3, 4]
+        assert compute_figures(con, W) == want
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize(
+    ("setting", "low", "high"),
+    [("4GB", 3.9e9, 4.0e9), ("1.5GiB", 1.5 * 2**30 * 0.99, 1.5 * 2**30), ("200KB", 1.9e5, 2e5)],
+)
+def test_memory_limit_in_bytes(setting: str, low: float, high: float) -> None:
+    con = duckdb.connect()
+    con.execute(f"set memory_limit = '{setting}'")
+    got = memory_limit_bytes(con)
+    assert got is not None and low <= got <= high
+
+
+def test_an_unreadable_memory_limit_is_none() -> None:
+    con = mock.Mock()
+    con.execute.return_value.fetchone.return_value = ("a lot",)
+    assert memory_limit_bytes(con) is None
+
+
+def test_an_engine_is_never_appended_to() -> None:
+    engine = mock.Mock(spec=Engine)
+    with pytest.raises(StoreError, match="made whole"):
+        materialize_query(engine, "unauthorized_rows", {}, append=True)
+    engine.materialize_query.assert_not_called()
+
+
+def test_engines_run_one_part() -> None:
+    engine = mock.Mock(spec=Engine)
+    engine.read_table.return_value = None
+    prepare_window(engine, W)
+    first = engine.materialize_query.call_args_list[0]
+    assert first.args[0] == "unauthorized_rows"
+    assert (first.args[1]["key_parts"], first.args[1]["key_part"]) == (1, 0)
