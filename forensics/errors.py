@@ -6,10 +6,13 @@ Messages never contain record contents (personal data).
 
 from __future__ import annotations
 
+import os
 import re
 from enum import IntEnum
 
 _RECORD_ECHO = re.compile(r'Input: ".*')  # DuckDB's JSON errors quote the record here
+# DuckDB's errors from the operating system end with its number: `..., "errno":"28"}`
+_ERRNO = re.compile(r'"errno"\s*:\s*"?(\d+)')
 
 
 class ExitCode(IntEnum):
@@ -51,7 +54,18 @@ def engine_message(e: BaseException | str, limit: int = 200) -> str:
     text = str(e).strip()
     if not text:
         return type(e).__name__ if isinstance(e, BaseException) else ""
-    return _RECORD_ECHO.sub("", text.splitlines()[0])[:limit]
+    line = _RECORD_ECHO.sub("", text.splitlines()[0])
+    # The operating system's reason (e.g. "No space left on device") comes last, after the
+    # paths: when the cut would lose it, it is put back from the error's number.
+    m = _ERRNO.search(text)
+    if m and len(line) > limit:
+        try:
+            reason = os.strerror(int(m.group(1)))
+        except (ValueError, OverflowError):
+            reason = ""
+        if reason and reason not in line[:limit]:
+            return line[: max(0, limit - len(reason) - 3)] + "…: " + reason
+    return line[:limit]
 
 
 class UsageError(ForensicsError):

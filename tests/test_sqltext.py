@@ -81,6 +81,25 @@ def test_an_engine_message_keeps_its_first_line_without_the_record() -> None:
     assert single_line(" a\n b\t c ") == "a b c"
 
 
+def test_an_engine_message_cut_short_keeps_the_systems_reason() -> None:
+    # What DuckDB said when a lake's export filled the disk: the reason after a long path.
+    path = "/cases/lake/_staging/b000001-16c67ff1/events/day=2024-02-16/hour=12/b000001_0.parquet"
+    e = duckdb.IOException(
+        "IO Error: Async write failed for range [offset=229939827, size=121579]: "
+        '{"exception_type":"IO","exception_message":"Could not write file \\"'
+        + path
+        + '\\": No space left on device","errno":"28"}'
+    )
+    got = engine_message(e)
+    assert len(got) == 200
+    assert got.startswith("IO Error: Async write failed for range")
+    assert got.endswith("…: No space left on device")
+    # within the limit, or without an error number, the message is only cut
+    assert engine_message(e, limit=1000) == str(e)
+    plain = duckdb.IOException("IO Error: " + "p" * 300)
+    assert engine_message(plain) == ("IO Error: " + "p" * 300)[:200]
+
+
 @pytest.mark.parametrize(
     "chars", [chr(0) + sqltext.BLANK_CHARS, "a", "ab", "abc", "acegx", "0123456789 z", "\t"]
 )
