@@ -75,6 +75,8 @@ def prepare_window(con: Connection, window: Window) -> None:
     """Materialise the cross-account temp tables for `window` (SPEC §5) on `con`."""
     params = window_params(window)
     with _unordered(con):
+        # A lake's engines run it whole: on a lake read by DuckDB, reading the Parquet again
+        # for each part cost more than the spill it saved (bench/README.md).
         parts = 1 if isinstance(con, Engine) else key_parts(con)
         for part in range(parts):
             keyed = {**params, "key_parts": parts, "key_part": part}

@@ -239,7 +239,7 @@ def test_an_engine_is_never_appended_to() -> None:
     engine.materialize_query.assert_not_called()
 
 
-def test_engines_run_one_part() -> None:
+def test_a_lakes_engines_run_one_part() -> None:
     engine = mock.Mock(spec=Engine)
     engine.read_table.return_value = None
     prepare_window(engine, W)
