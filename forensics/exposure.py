@@ -134,7 +134,7 @@ def parts_for(accesses: int, row_bytes: float, limit: int) -> int:
 
 
 _UNITS = {
-    "bytes": 1, "b": 1,
+    "bytes": 1, "byte": 1, "b": 1,
     "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "pb": 10**15,
     "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "pib": 2**50,
 }  # fmt: skip
@@ -148,9 +148,10 @@ def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> int | None:
     if m is None or m.group(2).lower() not in _UNITS:
         return None
     try:
-        return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+        limit = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
     except ValueError:
         return None
+    return limit if limit > 0 else None
 
 
 @contextmanager

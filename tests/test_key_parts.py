@@ -226,10 +226,17 @@ def test_memory_limit_in_bytes(setting: str, low: float, high: float) -> None:
     assert got is not None and low <= got <= high
 
 
-def test_an_unreadable_memory_limit_is_none() -> None:
+@pytest.mark.parametrize("shown", ["a lot", "12", "3 furlongs", "0 bytes", "1..2 GiB", None])
+def test_an_unreadable_or_empty_memory_limit_is_none(shown: str | None) -> None:
     con = mock.Mock()
-    con.execute.return_value.fetchone.return_value = ("a lot",)
+    con.execute.return_value.fetchone.return_value = (shown,)
     assert memory_limit_bytes(con) is None
+
+
+def test_a_limit_of_one_byte_reads_as_one() -> None:
+    con = mock.Mock()
+    con.execute.return_value.fetchone.return_value = ("1 byte",)
+    assert memory_limit_bytes(con) == 1
 
 
 def test_an_engine_is_never_appended_to() -> None:
