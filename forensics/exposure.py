@@ -12,7 +12,7 @@ import difflib
 import math
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -74,54 +74,83 @@ def window_params(window: Window) -> dict[str, object]:
 def prepare_window(con: Connection, window: Window) -> None:
     """Materialise the cross-account temp tables for `window` (SPEC §5) on `con`."""
     params = window_params(window)
+    plan = join_plan(con)
     with _unordered(con):
-        # A lake's engines run it whole: on a lake read by DuckDB, reading the Parquet again
-        # for each part cost more than the spill it saved (bench/README.md).
-        parts = 1 if isinstance(con, Engine) else key_parts(con)
-        for part in range(parts):
-            keyed = {**params, "key_parts": parts, "key_part": part}
-            materialize_query(con, "unauthorized_rows", keyed, append=part > 0)
+        with _build_side(con, plan.on_grants):
+            for part in range(plan.parts):
+                keyed = {**params, "key_parts": plan.parts, "key_part": part}
+                materialize_query(con, "unauthorized_rows", keyed, append=part > 0)
         for name in _PREPARED:
             materialize_query(con, name, params)
         materialize_query(con, "analysis_window", params)
 
 
-# What one analysed access takes in the anti join's hash table (unauthorized_rows.sql),
-# besides the text of ids longer than DuckDB keeps inside the row (12 bytes), as a share of
-# the memory limit: DuckDB 2.0.1 built 7.2M accesses with 20-character ids (160 bytes each
-# by this count) within a limit of 1.2 GB and spilled with 1.0 GB (bench/README.md).
+@dataclass(frozen=True)
+class JoinPlan:
+    """How prepare_window runs the anti join of unauthorized_rows.sql."""
+
+    parts: int = 1  # key parts of the user_ids, one statement each
+    on_grants: bool = False  # its hash table built on the grants, not on the accesses
+
+
+# What one row takes in the anti join's hash table (an access or a grant), besides the text
+# of ids longer than DuckDB keeps inside the row (12 bytes), as a share of the memory limit:
+# DuckDB 2.0.1 built 7.2M accesses with 20-character ids (160 bytes each by this count)
+# within a limit of 1.2 GB and spilled with 1.0 GB; 7.27M such grants, within 1.1 GB and
+# spilling with 1.0 GB (bench/README.md).
 JOIN_ROW_BYTES = 120
 _INLINE_TEXT = 12
-_SIZE_SAMPLE = 100_000  # stored events whose ids give their usual length
+_SIZE_SAMPLE = 10_000  # stored rows whose ids and actions give their usual length and share
+_OUTSIDE = (
+    "case when strlen(user_id) > $n then strlen(user_id) else 0 end "
+    "+ case when strlen(device_id) > $n then strlen(device_id) else 0 end"
+)
 _SPILL_RATHER = 1.25  # up to this much over the limit, one part (parts_for)
+# Built on the grants, the hash table makes an anti join that emits each unmatched access
+# as it is probed; built on the accesses, it is scanned to its end for the unmatched ones
+# (10M events, as many grants as accesses: 1.23-1.26 s against 1.35 s). Spilling, it cost
+# far more (3.0 s against 1.7 s at 1.0 GB), so the grants take it only well within the
+# memory limit, and when they are not many more than the accesses (bench/README.md).
+_GRANTS_FIT = 0.8
+_GRANTS_PER_ACCESS = 1.5
 
 
-def key_parts(con: duckdb.DuckDBPyConnection) -> int:
-    """How many parts of the user_ids unauthorized_rows.sql should be run in, so that
-    each part's hash table fits in the memory limit (1 when all of them do).
+def join_plan(con: Connection) -> JoinPlan:
+    """The hash table's side and the key parts of unauthorized_rows.sql's anti join.
 
-    Cheap when the answer is plainly 1 (all the stored events would fit); else the events
-    with an analysed action are counted, an upper bound of the accesses the join holds."""
-    limit = memory_limit_bytes(con)
-    if limit is None:
-        return 1
+    On an engine over a lake, one part, the join planned as the engine plans it (reading a
+    lake's Parquet again for each part cost more than the spill it saved). On a case store,
+    the grants take the hash table when they are at most _GRANTS_PER_ACCESS times the
+    accesses and fit well within the memory limit. Else the accesses do (DuckDB's choice),
+    in as many key parts as their hash table needs: their number is sized cheaply when
+    plainly 1 (all the stored events would fit), else from a count of the accesses."""
+    if isinstance(con, Engine):
+        return JoinPlan()
     row = con.execute(
-        "select (select count(*) from events), avg(case when strlen(user_id) > $n "
-        "then strlen(user_id) else 0 end + case when strlen(device_id) > $n "
-        "then strlen(device_id) else 0 end) from (select user_id, device_id from events "
-        "limit $sample)",
-        {"n": _INLINE_TEXT, "sample": _SIZE_SAMPLE},
+        "select (select count(*) from events), (select count(*) from grants), e.share, "  # noqa: S608 - _OUTSIDE is a constant
+        "e.text, g.text from (select avg(list_contains($actions, action)::int) as share, "
+        f"avg({_OUTSIDE}) as text from (select * from events limit $sample)) e, "
+        f"(select avg({_OUTSIDE}) as text from (select * from grants limit $sample)) g",
+        {"actions": list(ANALYSED_ACTIONS), "n": _INLINE_TEXT, "sample": _SIZE_SAMPLE},
     ).fetchone()
-    if row is None or not row[0]:
-        return 1
-    row_bytes = JOIN_ROW_BYTES + float(row[1] or 0)
-    if parts_for(int(row[0]), row_bytes, limit) == 1:
-        return 1
+    events, grants, share, event_text, grant_text = row or (0, 0, None, None, None)
+    limit = memory_limit_bytes(con)
+    accesses = events * float(share or 0)  # as many as in the sample of events
+    grant_bytes = grants * (JOIN_ROW_BYTES + float(grant_text or 0))
+    if 0 < grants <= _GRANTS_PER_ACCESS * accesses and (
+        limit is None or grant_bytes <= _GRANTS_FIT * limit
+    ):
+        return JoinPlan(on_grants=True)
+    if limit is None or not events:
+        return JoinPlan()
+    row_bytes = JOIN_ROW_BYTES + float(event_text or 0)
+    if parts_for(events, row_bytes, limit) == 1:
+        return JoinPlan()
     counted = con.execute(
         "select count(*) from events where list_contains($actions, action)",
         {"actions": list(ANALYSED_ACTIONS)},
     ).fetchone()
-    return parts_for(int(counted[0]) if counted else int(row[0]), row_bytes, limit)
+    return JoinPlan(parts=parts_for(int(counted[0]) if counted else events, row_bytes, limit))
 
 
 def parts_for(accesses: int, row_bytes: float, limit: int) -> int:
@@ -170,6 +199,25 @@ def _unordered(con: Connection) -> Iterator[None]:
         yield
     finally:
         con.execute("set preserve_insertion_order = $v", {"v": bool(row[0][0])})
+
+
+@contextmanager
+def _build_side(con: Connection, on_grants: bool) -> Iterator[None]:
+    """With `on_grants`, DuckDB keeps the join's sides as written (the grants, on the right,
+    take the hash table) instead of choosing by its estimates; then as it was."""
+    if not on_grants or isinstance(con, Engine):
+        yield
+        return
+    row = con.execute("select current_setting('disabled_optimizers')").fetchall()
+    before = str(row[0][0] or "")
+    names = [x for x in before.split(",") if x.strip()] + ["build_side_probe_side"]
+    con.execute("set disabled_optimizers = $v", {"v": ",".join(names)})
+    try:
+        yield
+    finally:
+        # After a failed statement only a rollback is accepted: its error is the one raised.
+        with suppress(duckdb.Error):
+            con.execute("set disabled_optimizers = $v", {"v": before})
 
 
 def _is_prepared(con: Connection, window: Window) -> bool:

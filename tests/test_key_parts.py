@@ -1,6 +1,8 @@
-"""The anti join of unauthorized_rows.sql in key parts (forensics.exposure.key_parts): each
-part exact, the parts together every unauthorized access once, whatever the number of parts;
-and the number of parts taken from the memory limit, on both sides of each boundary."""
+"""The anti join of unauthorized_rows.sql as forensics.exposure.join_plan runs it: in key
+parts (each part exact, the parts together every unauthorized access once, whatever the
+number of parts) and with its hash table on either side (the same rows); the number of parts
+and the side taken from the tables' sizes and the memory limit, on both sides of each
+boundary."""
 
 from __future__ import annotations
 
@@ -20,8 +22,9 @@ from forensics.engines.base import Engine
 from forensics.errors import StoreError
 from forensics.exposure import (
     JOIN_ROW_BYTES,
+    JoinPlan,
     compute_figures,
-    key_parts,
+    join_plan,
     memory_limit_bytes,
     parts_for,
     prepare_window,
@@ -77,9 +80,9 @@ def _rows(con: duckdb.DuckDBPyConnection, table: str) -> Counter[tuple[Any, ...]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(inc=incidents(), parts=st.sampled_from([2, 3, 7]))
-def test_any_number_of_parts_gives_every_unauthorized_access_once(
-    scratch: duckdb.DuckDBPyConnection, inc: Incident, parts: int
+@given(inc=incidents(), parts=st.sampled_from([1, 2, 3, 7]), on_grants=st.booleans())
+def test_any_number_of_parts_on_either_side_gives_every_unauthorized_access_once(
+    scratch: duckdb.DuckDBPyConnection, inc: Incident, parts: int, on_grants: bool
 ) -> None:
     clear_store(scratch)
     inc.insert(scratch)
@@ -87,7 +90,8 @@ def test_any_number_of_parts_gives_every_unauthorized_access_once(
     whole = {t: _rows(scratch, t) for t in ("unauthorized_rows", "unauthorized_accesses")}
     want = compute_figures(scratch, W)
     assert want == model_figures(inc.events, inc.grants, W)
-    with mock.patch.object(exposure, "key_parts", return_value=parts):
+    plan = JoinPlan(parts=parts, on_grants=on_grants)
+    with mock.patch.object(exposure, "join_plan", return_value=plan):
         prepare_window(scratch, W)
     for table, rows in whole.items():
         assert _rows(scratch, table) == rows, table
@@ -145,19 +149,19 @@ def _store_of(con: duckdb.DuckDBPyConnection, n: int, user: str) -> None:
     inc.insert(con)
 
 
-def test_key_parts_from_the_limit_and_the_ids_length(scratch: duckdb.DuckDBPyConnection) -> None:
+def test_parts_from_the_limit_and_the_ids_length(scratch: duckdb.DuckDBPyConnection) -> None:
     # 20-character device ids and 13+-character user ids: both kept outside the row.
     _store_of(scratch, 2000, "usr_0123456789")
     row_bytes = JOIN_ROW_BYTES + 20 + 15
     exact = 2000 * row_bytes  # the login is not counted
     with mock.patch.object(exposure, "memory_limit_bytes", return_value=exact):
-        assert key_parts(scratch) == 1
+        assert join_plan(scratch).parts == 1
     with mock.patch.object(exposure, "memory_limit_bytes", return_value=int(exact / 1.26)):
-        assert key_parts(scratch) == 2
+        assert join_plan(scratch).parts == 2
     with mock.patch.object(exposure, "memory_limit_bytes", return_value=exact // 5):
-        assert key_parts(scratch) == 5
+        assert join_plan(scratch).parts == 5
     with mock.patch.object(exposure, "memory_limit_bytes", return_value=None):
-        assert key_parts(scratch) == 1
+        assert join_plan(scratch).parts == 1
 
 
 def test_short_ids_are_counted_inside_the_row(scratch: duckdb.DuckDBPyConnection) -> None:
@@ -168,15 +172,15 @@ def test_short_ids_are_counted_inside_the_row(scratch: duckdb.DuckDBPyConnection
     inc.insert(scratch)
     exact = 1000 * JOIN_ROW_BYTES
     with mock.patch.object(exposure, "memory_limit_bytes", return_value=exact):
-        assert key_parts(scratch) == 1
+        assert join_plan(scratch).parts == 1
     with mock.patch.object(exposure, "memory_limit_bytes", return_value=exact // 2):
-        assert key_parts(scratch) == 2
+        assert join_plan(scratch).parts == 2
 
 
 def test_an_empty_store_is_one_part(scratch: duckdb.DuckDBPyConnection) -> None:
     clear_store(scratch)
     with mock.patch.object(exposure, "memory_limit_bytes", return_value=1):
-        assert key_parts(scratch) == 1
+        assert join_plan(scratch).parts == 1
 
 
 def test_a_store_too_large_for_its_limit_runs_in_parts_with_the_same_figures(
@@ -188,6 +192,8 @@ def test_a_store_too_large_for_its_limit_runs_in_parts_with_the_same_figures(
         inc.deliver(at(i % 60), f"usr_{i % 97:016d}", f"cam_{i % 13:016d}", f"ev{i % 13}")
     for d in range(13):
         inc.grant(f"cam_{d:016d}", f"usr_{d:016d}", "owner")
+    for g in range(1000):  # grants of other cameras: too many for the limit's hash table
+        inc.grant(f"cam_{g:016d}_x", f"usr_{g:016d}_x", "shared")
     inc.write(path)
     con = duckdb.connect(str(path), read_only=True)
     try:
@@ -244,6 +250,103 @@ def test_an_engine_is_never_appended_to() -> None:
     with pytest.raises(StoreError, match="made whole"):
         materialize_query(engine, "unauthorized_rows", {}, append=True)
     engine.materialize_query.assert_not_called()
+
+
+# --- which side takes the hash table ---------------------------------------------------------
+
+
+def _accesses_and_grants(con: duckdb.DuckDBPyConnection, accesses: int, grants: int) -> None:
+    """Only analysed accesses (the sample of events then counts them exactly) and grants of
+    other cameras, every id 20 characters long (160 bytes a row in the hash table)."""
+    clear_store(con)
+    inc = Incident()
+    for i in range(accesses):
+        inc.deliver(at(i % 60), f"usr_{i % 7:016d}", f"cam_{i % 5:016d}", "ev")
+    for g in range(grants):
+        inc.grant(f"cam_{g:016d}_x"[:20], f"usr_{g:016d}_y"[:20], "shared")
+    inc.insert(con)
+
+
+def test_the_grants_take_the_hash_table_when_at_most_one_and_a_half_times_the_accesses(
+    scratch: duckdb.DuckDBPyConnection,
+) -> None:
+    _accesses_and_grants(scratch, 400, 600)
+    assert join_plan(scratch) == JoinPlan(on_grants=True)
+    _accesses_and_grants(scratch, 400, 601)
+    assert join_plan(scratch) == JoinPlan()
+    _accesses_and_grants(scratch, 400, 0)  # nothing to build on
+    assert join_plan(scratch) == JoinPlan()
+
+
+def test_the_grants_take_the_hash_table_only_well_within_the_memory_limit(
+    scratch: duckdb.DuckDBPyConnection,
+) -> None:
+    _accesses_and_grants(scratch, 1000, 1000)
+    grant_bytes = 1000 * (JOIN_ROW_BYTES + 40)
+    fits = int(grant_bytes / 0.8)  # the grants' hash table is 80% of the limit
+    with mock.patch.object(exposure, "memory_limit_bytes", return_value=fits):
+        assert join_plan(scratch) == JoinPlan(on_grants=True)
+    with mock.patch.object(exposure, "memory_limit_bytes", return_value=fits - 1):
+        assert join_plan(scratch) == JoinPlan()  # the accesses' table fits: one part
+    with mock.patch.object(exposure, "memory_limit_bytes", return_value=grant_bytes // 4):
+        assert join_plan(scratch) == JoinPlan(parts=4)  # and when it does not, in parts
+    with mock.patch.object(exposure, "memory_limit_bytes", return_value=None):
+        assert join_plan(scratch) == JoinPlan(on_grants=True)
+
+
+def _join_type(con: duckdb.DuckDBPyConnection) -> str:
+    sql = get_query("unauthorized_rows").sql
+    plan = "".join(
+        str(r[1])
+        for r in con.execute(
+            "explain " + sql, {"window_start": W.start, "key_parts": 1, "key_part": 0}
+        ).fetchall()
+    )
+    return "RIGHT_ANTI" if "RIGHT_ANTI" in plan else "ANTI"
+
+
+def test_on_the_grants_duckdb_keeps_the_sides_as_written_and_the_setting_after(
+    scratch: duckdb.DuckDBPyConnection,
+) -> None:
+    _accesses_and_grants(scratch, 50, 5000)  # DuckDB itself builds on the fewer accesses
+    assert _join_type(scratch) == "RIGHT_ANTI"
+    scratch.execute("set disabled_optimizers = 'compressed_materialization'")
+    try:
+        seen: list[tuple[set[str], str]] = []
+        real = materialize_query
+
+        def spy(c: Any, name: str, params: Any = None, **kw: Any) -> None:
+            if name == "unauthorized_rows":
+                setting = c.execute("select current_setting('disabled_optimizers')").fetchall()
+                seen.append((set(str(setting[0][0]).split(",")), _join_type(c)))
+            real(c, name, params, **kw)
+
+        with (
+            mock.patch.object(exposure, "join_plan", return_value=JoinPlan(on_grants=True)),
+            mock.patch.object(exposure, "materialize_query", spy),
+        ):
+            prepare_window(scratch, W)
+        assert seen == [({"compressed_materialization", "build_side_probe_side"}, "ANTI")]
+        after = scratch.execute("select current_setting('disabled_optimizers')").fetchall()
+        assert after == [("compressed_materialization",)]
+        assert _join_type(scratch) == "RIGHT_ANTI"
+    finally:
+        scratch.execute("reset disabled_optimizers")
+
+
+def test_the_setting_is_restored_when_the_join_fails(scratch: duckdb.DuckDBPyConnection) -> None:
+    _accesses_and_grants(scratch, 10, 10)
+
+    def fails(*args: Any, **kw: Any) -> None:
+        raise StoreError("query unauthorized_rows", "out of memory")
+
+    with (
+        mock.patch.object(exposure, "materialize_query", fails),
+        pytest.raises(StoreError, match="out of memory"),
+    ):
+        prepare_window(scratch, W)
+    after = scratch.execute("select current_setting('disabled_optimizers')").fetchall()
+    assert after == [("",)]
 
 
 def test_a_lakes_engines_run_one_part() -> None:
