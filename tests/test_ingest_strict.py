@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from forensics.ingest import IngestTuning
@@ -323,3 +323,48 @@ def test_cloudtrail_example_through_its_map(tmp_path: Path) -> None:
     assert rows(db, "select source_record, reason from rejects") == [
         (6, "missing event_id for an analysed action")
     ]
+
+
+# Tokens spliced into a valid event: non-standard ones (at the top level, nested, in a
+# canonical field's value) and standard look-alikes, including the text of one in a string.
+_SPLICED = st.sampled_from(
+    NON_STANDARD_VALUES
+    + STANDARD_LOOKALIKES
+    + ["-Infinity", "[NaN]", '{"a": {"b": [inF]}}', "[[1],]", '"nan, }"', '["x",]', "200"]
+)
+_FIELDS = st.sampled_from(["x", "status", "ts", "event_id", "app"])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=st.lists(st.tuples(_FIELDS, _SPLICED, st.booleans()), min_size=1, max_size=8),
+)
+def test_counted_and_uncounted_keys_reject_the_same_non_standard_records(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[tuple[str, str, bool]]
+) -> None:
+    """Non-standard tokens and trailing commas spliced anywhere in an event, in canonical
+    fields and others: the stage that counts a record's keys against the extracted values
+    (no map, few keys) and the one that compares its keys with their distinct list reject
+    the same records for the same reasons, and exactly the non-standard ones."""
+    tmp = tmp_path_factory.mktemp("std")
+    text = []
+    for n, (field, value, trailing) in enumerate(lines):
+        record = event(request_id=f"r{n}")
+        record.pop(field, None)
+        body = json.dumps(record)[:-1] + f', "{field}": {value}'
+        text.append(body + (", }" if trailing else "}"))
+    f = tmp / "e.jsonl"
+    f.write_text("\n".join(text) + "\n")
+    got = []
+    for counted in (256, 0):
+        db = tmp / f"s{counted}.duckdb"
+        run(db, f, tuning=IngestTuning(max_counted_keys=counted))
+        got.append(rows(db, "select source_record, reason from rejects order by 1"))
+    assert got[0] == got[1]
+    non_standard = {*NON_STANDARD_VALUES, "-Infinity", "[NaN]", '{"a": {"b": [inF]}}'}
+    non_standard |= {"[[1],]", '["x",]'}
+    expected = [
+        n + 1 for n, (_, value, trailing) in enumerate(lines) if trailing or value in non_standard
+    ]
+    flagged = [r for r, why in got[0] if why.startswith("not standard JSON")]
+    assert flagged == expected
