@@ -8,10 +8,14 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from forensics.ingest.stage import ONE_CONCAT_EXTRAS, json_extra
 from tests.helpers.ingest import accounted, event, rows, run, write_ndjson, write_parquet
 
 UTC = timezone.utc
@@ -448,3 +452,40 @@ def test_json_text_that_is_only_blank_is_missing_and_a_v_is_not_blank(tmp_path: 
         (3, "missing user_id"),
         (4, "missing user_id"),
     ]
+
+
+_MEMBER_TEXTS = st.sampled_from(['"x"', '"a,b"', "null", "1", '{"k":[1,2]}', '""', '"\\"q\\""'])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.sampled_from([1, 2, 3, 16, 17, 20]),
+    data=st.data(),
+)
+def test_extra_is_the_json_object_of_the_members_present(n: int, data: st.DataObject) -> None:
+    """json_extra's two forms (one concat up to ONE_CONCAT_EXTRAS members, concat_ws over
+    it) write exactly the object of the members a record has, in key order, and NULL for
+    a record with none: records with every pattern of members present and absent."""
+    names = [f"k{i}" if i % 3 else f'k "{i}"' for i in range(n)]
+    records = data.draw(
+        st.lists(st.lists(st.none() | _MEMBER_TEXTS, min_size=n, max_size=n), max_size=12)
+    )
+    params: dict[str, object] = {}
+    sql = json_extra([f"v[{i + 1}]" for i in range(n)], names, params)
+    con = duckdb.connect()
+    got = [
+        con.execute(
+            f"select {sql} from (select $vals::varchar[] as v)", {**params, "vals": r}
+        ).fetchone()[0]  # type: ignore[index]
+        for r in records
+    ]
+    want = [
+        None
+        if all(v is None for v in r)
+        else "{"
+        + ",".join(json.dumps(k) + ":" + v for k, v in zip(names, r, strict=True) if v is not None)
+        + "}"
+        for r in records
+    ]
+    assert got == want
+    assert (n <= ONE_CONCAT_EXTRAS) == ("concat_ws" not in sql)

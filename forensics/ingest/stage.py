@@ -154,6 +154,40 @@ def dup_by_count(n_paths: int) -> str:
     return f"case when len(k) <> {present} then 'duplicate key' end"
 
 
+# Up to this many extra members, `extra` is written by one concat (json_extra).
+ONE_CONCAT_EXTRAS = 16
+
+
+def json_extra(values: list[str], names: list[str], params: dict[str, Any]) -> str:
+    """SQL for a JSON object of the members `names` whose JSON texts are the SQL `values`
+    (NULL: the record lacks the key, and the member is left out; JSON null is kept); NULL
+    when it lacks them all. The keys, quoted, are bound into `params`.
+
+    The key and the value as json_extract wrote them are joined without parsing either
+    again. With few members, in one concat, each member's separator chosen by whether one
+    before it is present (0.049 s for 645,087 records with two extras, against 0.074-0.084 s
+    joining member texts with concat_ws); with many, whose separators would cost a test of
+    every member before, by concat_ws."""
+    if not values:
+        return "null::json"
+    params.update({f"xk{i}": json.dumps(k) + ":" for i, k in enumerate(names)})
+    if len(values) > ONE_CONCAT_EXTRAS:
+        members = ", ".join(f"$xk{i} || {v}" for i, v in enumerate(values))
+        return f"'{{' || nullif(concat_ws(',', {members}), '') || '}}'"
+    params.update({f"xc{i}": "," + json.dumps(k) + ":" for i, k in enumerate(names) if i})
+    pieces = [f"case when {values[0]} is null then '' else $xk0 end", f"coalesce({values[0]}, '')"]
+    for i, v in enumerate(values[1:], start=1):
+        before = f"coalesce({', '.join(values[:i])})"
+        pieces.append(
+            f"case when {v} is null then '' when {before} is null then $xk{i} else $xc{i} end"
+        )
+        pieces.append(f"coalesce({v}, '')")
+    anything = f"coalesce({', '.join(values)})"
+    return (
+        f"case when {anything} is null then null else concat('{{', {', '.join(pieces)}, '}}') end"
+    )
+
+
 def struct_json(columns: list[str]) -> str:
     """SQL for a JSON object of these columns, keyed by their names."""
     return "to_json(struct_pack(" + ", ".join(f"{ident(c)} := {ident(c)}" for c in columns) + "))"
@@ -462,14 +496,12 @@ class Stage:
     @staticmethod
     def _json_extra(extra_names: list[str], n_canon: int, params: dict[str, Any]) -> str:
         """The `extra` column of JSON events: each extra member as its JSON text."""
-        if not extra_names:
-            return "null::json as extra"
-        # Each member as its JSON text: the key (quoted here) and the value as json_extract
-        # wrote it, joined without parsing either again. A key the record lacks is left out
-        # (JSON null is kept); a record with none: NULL.
-        params.update({f"xk{i}": json.dumps(k) + ":" for i, k in enumerate(extra_names)})
-        members = ", ".join(f"$xk{i} || v[{n_canon + 1 + i}]" for i in range(len(extra_names)))
-        return f"'{{' || nullif(concat_ws(',', {members}), '') || '}}' as extra"
+        return (
+            json_extra(
+                [f"v[{n_canon + 1 + i}]" for i in range(len(extra_names))], extra_names, params
+            )
+            + " as extra"
+        )
 
     def _hold_parsed(self, source: str) -> None:
         """Keep a batch with no JSON object at all (all malformed) until the kind is known."""
