@@ -260,7 +260,17 @@ def time_field(src: Source, tz_param: str, name: str = "t") -> Field:
     if cat == "tz":
         return Field(f"epoch_us({e})", f"({e} is not null)")
     if cat == "json":
-        text_value, text_split = _ts_text(_unescape(e), r, tz_param)
+        # The shape is tested on the quoted text, which spares unquoting every value for
+        # the test; a string with an escape then takes the general path, which reads it
+        # the same (an unescaped shape has no backslash, so the cast reads the plain text).
+        quoted = literal('"' + FAST_TS + '"')
+        text_value = (
+            f"case when {r} is null then epoch_us(try_cast(substr({e}, 2, length({e}) - 2) "
+            f"as timestamptz)) else fx_ts_parts({r}, {tz_param}) end"
+        )
+        text_split = (
+            f"case when not regexp_full_match({e}, {quoted}) then fx_ts_split({_unescape(e)}) end"
+        )
         v = (
             f"case when left({e}, 1) = '\"' then {text_value} "
             f"when regexp_matches({e}, '^-?[0-9]+$') then fx_ts_int(try_cast({e} as bigint)) "

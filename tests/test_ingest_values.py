@@ -489,3 +489,36 @@ def test_extra_is_the_json_object_of_the_members_present(n: int, data: st.DataOb
     ]
     assert got == want
     assert (n <= ONE_CONCAT_EXTRAS) == ("concat_ws" not in sql)
+
+
+@pytest.mark.parametrize(
+    ("plain", "escaped"),
+    [
+        ("2024-02-16T09:00:00Z", "2024\\u002d02\\u002d16T09:00:00Z"),
+        ("2024-02-16T09:00:00Z", "2024-02-16T09:00:00\\u005a"),
+        ("2024-02-16T09:00:00.5+01:00", "2024-02-16T09:00:00.5\\u002b01:00"),
+        ("2024-02-16 09:00:00Z", "2024-02-16\\u002009:00:00Z"),  # not the usual shape
+        ("2024-02-30T09:00:00Z", "\\u0032024-02-30T09:00:00Z"),  # no such day
+        ("2024-02-16T09:60:00Z", "2024-02-16T09:60:00\\u005A"),  # no such minute
+    ],
+)
+def test_a_json_timestamp_with_escapes_reads_as_its_plain_text(
+    tmp_path: Path, plain: str, escaped: str
+) -> None:
+    """The usual shape is tested on the quoted JSON text: a timestamp written with escapes
+    takes the general path, and must come out as its plain text does (or be refused
+    alike)."""
+    f = tmp_path / "e.jsonl"
+    f.write_text(
+        "".join(
+            f'{{"ts":"{t}","action":"login","user_id":"u","request_id":"{rid}"}}\n'
+            for rid, t in (("plain", plain), ("escaped", escaped))
+        )
+    )
+    db = tmp_path / "s.duckdb"
+    assert accounted(run(db, f))
+    got = dict(rows(db, "select request_id, ts from events"))
+    reasons = [r[0] for r in rows(db, "select reason from rejects order by source_record")]
+    assert got.get("plain") == got.get("escaped")
+    assert reasons in ([], ["invalid ts", "invalid ts"])
+    assert bool(got) != bool(reasons)
