@@ -319,11 +319,12 @@ def _insert_events(
         staged.looked_up.set()
     seen = stored_duplicates(con, before, total, with_id, "file_tuple_span", found)
     where = " where " + " and ".join(seen) if seen else ""
-    # Rows go in by time, so each row group covers a narrow time range (zone maps
-    # then skip most of the table for a window); provenance keeps the file order, so
-    # rows of one instant go in in any order (sorting by rec too cost 0.1 s per 5M). A
-    # file already in time order goes in as it is: sorting it would cost and change
-    # nothing that matters (the window qualifier of repeats does not keep the order).
+    # Rows go in by time (by buckets of about a row group: _store_order), so each row
+    # group covers a narrow time range (zone maps then skip most of the table for a
+    # window); provenance keeps the file order, so rows of one bucket go in in any order
+    # (sorting by rec too cost 0.1 s per 5M). A file already in time order goes in as it
+    # is, unless it repeats a key hash: the window qualifier that picks its first records
+    # does not keep the order.
     if prep is not None:
         order = prep.order
     else:
