@@ -11,8 +11,8 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -184,40 +184,43 @@ def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> int | None:
 
 
 @contextmanager
-def _unordered(con: Connection) -> Iterator[None]:
-    """preserve_insertion_order off while the temp tables are made, then as it was.
-
-    No temp table promises a row order (every reader sorts or aggregates), so DuckDB may
-    build them in parallel without keeping scan order; the caller's queries are unaffected.
-    """
+def _setting(con: Connection, name: str, value: Callable[[Any], object]) -> Iterator[None]:
+    """DuckDB's setting `name` at `value(what it was)` on a DuckDB connection (an engine
+    is left as it is), then as it was."""
     if isinstance(con, Engine):
         yield
         return
-    row = con.execute("select current_setting('preserve_insertion_order')").fetchall()
-    con.execute("set preserve_insertion_order = false")
-    try:
-        yield
-    finally:
-        con.execute("set preserve_insertion_order = $v", {"v": bool(row[0][0])})
-
-
-@contextmanager
-def _build_side(con: Connection, on_grants: bool) -> Iterator[None]:
-    """With `on_grants`, DuckDB keeps the join's sides as written (the grants, on the right,
-    take the hash table) instead of choosing by its estimates; then as it was."""
-    if not on_grants or isinstance(con, Engine):
-        yield
-        return
-    row = con.execute("select current_setting('disabled_optimizers')").fetchall()
-    before = str(row[0][0] or "")
-    names = [x for x in before.split(",") if x.strip()] + ["build_side_probe_side"]
-    con.execute("set disabled_optimizers = $v", {"v": ",".join(names)})
+    before = con.execute(f"select current_setting('{name}')").fetchall()[0][0]
+    con.execute(f"set {name} = $v", {"v": value(before)})
     try:
         yield
     finally:
         # After a failed statement only a rollback is accepted: its error is the one raised.
         with suppress(duckdb.Error):
-            con.execute("set disabled_optimizers = $v", {"v": before})
+            con.execute(f"set {name} = $v", {"v": before})
+
+
+def _unordered(con: Connection) -> AbstractContextManager[None]:
+    """preserve_insertion_order off while the temp tables are made, then as it was.
+
+    No temp table promises a row order (every reader sorts or aggregates), so DuckDB may
+    build them in parallel without keeping scan order; the caller's queries are unaffected.
+    """
+    return _setting(con, "preserve_insertion_order", lambda _: False)
+
+
+def _build_side(con: Connection, on_grants: bool) -> AbstractContextManager[None]:
+    """With `on_grants`, DuckDB keeps the join's sides as written (the grants, on the right,
+    take the hash table) instead of choosing by its estimates; then as it was."""
+    if not on_grants:
+        return nullcontext()
+    return _setting(
+        con,
+        "disabled_optimizers",
+        lambda before: ",".join(
+            [x for x in str(before or "").split(",") if x.strip()] + ["build_side_probe_side"]
+        ),
+    )
 
 
 def _is_prepared(con: Connection, window: Window) -> bool:
