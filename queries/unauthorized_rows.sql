@@ -8,14 +8,16 @@
 -- Authorization is checked against ALL grants of (device, user), [valid_from, valid_to)
 -- with nulls open, so overlapping grants work (an ASOF join would see only one of them).
 -- ANTI JOIN is DuckDB's and Spark SQL's spelling of the same anti semi join.
--- The anti join carries only what it needs (keys, ts, provenance): every column it carries
--- is copied into its hash table for each analysed access. action, event_id and request_id
--- are looked up afterwards (unauthorized_accesses.sql), for the few unauthorized rows only.
+-- The anti join carries only what it needs (keys, ts, provenance): when its hash table is
+-- built on the accesses, every column they carry is copied into it. action, event_id and
+-- request_id are looked up afterwards (unauthorized_accesses.sql), for the few
+-- unauthorized rows only.
 -- Key parts: a grant can authorize only accesses of its own user_id, so the accesses of one
 -- part of the user_ids need only that part's grants, and the parts together give every
 -- row once. The case store's DuckDB runs one part at a time when the hash table of all the
--- accesses would not fit in its memory limit (forensics/exposure.py, key_parts): spilling
--- it to disk costs more than reading the tables again. Elsewhere $key_parts is 1.
+-- accesses would not fit in its memory limit, and builds it on the grants when they are
+-- few and fit (forensics/exposure.py, join_plan): spilling it to disk costs more than
+-- reading the tables again. Elsewhere $key_parts is 1.
 select
     e.ts,
     e.user_id,
