@@ -217,15 +217,24 @@ FAST_TS = (
 )
 
 
-def _ts_text(s: str, r: str, tz_param: str) -> tuple[str, str]:
+def _ts_text(s: str, r: str, tz_param: str, quoted: str | None = None) -> tuple[str, str]:
     """(value, split) for timestamp text `s`: the fast cast, or fx_ts_parts of the split.
 
     The split `r` is NULL exactly where the text has the usual shape (or is NULL), so the
-    value reads the shape test from it instead of matching the text a second time.
+    value reads the shape test from it instead of matching the text a second time. With
+    `quoted` (the JSON string that `s` unescapes), the shape is tested on that, which
+    spares unquoting every value for the test; a string with an escape then takes the
+    general path, which reads it the same (an unescaped shape has no backslash, so the cast
+    reads the plain text).
     """
-    fast = f"regexp_full_match({s}, {literal(FAST_TS)})"
+    if quoted is None:
+        fast, cast = f"regexp_full_match({s}, {literal(FAST_TS)})", s
+    else:
+        shape = literal('"' + FAST_TS + '"')
+        fast = f"regexp_full_match({quoted}, {shape})"
+        cast = f"substr({quoted}, 2, length({quoted}) - 2)"
     value = (
-        f"case when {r} is null then epoch_us(try_cast({s} as timestamptz)) "
+        f"case when {r} is null then epoch_us(try_cast({cast} as timestamptz)) "
         f"else fx_ts_parts({r}, {tz_param}) end"
     )
     return value, f"case when not {fast} then fx_ts_split({s}) end"
@@ -260,17 +269,7 @@ def time_field(src: Source, tz_param: str, name: str = "t") -> Field:
     if cat == "tz":
         return Field(f"epoch_us({e})", f"({e} is not null)")
     if cat == "json":
-        # The shape is tested on the quoted text, which spares unquoting every value for
-        # the test; a string with an escape then takes the general path, which reads it
-        # the same (an unescaped shape has no backslash, so the cast reads the plain text).
-        quoted = literal('"' + FAST_TS + '"')
-        text_value = (
-            f"case when {r} is null then epoch_us(try_cast(substr({e}, 2, length({e}) - 2) "
-            f"as timestamptz)) else fx_ts_parts({r}, {tz_param}) end"
-        )
-        text_split = (
-            f"case when not regexp_full_match({e}, {quoted}) then fx_ts_split({_unescape(e)}) end"
-        )
+        text_value, text_split = _ts_text(_unescape(e), r, tz_param, quoted=e)
         v = (
             f"case when left({e}, 1) = '\"' then {text_value} "
             f"when regexp_matches({e}, '^-?[0-9]+$') then fx_ts_int(try_cast({e} as bigint)) "
