@@ -1,9 +1,9 @@
 """The figures of SPEC §5 for a window, computed by the SQL in queries/.
 
-`prepare_window` materialises the temp tables unauthorized_rows, unauthorized_accesses,
-cross_account_deliveries, cross_account_taps and cross_account_plays on a (read-only)
-connection; `compute_figures`, `compute_breakdown` and `bucket_timeline` read them. Nothing
-here prints or exits.
+`prepare_window` materialises the temp tables unauthorized_accesses (from
+unauthorized_rows, or read back from forensics.window_cache), cross_account_deliveries,
+cross_account_taps and cross_account_plays on a (read-only) connection; `compute_figures`,
+`compute_breakdown` and `bucket_timeline` read them. Nothing here prints or exits.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 import duckdb
 
+from forensics import window_cache
 from forensics.engines.base import Engine, EngineOptions, open_case
 from forensics.errors import UsageError
 from forensics.normalize import ANALYSED_ACTIONS
@@ -56,10 +57,10 @@ CANONICAL_BY_FIELDS: tuple[str, ...] = (
     "source_id",
 )
 
-# In dependency order: each query reads the temp tables made before it (and
-# unauthorized_rows, made first, in key parts).
+# In dependency order: each query reads the temp tables made before it, from
+# unauthorized_accesses on (made first, from unauthorized_rows in key parts, or read back
+# from forensics.window_cache).
 _PREPARED = (
-    "unauthorized_accesses",
     "cross_account_deliveries",
     "cross_account_taps",
     "cross_account_plays",
@@ -71,15 +72,24 @@ def window_params(window: Window) -> dict[str, object]:
     return {"window_start": window.start, "window_end": window.end}
 
 
-def prepare_window(con: Connection, window: Window) -> None:
-    """Materialise the cross-account temp tables for `window` (SPEC §5) on `con`."""
+def prepare_window(con: Connection, window: Window, *, reuse: bool = True) -> None:
+    """Materialise the cross-account temp tables for `window` (SPEC §5) on `con`.
+
+    On a store open read-only, the unauthorized accesses are read back from what an earlier
+    command kept beside it for the same state and window start (forensics.window_cache),
+    unless `reuse` is False; when they are joined, they are kept for the next command."""
     params = window_params(window)
-    plan = join_plan(con)
+    cached = None if isinstance(con, Engine) else window_cache.entry(con, window)
     with _unordered(con):
-        with _build_side(con, plan.on_grants):
-            for part in range(plan.parts):
-                keyed = {**params, "key_parts": plan.parts, "key_part": part}
-                materialize_query(con, "unauthorized_rows", keyed, append=part > 0)
+        if cached is None or not reuse or not cached.load():
+            plan = join_plan(con)
+            with _build_side(con, plan.on_grants):
+                for part in range(plan.parts):
+                    keyed = {**params, "key_parts": plan.parts, "key_part": part}
+                    materialize_query(con, "unauthorized_rows", keyed, append=part > 0)
+            materialize_query(con, "unauthorized_accesses", params)
+            if cached is not None:
+                cached.save()
         for name in _PREPARED:
             materialize_query(con, name, params)
         materialize_query(con, "analysis_window", params)

@@ -20,7 +20,7 @@ import duckdb
 
 from forensics.engines.base import Engine, EngineOptions, open_case
 from forensics.queries import run_query
-from forensics.store import StoreOptions, key_dir, open_store
+from forensics.store import StoreOptions, cache_dir, key_dir, open_store
 from forensics.window import Window, format_instant
 
 KINDS = ("events", "grants", "accounts")
@@ -255,16 +255,15 @@ def lake_size(lake: str) -> int | None:
 
 
 def store_size(path: Path) -> int:
-    """Bytes on disk: the store file, its write-ahead log and its key index (`STORE.keys/`,
-    8 bytes a stored event). Not the spill folder `STORE.tmp/`, which holds nothing between
-    commands."""
-    keys = key_dir(path)
-    try:
-        index = [keys / name for name in os.listdir(keys)]
-    except OSError:
-        index = []  # none yet: the store was never ingested into, or it was deleted
+    """Bytes on disk: the store file, its write-ahead log, its key index (`STORE.keys/`,
+    8 bytes a stored event) and the analysis results kept beside it (`STORE.cache/`). Not
+    the spill folder `STORE.tmp/`, which holds nothing between commands."""
+    beside: list[Path] = []
+    for folder in (key_dir(path), cache_dir(path)):
+        with contextlib.suppress(OSError):  # none yet, or deleted
+            beside += [folder / name for name in os.listdir(folder)]
     total = 0
-    for p in (path, path.with_name(path.name + ".wal"), *index):
+    for p in (path, path.with_name(path.name + ".wal"), *beside):
         with contextlib.suppress(OSError):
             total += p.stat().st_size
     return total

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,6 +152,12 @@ def key_dir(path: Path) -> Path:
     return path.with_name(path.name + ".keys")
 
 
+def cache_dir(path: Path) -> Path:
+    """The folder of analysis results kept beside the store at `path`
+    (forensics.window_cache): private, deleted whenever the store is opened to write."""
+    return path.with_name(path.name + ".cache")
+
+
 def open_store(options: StoreOptions, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     """Open the case store; read-only never creates it. Raises StoreError / StoreInUseError."""
     path = options.path
@@ -197,6 +204,8 @@ def open_store(options: StoreOptions, *, read_only: bool) -> duckdb.DuckDBPyConn
                 "insert into meta values ('store_id', uuid()::varchar) on conflict do nothing"
             )
             ensure_dedup_keys(con)
+            # What analysis kept beside the store may not hold once it is written to.
+            shutil.rmtree(cache_dir(path), ignore_errors=True)
         else:
             _check_schema(con, path)
     except duckdb.Error as e:

@@ -214,7 +214,7 @@ def test_a_store_too_large_for_its_limit_runs_in_parts_with_the_same_figures(
             mock.patch.object(exposure, "memory_limit_bytes", return_value=100_000),
             mock.patch.object(exposure, "materialize_query", counted),
         ):
-            prepare_window(con, W)
+            prepare_window(con, W, reuse=False)  # not what the first call kept
         assert calls == [0, 1, 2, 3, 4]
         assert compute_figures(con, W) == want
     finally:

@@ -187,7 +187,9 @@ def collect_report(
 ) -> ReportData:
     """Read everything the report shows for `window`. Raises UsageError, StoreError."""
     by = check_by_fields(by)
-    prepare_window(con, window)
+    # The report's figures come from the store itself, by the queries its evidence lists:
+    # never from what an earlier command kept beside the store.
+    prepare_window(con, window, reuse=False)
     params = window_params(window)
     # the breakdowns first: an unknown --by field fails before anything else is counted
     breakdowns = [_shown(compute_breakdown(con, window, f)) for f in by]
