@@ -23,7 +23,7 @@ from forensics import window_cache
 from forensics.engines.base import Engine, EngineOptions, open_case
 from forensics.errors import UsageError
 from forensics.normalize import ANALYSED_ACTIONS
-from forensics.queries import materialize_query, run_query
+from forensics.queries import materialize_query, query_rows
 from forensics.status import WindowCoverage, window_coverage
 from forensics.store import StoreOptions
 from forensics.window import Window, format_instant
@@ -251,7 +251,7 @@ def compute_figures(con: Connection, window: Window) -> dict[str, Any]:
     """SPEC §5's object: `window`, every figure, and `timeline` (prepares the window if needed)."""
     if not _is_prepared(con, window):
         prepare_window(con, window)
-    row = run_query(con, "figures", window_params(window)).to_pylist()[0]
+    row = query_rows(con, "figures", window_params(window))[0]
     result: dict[str, Any] = {"window": window.to_json()}
     for key in FIGURE_KEYS:
         result[key] = int(row[key])
@@ -261,7 +261,7 @@ def compute_figures(con: Connection, window: Window) -> dict[str, Any]:
             "cross_account_deliveries": int(r["cross_account_deliveries"]),
             "recipients": int(r["recipients"]),
         }
-        for r in run_query(con, "timeline").to_pylist()
+        for r in query_rows(con, "timeline")
     ]
     return result
 
@@ -296,7 +296,7 @@ class Breakdown:
 
 def event_fields(con: Connection) -> list[str]:
     """Every field `--by` can name: the canonical columns, then the keys of events.extra."""
-    extra = [r["field"] for r in run_query(con, "event_fields").to_pylist()]
+    extra = [r["field"] for r in query_rows(con, "event_fields")]
     return list(CANONICAL_BY_FIELDS) + [k for k in extra if k not in CANONICAL_BY_FIELDS]
 
 
@@ -317,7 +317,7 @@ def compute_breakdown(con: Connection, window: Window, field: str) -> Breakdown:
             recipients=int(r["recipients"]),
             exposed_devices=int(r["exposed_devices"]),
         )
-        for r in run_query(con, "deliveries_by_field", params).to_pylist()
+        for r in query_rows(con, "deliveries_by_field", params)
     )
     # A known field can still be missing on every cross-account delivery; only then is the
     # (full) scan for the keys that exist worth its cost.

@@ -15,13 +15,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
 
 from forensics.engines.base import Engine
 from forensics.errors import StoreError
 from forensics.store import engine_error
+
+if TYPE_CHECKING:  # DuckDB imports Arrow when it makes a table: a short command may need none
+    import pyarrow as pa
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _HEADER = re.compile(r"^--\s*(name|grain|params):\s*(.*)$")
@@ -105,6 +108,25 @@ def run_query(
             # would avoid the copy but refuses to run while a caller's result is unfinished.
             warnings.filterwarnings("ignore", "Arrow output on a DB-API result", UserWarning)
             return con.execute(q.sql, bind_params(q, params or {})).to_arrow_table()
+    except duckdb.Error as e:
+        raise engine_error(f"query {name}", e) from None
+
+
+def query_rows(
+    con: duckdb.DuckDBPyConnection | Engine, name: str, params: Mapping[str, object] | None = None
+) -> list[dict[str, Any]]:
+    """Run queries/<name>.sql and return its rows as dicts, column name to value: for the
+    few rows a figure or a check needs. On a store no Arrow table is made (importing
+    pyarrow is about a quarter of a short command's start); values are DuckDB's Python
+    values (times in UTC, counts as int)."""
+    if isinstance(con, Engine):
+        rows: list[dict[str, Any]] = con.run_query(name, params).to_pylist()
+        return rows
+    q = get_query(name)
+    try:
+        cur = con.execute(q.sql, bind_params(q, params or {}))
+        columns = [d[0] for d in cur.description or ()]
+        return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
     except duckdb.Error as e:
         raise engine_error(f"query {name}", e) from None
 

@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 
 from forensics.engines.base import Engine, EngineOptions, open_case
-from forensics.queries import run_query
+from forensics.queries import query_rows
 from forensics.store import StoreOptions, cache_dir, key_dir, open_store
 from forensics.window import Window, format_instant
 
@@ -179,7 +179,7 @@ def window_without_offset(text: str) -> bool:
 
 
 def event_range(con: duckdb.DuckDBPyConnection | Engine) -> EventRange:
-    row = run_query(con, "event_time_range").to_pylist()[0]
+    row = query_rows(con, "event_time_range")[0]
     return EventRange(int(row["events"]), row["first_ts"], row["last_ts"])
 
 
@@ -187,7 +187,7 @@ def window_coverage(con: duckdb.DuckDBPyConnection | Engine, window: Window) -> 
     """The events inside `window` (any action) and the range of every stored event (on a
     store, or a case lake through its engine)."""
     params = {"window_start": window.start, "window_end": window.end}
-    row = run_query(con, "window_event_count", params).to_pylist()[0]
+    row = query_rows(con, "window_event_count", params)[0]
     return WindowCoverage(window, int(row["events"]), event_range(con))
 
 
@@ -195,7 +195,7 @@ def describe_store(options: StoreOptions, engine: EngineOptions | None = None) -
     """Open the store read-only (or the case lake through `engine`) and describe it. Raises
     StoreError."""
     with open_case(options, engine) as con:
-        by_kind = {r["kind"]: r for r in run_query(con, "sources_by_kind").to_pylist()}
+        by_kind = {r["kind"]: r for r in query_rows(con, "sources_by_kind")}
         kinds = tuple(
             KindTotals(
                 kind,
@@ -206,7 +206,7 @@ def describe_store(options: StoreOptions, engine: EngineOptions | None = None) -
             else KindTotals(kind)
             for kind in (*KINDS, *sorted(set(by_kind) - set(KINDS)))
         )
-        g = run_query(con, "grant_time_range").to_pylist()[0]
+        g = query_rows(con, "grant_time_range")[0]
         grants = GrantRange(
             int(g["grants"]),
             g["first_valid_from"],
@@ -221,7 +221,7 @@ def describe_store(options: StoreOptions, engine: EngineOptions | None = None) -
                 v["first_ingested_at"],
                 v["last_ingested_at"],
             )
-            for v in run_query(con, "tool_versions").to_pylist()
+            for v in query_rows(con, "tool_versions")
         )
         events = event_range(con)
     if engine is not None and engine.lake is not None:

@@ -212,3 +212,25 @@ def test_installed_entry_point(store: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["cross_account_deliveries"] == 3
     assert proc.stderr.startswith("forensics: warning:")
+
+
+def test_json_figures_import_no_arrow(store: Path) -> None:
+    """On a store, exposure reads its few rows as DuckDB's Python values: pyarrow and NumPy,
+    about a quarter of the command's start, are never imported."""
+    code = (
+        "import sys\n"
+        "from forensics.cli import main\n"
+        "try:\n    main()\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "print(sorted(m for m in ('pyarrow', 'numpy') if m in sys.modules), file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "--db", str(store), "exposure", "--window", W_TEXT, "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["cross_account_deliveries"] == 3
+    assert proc.stderr.splitlines()[-1] == "[]"

@@ -9,12 +9,13 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from forensics.errors import UsageError
 from forensics.store import StoreOptions, open_store
+
+if TYPE_CHECKING:  # Arrow is imported by what returns it: a short command may need none
+    import pyarrow as pa
 
 ENGINES = ("duckdb", "spark")
 DEFAULT_MASTER = "local[*]"
