@@ -29,6 +29,8 @@ from tests.helpers.ingest import accounted, event, rows, run, write_ndjson
 # Runs of a few hashes, so that a handful of files write, merge and cut several of them.
 TINY = IngestTuning(key_run_keys=4, key_run_max=16, batch_files=1)
 OFF = IngestTuning(key_index=False, batch_files=1)
+# Full runs of 2 hashes and a filter of 64 bits: made after a few files, and often passed.
+FILTERED = IngestTuning(key_run_keys=2, key_run_max=2, key_filter_bits=6, batch_files=1)
 
 
 def _manifest(db: Path) -> dict[str, Any]:
@@ -108,7 +110,12 @@ def test_with_or_without_the_index_the_store_is_the_same(
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         got: dict[str, Any] = {}
-        for name, tuning in (("tiny", TINY), ("off", OFF), ("default", IngestTuning())):
+        for name, tuning in (
+            ("tiny", TINY),
+            ("filtered", FILTERED),
+            ("off", OFF),
+            ("default", IngestTuning()),
+        ):
             db = folder / f"{name}.duckdb"
             counts = []
             for r, files in enumerate(runs):
@@ -124,7 +131,7 @@ def test_with_or_without_the_index_the_store_is_the_same(
                 assert _manifest(db)["events"] == len(stored)
                 indexed = set(_indexed(db, tuning.key_run_max))
                 assert indexed >= {int(k) for (k,) in rows(db, "select dkey from events")}
-        assert got["tiny"] == got["off"] == got["default"]
+        assert got["tiny"] == got["filtered"] == got["off"] == got["default"]
 
 
 def _unindexed_events(db: Path, tmp_path: Path) -> None:
@@ -270,6 +277,76 @@ def test_a_lookup_finds_exactly_the_stored_hashes(
                 assert [bool(f) for f in found] == [int(k) in stored for k in both]
         finally:
             con.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    stored=st.lists(st.integers(0, 2**64 - 1), max_size=60),
+    asked=st.lists(st.integers(0, 2**64 - 1), max_size=20),
+    pick=st.lists(st.integers(0, 59), max_size=3),
+    bits=st.sampled_from([3, 6, 12, 30]),
+    made_at=st.integers(0, 13),
+)
+def test_the_prefix_filter_never_hides_a_stored_hash(
+    stored: list[int], asked: list[int], pick: list[int], bits: int, made_at: int
+) -> None:
+    """Made from the runs and pending at some point, then kept up by the hashes added after
+    it: lookups through it answer exactly as the runs alone do (few bits: most hashes pass
+    it; many: most are stopped by it)."""
+    stored = [*stored, 0, 2**64 - 1]
+    asked = asked + [stored[i] for i in pick if i < len(stored)]
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "s.duckdb"
+        open_store(StoreOptions(db), read_only=False).close()
+        con = open_store(StoreOptions(db), read_only=False)
+        try:
+            tuning = IngestTuning(key_run_keys=3, key_run_max=7, key_filter_bits=bits)
+            index = KeyIndex(db, tuning)
+            index.prepare(con)
+            for j, i in enumerate(range(0, len(stored), 5)):
+                if j == made_at:
+                    index._make_filter()
+                index.add(np.sort(np.array(stored[i : i + 5], dtype=np.uint64)))
+            if index.filter is None:
+                index._make_filter()
+            assert index.filter is not None and len(index.filter) == 1 << (bits - 3)
+            for saved in (False, True):
+                if saved:
+                    index.save(con)
+                both = np.sort(np.array(asked, dtype=np.uint64))
+                found = index.stored(both)
+                assert found is not None and index.filter is not None
+                assert [bool(f) for f in found] == [int(k) in stored for k in both]
+        finally:
+            con.close()
+
+
+def test_the_filter_is_made_once_four_full_runs_were_searched_as_often_as_they_hold(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "s.duckdb"
+    open_store(StoreOptions(db), read_only=False).close()
+    con = open_store(StoreOptions(db), read_only=False)
+    try:
+        index = KeyIndex(db, IngestTuning(key_run_keys=4, key_run_max=4, key_filter_bits=12))
+        index.prepare(con)
+        rng = np.random.default_rng(3)
+        asked = np.sort(rng.integers(0, 2**63, size=5, dtype=np.uint64))
+        for n in range(5):
+            index.add(np.sort(rng.integers(2**63, 2**64 - 1, size=4, dtype=np.uint64)))
+            assert index.runs is not None
+            full = sum(r.keys == 4 for r in index.runs)
+            assert full == n + 1
+            index.searched = 10**9 if full < 4 else 4 * full - 1  # held: 4 a run
+            index.stored(asked)
+            assert (index.filter is not None) is False
+            if full >= 4:
+                index.searched = 4 * full
+                index.stored(asked)
+                assert index.filter is not None
+                index.filter = None
+    finally:
+        con.close()
 
 
 def test_a_file_with_more_hashes_than_a_run_is_looked_up_a_range_at_a_time(

@@ -17,6 +17,15 @@ folder `<store>.keys/` has the runs and `manifest.json`, which names the store (
 written when an ingest run ends; an ingest that finds it missing, unreadable, or naming
 another store or another count (another tool wrote events, a run was killed) rebuilds it
 from the store. Anything that goes wrong with it makes that run fall back to the scans.
+
+Every run whose range holds some of a file's hashes is searched for them, and the full runs
+overlap (each spans nearly the whole hash range), so at 100M events a file's hashes were
+searched 14 times. Once there are _FILTER_RUNS full runs, and the ingest has searched its
+runs for as many hashes as they hold (what making the filter reads), the ingest keeps a
+filter in memory, never written: one bit for each value of a hash's top key_filter_bits
+bits, set for every hash indexed. A hash whose bit is clear is not indexed and is searched
+for nowhere; with 2^30 bits and 100M hashes about 10% of new hashes pass it. The filter
+only ever says "not indexed" of hashes that are not, so answers never depend on it.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ Keys = npt.NDArray[np.uint64]
 
 FORMAT = 1
 _PENDING_ARRAYS = 8  # a run's worth of keys not yet written is kept in at most this many
+_FILTER_RUNS = 4  # full runs before a filter is made (fewer: searching them costs little)
 
 
 @dataclass
@@ -64,6 +74,12 @@ class KeyIndex:
         self.replaced: list[str] = []  # runs merged away: removed once the manifest is new
         self.written: list[str] = []  # runs written in this run, synced before the manifest
         self.changed = False
+        # A bit for each prefix (the top key_filter_bits bits) of every hash in the runs and
+        # pending: a hash whose bit is clear is not indexed, so only the others are searched
+        # for in the runs. Made, in memory only, once the searches it would have saved have
+        # cost as many key comparisons as making it does (one per indexed hash).
+        self.filter: npt.NDArray[np.uint8] | None = None
+        self.searched = 0  # hashes looked for in a run, summed over the runs, since then
 
     # -- before the first file -------------------------------------------------------
 
@@ -171,6 +187,29 @@ class KeyIndex:
         """Which of these (sorted) hashes are stored; None when the index cannot say."""
         if self.runs is None:
             return None
+        try:
+            if self.filter is None and self._filter_pays():
+                self._make_filter()
+            if self.filter is None:
+                return self._searched(keys)
+            maybe = _bits(self.filter, keys)
+            found = np.zeros(len(keys), dtype=np.bool_)
+            where = np.flatnonzero(maybe)
+            if len(where):
+                hit = self._searched(keys[where])
+                if hit is None:
+                    return None
+                found[where] = hit
+            return found
+        except (OSError, ValueError):
+            self._give_up()
+            return None
+
+    def _searched(self, keys: Keys) -> npt.NDArray[np.bool_] | None:
+        """stored(), by searching every pending array and every run whose range holds some
+        of the (sorted) hashes."""
+        if self.runs is None:
+            return None
         found = np.zeros(len(keys), dtype=np.bool_)
         try:
             for arr in self.pending:
@@ -187,6 +226,7 @@ class KeyIndex:
                     found[lo:hi] |= _isin(m, keys[lo:hi])
                 finally:
                     del m  # unmapped now: the pages it read do not stay in this process
+                self.searched += hi - lo
         except (OSError, ValueError):
             self._give_up()
             return None
@@ -198,6 +238,8 @@ class KeyIndex:
             return
         self.changed = True
         self.pending.append(keys)
+        if self.filter is not None:
+            _set_bits(self.filter, keys)
         try:
             if len(self.pending) > _PENDING_ARRAYS:
                 self.pending = [np.sort(np.concatenate(self.pending))]
@@ -254,6 +296,30 @@ class KeyIndex:
                 self.replaced.append(last.name)
         self.runs += self._write_runs(keys)
 
+    def _filter_pays(self) -> bool:
+        """Once the full runs (whose ranges overlap: each is searched for every hash) are
+        _FILTER_RUNS or more, and the searches so far have compared as many hashes as
+        making the filter reads (every indexed one)."""
+        cap = self.tuning.key_run_max
+        runs = self.runs or []
+        if sum(r.keys >= cap for r in runs) < _FILTER_RUNS:
+            return False
+        return self.searched >= sum(r.keys for r in runs) + sum(len(a) for a in self.pending)
+
+    def _make_filter(self) -> None:
+        bits = np.zeros(1 << max(0, self.tuning.key_filter_bits - 3), dtype=np.uint8)
+        for arr in self.pending:
+            _set_bits(bits, arr)
+        step = self.tuning.key_run_keys
+        for r in self.runs or ():
+            m = np.memmap(self.folder / r.name, dtype=np.uint64, mode="r")
+            try:
+                for i in range(0, len(m), step):
+                    _set_bits(bits, np.asarray(m[i : i + step]))
+            finally:
+                del m
+        self.filter = bits
+
     def _write_runs(self, keys: Keys) -> list[Run]:
         cap = self.tuning.key_run_max
         return [self._write_run(keys[i : i + cap]) for i in range(0, len(keys), cap)]
@@ -286,6 +352,7 @@ class KeyIndex:
         """Not used for the rest of this run; the next run rebuilds it."""
         self.runs = None
         self.pending = []
+        self.filter = None
         with contextlib.suppress(OSError):
             (self.folder / MANIFEST).unlink()
 
@@ -311,6 +378,24 @@ def _isin(arr: npt.NDArray[np.uint64], keys: Keys) -> npt.NDArray[np.bool_]:
     at = np.searchsorted(arr, keys)
     np.minimum(at, n - 1, out=at)
     return arr[at] == keys  # type: ignore[no-any-return]
+
+
+def _prefixes(filter_: npt.NDArray[np.uint8], keys: Keys) -> tuple[Any, Any]:
+    """The byte and the bit of each hash's prefix in a filter of len(filter_) bytes."""
+    shift = np.uint64(64 - (len(filter_).bit_length() - 1) - 3)
+    prefix = keys >> shift
+    return (prefix >> np.uint64(3)).astype(np.intp), (prefix & np.uint64(7)).astype(np.uint8)
+
+
+def _set_bits(filter_: npt.NDArray[np.uint8], keys: Keys) -> None:
+    byte, bit = _prefixes(filter_, keys)
+    np.bitwise_or.at(filter_, byte, np.left_shift(np.uint8(1), bit))
+
+
+def _bits(filter_: npt.NDArray[np.uint8], keys: Keys) -> npt.NDArray[np.bool_]:
+    """Whether each hash's prefix bit is set (a clear bit: the hash is not indexed)."""
+    byte, bit = _prefixes(filter_, keys)
+    return ((filter_[byte] >> bit) & np.uint8(1)).astype(np.bool_)  # type: ignore[no-any-return]
 
 
 def _identity(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:

@@ -45,6 +45,7 @@ class IngestTuning:
     key_index: bool = True
     key_run_keys: int = 1 << 20  # hashes kept in memory before they are written as a run
     key_run_max: int = 8 << 20  # most hashes in one run (64 MiB: what one lookup maps)
+    key_filter_bits: int = 30  # a bit per hash prefix of this many bits (2^30: 128 MiB)
     # Small files (forensics.ingest.batch)
     batch_files: int = 256  # most small files staged and stored together; 1: one at a time
     small_file_bytes: int = 1 << 20  # a JSON lines file at most this large on disk is small
