@@ -5,12 +5,14 @@ that does not match its store is rebuilt, never trusted."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import stat
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +241,28 @@ def test_an_index_that_cannot_be_written_is_not_used(tmp_path: Path) -> None:
     assert key_dir(db).read_text() == "not a folder"
 
 
+@contextlib.contextmanager
+def _new_index(tuning: IngestTuning) -> Iterator[tuple[KeyIndex, Any]]:
+    """The prepared (empty) key index of a new store, and the store open to write."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "s.duckdb"
+        open_store(StoreOptions(db), read_only=False).close()
+        con = open_store(StoreOptions(db), read_only=False)
+        try:
+            index = KeyIndex(db, tuning)
+            index.prepare(con)
+            yield index, con
+        finally:
+            con.close()
+
+
+def _edges(stored: list[int], asked: list[int], pick: list[int]) -> tuple[list[int], list[int]]:
+    """The extremes of the hash range stored, and some stored hashes asked for: the ends of
+    the range and of each run are where a lookup errs."""
+    stored = [*stored, 0, 2**64 - 1]
+    return stored, asked + [stored[i] for i in pick if i < len(stored)]
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     stored=st.lists(st.integers(0, 2**64 - 1), max_size=60),
@@ -248,35 +272,25 @@ def test_an_index_that_cannot_be_written_is_not_used(tmp_path: Path) -> None:
 def test_a_lookup_finds_exactly_the_stored_hashes(
     stored: list[int], asked: list[int], pick: list[int]
 ) -> None:
-    # The extremes of the hash range and the ends of each run are where a lookup errs.
-    stored = [*stored, 0, 2**64 - 1]
-    asked = asked + [stored[i] for i in pick if i < len(stored)]
-    with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "s.duckdb"
-        open_store(StoreOptions(db), read_only=False).close()
-        con = open_store(StoreOptions(db), read_only=False)
-        try:
-            index = KeyIndex(db, IngestTuning(key_run_keys=3, key_run_max=7))
-            index.prepare(con)
-            for i in range(0, len(stored), 5):
-                index.add(np.sort(np.array(stored[i : i + 5], dtype=np.uint64)))
-            for saved in (False, True):  # in memory and written, then in runs only
-                if saved:
-                    index.save(con)
-                    assert not index.pending
-                    # Below the cap, each run is more than twice the next newer one.
-                    assert index.runs is not None
-                    small = [r.keys for r in index.runs if r.keys < 7]
-                    assert all(a > 2 * b for a, b in zip(small, small[1:], strict=False))
-                for k in asked:
-                    found = index.stored(np.array([k], dtype=np.uint64))
-                    assert found is not None and bool(found[0]) is (k in stored)
-                both = np.sort(np.array(asked, dtype=np.uint64))
-                found = index.stored(both)
-                assert found is not None
-                assert [bool(f) for f in found] == [int(k) in stored for k in both]
-        finally:
-            con.close()
+    stored, asked = _edges(stored, asked, pick)
+    with _new_index(IngestTuning(key_run_keys=3, key_run_max=7)) as (index, con):
+        for i in range(0, len(stored), 5):
+            index.add(np.sort(np.array(stored[i : i + 5], dtype=np.uint64)))
+        for saved in (False, True):  # in memory and written, then in runs only
+            if saved:
+                index.save(con)
+                assert not index.pending
+                # Below the cap, each run is more than twice the next newer one.
+                assert index.runs is not None
+                small = [r.keys for r in index.runs if r.keys < 7]
+                assert all(a > 2 * b for a, b in zip(small, small[1:], strict=False))
+            for k in asked:
+                found = index.stored(np.array([k], dtype=np.uint64))
+                assert found is not None and bool(found[0]) is (k in stored)
+            both = np.sort(np.array(asked, dtype=np.uint64))
+            found = index.stored(both)
+            assert found is not None
+            assert [bool(f) for f in found] == [int(k) in stored for k in both]
 
 
 @settings(max_examples=40, deadline=None)
@@ -293,43 +307,28 @@ def test_the_prefix_filter_never_hides_a_stored_hash(
     """Made from the runs and pending at some point, then kept up by the hashes added after
     it: lookups through it answer exactly as the runs alone do (few bits: most hashes pass
     it; many: most are stopped by it)."""
-    stored = [*stored, 0, 2**64 - 1]
-    asked = asked + [stored[i] for i in pick if i < len(stored)]
-    with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "s.duckdb"
-        open_store(StoreOptions(db), read_only=False).close()
-        con = open_store(StoreOptions(db), read_only=False)
-        try:
-            tuning = IngestTuning(key_run_keys=3, key_run_max=7, key_filter_bits=bits)
-            index = KeyIndex(db, tuning)
-            index.prepare(con)
-            for j, i in enumerate(range(0, len(stored), 5)):
-                if j == made_at:
-                    index._make_filter()
-                index.add(np.sort(np.array(stored[i : i + 5], dtype=np.uint64)))
-            if index.filter is None:
+    stored, asked = _edges(stored, asked, pick)
+    tuning = IngestTuning(key_run_keys=3, key_run_max=7, key_filter_bits=bits)
+    with _new_index(tuning) as (index, con):
+        for j, i in enumerate(range(0, len(stored), 5)):
+            if j == made_at:
                 index._make_filter()
-            assert index.filter is not None and len(index.filter) == 1 << (bits - 3)
-            for saved in (False, True):
-                if saved:
-                    index.save(con)
-                both = np.sort(np.array(asked, dtype=np.uint64))
-                found = index.stored(both)
-                assert found is not None and index.filter is not None
-                assert [bool(f) for f in found] == [int(k) in stored for k in both]
-        finally:
-            con.close()
+            index.add(np.sort(np.array(stored[i : i + 5], dtype=np.uint64)))
+        if index.filter is None:
+            index._make_filter()
+        assert index.filter is not None and len(index.filter) == 1 << (bits - 3)
+        for saved in (False, True):
+            if saved:
+                index.save(con)
+            both = np.sort(np.array(asked, dtype=np.uint64))
+            found = index.stored(both)
+            assert found is not None and index.filter is not None
+            assert [bool(f) for f in found] == [int(k) in stored for k in both]
 
 
-def test_the_filter_is_made_once_four_full_runs_were_searched_as_often_as_they_hold(
-    tmp_path: Path,
-) -> None:
-    db = tmp_path / "s.duckdb"
-    open_store(StoreOptions(db), read_only=False).close()
-    con = open_store(StoreOptions(db), read_only=False)
-    try:
-        index = KeyIndex(db, IngestTuning(key_run_keys=4, key_run_max=4, key_filter_bits=12))
-        index.prepare(con)
+def test_the_filter_is_made_once_four_full_runs_were_searched_as_often_as_they_hold() -> None:
+    tuning = IngestTuning(key_run_keys=4, key_run_max=4, key_filter_bits=12)
+    with _new_index(tuning) as (index, _):
         rng = np.random.default_rng(3)
         asked = np.sort(rng.integers(0, 2**63, size=5, dtype=np.uint64))
         for n in range(5):
@@ -339,14 +338,12 @@ def test_the_filter_is_made_once_four_full_runs_were_searched_as_often_as_they_h
             assert full == n + 1
             index.searched = 10**9 if full < 4 else 4 * full - 1  # held: 4 a run
             index.stored(asked)
-            assert (index.filter is not None) is False
+            assert index.filter is None
             if full >= 4:
                 index.searched = 4 * full
                 index.stored(asked)
                 assert index.filter is not None
                 index.filter = None
-    finally:
-        con.close()
 
 
 def test_a_file_with_more_hashes_than_a_run_is_looked_up_a_range_at_a_time(
