@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from forensics import exposure
+from forensics.store import cache_dir, key_dir, spill_dir
 from forensics.window import parse_window
 
 HERE = Path(__file__).resolve().parent
@@ -261,8 +262,8 @@ def fresh(path: Path) -> Callable[[], None]:
     def setup() -> None:
         for p in (path, Path(str(path) + ".wal")):
             p.unlink(missing_ok=True)
-        for folder in (".tmp", ".keys", ".cache"):
-            shutil.rmtree(Path(str(path) + folder), ignore_errors=True)
+        for folder in (spill_dir(path), key_dir(path), cache_dir(path)):
+            shutil.rmtree(folder, ignore_errors=True)
 
     return setup
 
@@ -272,7 +273,7 @@ def no_entries(path: Path) -> Callable[[], None]:
     command timed next runs the whole anti join itself."""
 
     def setup() -> None:
-        shutil.rmtree(Path(str(path) + ".cache"), ignore_errors=True)
+        shutil.rmtree(cache_dir(path), ignore_errors=True)
 
     return setup
 
