@@ -71,23 +71,11 @@ def exposed() -> Incident:
     return inc
 
 
-def add_rows(path: Path, events: list[Event], grants: list[Grant], first_grant: int) -> None:
+def add_rows(path: Path, events: list[Event], grants: list[Grant]) -> None:
     """Rows written by another tool (not open_store, which would drop the cache folder)."""
     con = duckdb.connect(str(path))
     try:
-        con.execute("set TimeZone = 'UTC'")
-        for e in events:
-            con.execute(
-                "insert into events (ts, action, user_id, device_id, event_id, request_id, "
-                "status, source_id, source_record) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [e.ts, e.action, e.user_id, e.device_id, e.event_id, e.request_id, e.status,
-                 e.source_id, e.source_record],
-            )  # fmt: skip
-        for i, g in enumerate(grants, first_grant):
-            con.execute(
-                "insert into grants values (?, ?, ?, ?, ?, 2, ?)",
-                [g.device_id, g.user_id, g.role, g.valid_from, g.valid_to, i],
-            )
+        Incident(list(events), list(grants)).insert(con)  # its sources rows exist already
     finally:
         con.close()
 
@@ -121,7 +109,7 @@ def test_rows_another_tool_adds_are_seen(tmp_path: Path, joins: list[str]) -> No
     path = inc.write(tmp_path / "case.duckdb")
     figures(path)
     more = inc.deliver(at(30), "third", "d1", "e5")
-    add_rows(path, [more], [], 0)
+    add_rows(path, [more], [])
     got = figures(path)
     assert len(joins) == 2
     assert got == model_figures(inc.events, inc.grants, W)
@@ -265,5 +253,5 @@ def test_figures_equal_the_model_before_and_after_rows_are_added(
         assert figures(path, w) == want
         assert entries(path)
         assert figures(path, w) == want
-        add_rows(path, inc.events[n_events:], inc.grants[n_grants:], n_grants + 1)
+        add_rows(path, inc.events[n_events:], inc.grants[n_grants:])
         assert figures(path, w) == model_figures(inc.events, inc.grants, w)
