@@ -417,6 +417,16 @@ def main() -> int:
     ap.add_argument("--small-w3c", type=int, default=0, help="and N small gzip W3C files")
     ap.add_argument("--small-only", action="store_true", help="only the small-files step")
     args = ap.parse_args()
+    data = OUT / f"data-s{args.scale:g}"
+    work = OUT / f"work-s{args.scale:g}"
+    # `sample` writes incident.toml; a shared copy may carry the window as incident.json.
+    found = [data / n for n in ("incident.toml", "incident.json") if (data / n).is_file()]
+    if not found:
+        print(f"generating sample at scale {args.scale:g} into {data} ...", file=sys.stderr)
+        subprocess.run(
+            [*FORENSICS, "sample", str(data), "--scale", str(args.scale), "--seed", str(args.seed)],
+            check=True,
+        )
     if args.small_files or args.small_w3c:
         # Many small files cut from this sample (bench/small_files.py), side by side.
         import small_files
@@ -430,16 +440,6 @@ def main() -> int:
         if args.small_only:
             return 0 if met else 1
 
-    data = OUT / f"data-s{args.scale:g}"
-    work = OUT / f"work-s{args.scale:g}"
-    # `sample` writes incident.toml; a shared copy may carry the window as incident.json.
-    found = [data / n for n in ("incident.toml", "incident.json") if (data / n).is_file()]
-    if not found:
-        print(f"generating sample at scale {args.scale:g} into {data} ...", file=sys.stderr)
-        subprocess.run(
-            [*FORENSICS, "sample", str(data), "--scale", str(args.scale), "--seed", str(args.seed)],
-            check=True,
-        )
     work.mkdir(parents=True, exist_ok=True)
     found = [data / n for n in ("incident.toml", "incident.json") if (data / n).is_file()]
     incident = parse_window(f"@{found[0]}")  # as `--window @FILE` reads it
