@@ -4,7 +4,8 @@
 
 Data comes from `forensics sample` and is cached in bench/out/data-s<scale>/. Each timed
 command is a separate process; the figure is the median wall time of --repeat runs and the
-largest peak RSS seen (os.wait4's ru_maxrss of that process). Writes bench/out/results.json
+largest peak RSS seen (os.wait4's ru_maxrss of that process), with the median CPU time,
+system time and minor page faults of those runs beside it. Writes bench/out/results.json
 and exits 1 if any engine's exposure figures disagree with `forensics exposure --json`.
 """
 
@@ -203,8 +204,20 @@ class EngineFailed(Exception):
         self.returncode, self.wall, self.peak_mb, self.tail = returncode, wall, peak_mb, tail
 
 
-def run_once(cmd: list[str], *, may_fail: bool = False) -> tuple[float, float, str]:
-    """Run one process; return (wall seconds, peak RSS MB, stdout).
+@dataclass(frozen=True)
+class Run:
+    """One finished process: its wall time and what os.wait4 says it used."""
+
+    wall: float  # seconds
+    peak_mb: float  # peak RSS
+    cpu_s: float  # user + system CPU seconds
+    sys_s: float  # system CPU seconds (page faults, reads, ...)
+    faults: int  # minor page faults: memory touched for the first time, mostly
+    stdout: str
+
+
+def run_process(cmd: list[str], *, may_fail: bool = False) -> Run:
+    """Run one process to its end.
 
     A failing process stops the benchmark, unless `may_fail` (baselines): then EngineFailed.
     """
@@ -222,7 +235,20 @@ def run_once(cmd: list[str], *, may_fail: bool = False) -> tuple[float, float, s
             if may_fail:
                 raise EngineFailed(proc.returncode, wall, usage.ru_maxrss / 1024, tail)
             raise SystemExit(f"bench: command failed ({proc.returncode}): {cmd[:4]}...\n{tail}")
-    return wall, usage.ru_maxrss / 1024, stdout
+    return Run(
+        wall,
+        usage.ru_maxrss / 1024,
+        usage.ru_utime + usage.ru_stime,
+        usage.ru_stime,
+        usage.ru_minflt,
+        stdout,
+    )
+
+
+def run_once(cmd: list[str], *, may_fail: bool = False) -> tuple[float, float, str]:
+    """Run one process; return (wall seconds, peak RSS MB, stdout)."""
+    r = run_process(cmd, may_fail=may_fail)
+    return r.wall, r.peak_mb, r.stdout
 
 
 @dataclass
@@ -234,9 +260,13 @@ class Engine:
     setup: Callable[[], None] | None = None
     may_fail: bool = False  # a baseline: its failure is recorded, not fatal
     walls: list[float] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
     rss: float = 0.0
     stdout: str = ""
     failed: EngineFailed | None = None
+
+    def median(self, what: Callable[[Run], float]) -> float:
+        return statistics.median(what(r) for r in self.runs)
 
 
 def timed(engines: list[Engine], repeat: int) -> list[Engine]:
@@ -249,12 +279,14 @@ def timed(engines: list[Engine], repeat: int) -> list[Engine]:
             if e.setup:
                 e.setup()
             try:
-                wall, peak, e.stdout = run_once(e.cmd, may_fail=e.may_fail)
+                r = run_process(e.cmd, may_fail=e.may_fail)
             except EngineFailed as failure:
                 e.failed = failure
                 continue
-            e.walls.append(wall)
-            e.rss = max(e.rss, peak)
+            e.stdout = r.stdout
+            e.runs.append(r)
+            e.walls.append(r.wall)
+            e.rss = max(e.rss, r.peak_mb)
     return engines
 
 
@@ -475,9 +507,12 @@ def main() -> int:
                     }
                 )
                 continue
+            cpu, sys_s = e.median(lambda r: r.cpu_s), e.median(lambda r: r.sys_s)
+            faults = e.median(lambda r: r.faults)
             print(
                 f"bench: {step}, {e.name}: {', '.join(f'{w:.2f}' for w in e.walls)} s, "
-                f"peak RSS {e.rss:.0f} MB",
+                f"peak RSS {e.rss:.0f} MB, CPU {cpu:.2f} s ({sys_s:.2f} s system), "
+                f"{faults / 1000:.0f}k page faults",
                 file=sys.stderr,
                 flush=True,
             )
@@ -487,6 +522,9 @@ def main() -> int:
                     "engine": e.name,
                     "seconds": round(statistics.median(e.walls), 3),
                     "runs_s": [round(w, 3) for w in e.walls],
+                    "cpu_s": round(cpu, 3),
+                    "system_s": round(sys_s, 3),
+                    "minor_faults": int(faults),
                     "peak_rss_mb": round(e.rss, 1),
                     "baseline": base,
                     "note": note,
@@ -659,12 +697,19 @@ def main() -> int:
         f"scale {args.scale:g}: {len(pq)} parquet + {len(nd)} ndjson event files, window {w}, "
         f"median of {repeat}"
     )
-    print(f"{'step':<16}{'engine':<18}{'median s':>10}{'ratio':>8}{'peak RSS MB':>13}")
+    print(
+        f"{'step':<16}{'engine':<18}{'median s':>10}{'ratio':>8}{'CPU s':>8}{'system s':>10}"
+        f"{'faults':>8}{'peak RSS MB':>13}"
+    )
     for x in rows:
         ratio = f"{x['ratio']:.2f}x" if x["ratio"] is not None else "-"
         secs_s = f"{x['seconds']:>10.3f}" if x["seconds"] is not None else f"{'FAILED':>10}"
+        use = f"{'-':>8}{'-':>10}{'-':>8}"  # a failed baseline's use is not known
+        if "cpu_s" in x:
+            faults = float(x["minor_faults"]) / 1000  # type: ignore[arg-type]
+            use = f"{x['cpu_s']:>8.2f}{x['system_s']:>10.2f}{faults:>7.0f}k"
         print(
-            f"{x['step']:<16}{x['engine']:<18}{secs_s}{ratio:>8}"
+            f"{x['step']:<16}{x['engine']:<18}{secs_s}{ratio:>8}{use}"
             f"{x['peak_rss_mb']:>13.1f}  {x['note']}"
         )
     for name in ("first", "last"):

@@ -20,12 +20,8 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import FORENSICS, OUT, PY, Engine, fresh  # noqa: E402
+from run import FORENSICS, OUT, PY, Engine, fresh, run_process  # noqa: E402
 
 BARE_GLOB_JSON = """
 import sys, duckdb
@@ -144,20 +140,6 @@ class Step:
         ]
 
 
-def cpu_seconds(cmd: list[str]) -> tuple[float, float, str]:
-    """(wall, CPU seconds user + system, stdout) of one process: CPU time is what a loaded
-    machine disturbs least (wall time there waits for cores others hold)."""
-    with tempfile.TemporaryFile() as out:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"bench: command failed: {cmd[:6]}")
-        out.seek(0)
-        return wall, usage.ru_utime + usage.ru_stime, out.read().decode()
-
-
 def check_ingest(stdout: str, expect_rows: int | None, expect_files: int, status: str) -> None:
     totals = json.loads(stdout)["totals"]
     if totals[status] != expect_files:
@@ -208,9 +190,10 @@ def measure(
         for k, e in enumerate(engines):
             if e.setup:
                 e.setup()
-            wall, cpu, e.stdout = cpu_seconds(e.cmd)
-            e.walls.append(wall)
-            cpus[k].append(cpu)
+            r = run_process(e.cmd)
+            e.stdout = r.stdout
+            e.walls.append(r.wall)
+            cpus[k].append(r.cpu_s)
     bare = engines[0]
     if int(bare.stdout.strip()) != rows:
         raise SystemExit(f"bench: bare duckdb loaded {bare.stdout.strip()} rows, wrote {rows}")
