@@ -259,11 +259,14 @@ class Engine:
     cmd: list[str]
     setup: Callable[[], None] | None = None
     may_fail: bool = False  # a baseline: its failure is recorded, not fatal
-    walls: list[float] = field(default_factory=list)
     runs: list[Run] = field(default_factory=list)
     rss: float = 0.0
     stdout: str = ""
     failed: EngineFailed | None = None
+
+    @property
+    def walls(self) -> list[float]:
+        return [r.wall for r in self.runs]
 
     def median(self, what: Callable[[Run], float]) -> float:
         return statistics.median(what(r) for r in self.runs)
@@ -285,7 +288,6 @@ def timed(engines: list[Engine], repeat: int) -> list[Engine]:
                 continue
             e.stdout = r.stdout
             e.runs.append(r)
-            e.walls.append(r.wall)
             e.rss = max(e.rss, r.peak_mb)
     return engines
 

@@ -185,15 +185,13 @@ def measure(
             str(folder),
         ]
         engines += [Engine("also ingest", other, fresh(other_db)), Engine("also re-ingest", other)]
-    cpus: list[list[float]] = [[] for _ in engines]
     for _ in range(repeat):  # taking turns, as run.timed does
-        for k, e in enumerate(engines):
+        for e in engines:
             if e.setup:
                 e.setup()
             r = run_process(e.cmd)
             e.stdout = r.stdout
-            e.walls.append(r.wall)
-            cpus[k].append(r.cpu_s)
+            e.runs.append(r)
     bare = engines[0]
     if int(bare.stdout.strip()) != rows:
         raise SystemExit(f"bench: bare duckdb loaded {bare.stdout.strip()} rows, wrote {rows}")
@@ -210,9 +208,9 @@ def measure(
                 statistics.median(first.walls),
                 statistics.median(again.walls),
                 (
-                    statistics.median(cpus[0]),
-                    statistics.median(cpus[k]),
-                    statistics.median(cpus[k + 1]),
+                    bare.median(lambda r: r.cpu_s),
+                    first.median(lambda r: r.cpu_s),
+                    again.median(lambda r: r.cpu_s),
                 ),
             )
         )
