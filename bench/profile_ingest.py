@@ -16,7 +16,6 @@ compare.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import threading
@@ -68,7 +67,6 @@ class _CoreUse:
         self.samples: list[tuple[float, float, tuple[str, ...]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
-        self._tick = os.sysconf("SC_CLK_TCK")
 
     def __enter__(self) -> _CoreUse:
         self._thread.start()
@@ -80,9 +78,7 @@ class _CoreUse:
 
     def _run(self) -> None:
         while True:
-            with open("/proc/self/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            cpu = (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
+            cpu = time.process_time()  # user + system, every thread of the process
             with _LOCK:
                 running = tuple(sorted(_RUNNING.values()))
             self.samples.append((time.perf_counter(), cpu, running))
