@@ -147,6 +147,8 @@ def _category(t: str) -> str:
         return "naive_ns"
     if t in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
         return "tz"
+    if t == "TIMESTAMPTZ_NS":  # Arrow's timestamp('ns', tz=...)
+        return "tz_ns"
     if t == "NULL":
         return "null"
     return "other"
@@ -268,6 +270,8 @@ def time_field(src: Source, tz_param: str, name: str = "t") -> Field:
         return Field(v, f"({e} is not null)")
     if cat == "tz":
         return Field(f"epoch_us({e})", f"({e} is not null)")
+    if cat == "tz_ns":
+        return Field(f"epoch_ns({e}) // 1000", f"({e} is not null)")
     if cat == "json":
         text_value, text_split = _ts_text(_unescape(e), r, tz_param, quoted=e)
         v = (

@@ -321,17 +321,20 @@ def test_accounts_last_ingested_record_wins(tmp_path: Path) -> None:
 
 def test_parquet_timestamp_columns_become_utc(tmp_path: Path) -> None:
     instant = datetime(2024, 2, 16, 9, 41, 7, 123456, tzinfo=UTC)
-    n = 4
+    n = 6
     cols = {
         "action": ["a"] * n,
         "user_id": ["u"] * n,
-        "request_id": ["naive", "utc", "tokyo", "nanos"],
+        "request_id": ["naive", "utc", "tokyo", "nanos", "nanos utc", "nanos tokyo"],
     }
+    nanos = 1708076467123456789
     tables = [
         pa.table(dict(cols, ts=pa.array([instant.replace(tzinfo=None)] * n, pa.timestamp("us")))),
         pa.table(dict(cols, ts=pa.array([instant] * n, pa.timestamp("us", tz="UTC")))),
         pa.table(dict(cols, ts=pa.array([instant] * n, pa.timestamp("us", tz="Asia/Tokyo")))),
-        pa.table(dict(cols, ts=pa.array([1708076467123456789] * n, pa.timestamp("ns")))),
+        pa.table(dict(cols, ts=pa.array([nanos] * n, pa.timestamp("ns")))),
+        pa.table(dict(cols, ts=pa.array([nanos] * n, pa.timestamp("ns", tz="UTC")))),
+        pa.table(dict(cols, ts=pa.array([nanos] * n, pa.timestamp("ns", tz="Asia/Tokyo")))),
     ]
     db = tmp_path / "s.duckdb"
     for i, t in enumerate(tables):
@@ -340,6 +343,7 @@ def test_parquet_timestamp_columns_become_utc(tmp_path: Path) -> None:
     run(db, *sorted(tmp_path.glob("*.parquet")))
     got = rows(db, "select distinct ts from events")
     assert got == [(instant,)]
+    assert rows(db, "select count(*) from events") == [(n,)]
 
 
 def test_parquet_integer_ids_and_epoch_columns(tmp_path: Path) -> None:
