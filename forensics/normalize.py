@@ -75,10 +75,11 @@ create or replace temp macro fx_ts_int(n) as
     case when abs(n) < 100000000000 then n * 1000000
          when abs(n) < 100000000000000 then n * 1000
          else n end;
+-- A number beyond BIGINT microseconds is NULL (rejected as invalid), never a failed cast.
 create or replace temp macro fx_ts_dec(x) as
     case when abs(x) < 100000000000 then floor(x * 1000000)::bigint
          when abs(x) < 100000000000000 then floor(x * 1000)::bigint
-         else floor(x)::bigint end;
+         else try_cast(floor(x) as bigint) end;
 create or replace temp macro fx_status_str(s) as
     case when regexp_matches(s, '^[0-9]+$') then try_cast(s as integer) end;
 create or replace temp macro fx_us_ok(us) as (us >= {MIN_US} and us < {MAX_US});

@@ -121,6 +121,32 @@ def test_seconds_epoch_far_in_future_is_rejected_not_clamped(tmp_path: Path) -> 
     assert isinstance(got, str) and "out of range" in got
 
 
+def test_an_epoch_number_beyond_bigint_rejects_its_record_not_the_file(tmp_path: Path) -> None:
+    # 1e19 and more, as JSON numbers with an exponent and as a Parquet double, once failed
+    # the whole file on a cast to BIGINT; now each is one record's reject.
+    huge = [1e19, 1e20, -1e25]
+    f = write_ndjson(
+        tmp_path / "e.ndjson",
+        [event(ts=v, request_id=f"h{i}") for i, v in enumerate(huge)]
+        + [event(ts=1708076467.25, request_id="ok")],
+    )
+    p = write_parquet(
+        tmp_path / "e.parquet",
+        {
+            "ts": pa.array([1e20, 1708076467.5], pa.float64()),
+            "action": ["a", "a"],
+            "user_id": ["u", "u"],
+            "request_id": ["ph", "pok"],
+        },
+    )
+    db = tmp_path / "s.duckdb"
+    report = run(db, f, p)
+    assert accounted(report)
+    assert [r.status for r in report.files] == ["loaded", "loaded"]
+    assert rows(db, "select request_id from events order by 1") == [("ok",), ("pok",)]
+    assert rows(db, "select reason, count(*) from rejects group by 1") == [("invalid ts", 4)]
+
+
 def test_assume_tz_applies_to_naive_strings_only(tmp_path: Path) -> None:
     f = write_ndjson(
         tmp_path / "e.ndjson",

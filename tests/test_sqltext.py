@@ -81,6 +81,20 @@ def test_an_engine_message_keeps_its_first_line_without_the_record() -> None:
     assert single_line(" a\n b\t c ") == "a b c"
 
 
+def test_an_engine_message_never_quotes_the_value_it_could_not_convert() -> None:
+    con = duckdb.connect()
+    for sql in (
+        "select 'ann@example.com'::integer",
+        "select 100000000000000000000.5::decimal(38, 9)::bigint",
+        "select 9223372036854775807::bigint * 2",
+    ):
+        with pytest.raises(duckdb.Error) as e:
+            con.execute(sql)
+        got = engine_message(e.value)
+        assert got.endswith("a value could not be converted (not shown: it may come from a record)")
+        assert "ann" not in got and "1000" not in got and "9223" not in got
+
+
 def test_an_engine_message_cut_short_keeps_the_systems_reason() -> None:
     # What DuckDB said when a lake's export filled the disk: the reason after a long path.
     path = "/cases/lake/_staging/b000001-16c67ff1/events/day=2024-02-16/hour=12/b000001_0.parquet"
