@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import subprocess
@@ -355,6 +356,66 @@ def test_broken_parquet_fails_whole(tmp_path: Path, damage: str) -> None:
     r = run(db, f).files[0]
     assert r.status == "failed", r
     assert rows(db, "select count(*) from events") == [(0,)]
+
+
+def _compressed(data: bytes, suffix: str) -> bytes:
+    return gzip.compress(data) if suffix == ".gz" else zstandard.ZstdCompressor().compress(data)
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".zst"])
+def test_compressed_parquet_reads_as_the_plain_file_and_leaves_no_temporary_file(
+    tmp_path: Path, suffix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SPEC §2.5: every format plain or compressed, Parquet too; found in a folder as well.
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr("tempfile.tempdir", None)  # TMPDIR is read again
+    table = {
+        "ts": ["2024-02-16T09:00:00Z", "bad", "2024-02-16T09:00:01Z"],
+        "action": ["x", "x", "x"],
+        "user_id": ["u1", "u2", "u3"],
+    }
+    (tmp_path / "plain").mkdir()
+    plain = write_parquet(tmp_path / "plain" / "e.parquet", table)
+    packed = tmp_path / "logs" / ("e.parquet" + suffix)
+    packed.parent.mkdir()
+    packed.write_bytes(_compressed(plain.read_bytes(), suffix))
+    a, b = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
+    run(a, plain)
+    r = _only(run(b, packed.parent))
+    assert (r.status, r.format, r.rows_loaded, r.rows_rejected) == (
+        "loaded",
+        "parquet+" + ("gzip" if suffix == ".gz" else "zstd"),
+        2,
+        1,
+    )
+    assert r.sha256 == hashlib.sha256(packed.read_bytes()).hexdigest()
+    query = "select user_id, ts, source_record from events order by 1"
+    assert rows(b, query) == rows(a, query)
+    assert rows(b, "select source_record, reason from rejects") == [(2, "invalid ts")]
+    assert list(temp.iterdir()) == []
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not parquet"])
+def test_a_broken_compressed_parquet_fails_alone_and_leaves_no_temporary_file(
+    tmp_path: Path, damage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    data = _parquet_bytes(tmp_path)
+    packed = gzip.compress(data)[:-40] if damage == "truncated" else gzip.compress(data[:-20])
+    bad = tmp_path / "bad.parquet.gz"
+    bad.write_bytes(packed)
+    good = write_ndjson(tmp_path / "e.ndjson", GOOD)
+    db = tmp_path / "s.duckdb"
+    report = run(db, bad, good)
+    assert [f.status for f in report.files] == ["failed", "loaded"]
+    assert report.files[0].error.startswith("gzip" if damage == "truncated" else "Parquet")
+    assert rows(db, "select count(*) from events") == [(len(GOOD),)]
+    assert list(temp.iterdir()) == []
 
 
 # ----------------------------------------------------------------- discovery

@@ -84,8 +84,6 @@ def file_format(path: Path) -> tuple[str, str | None] | None:
         if name.endswith(suffix):
             compression, name = comp, name[: -len(suffix)]
     for reader in READERS:
-        if compression is not None and not reader.compressible:
-            continue
         for suffix in reader.suffixes:
             if name.endswith(suffix):
                 return suffix[1:], compression

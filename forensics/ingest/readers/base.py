@@ -89,5 +89,4 @@ class Reader:
     name: str  # for messages: "Parquet", "JSON"
     suffixes: tuple[str, ...]  # ".parquet"; the format recorded is the suffix without its dot
     read: Read
-    compressible: bool = True  # also read as NAME.gz / NAME.zst
     read_ahead: bool = True  # may be read in the read-ahead thread
