@@ -45,6 +45,52 @@ def test_spark_start_up_lines_never_reach_stderr(tmp_path: Path) -> None:
     assert [ln for ln in r.stderr.splitlines() if not ln.startswith("forensics:")] == []
 
 
+def _ingest_on_spark(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    f = tmp_path / "e.jsonl"
+    f.write_text(
+        '{"ts":"2024-02-16T09:00:00Z","action":"thumbnail_delivered","user_id":"u",'
+        '"device_id":"d","event_id":"e","request_id":"r1"}\n'
+    )
+    args = [sys.executable, "-m", "forensics", "ingest", "--lake", str(tmp_path / "lake")]
+    args += ["--engine", "spark", "--master", "local[1]", str(f)]
+    return subprocess.run(args, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+
+
+def _without_venv(overrides: dict[str, str]) -> dict[str, str]:
+    """The environment with no `python3` on PATH that has forensics (only the system's
+    folders, and Java's), as when forensics runs without its virtualenv activated."""
+    java = shutil.which("java")
+    folders = ["/usr/bin", "/bin"] + ([str(Path(java).parent)] if java else [])
+    env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_PYTHON", "VIRTUAL_ENV")}
+    return {**env, "PATH": os.pathsep.join(folders), **overrides}
+
+
+@pytest.mark.spark
+@pytest.mark.skipif(
+    importlib.util.find_spec("pyspark") is None or shutil.which("java") is None,
+    reason="pyspark or Java is not installed",
+)
+def test_local_spark_workers_run_forensics_own_interpreter(tmp_path: Path) -> None:
+    # Before, PySpark started the first `python3` on PATH, which had no forensics.
+    r = _ingest_on_spark(tmp_path, _without_venv({}))
+    assert r.returncode == 0, r.stderr
+    assert "1 loaded" in r.stderr
+
+
+@pytest.mark.spark
+@pytest.mark.skipif(
+    importlib.util.find_spec("pyspark") is None or shutil.which("java") is None,
+    reason="pyspark or Java is not installed",
+)
+def test_a_failed_spark_task_is_one_line_on_stderr(tmp_path: Path) -> None:
+    # A worker that cannot start: Spark's task logs (which may quote a record) stay out.
+    r = _ingest_on_spark(tmp_path, _without_venv({"PYSPARK_PYTHON": "/bin/false"}))
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        "forensics: error: ingest on Spark: Spark failed (Py4JJavaError)"
+    ]
+
+
 def test_other_jvm_stderr_lines_are_passed_on(capsys: pytest.CaptureFixture[str]) -> None:
     """Only the known start-up notice is dropped: anything else the JVM says still shows."""
     import io

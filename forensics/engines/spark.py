@@ -20,6 +20,7 @@ import importlib.util
 import itertools
 import os
 import shutil
+import sys
 from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
@@ -182,6 +183,10 @@ def spark_session(master: str) -> Any:
     if master.startswith("local"):
         # a few hundred shuffle partitions are for clusters; locally they cost seconds each
         builder = builder.config("spark.sql.shuffle.partitions", "8")
+        if "PYSPARK_PYTHON" not in os.environ:
+            # Local workers run this interpreter, which has forensics (else PySpark starts
+            # the first `python3` on PATH, which may not). A cluster's workers need their own.
+            os.environ["PYSPARK_PYTHON"] = sys.executable
     try:
         _launch_gateway()
         session = builder.getOrCreate()
