@@ -11,6 +11,8 @@ import contextlib
 import os
 import re
 import shutil
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -287,9 +289,35 @@ def _io_error(path: Path, e: duckdb.Error) -> StoreError:
     return StoreError(f"case store {path}", engine_message(e))
 
 
+_CTRL_C = threading.Event()
+
+
+def remember_interrupts() -> None:
+    """Have Ctrl-C (SIGINT) remembered by the process as well as raised.
+
+    DuckDB runs Python's handler when the signal lands inside a query, then reports the
+    interrupt as that query's error (RuntimeError "Query interrupted"): an error that a
+    file's error handling would take for the file failing, or a cleanup statement's
+    `suppress` would drop. What was pressed is known from `interrupted()` whatever became
+    of the exception. Call from the main thread; Python's KeyboardInterrupt is kept.
+    """
+
+    def handler(signum: int, frame: object) -> None:
+        _CTRL_C.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+
+
+def interrupted() -> bool:
+    """Whether Ctrl-C was pressed since remember_interrupts()."""
+    return _CTRL_C.is_set()
+
+
 def is_interrupt(e: BaseException) -> bool:
-    """Ctrl-C, as Python raises it or as DuckDB reports it when it lands inside a query."""
-    if isinstance(e, (KeyboardInterrupt, duckdb.InterruptException)):
+    """Ctrl-C, as Python raises it or as DuckDB reports it when it lands inside a query,
+    or any error that follows a Ctrl-C (which DuckDB may have turned into it)."""
+    if isinstance(e, (KeyboardInterrupt, duckdb.InterruptException)) or interrupted():
         return True
     return type(e) is RuntimeError and str(e) == "Query interrupted"
 

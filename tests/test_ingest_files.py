@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -1020,6 +1021,64 @@ def test_an_interrupt_while_staging_leaves_whole_files_and_a_rerun_completes(
     again = run(db, *files)
     assert [f.status for f in again.files] == ["skipped", "skipped", "loaded", "skipped", "loaded"]
     assert rows(db, "select count(*) from events") == [(64,)]
+
+
+@pytest.fixture
+def ctrl_c(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], None]]:
+    """Presses Ctrl-C as DuckDB sees it inside a query: Python's handler has run (the
+    process remembers it), and the query fails with "Query interrupted" or, when a
+    cleanup statement's error is dropped, not at all."""
+    import forensics.store
+
+    event = threading.Event()
+    monkeypatch.setattr(forensics.store, "_CTRL_C", event)
+    yield event.set
+
+
+@pytest.mark.parametrize("hook", ["after_stage", "before_commit"])
+def test_ctrl_c_that_duckdb_reports_as_a_query_error_stops_the_ingest(
+    tmp_path: Path, hook: str, ctrl_c: Callable[[], None]
+) -> None:
+    # Before, the file was reported as failed ("failed unexpectedly (RuntimeError)") and
+    # the ingest went on with the next files.
+    files = _overlapping_files(tmp_path)
+
+    def pressed(path: Path) -> None:
+        if path.name == "b.ndjson.gz":
+            ctrl_c()
+            raise RuntimeError("Query interrupted")
+
+    db = tmp_path / "s.duckdb"
+    with pytest.raises(KeyboardInterrupt):
+        run(db, *files, hooks=IngestHooks(**{hook: pressed}))
+    assert not [t for t in threading.enumerate() if t.name.startswith("forensics-")]
+    _stored_whole_before(db, "b.ndjson.gz")
+
+
+def _stored_whole_before(db: Path, name: str) -> None:
+    """The store holds whole files only, and none from `name` on (a.ndjson, staged before
+    Ctrl-C, is stored if its turn came before it)."""
+    stored = [r[0] for r in rows(db, "select path.split('/')[-1] from sources order by 1")]
+    assert name == "b.ndjson.gz" and stored in ([], ["a.ndjson"])
+    assert rows(db, "select coalesce(sum(rows_loaded), 0) from sources") == rows(
+        db, "select count(*) from events"
+    )
+
+
+def test_ctrl_c_whose_query_error_was_dropped_stops_at_the_next_file(
+    tmp_path: Path, ctrl_c: Callable[[], None]
+) -> None:
+    # Before, the interrupt was lost and every file was stored (exit 0).
+    files = _overlapping_files(tmp_path)
+
+    def pressed(path: Path) -> None:
+        if path.name == "b.ndjson.gz":
+            ctrl_c()
+
+    db = tmp_path / "s.duckdb"
+    with pytest.raises(KeyboardInterrupt):
+        run(db, *files, hooks=IngestHooks(after_stage=pressed))
+    _stored_whole_before(db, "b.ndjson.gz")
 
 
 # ----------------------------------------------------------------- storage order

@@ -25,7 +25,7 @@ from forensics.cli.options import (
     debug_requested,
 )
 from forensics.errors import ExitCode, ForensicsError
-from forensics.store import is_interrupt
+from forensics.store import is_interrupt, remember_interrupts
 from forensics.terminal import error
 
 
@@ -175,4 +175,5 @@ def main() -> None:
     # What DuckDB creates itself (the write-ahead log, spill files) is private to the user;
     # the store, its spill folder and every output also get explicit modes where created.
     os.umask(0o077)
+    remember_interrupts()
     app()

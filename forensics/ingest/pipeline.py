@@ -64,6 +64,7 @@ from forensics.store import (
     StoreOptions,
     another_connection,
     engine_error,
+    interrupted,
     is_interrupt,
     open_store,
 )
@@ -362,6 +363,13 @@ def _already_stored(
     return skipped
 
 
+def stop_if_interrupted() -> None:
+    """Stop at a file's boundary after a Ctrl-C that DuckDB took for a statement's error
+    which was then dropped (a cleanup statement's, say): the files stored so far stay."""
+    if interrupted():
+        raise KeyboardInterrupt
+
+
 def _keys_ahead(staged: Staged, prev: Staged | None, prev_stored: Future[Any] | None) -> bool:
     """Whether to look a staged file's keys up now, on the staging thread, rather than when
     its turn to be stored comes: only while the file before it is still being stored (the
@@ -437,7 +445,14 @@ def _overlap(
                     progress("file", 1)
             return results
 
+        def not_after_ctrl_c(c: duckdb.DuckDBPyConnection) -> None:
+            # Files are stored in order: none after one that Ctrl-C stopped.
+            if interrupted():
+                rollback(c)
+                raise KeyboardInterrupt
+
         def store(c: duckdb.DuckDBPyConnection, staged: Staged) -> list[FileResult]:
+            not_after_ctrl_c(c)
             return report([store_file(c, staged, options, known, keys)])
 
         def store_many(c: duckdb.DuckDBPyConnection, bs: BatchStaged) -> list[FileResult]:
@@ -445,11 +460,13 @@ def _overlap(
             def alone(c: duckdb.DuckDBPyConnection, f: Path, walked: bool) -> Staged:
                 return stage_file(c, f, options, progress, walked=walked)
 
+            not_after_ctrl_c(c)
             return report(store_batch(c, bs, options, known, alone, keys))
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="forensics-store") as pool:
             prev: Staged | None = None  # the unit before, when it was one file
             for i, unit in enumerate(in_batches(files, options)):
+                stop_if_interrupted()
                 c = cons[i % 2]
                 if i >= 2:
                     stored[i - 2].result()  # c's previous unit is stored: c is free
@@ -465,6 +482,8 @@ def _overlap(
                     bs = stage_batch(c, unit, options, ctx, read)
                     stored.append(pool.submit(store_many, c, bs))
                     prev = None
-            return [r for s in stored for r in s.result()]
+            results = [r for s in stored for r in s.result()]
+            stop_if_interrupted()
+            return results
     finally:
         cons[1].close()

@@ -25,7 +25,7 @@ from forensics.ingest.options import KINDS, FileResult, IngestOptions, IngestTun
 from forensics.ingest.stage import RAW_LIMIT, Stage
 from forensics.queries import Query, parse_query
 from forensics.sqltext import ident
-from forensics.store import engine_error
+from forensics.store import engine_error, interrupted
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 TEMP_TABLES = ("stage", "parsed", "held")  # a file's temp tables, dropped with it
@@ -433,8 +433,12 @@ def _store_order(
 
 
 def fail(con: duckdb.DuckDBPyConnection, result: FileResult, e: InputError | duckdb.Error) -> None:
-    """A bad file: its transaction and stage are dropped, its result carries the error."""
+    """A bad file: its transaction and stage are dropped, its result carries the error.
+    After Ctrl-C (which DuckDB reports as the running statement's error) the file did not
+    fail: the ingest stops, with this file not stored."""
     rollback(con)
+    if interrupted():
+        raise KeyboardInterrupt
     result.error = (e if isinstance(e, InputError) else engine_error("store", e)).one_line()
 
 
