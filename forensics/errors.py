@@ -11,8 +11,12 @@ import re
 from enum import IntEnum
 
 _RECORD_ECHO = re.compile(r'Input: ".*')  # DuckDB's JSON errors quote the record here
-# DuckDB's errors of these types quote the value (e.g. "Could not convert string 'x@y'").
+# DuckDB's errors of these types quote the value (e.g. "Could not convert string 'x@y'",
+# 'invalid date field format: "Ann"', "decimal value 1000 to type INT64"): quoted text and
+# numbers are hidden, type names (INT64) kept.
 _VALUE_ECHO = ("Conversion Error:", "Out of Range Error:")
+_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"\\]|\\.)*\"")
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d.]*(?:[eE][-+]?\d+)?(?![\w.])")
 # DuckDB's errors from the operating system end with its number: `..., "errno":"28"}`
 _ERRNO = re.compile(r'"errno"\s*:\s*"?(\d+)')
 
@@ -57,9 +61,8 @@ def engine_message(e: BaseException | str, limit: int = 200) -> str:
     if not text:
         return type(e).__name__ if isinstance(e, BaseException) else ""
     line = _RECORD_ECHO.sub("", text.splitlines()[0])
-    for kind in _VALUE_ECHO:
-        if line.startswith(kind):
-            return kind + " a value could not be converted (not shown: it may come from a record)"
+    if line.startswith(_VALUE_ECHO):
+        line = _NUMBER.sub("…", _QUOTED.sub("'…'", line))
     # The operating system's reason (e.g. "No space left on device") comes last, after the
     # paths: when the cut would lose it, it is put back from the error's number.
     m = _ERRNO.search(text)
