@@ -137,6 +137,10 @@ def test_held_out_incident_is_accounted_for_exactly(tmp_path: Path) -> None:
     by_name = {Path(f["path"]).name: f for f in out["files"]}
     assert by_name["z-truncated.parquet"]["status"] == "failed"
     assert by_name["z-truncated.parquet"]["error"]
+    # SPEC §7: the error is also one line on stderr (stdout holds the JSON only)
+    assert r.stderr.splitlines() == [
+        f"forensics: error: {bad}: {by_name['z-truncated.parquet']['error']}"
+    ]
     loaded = [f for f in out["files"] if f["status"] == "loaded"]
     assert len(loaded) == 8
     for f in loaded:

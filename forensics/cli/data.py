@@ -94,10 +94,10 @@ def ingest(
                 "command again to resume: files already stored are skipped"
             )
             raise typer.Exit(ExitCode.INTERRUPTED) from None
-    if as_json:
-        print_json(report.to_json())
-    elif quiet:
-        for f in report.files:
+    if as_json or quiet:
+        if as_json:
+            print_json(report.to_json())
+        for f in report.files:  # SPEC §7: errors on stderr, with --json too
             if f.status == "failed":
                 error(f"{f.path}: {f.error}")
     else:
