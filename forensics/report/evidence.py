@@ -79,33 +79,25 @@ def evidence_section(data: ReportData) -> Section:
 def _rederive_commands(data: ReportData, db: str, w: str) -> list[str]:
     """The command lines that re-derive every figure, for the store or lake read (`db`)."""
     by = " ".join(f"--by {_q(b.field)}" for b in data.breakdowns)
+    # The store or lake options follow the command: every command takes them there, and
+    # --lake and --engine only there.
     lines = [
         "# every figure of 'What happened' (the keys of its table), and the timeline:",
-        f"forensics {db} exposure --window {w} --json",
+        f"forensics exposure {db} --window {w} --json",
     ]
     for b in data.breakdowns:
         lines += [
             f"# the breakdown by {printable(b.field)}:",
-            f"forensics {db} exposure --window {w} --by {_q(b.field)} --json",
+            f"forensics exposure {db} --window {w} --by {_q(b.field)} --json",
         ]
     lines += [
         "# the people behind 'People affected' (personal data: recipients.csv, owners.csv):",
-        f"forensics {db} notify --window {w} --out NEW_FOLDER",
-        *(
-            [
-                "# the inputs and their accounting, the rejected records, and the files re-hashed:",
-                f"forensics {db} sources --json",
-                f"forensics {db} rejects --json",
-                f"forensics {db} verify",
-            ]
-            if data.lake is None
-            else [
-                "# the inputs and their accounting: the lake's sources/ table; the rejected",
-                "# records and the files re-hashed: sources, rejects and verify on each store",
-                "# exported into the lake (they read a case store)",
-            ]
-        ),
+        f"forensics notify {db} --window {w} --out NEW_FOLDER",
+        "# the inputs and their accounting, the rejected records, and the files re-hashed:",
+        f"forensics sources {db} --json",
+        f"forensics rejects {db} --json",
+        f"forensics verify {db}",
         "# this report again:",
-        f"forensics {db} report --window {w}{' ' + by if by else ''} --out NEW_FOLDER",
+        f"forensics report {db} --window {w}{' ' + by if by else ''} --out NEW_FOLDER",
     ]
     return lines
