@@ -238,9 +238,16 @@ def open_lake_duckdb(lake: str, options: StoreOptions | None = None) -> duckdb.D
 @contextlib.contextmanager
 def lake_lock(lake: Path) -> Iterator[None]:
     """One writer at a time (several machines exporting into one shared folder take turns)."""
-    lake.mkdir(parents=True, exist_ok=True)
-    for t in TABLES:
-        (lake / t).mkdir(exist_ok=True)
+    if lake.exists() and not lake.is_dir():
+        raise UsageError(f"case lake {lake}", "it is a file, not a folder")
+    try:
+        lake.mkdir(parents=True, exist_ok=True)
+        for t in TABLES:
+            (lake / t).mkdir(exist_ok=True)
+    except OSError as e:
+        raise StoreError(
+            f"case lake {lake}", f"cannot be created ({e.strerror or type(e).__name__})"
+        ) from None
     fd = os.open(lake / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:

@@ -146,3 +146,57 @@ def test_sql_on_spark_allows_a_select_with_its_own_ctes() -> None:
         "select count(*) from d join accounts_latest a using (user_id)"
     )
     assert sql.upper().startswith("WITH D AS")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sources"],
+        ["rejects"],
+        ["verify"],
+        ["status"],
+        ["sql", "select 1"],
+        ["exposure", "--window", "2024-02-16T09:00:00Z/PT1H"],
+        ["notify", "--window", "2024-02-16T09:00:00Z/PT1H", "--out", "OUT"],
+        ["report", "--window", "2024-02-16T09:00:00Z/PT1H", "--out", "OUT"],
+        ["ingest", "IN"],
+    ],
+)
+@pytest.mark.parametrize("where", ["global", "own"])
+def test_db_and_lake_together_are_a_usage_error(
+    runner: CliRunner, case: tuple[Path, Path], args: list[str], where: str, tmp_path: Path
+) -> None:
+    # Before, --db was silently ignored and the lake read (or written).
+    store, lake = case
+    args = [str(tmp_path / "out") if a == "OUT" else str(store) if a == "IN" else a for a in args]
+    db = ["--db", str(store)]
+    argv = (
+        [*db, *args, "--lake", str(lake)]
+        if where == "global"
+        else [*args, *db, "--lake", str(lake)]
+    )
+    r = runner.invoke(app, argv)
+    assert r.exit_code == 2, r.stderr
+    assert r.stderr.splitlines() == [
+        "forensics: error: --lake: give --db or --lake, not both "
+        "(--db names a case store, --lake a case lake)"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_lake_that_is_a_file_is_a_usage_error(
+    runner: CliRunner, case: tuple[Path, Path], tmp_path: Path
+) -> None:
+    store, _ = case
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for argv in (
+        ["--db", str(store), "export", str(afile)],
+        ["ingest", "--lake", str(afile), str(store)],
+    ):
+        r = runner.invoke(app, argv)
+        assert r.exit_code == 2, r.stderr
+        assert r.stderr.splitlines() == [
+            f"forensics: error: case lake {afile}: it is a file, not a folder"
+        ]
+    assert afile.read_text() == "x"

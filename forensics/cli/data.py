@@ -74,7 +74,7 @@ def ingest(
     options = IngestOptions(kind=kind, assume_tz=assume_tz, mapping=mapping)
     store = store_options(ctx, db, memory_limit, threads)
     quiet = is_quiet(ctx, quiet)
-    on_lake = engine_options(ctx, lake, engine, master, memory_limit, threads)
+    on_lake = engine_options(ctx, lake, engine, master, memory_limit, threads, db)
     if on_lake is not None:
         from forensics.lake_ingest import ingest_lake
 
@@ -124,7 +124,7 @@ def sources(
     """List the ingested files: kind, SHA-256 and how every record was accounted for."""
     from forensics.evidence import list_sources
 
-    rows = list_sources(store_options(ctx, db), engine_options(ctx, lake, engine, master))
+    rows = list_sources(store_options(ctx, db), engine_options(ctx, lake, engine, master, db=db))
     if as_json:
         print_json(rows)
     else:
@@ -148,7 +148,9 @@ def rejects(
     """List rejected records with their reasons (raw text with --json or --raw)."""
     from forensics.evidence import rejects_page
 
-    page = rejects_page(store_options(ctx, db), limit, engine_options(ctx, lake, engine, master))
+    page = rejects_page(
+        store_options(ctx, db), limit, engine_options(ctx, lake, engine, master, db=db)
+    )
     if as_json:
         print_json(page.rows)
     else:
@@ -169,7 +171,7 @@ def verify(
     """Re-hash every source file: exit 0 if all match, 1 if any changed, is gone or unreadable."""
     from forensics.evidence import verify_sources
 
-    rows = verify_sources(store_options(ctx, db), engine_options(ctx, lake, engine, master))
+    rows = verify_sources(store_options(ctx, db), engine_options(ctx, lake, engine, master, db=db))
     if as_json:
         print_json(rows)
     else:
@@ -195,7 +197,9 @@ def status(
     of events and grants, the store's size and the tool versions that wrote it."""
     from forensics.status import describe_store
 
-    report = describe_store(store_options(ctx, db), engine_options(ctx, lake, engine, master))
+    report = describe_store(
+        store_options(ctx, db), engine_options(ctx, lake, engine, master, db=db)
+    )
     if as_json:
         print_json(report.to_json())
     else:
@@ -235,7 +239,7 @@ def sql(
 
     if query == "-":
         query = sys.stdin.read()
-    on_lake = engine_options(ctx, lake, engine, master, memory_limit, threads)
+    on_lake = engine_options(ctx, lake, engine, master, memory_limit, threads, db)
     with query_case(store_options(ctx, db, memory_limit, threads), query, on_lake) as result:
         if fmt is SqlFormat.csv:
             screens.write_sql_csv(result)

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from forensics import screens
-from forensics.errors import ExitCode
+from forensics.errors import ExitCode, UsageError
 from forensics.store import StoreOptions, resolve_db_path
 from forensics.terminal import error, note, warn
 
@@ -136,13 +136,20 @@ def engine_options(
     master: str | None,
     memory_limit: str | None = None,
     threads: int | None = None,
+    db: str | None = None,
 ) -> Any:
-    """EngineOptions for --lake/--engine/--master, or None: the case store (--db) with DuckDB."""
+    """EngineOptions for --lake/--engine/--master, or None: the case store (--db) with DuckDB.
+    `db`: the command's own --db, which cannot go with --lake (nor can the global one;
+    $FORENSICS_DB, a default, gives way to --lake)."""
     from forensics.engines.base import EngineOptions, check_engine
 
+    g = globals_of(ctx)
+    if lake is not None and (db or g.db):
+        raise UsageError(
+            "--lake", "give --db or --lake, not both (--db names a case store, --lake a case lake)"
+        )
     if lake is None and engine is EngineName.duckdb:
         return None
-    g = globals_of(ctx)
     options = EngineOptions(
         engine.value, lake, master, memory_limit or g.memory_limit, threads or g.threads
     )
@@ -177,7 +184,7 @@ def window_run(
     from forensics.window import parse_window
 
     w = parse_window(window)
-    on_lake = engine_options(ctx, lake, engine, master, memory_limit, threads)
+    on_lake = engine_options(ctx, lake, engine, master, memory_limit, threads, db)
     quiet = is_quiet(ctx, quiet)
     window_notes(window, w, quiet)
     return WindowRun(w, store_options(ctx, db, memory_limit, threads), on_lake, quiet)
