@@ -296,8 +296,14 @@ def _resolve(
     finally:
         con.close()
     outcomes = {o.source_id - result.base: o for o in result.files}
-    given = {str(f.resolve()): str(f) for f, _ in files}
+    # The files this run has loaded so far, by recorded path: a later file with the same
+    # content names one of them as it was given (as a store's ingest does); one the lake
+    # held before is named as the lake records it.
+    given: dict[str, str] = {}
     report: list[FileResult] = list(failed)
+    # Content the lake held before this run: a later file of this run with the same content
+    # (skipped in its share as the same as the first) is the same as what the lake holds.
+    held: dict[str, str] = {}
     for i in range(len(files)):
         _, r = by_index[i]
         fr = FileResult(**{k: v for k, v in r.items() if k != "index"})
@@ -306,10 +312,15 @@ def _resolve(
             if o.status == "skipped":
                 fr.status, fr.error, fr.reasons = "skipped", _given(o.error or "", given), {}
                 fr.rows_read = fr.rows_loaded = fr.rows_rejected = fr.rows_duplicate = 0
+                if fr.sha256:
+                    held.setdefault(fr.sha256, fr.error)
             else:
                 fr.rows_loaded, fr.rows_duplicate = o.rows_loaded, o.rows_duplicate
+                given[str(files[i][0].resolve())] = str(files[i][0])
         elif fr.status == "loaded":
             raise StoreError(f"case lake {lake}", f"file {i + 1} of the run was not resolved")
+        elif fr.status == "skipped" and fr.sha256 in held:
+            fr.error = held[fr.sha256]
         report.append(fr)
     return IngestReport(report)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -65,6 +66,10 @@ def spark_session() -> Iterator[Any]:
     from pyspark.sql import SparkSession
 
     from tests.helpers.engines import SPARK_TEST_CONF, SPARK_TEST_MASTER
+
+    # The workers run this interpreter, as forensics' own session has them do (an
+    # activated virtualenv is not needed).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
     builder = (
         SparkSession.builder.master(SPARK_TEST_MASTER)

@@ -65,3 +65,36 @@ def test_duplicates_across_and_within_batches_account_like_a_store(
     # the second batch's events sit in their UTC day and hour
     hours = {Path(f).parent.name for f in table_files(lake, "events") if "b000002_" in f}
     assert hours == {"hour=09", "hour=10"}
+
+
+@pytest.mark.parametrize("engine_name", ["duckdb", pytest.param("spark", marks=pytest.mark.spark)])
+def test_copies_of_content_the_lake_holds_are_named_like_a_store_names_them(
+    tmp_path: Path, engine_name: str, request: pytest.FixtureRequest
+) -> None:
+    # Before, a.ndjson (held by the lake since the first run) was reported as the same as
+    # b.ndjson, its copy earlier in the second run, which was itself skipped.
+    if engine_name == "spark":
+        request.getfixturevalue("spark_session")
+    a = write_ndjson(tmp_path / "a.ndjson", [event(request_id="r1")])
+    b = tmp_path / "b.ndjson"
+    b.write_bytes(a.read_bytes())
+    (tmp_path / "sub").mkdir()
+    c = tmp_path / "sub" / "c.ndjson"
+    c.write_bytes(a.read_bytes())
+    new = write_ndjson(tmp_path / "new.ndjson", [event(request_id="r2")])
+    again = tmp_path / "sub" / "new-again.ndjson"
+    again.write_bytes(new.read_bytes())
+    on = EngineOptions(engine_name, str(tmp_path / "lake"), "local[1]")
+    store = tmp_path / "case.duckdb"
+    for batch in ([str(a)], [str(b), str(a), str(new), str(tmp_path / "sub")]):
+        want = run(store, *batch)
+        got = ingest_lake(on, batch, IngestOptions())
+        assert got.to_json() == want.to_json()
+    errors = {Path(f.path).name: f.error for f in got.files}
+    assert errors == {
+        "b.ndjson": f"same content as {a}",
+        "a.ndjson": f"same content as {a}",
+        "new.ndjson": None,
+        "c.ndjson": f"same content as {a}",
+        "new-again.ndjson": f"same content as {new}",
+    }
