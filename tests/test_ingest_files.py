@@ -149,6 +149,26 @@ def test_invalid_utf8_or_raw_nul_rejects_only_that_record(tmp_path: Path) -> Non
     ]
 
 
+def test_a_file_with_no_utf8_record_says_so(tmp_path: Path) -> None:
+    # A Latin-1 export: each line is invalid UTF-8. Before, the file failed saying that no
+    # record is a JSON object.
+    f = tmp_path / "a.jsonl"
+    f.write_bytes(b'{"user_id":"u1","name":"Ann\xe9"}\n{"user_id":"u2","name":"Jos\xe9"}\n')
+    db = tmp_path / "s.duckdb"
+    r = _only(run(db, f))
+    assert r.status == "failed"
+    assert r.error == (
+        "kind: no record is UTF-8 text (the file looks like another encoding), so its kind "
+        "cannot be told; pass --kind to keep its records as rejects"
+    )
+    r = _only(run(db, f, kind="accounts"))
+    assert (r.status, r.rows_read, r.rows_rejected) == ("loaded", 2, 2)
+    # one readable line that is not an object keeps the other reason
+    g = tmp_path / "b.jsonl"
+    g.write_bytes(b'{"user_id":"Ann\xe9"}\n[1]\n')
+    assert "no record is a JSON object" in (_only(run(db, g)).error or "")
+
+
 def test_utf16_file_fails_whole(tmp_path: Path) -> None:
     f = tmp_path / "e.ndjson"
     f.write_bytes(_ndjson_bytes(GOOD).decode().encode("utf-16"))

@@ -214,6 +214,13 @@ def write_file(
             counts["rows_read"] - counts["rows_rejected"] - counts["rows_loaded"]
         )
     elif _temp_table_exists(con, "held"):
+        n, bad = _one(con, "held_encoding")
+        if n and n == bad:
+            raise InputError(
+                "kind",
+                "no record is UTF-8 text (the file looks like another encoding), so its kind "
+                "cannot be told; pass --kind to keep its records as rejects",
+            )
         raise InputError(
             "kind", "no record is a JSON object, so its kind cannot be told; pass --kind"
         )
