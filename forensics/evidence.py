@@ -22,7 +22,8 @@ from forensics.store import StoreOptions, engine_error
 def _iso(value: Any) -> Any:
     """A time as ISO 8601 UTC text with microseconds (`2024-02-16T09:00:00.000000Z`)."""
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        utc = value.astimezone(timezone.utc)
+        return f"{utc.year:04d}" + utc.strftime("-%m-%dT%H:%M:%S.%fZ")
     return value
 
 

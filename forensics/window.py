@@ -75,7 +75,9 @@ def format_instant(dt: datetime) -> str:
     """`YYYY-MM-DDTHH:MM:SSZ` in UTC (a naive datetime is taken as UTC; fraction dropped)."""
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    utc = dt.astimezone(timezone.utc)
+    # %Y is not zero-padded below the year 1000 on every platform
+    return f"{utc.year:04d}" + utc.strftime("-%m-%dT%H:%M:%SZ")
 
 
 def parse_window(text: str) -> Window:
@@ -302,7 +304,7 @@ def format_time(value: datetime | int, *, naive_as_is: bool = False) -> str:
     else:
         micros = value
     instant = _EPOCH + timedelta(microseconds=micros)
-    text = instant.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{instant.year:04d}" + instant.strftime("-%m-%dT%H:%M:%S")
     fraction = micros % 1_000_000
     if fraction:
         text += "." + f"{fraction:06d}".rstrip("0")

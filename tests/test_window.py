@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from forensics.errors import ExitCode, UsageError
-from forensics.window import Window, format_instant, parse_window
+from forensics.window import Window, format_instant, format_time, parse_window
 
 UTC = timezone.utc
 
@@ -65,6 +65,14 @@ def test_window_echoes_in_utc_with_z() -> None:
     assert w.to_json() == {"start": "2024-02-16T09:00:00Z", "end": "2024-02-16T10:00:00Z"}
     assert str(w) == "2024-02-16T09:00:00Z/2024-02-16T10:00:00Z"
     assert format_instant(datetime(2024, 2, 16, 9)) == "2024-02-16T09:00:00Z"
+
+
+def test_a_year_below_1000_is_echoed_with_four_digits() -> None:
+    # SPEC §4's YYYY: `%Y` alone wrote "999-01-01T00:00:00Z".
+    w = parse_window("0999-01-01T00:00:00Z/P1D")
+    assert str(w) == "0999-01-01T00:00:00Z/0999-01-02T00:00:00Z"
+    assert format_instant(datetime(1, 1, 1, tzinfo=UTC)) == "0001-01-01T00:00:00Z"
+    assert format_time(datetime(5, 3, 1, 0, 0, 0, 250000, tzinfo=UTC)) == "0005-03-01T00:00:00.25Z"
 
 
 @pytest.mark.parametrize(
