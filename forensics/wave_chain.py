@@ -81,12 +81,13 @@ def read_wave(folder: Path) -> Wave:
         manifest = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise InputError(f"{path}", "is not valid JSON") from None
-    if not isinstance(manifest, dict) or manifest.get("tool", {}).get("name") != TOOL_NAME:
+    tool = manifest.get("tool") if isinstance(manifest, dict) else None
+    if not isinstance(tool, dict) or tool.get("name") != TOOL_NAME:
         raise InputError(f"{path}", f"is not a manifest written by {TOOL_NAME} notify")
     outputs = manifest.get("outputs")
     if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
         raise InputError(f"{path}", "has no list of outputs")
-    listed = {o.get("name"): o for o in outputs}
+    listed = {o["name"]: o for o in outputs if isinstance(o.get("name"), str)}
     for spec in LISTS:
         entry = listed.get(spec.file_name)
         if entry is None or not _SHA256.match(str(entry.get("sha256", ""))):
@@ -145,6 +146,12 @@ def _wave_fields(path: Path, wave: Any) -> tuple[int, str | None, str | None]:
         raise InputError(f"{path}", "names its previous wave without a SHA-256 and folder")
     if number == 1:
         raise InputError(f"{path}", "is wave 1 but names a previous wave")
+    if "number" in previous and (
+        previous["number"] != number - 1 or isinstance(previous["number"], bool)
+    ):
+        raise InputError(
+            f"{path}", f"is wave {number} but names wave {previous['number']!r:.20} as its previous"
+        )
     return number, sha, folder
 
 
@@ -173,6 +180,12 @@ def walk_chain(folder: Path) -> Iterator[Wave]:
             raise InputError(
                 f"{where / MANIFEST}",
                 f"is wave {previous.number}, but wave {wave.number} names it as its previous",
+            )
+        recorded = wave.manifest["wave"]["previous"].get("window", previous.window)
+        if recorded != previous.window:
+            raise InputError(
+                f"{wave.folder / MANIFEST}",
+                "records another window for its previous wave than that wave's manifest holds",
             )
         yield previous
         wave = previous

@@ -516,3 +516,42 @@ def test_a_manifest_that_claims_pseudonyms_without_a_key_check_is_refused(
     path.write_text(json.dumps(manifest))
     with pytest.raises(InputError, match="no key check"):
         wave(db, tmp_path / "w4", previous=w3)
+
+
+@pytest.mark.parametrize(
+    "edit, why",
+    [
+        (lambda m: m.update(tool="forensics"), "is not a manifest written by forensics notify"),
+        (lambda m: m.update(tool=None), "is not a manifest written by forensics notify"),
+        (
+            lambda m: m["outputs"][0].update(name=[m["outputs"][0]["name"]]),
+            "does not record",
+        ),
+        (
+            lambda m: m["wave"]["previous"].update(number="one"),
+            "is wave 3 but names wave 'one' as its previous",
+        ),
+        (lambda m: m["wave"]["previous"].update(number=7), "is wave 3 but names wave 7"),
+        (lambda m: m["wave"]["previous"].update(number=True), "is wave 3 but names wave True"),
+        (
+            lambda m: m["wave"]["previous"].update(
+                window={"start": "2000-01-01T00:00:00Z", "end": "2000-01-02T00:00:00Z"}
+            ),
+            "records another window for its previous wave",
+        ),
+    ],
+)
+def test_a_malformed_newest_manifest_is_named_not_an_internal_error(
+    chain: tuple[Path, Path, Path, Path], edit: Any, why: str
+) -> None:
+    # Before: "internal error: AttributeError/TypeError", or (the previous wave's number or
+    # window) not checked at all.
+    db, w1, w2, w3 = chain
+    path = w3 / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+    r = CliRunner().invoke(app, ["verify-notices", str(w3)])
+    assert r.exit_code == 1, r.stderr
+    assert f"{path}: {why}" in r.stderr
+    assert "internal error" not in r.stderr
