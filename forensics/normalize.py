@@ -260,7 +260,10 @@ def time_field(src: Source, tz_param: str, name: str = "t") -> Field:
     if cat == "int":
         return Field(f"fx_ts_int(try_cast({e} as bigint))", f"({e} is not null)", null_bad=True)
     if cat == "float":
-        v = f"fx_ts_dec(try_cast({e} as decimal(38, 9)))"
+        # A double goes through its shortest text: DuckDB's DOUBLE-to-DECIMAL cast is not
+        # exact (1708074001.25 becomes 1708074001.249999872, a microsecond early).
+        x = f"({e})::varchar" if src.type.upper() in _FLOAT_TYPES else e
+        v = f"fx_ts_dec(try_cast({x} as decimal(38, 9)))"
         return Field(v, f"({e} is not null)", null_bad=True)
     if cat in ("naive", "naive_ns"):
         local = f"({e})::timestamp" if cat == "naive" else f"make_timestamp(epoch_ns({e}) // 1000)"
