@@ -160,7 +160,7 @@ def ingest_lake(
     are counted when its task ends."""
     check_engine(engine)
     lake = local_lake(engine.lake or "")
-    files, failed = discover(paths)
+    files, failed = discover(paths, [lake])
     with lake_lock(lake):
         staging = lake / "_staging" / f"ingest-{uuid.uuid4().hex[:12]}"
         staging.mkdir(parents=True)

@@ -154,6 +154,12 @@ def key_dir(path: Path) -> Path:
     return path.with_name(path.name + ".keys")
 
 
+def own_paths(path: Path) -> list[Path]:
+    """What a store at `path` writes beside itself: never evidence to ingest."""
+    wal = path.with_name(path.name + ".wal")
+    return [path, wal, spill_dir(path), key_dir(path), cache_dir(path)]
+
+
 def cache_dir(path: Path) -> Path:
     """The folder of analysis results kept beside the store at `path`
     (forensics.window_cache): private, deleted whenever the store is opened to write."""

@@ -22,7 +22,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from forensics.errors import InputError, StoreInUseError
-from forensics.ingest import IngestHooks, IngestTuning, file_format
+from forensics.ingest import IngestHooks, IngestOptions, IngestTuning, file_format
 from forensics.ingest.readers import ReadContext, TableBatch, reader_for, source
 from forensics.ingest.readers.json_lines import split_lines
 from forensics.ingest.stage import in_pieces
@@ -454,6 +454,46 @@ def test_glob_characters_in_real_names_read_exactly_that_file(tmp_path: Path) ->
             db,
             "select request_id from events where source_id = (select max(source_id) from sources)",
         ) == [(f"r{i}",)]
+
+
+def test_a_folder_holding_the_store_is_walked_without_the_stores_own_files(
+    tmp_path: Path,
+) -> None:
+    # `forensics ingest .` where ./forensics.duckdb lives: its key index (a manifest.json),
+    # spill folder and kept results (Parquet) are not evidence. Before, the second run
+    # failed on forensics.duckdb.keys/manifest.json, and read STORE.cache/*.parquet.
+    write_ndjson(tmp_path / "a.ndjson", GOOD[:2])
+    db = tmp_path / "forensics.duckdb"
+    run(db, tmp_path)
+    for side in ("cache", "tmp"):
+        (tmp_path / f"forensics.duckdb.{side}").mkdir(exist_ok=True)
+        write_parquet(tmp_path / f"forensics.duckdb.{side}" / "r.parquet", {"user_id": ["x"]})
+    write_ndjson(tmp_path / "b.ndjson", GOOD[2:])
+    report = run(db, tmp_path)
+    assert sorted((Path(f.path).name, f.status) for f in report.files) == [
+        ("a.ndjson", "skipped"),
+        ("b.ndjson", "loaded"),
+    ]
+    named = run(db, tmp_path / "forensics.duckdb.keys" / "manifest.json").files
+    assert [(f.status, f.error) for f in named] == [
+        ("failed", "is the case's own file, not evidence")
+    ]
+    assert rows(db, "select count(*) from sources") == [(2,)]
+
+
+def test_a_lake_inside_the_folder_ingested_into_it_is_not_read(tmp_path: Path) -> None:
+    from forensics.engines.base import EngineOptions
+    from forensics.lake_ingest import ingest_lake
+
+    write_ndjson(tmp_path / "a.ndjson", GOOD[:2])
+    on = EngineOptions("duckdb", str(tmp_path / "lake"), "local[1]")
+    ingest_lake(on, [str(tmp_path)], IngestOptions())
+    write_ndjson(tmp_path / "b.ndjson", GOOD[2:])
+    report = ingest_lake(on, [str(tmp_path)], IngestOptions())
+    assert sorted((Path(f.path).name, f.status) for f in report.files) == [
+        ("a.ndjson", "skipped"),
+        ("b.ndjson", "loaded"),
+    ]
 
 
 def test_same_file_twice_or_via_symlink_is_read_once(tmp_path: Path) -> None:

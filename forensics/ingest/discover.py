@@ -20,11 +20,15 @@ _REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
-def discover(paths: list[str]) -> tuple[list[tuple[Path, bool]], list[FileResult]]:
+def discover(
+    paths: list[str], own: list[Path] | None = None
+) -> tuple[list[tuple[Path, bool]], list[FileResult]]:
     """Expand files, folders (recursive, hidden skipped) and globs; refuse non-local paths.
 
     Returns the files to read (with whether a folder walk found them), de-duplicated by real
-    path, and failures for bad paths.
+    path, and failures for bad paths. `own`: the files and folders the case itself writes
+    (the store and what it keeps beside it, or the lake): a walk leaves them out, as it
+    does hidden files, and one named on its own fails, said to be the case's own.
     """
     found: list[tuple[Path, bool]] = []
     failed: list[FileResult] = []
@@ -49,20 +53,36 @@ def discover(paths: list[str]) -> tuple[list[tuple[Path, bool]], list[FileResult
                     found.append((mp, False))
         else:
             failed.append(FileResult(p, error="no such file or folder"))
+    mine = [os.path.realpath(p) for p in own or []]
     seen: set[str] = set()
     unique: list[tuple[Path, bool]] = []
     for f, walked in found:
         real = os.path.realpath(f)
+        if any(real == m or real.startswith(m + os.sep) for m in mine):
+            if not walked:
+                failed.append(FileResult(str(f), error="is the case's own file, not evidence"))
+            continue
         if real not in seen:
             seen.add(real)
             unique.append((f, walked))
     return unique, failed
 
 
+# What a case store `X` keeps beside itself (forensics.store.own_paths): folders `X.keys`,
+# `X.tmp` and `X.cache` next to a file `X`, never evidence, whichever store wrote them.
+_STORE_SIDE = (".keys", ".tmp", ".cache")
+
+
 def _walk(root: Path) -> list[Path]:
     out: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        files = set(filenames)
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not d.startswith(".")
+            and not (d.endswith(_STORE_SIDE) and d.rsplit(".", 1)[0] in files)
+        )
         out.extend(Path(dirpath, f) for f in sorted(filenames) if not f.startswith("."))
     return out
 

@@ -67,6 +67,7 @@ from forensics.store import (
     interrupted,
     is_interrupt,
     open_store,
+    own_paths,
 )
 
 ReadGen = Generator[Batch, None, ReadEnd]
@@ -288,7 +289,7 @@ def ingest(
 ) -> IngestReport:
     """Ingest every path into the store; bad files are reported, the others still stored."""
     validate_options(options)
-    files, failed = discover(paths)
+    files, failed = discover(paths, own_paths(store.path))
     if not files and failed:
         # Nothing to read (e.g. the only path does not exist): the store, and its spill
         # folder, are not created for nothing.
