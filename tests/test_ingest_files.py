@@ -149,6 +149,30 @@ def test_invalid_utf8_or_raw_nul_rejects_only_that_record(tmp_path: Path) -> Non
     ]
 
 
+@pytest.mark.parametrize("suffix", [".ndjson", ".json"])
+def test_a_record_too_large_for_the_memory_limit_is_rejected_alone(
+    tmp_path: Path, suffix: str
+) -> None:
+    # DuckDB parses a record in several times its size: a 60 MB record under a 1 GB limit
+    # failed its whole file (Out of Memory). Now one beyond 1/32 of the limit is rejected.
+    from forensics.ingest import ingest
+
+    big = dict(GOOD[1], note="A" * (3 << 20))  # 3 MiB; the limit below allows 2 MiB
+    records = [GOOD[0], big, GOOD[2], dict(GOOD[3], note="B" * (1 << 20))]
+    f = tmp_path / f"e{suffix}"
+    if suffix == ".json":
+        f.write_text(json.dumps(records))
+    else:
+        write_ndjson(f, records)
+    db = tmp_path / "s.duckdb"
+    report = ingest(StoreOptions(db, memory_limit="64MB"), [str(f)], IngestOptions())
+    r = _only(report)
+    assert (r.status, r.rows_loaded, r.rows_rejected) == ("loaded", 3, 1)
+    assert rows(db, "select source_record, reason, length(raw) from rejects") == [
+        (2, "record too large (2 MiB at most under this memory limit)", 1 << 20)
+    ]
+
+
 def test_a_file_with_no_utf8_record_says_so(tmp_path: Path) -> None:
     # A Latin-1 export: each line is invalid UTF-8. Before, the file failed saying that no
     # record is a JSON object.

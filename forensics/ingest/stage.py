@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from forensics.errors import InputError
 from forensics.ingest.options import IngestOptions, IngestTuning
@@ -36,6 +37,24 @@ from forensics.sqltext import (
 from forensics.store import DKEY
 
 RAW_LIMIT = 1 << 20  # a rejected record's raw text is kept up to this many characters
+# DuckDB parses a JSON record in memory several times its size, in power-of-two blocks: a
+# record beyond 1/RECORD_SHARE of the memory limit is rejected unparsed, not left to fail
+# its whole file for memory (a 60 MB record did under a 1 GB limit).
+RECORD_SHARE = 32
+_UNITS = {"B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
+_UNITS |= {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+
+
+def record_limit(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The largest JSON record staged (bytes), from the connection's memory limit; None
+    when the limit cannot be read."""
+    row = con.execute("select current_setting('memory_limit')").fetchone()
+    number, _, unit = str(row[0] if row else "").partition(" ")
+    try:
+        return int(float(number) * _UNITS[unit]) // RECORD_SHARE
+    except (KeyError, ValueError):
+        return None
+
 
 # An event's de-duplication key (store.DKEY) is computed as it is staged, where the work is
 # spread over the cores, from its canonical values: (", dkey", ", <expression>") for the
@@ -244,6 +263,7 @@ class Stage:
         self.mapper: FileMapper | None = None  # the map's [kind] table applied to this file
         self._n_threads = 0
         self._maybe_deep = True
+        self._record_limit: int | None = None  # bytes; 0: none (see record_limit)
         self.notes: tuple[str, ...] = ()  # for the sources row (ReadEnd.notes)
 
     def add(self, batch: JsonBatch | TableBatch) -> None:
@@ -327,7 +347,7 @@ class Stage:
     def add_json(self, lines: JsonBatch) -> None:
         """Parse, check and normalise a batch of JSON records into the stage."""
         con = self.con
-        batch = pa.table({"rec": lines.rec, "raw": lines.raw, "pre_err": lines.pre_err})
+        batch = pa.table({"rec": lines.rec, "raw": lines.raw, "pre_err": self._too_large(lines)})
         con.register("batch_in", in_pieces(batch, self._threads(), self.tuning))
         self._maybe_deep = lines.maybe_deep
         try:
@@ -339,6 +359,18 @@ class Stage:
             # is already on its way, and the rollback drops the view.
             with contextlib.suppress(duckdb.Error):
                 con.unregister("batch_in")
+
+    def _too_large(self, lines: JsonBatch) -> pa.Array | pa.ChunkedArray:
+        """pre_err, with `record too large` for each record beyond record_limit."""
+        if self._record_limit is None:
+            self._record_limit = record_limit(self.con) or 0
+        limit = self._record_limit
+        if not limit or not len(lines.rec) or pc.max(pc.binary_length(lines.raw)).as_py() <= limit:
+            return lines.pre_err
+        mib = limit / (1 << 20)
+        why = f"record too large ({mib:,.0f} MiB at most under this memory limit)"
+        too = pc.and_(pc.greater(pc.binary_length(lines.raw), limit), pc.is_null(lines.pre_err))
+        return pc.if_else(too, why, lines.pre_err)
 
     def _check_elements(self) -> None:
         """Every element of a JSON array must be standard JSON, or the file fails."""
