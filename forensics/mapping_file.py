@@ -87,12 +87,24 @@ class FileMapper:
             for k, s in zip(tops, row[0] if row else (), strict=False):
                 if s is not None:
                     structures[k] = json.loads(s)
+        varying: list[tuple[str, ...]] = []
         for paths in self.needed.values():
             for p in paths:
                 if p in self.seen or p[0] not in keys:
                     continue
                 if len(p) == 1 or _has_path(structures.get(p[0]), p[1:]):
                     self.seen.add(p)
+                elif _varies(structures.get(p[0]), p[1:]):
+                    varying.append(p)
+        for p in varying:
+            # A parent whose type differs between records (an object in some, text in
+            # others): whether some record has the field is asked record by record.
+            found = con.execute(
+                f"select count(*) from {table} where {where} and json_exists(raw, $p)",  # noqa: S608
+                {"p": json_pointer(list(p))},
+            ).fetchall()
+            if found and found[0][0]:
+                self.seen.add(p)
         if not self.exprs:
             return {}
         typed: list[str] = []
@@ -224,6 +236,21 @@ def _has_path(structure: Any, tail: tuple[str, ...]) -> bool:
     return True
 
 
+def _varies(structure: Any, tail: tuple[str, ...]) -> bool:
+    """Whether the path reaches a value whose type differs between records ("JSON" in a
+    merged structure) before its end: some records may have it."""
+    for part in tail:
+        if structure == "JSON":
+            return True
+        if isinstance(structure, list) and part.isdigit() and structure:
+            structure = structure[0]
+        elif isinstance(structure, dict) and part in structure:
+            structure = structure[part]
+        else:
+            return False
+    return False
+
+
 def _typed(structure: Any, tails: list[tuple[str, ...]]) -> Any:
     """The json_transform structure an expression sees for one top-level field.
 
@@ -237,6 +264,10 @@ def _typed(structure: Any, tails: list[tuple[str, ...]]) -> Any:
         return _rewrite(structure)
     if structure == "NULL":  # null in every record of the batch: its sub-fields are missing
         return _absent(tails)
+    if structure == "JSON":
+        # An object in some records, another type in others: the sub-fields read, as JSON
+        # (json_transform gives NULL where the record's value is not an object).
+        return _absent(tails, leaf="JSON")
     if not isinstance(structure, dict):
         return _rewrite(structure)
     out: dict[str, Any] = {}
@@ -246,12 +277,15 @@ def _typed(structure: Any, tails: list[tuple[str, ...]]) -> Any:
     return out
 
 
-def _absent(tails: list[tuple[str, ...]]) -> Any:
+def _absent(tails: list[tuple[str, ...]], leaf: str = "NULL") -> Any:
+    """The structure of the sub-fields read, each of type `leaf` (NULL: binds with any type,
+    its values all missing)."""
     tails = [t for t in tails if t]
     if not tails:
-        return "NULL"  # binds with any type; its values are all missing
+        return leaf
     return {
-        h: _absent([t[1:] for t in tails if t[0] == h]) for h in dict.fromkeys(t[0] for t in tails)
+        h: _absent([t[1:] for t in tails if t[0] == h], leaf)
+        for h in dict.fromkeys(t[0] for t in tails)
     }
 
 

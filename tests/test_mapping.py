@@ -916,3 +916,34 @@ def test_dotted_path_steps_into_a_json_array_like_a_pointer(tmp_path: Path) -> N
     )
     ingest_mapped(tmp_path, '[events]\nts = "time"\nuser_id = "principals.0.uid"\n', f)
     assert [r[2] for r in stored_events(tmp_path / "s.duckdb")] == ["u1"]
+
+
+_ACTORS = [
+    {"user": {"uid": "u1"}},  # the one record that has actor.user.uid
+    "system",
+    {"user": "flat"},
+    [1, 2],
+    None,
+]
+
+
+@pytest.mark.parametrize("spec", ['"actor.user.uid"', '{ sql = "actor.user.uid" }'])
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_a_path_whose_parent_changes_type_between_records_is_read_record_by_record(
+    tmp_path: Path, spec: str, wrapped: bool
+) -> None:
+    # Before, the file failed: "no record has the field actor.user.uid".
+    records = [
+        {"ts": f"2024-02-16T09:00:0{i}Z", "action": "x", "request_id": f"r{i}", "actor": a}
+        for i, a in enumerate(_ACTORS)
+    ]
+    if wrapped:
+        f = tmp_path / "e.json"
+        f.write_text(json.dumps({"Records": records}))
+    else:
+        f = write_ndjson(tmp_path / "e.ndjson", records)
+    report = ingest_mapped(tmp_path, f"[events]\nuser_id = {spec}\n", f)
+    assert report.files[0].status == "loaded", report.files[0].error
+    db = tmp_path / "s.duckdb"
+    assert rows(db, "select user_id, request_id from events") == [("u1", "r0")]
+    assert reasons(db) == [(1 + i, "missing user_id") for i in range(1, len(_ACTORS))]
