@@ -947,3 +947,28 @@ def test_a_path_whose_parent_changes_type_between_records_is_read_record_by_reco
     db = tmp_path / "s.duckdb"
     assert rows(db, "select user_id, request_id from events") == [("u1", "r0")]
     assert reasons(db) == [(1 + i, "missing user_id") for i in range(1, len(_ACTORS))]
+
+
+def test_a_canonically_named_field_the_map_reads_elsewhere_is_kept_in_extra(
+    tmp_path: Path,
+) -> None:
+    # README: fields the map does not read stay in `extra`. The source's own `ts` and
+    # `user_id` (the map reads them from `time` and `uid`) were dropped from the store.
+    j = write_ndjson(
+        tmp_path / "e.ndjson",
+        [
+            {
+                "ts": "1999",
+                "time": "2024-02-16T09:00:01Z",
+                "action": "x",
+                "user_id": "no",
+                "uid": "u",
+            }
+        ],
+    )
+    c = tmp_path / "e.csv"
+    c.write_text("ts,time,action,user_id,uid,request_id\n1999,2024-02-16T09:00:02Z,x,no,u,c1\n")
+    ingest_mapped(tmp_path, '[events]\nts = "time"\nuser_id = "uid"\n', j, c)
+    db = tmp_path / "s.duckdb"
+    got = [json.loads(e) for (e,) in rows(db, "select extra from events order by ts")]
+    assert got == [{"ts": "1999", "user_id": "no"}, {"ts": "1999", "user_id": "no"}]

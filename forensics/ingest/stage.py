@@ -464,11 +464,8 @@ class Stage:
             sources[name] = Source(f"v[{len(paths)}]", "json")
         # Without a map every top-level key is extracted (for events they are the extras
         # kept; for all kinds they let duplicates be found by counting, see dup_by_count).
-        extras = (
-            sorted(keys - used - set(CANONICAL[kind]))
-            if kind == "events" or mapping is None
-            else []
-        )
+        # A canonical name is an extra too when a map reads the field from elsewhere.
+        extras = sorted(keys - used) if kind == "events" or mapping is None else []
         return sources, paths + [json_pointer([k]) for k in extras]
 
     def _stage_json(self, keys: set[str], source: str) -> None:
@@ -647,7 +644,7 @@ class Stage:
         select_cols = ", ".join(norm.columns.keys())
         extra = ""
         if kind == "events":
-            extras = [c for c in all_cols if c not in used and c not in CANONICAL[kind]]
+            extras = [c for c in all_cols if c not in used]  # as in _field_sources_json
             extra = f", {struct_json(extras)} as extra" if extras else ", null::json as extra"
         # The file's own columns are in scope below the outer select: the key is
         # computed one level up, from the canonical values only.
