@@ -38,6 +38,9 @@ class FieldMap:
     path: tuple[str, ...] | None = None
     sql: str | None = None  # re-printed by DuckDB from the checked parse tree
     refs: tuple[tuple[str, ...], ...] = ()  # source field paths the expression reads
+    # `optional = true`: the fields the expression reads may be absent from a file (they
+    # are then NULL), e.g. CloudTrail's errorCode, present only in a file with a failure.
+    optional: bool = False
 
     @property
     def reads(self) -> tuple[tuple[str, ...], ...]:
@@ -148,15 +151,23 @@ def load_mapping(path: Path) -> Mapping:
             if isinstance(value, str):
                 fields[name] = FieldMap(key, path=_split_path(what, key, value))
             elif (
-                isinstance(value, dict) and set(value) == {"sql"} and isinstance(value["sql"], str)
+                isinstance(value, dict)
+                and "sql" in value
+                and set(value) <= {"sql", "optional"}
+                and isinstance(value["sql"], str)
+                and isinstance(value.get("optional", False), bool)
             ):
                 if checker is None:
                     checker = ExpressionChecker()
                 sql, refs = checker.check(what, key, value["sql"])
-                fields[name] = FieldMap(key, sql=sql, refs=refs)
+                fields[name] = FieldMap(
+                    key, sql=sql, refs=refs, optional=value.get("optional", False)
+                )
             else:
                 raise UsageError(
-                    what, f'{key}: must be a field name, a dotted path, or {{ sql = "EXPRESSION" }}'
+                    what,
+                    f"{key}: must be a field name, a dotted path, or "
+                    '{ sql = "EXPRESSION" } (with `optional = true` when its fields may be absent)',
                 )
         tables[kind] = fields
     if checker is not None:

@@ -50,7 +50,9 @@ class FileMapper:
         self.exprs = mapping.expressions(kind)
         # Map key → source field paths it names; each must be in at least one record.
         self.needed: dict[str, tuple[tuple[str, ...], ...]] = {
-            fm.key: fm.reads for fm in mapping.tables.get(kind, {}).values() if fm.reads
+            fm.key: fm.reads
+            for fm in mapping.tables.get(kind, {}).values()
+            if fm.reads and not fm.optional
         }
         self.seen: set[tuple[str, ...]] = set()
         self.records = 0  # records that could have had the fields (JSON objects, rows)

@@ -972,3 +972,31 @@ def test_a_canonically_named_field_the_map_reads_elsewhere_is_kept_in_extra(
     db = tmp_path / "s.duckdb"
     got = [json.loads(e) for (e,) in rows(db, "select extra from events order by ts")]
     assert got == [{"ts": "1999", "user_id": "no"}, {"ts": "1999", "user_id": "no"}]
+
+
+def test_an_optional_expression_reads_fields_a_file_may_lack(tmp_path: Path) -> None:
+    # CloudTrail writes errorCode only for a failed call: a file of successes has none.
+    # Without `optional = true` such a file fails (a map key naming no field of it).
+    f = write_ndjson(
+        tmp_path / "e.ndjson",
+        [{"ts": "2024-02-16T09:00:01Z", "action": "x", "user_id": "u", "request_id": "r"}],
+    )
+    status = 'status = { sql = "CASE WHEN errorCode IS NULL THEN 200 ELSE 403 END"'
+    report = ingest_mapped(tmp_path, f"[events]\n{status}, optional = true }}\n", f)
+    assert report.files[0].status == "loaded"
+    assert rows(tmp_path / "s.duckdb", "select status from events") == [(200,)]
+    strict = run(
+        tmp_path / "t.duckdb",
+        f,
+        mapping=load_mapping(write_map(tmp_path, f"[events]\n{status} }}\n", "m2.toml")),
+    )
+    assert strict.files[0].error == "map key events.status: no record has the field errorCode"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['{ sql = "1", optional = "yes" }', '{ sql = "1", other = true }', "{ optional = true }"],
+)
+def test_an_expression_table_takes_sql_and_optional_only(tmp_path: Path, value: str) -> None:
+    with pytest.raises(UsageError, match="optional = true"):
+        load_mapping(write_map(tmp_path, f"[events]\nstatus = {value}\n"))
