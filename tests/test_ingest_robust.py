@@ -244,3 +244,25 @@ def test_verify_tells_a_source_it_cannot_read_from_a_missing_one(
     assert r.exit_code == 1
     assert status == {"a.jsonl": "unreadable", "b.jsonl": "ok", "c.jsonl": "ok"}
     assert "1 of 3 source files changed, missing or unreadable" in r.stderr
+
+
+def test_an_engine_error_while_staging_is_labelled_staging_not_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The error line names where the file failed; a staging failure said "store:".
+    from forensics.ingest import pipeline
+    from forensics.ingest.options import IngestOptions
+
+    f = tmp_path / "e.ndjson"
+    f.write_text('{"ts":"2024-02-16T09:00:00Z","action":"x","user_id":"u"}\n')
+
+    def boom(*args: object, **kw: object) -> None:
+        raise duckdb.OutOfMemoryException("Out of Memory Error: failed to allocate")
+
+    con = duckdb.connect(str(tmp_path / "s.duckdb"))
+    monkeypatch.setattr(pipeline, "read_into_stage", boom)
+    try:
+        staged = pipeline.stage_file(con, f, IngestOptions(), None)
+    finally:
+        con.close()
+    assert staged.result.error == "staging: Out of Memory Error: failed to allocate"

@@ -247,7 +247,7 @@ def stage_file(
         if stat_key(path) != before:
             raise InputError("file", "it changed while it was being read")
     except (InputError, duckdb.Error) as e:
-        fail(con, result, e)
+        fail(con, result, e, "staging")
         return Staged(result)
     except Exception as e:  # noqa: BLE001 - SPEC §2.6: whatever it is, this file fails alone
         fail(con, result, unexpected("reading", e))

@@ -439,14 +439,20 @@ def _store_order(
     return f" order by epoch_us(ts) // {width}"
 
 
-def fail(con: duckdb.DuckDBPyConnection, result: FileResult, e: InputError | duckdb.Error) -> None:
-    """A bad file: its transaction and stage are dropped, its result carries the error.
+def fail(
+    con: duckdb.DuckDBPyConnection,
+    result: FileResult,
+    e: InputError | duckdb.Error,
+    stage: str = "store",
+) -> None:
+    """A bad file: its transaction and stage are dropped, its result carries the error
+    (an engine's, labelled with the `stage` it failed in: staging, store).
     After Ctrl-C (which DuckDB reports as the running statement's error) the file did not
     fail: the ingest stops, with this file not stored."""
     rollback(con)
     if interrupted():
         raise KeyboardInterrupt
-    result.error = (e if isinstance(e, InputError) else engine_error("store", e)).one_line()
+    result.error = (e if isinstance(e, InputError) else engine_error(stage, e)).one_line()
 
 
 def unexpected(stage: str, e: Exception) -> InputError:
