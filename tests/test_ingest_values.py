@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forensics.ingest.stage import ONE_CONCAT_EXTRAS, json_extra
+from forensics.ingest.json_sql import ONE_CONCAT_EXTRAS, json_extra
 from tests.helpers.ingest import accounted, event, rows, run, write_ndjson, write_parquet
 
 UTC = timezone.utc

@@ -12,7 +12,8 @@ import duckdb
 import pytest
 
 from forensics.exposure import compute_breakdown, compute_figures, prepare_window
-from forensics.ingest.stage import STAGE_COLUMNS, parsed
+from forensics.ingest.json_sql import parsed
+from forensics.ingest.stage import STAGE_COLUMNS
 from forensics.ingest.store import SQL_DIR as INGEST_SQL_DIR
 from forensics.queries import load_queries, parse_query, queries_dir, query_rows, run_query
 from forensics.store import StoreOptions, open_store

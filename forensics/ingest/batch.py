@@ -30,13 +30,14 @@ import pyarrow as pa
 
 from forensics.errors import InputError
 from forensics.ingest.discover import file_format
+from forensics.ingest.json_sql import parsed
 from forensics.ingest.options import FileResult, IngestOptions
 from forensics.ingest.readers import Batch, JsonBatch, ReadContext, ReadEnd, TableBatch, reader_for
 from forensics.ingest.readers.delimited import CSV_READER, TSV_READER
 from forensics.ingest.readers.json_lines import READER as JSON_LINES
 from forensics.ingest.readers.source import sha256_file, stat_key
 from forensics.ingest.readers.w3c import READER as W3C_READER
-from forensics.ingest.stage import Stage, in_pieces, parsed
+from forensics.ingest.stage import Stage, in_pieces
 from forensics.ingest.store import (
     rollback,
     unexpected,

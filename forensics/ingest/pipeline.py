@@ -398,6 +398,23 @@ def _prepare_keys_ahead(
         return None
 
 
+def _reported(progress: Progress | None, results: list[FileResult]) -> list[FileResult]:
+    """Stored files, counted in the progress."""
+    if progress:
+        for result in results:
+            progress("records", result.rows_read)
+            progress("rejects", result.rows_rejected)
+            progress("file", 1)
+    return results
+
+
+def _not_after_ctrl_c(c: duckdb.DuckDBPyConnection) -> None:
+    """Files are stored in order: none after one that Ctrl-C stopped."""
+    if interrupted():
+        rollback(c)
+        raise KeyboardInterrupt
+
+
 def _overlap(
     con: duckdb.DuckDBPyConnection,
     files: list[tuple[Path, bool]],
@@ -438,31 +455,17 @@ def _overlap(
                 batches = reader_for(fmt[0]).read(f, fmt[1], ctx)
             return batches
 
-        def report(results: list[FileResult]) -> list[FileResult]:
-            if progress:
-                for result in results:
-                    progress("records", result.rows_read)
-                    progress("rejects", result.rows_rejected)
-                    progress("file", 1)
-            return results
-
-        def not_after_ctrl_c(c: duckdb.DuckDBPyConnection) -> None:
-            # Files are stored in order: none after one that Ctrl-C stopped.
-            if interrupted():
-                rollback(c)
-                raise KeyboardInterrupt
-
         def store(c: duckdb.DuckDBPyConnection, staged: Staged) -> list[FileResult]:
-            not_after_ctrl_c(c)
-            return report([store_file(c, staged, options, known, keys)])
+            _not_after_ctrl_c(c)
+            return _reported(progress, [store_file(c, staged, options, known, keys)])
 
         def store_many(c: duckdb.DuckDBPyConnection, bs: BatchStaged) -> list[FileResult]:
             # Files of a batch taken one at a time are staged here, after the batch before.
             def alone(c: duckdb.DuckDBPyConnection, f: Path, walked: bool) -> Staged:
                 return stage_file(c, f, options, progress, walked=walked)
 
-            not_after_ctrl_c(c)
-            return report(store_batch(c, bs, options, known, alone, keys))
+            _not_after_ctrl_c(c)
+            return _reported(progress, store_batch(c, bs, options, known, alone, keys))
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="forensics-store") as pool:
             prev: Staged | None = None  # the unit before, when it was one file
