@@ -94,9 +94,10 @@ class FileMapper:
             for p in paths:
                 if p in self.seen or p[0] not in keys:
                     continue
-                if len(p) == 1 or _has_path(structures.get(p[0]), p[1:]):
+                reach = "yes" if len(p) == 1 else _reach(structures.get(p[0]), p[1:])
+                if reach == "yes":
                     self.seen.add(p)
-                elif _varies(structures.get(p[0]), p[1:]):
+                elif reach == "maybe":
                     varying.append(p)
         for p in varying:
             # A parent whose type differs between records (an object in some, text in
@@ -225,32 +226,20 @@ class FileMapper:
 # --------------------------------------------------------------------------- JSON structures
 
 
-def _has_path(structure: Any, tail: tuple[str, ...]) -> bool:
-    """Whether some record has the path (a digit step goes into an array, as in a JSON
-    pointer)."""
-    for part in tail:
-        if isinstance(structure, list) and part.isdigit() and structure:
-            structure = structure[0]
-        elif isinstance(structure, dict) and part in structure:
-            structure = structure[part]
-        else:
-            return False
-    return True
-
-
-def _varies(structure: Any, tail: tuple[str, ...]) -> bool:
-    """Whether the path reaches a value whose type differs between records ("JSON" in a
-    merged structure) before its end: some records may have it."""
+def _reach(structure: Any, tail: tuple[str, ...]) -> str:
+    """Whether some record of a merged structure has the path: "yes", "no", or "maybe"
+    when the path reaches a value whose type differs between records ("JSON") before its
+    end. A digit step goes into an array, as in a JSON pointer."""
     for part in tail:
         if structure == "JSON":
-            return True
+            return "maybe"
         if isinstance(structure, list) and part.isdigit() and structure:
             structure = structure[0]
         elif isinstance(structure, dict) and part in structure:
             structure = structure[part]
         else:
-            return False
-    return False
+            return "no"
+    return "yes"
 
 
 def _typed(structure: Any, tails: list[tuple[str, ...]]) -> Any:

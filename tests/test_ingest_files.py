@@ -407,15 +407,21 @@ def _compressed(data: bytes, suffix: str) -> bytes:
     return gzip.compress(data) if suffix == ".gz" else zstandard.ZstdCompressor().compress(data)
 
 
+@pytest.fixture
+def temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The temporary folder (TMPDIR) this test's ingest uses: empty, to be looked at."""
+    folder = tmp_path / "temp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr("tempfile.tempdir", None)  # TMPDIR is read again
+    return folder
+
+
 @pytest.mark.parametrize("suffix", [".gz", ".zst"])
 def test_compressed_parquet_reads_as_the_plain_file_and_leaves_no_temporary_file(
-    tmp_path: Path, suffix: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, suffix: str, temp: Path
 ) -> None:
     # SPEC §2.5: every format plain or compressed, Parquet too; found in a folder as well.
-    temp = tmp_path / "temp"
-    temp.mkdir()
-    monkeypatch.setenv("TMPDIR", str(temp))
-    monkeypatch.setattr("tempfile.tempdir", None)  # TMPDIR is read again
     table = {
         "ts": ["2024-02-16T09:00:00Z", "bad", "2024-02-16T09:00:01Z"],
         "action": ["x", "x", "x"],
@@ -444,12 +450,8 @@ def test_compressed_parquet_reads_as_the_plain_file_and_leaves_no_temporary_file
 
 @pytest.mark.parametrize("damage", ["truncated", "not parquet"])
 def test_a_broken_compressed_parquet_fails_alone_and_leaves_no_temporary_file(
-    tmp_path: Path, damage: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, damage: str, temp: Path
 ) -> None:
-    temp = tmp_path / "temp"
-    temp.mkdir()
-    monkeypatch.setenv("TMPDIR", str(temp))
-    monkeypatch.setattr("tempfile.tempdir", None)
     data = _parquet_bytes(tmp_path)
     packed = gzip.compress(data)[:-40] if damage == "truncated" else gzip.compress(data[:-20])
     bad = tmp_path / "bad.parquet.gz"
