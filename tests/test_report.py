@@ -93,7 +93,7 @@ def _restore_umask() -> Iterator[None]:
 
 
 def test_a_report_from_a_lake_has_the_stores_figures_and_lake_commands(
-    store: Path, tmp_path: Path
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from forensics.lake import export_store
 
@@ -115,6 +115,17 @@ def test_a_report_from_a_lake_has_the_stores_figures_and_lake_commands(
     _every_rederive_command_runs(md, tmp_path / "again-lake", embedded_figures(html))
     store_md = (tmp_path / "from-store" / "report.md").read_text("utf-8")
     _every_rederive_command_runs(store_md, tmp_path / "again-store", embedded_figures(html))
+    # Given relative, the store and lake are printed absolute: the commands work anywhere.
+    monkeypatch.chdir(tmp_path)
+    rel_store, rel_lake = os.path.relpath(store, tmp_path), os.path.relpath(lake, tmp_path)
+    r = runner.invoke(app, ["--db", rel_store, *args, "--out", str(tmp_path / "rel-store")])
+    assert r.exit_code == 0, r.stderr
+    r = runner.invoke(app, [*args, "--lake", rel_lake, "--out", str(tmp_path / "rel-lake")])
+    assert r.exit_code == 0, r.stderr
+    monkeypatch.chdir("/")
+    for folder in ("rel-store", "rel-lake"):
+        md = (tmp_path / folder / "report.md").read_text("utf-8")
+        _every_rederive_command_runs(md, tmp_path / f"again-{folder}", embedded_figures(html))
 
 
 def _every_rederive_command_runs(md: str, out: Path, figures: dict[str, Any]) -> None:
@@ -764,3 +775,23 @@ def test_many_files_show_those_with_gaps_and_the_busiest_and_sum_the_rest(tmp_pa
     (chart,) = [f for f in re.findall(r"<figure.*?</figure>", html, re.S) if "events file" in f]
     assert "all events files" in chart and "log.jsonl (source 29)" in chart
     assert "log.jsonl (source 11)" not in chart  # a quiet file without gaps: summed only
+
+
+def test_the_recipients_line_drops_to_zero_in_minutes_without_deliveries() -> None:
+    # The timeline lists only minutes with deliveries; drawn step by step, the line held
+    # each value until the next listed minute, over minutes that had none.
+    from forensics.report.charts import recipient_steps
+
+    timeline = [
+        {"minute": "2024-03-01T10:05:00Z", "cross_account_deliveries": 2, "recipients": 1},
+        {"minute": "2024-03-01T10:06:00Z", "cross_account_deliveries": 3, "recipients": 2},
+        {"minute": "2024-03-01T10:25:00Z", "cross_account_deliveries": 1, "recipients": 1},
+    ]
+    assert [(p["minute"][11:16], p["count"]) for p in recipient_steps(timeline)] == [
+        ("10:05", 1),
+        ("10:06", 2),
+        ("10:07", 0),
+        ("10:25", 1),
+        ("10:26", 0),
+    ]
+    assert recipient_steps([]) == []

@@ -102,6 +102,18 @@ def funnel_chart(figures: dict[str, Any]) -> str:
     )
 
 
+def recipient_steps(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The recipients line's points: each minute with recipients, and a 0 at the minute
+    after it when the next minute has none (the line steps from each point to the next,
+    and the timeline lists only the minutes that have deliveries)."""
+    points = {p["minute"]: int(p["recipients"]) for p in timeline}
+    for minute in list(points):
+        start = datetime.fromisoformat(minute.replace("Z", "+00:00"))  # 3.10 reads no Z
+        after = format_instant(start + timedelta(minutes=1))
+        points.setdefault(after, 0)
+    return [{"minute": m, "count": n} for m, n in sorted(points.items())]
+
+
 def timeline_chart(data: ReportData) -> str:
     """Cross-account deliveries and recipients per minute, window shaded, outside marked."""
     w = data.window
@@ -109,9 +121,7 @@ def timeline_chart(data: ReportData) -> str:
         {"minute": p["minute"], "count": int(p["cross_account_deliveries"])}
         for p in data.figures["timeline"]
     ]
-    recipients = [
-        {"minute": p["minute"], "count": int(p["recipients"])} for p in data.figures["timeline"]
-    ]
+    recipients = recipient_steps(data.figures["timeline"])
     outside = [{"minute": format_instant(m.minute), "count": m.deliveries} for m in data.outside]
     lo, hi = w.start, w.end
     if data.span is not None:

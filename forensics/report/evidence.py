@@ -4,9 +4,11 @@ versions used, and the command lines that re-derive every figure.
 
 from __future__ import annotations
 
+import os
 import shlex
 
 from forensics.exposure import printable
+from forensics.lake import is_remote
 from forensics.report.figures import ReportData, instant
 from forensics.report.sections import Section, Table, n, people
 
@@ -19,10 +21,12 @@ def _q(text: str) -> str:
 def evidence_section(data: ReportData) -> Section:
     s = Section("evidence", "Evidence")
     w = str(data.window)
+    # Absolute paths, as the inputs are listed: the commands work from any folder.
     if data.lake is None:
-        db = f"--db {_q(data.store_path)}"
+        db = f"--db {_q(os.path.abspath(data.store_path))}"
     else:
-        db = f"--lake {_q(data.lake)}" + (" --engine spark" if data.engine == "spark" else "")
+        lake = data.lake if is_remote(data.lake) else os.path.abspath(data.lake)
+        db = f"--lake {_q(lake)}" + (" --engine spark" if data.engine == "spark" else "")
     ok = all(
         int(r["rows_read"])
         == int(r["rows_loaded"]) + int(r["rows_rejected"]) + int(r["rows_duplicate"])
