@@ -330,6 +330,26 @@ def test_a_zero_finding_window_says_so_instead_of_drawing_empty_charts(tmp_path:
     assert embedded_figures(html)["cross_account_deliveries"] == 0
 
 
+def test_a_window_missing_every_finding_says_they_lie_outside_it(tmp_path: Path) -> None:
+    # Every delivery without a grant is after the window. Art. 33(3)(a) and (d) said only
+    # "no breach of this kind is evidenced" and "Nobody needs to be notified".
+    inc = Incident()
+    inc.grant("cam-own1", "usr-own1")
+    inc.deliver(at(10), "usr-own1", "cam-own1", "evt-own")
+    for m in (70, 75, 80):
+        inc.deliver(at(m), "usr-recv1", "cam-own1", f"evt-{m}")
+    html, md = make_report(inc.write(tmp_path / "case.duckdb"), tmp_path / "out", by=[])
+    for text in (html, md):
+        one_line = flat(text)
+        assert "no breach of this kind is evidenced for it" in one_line
+        assert (
+            "But 3 deliveries without a grant fall outside the window (from "
+            "2024-02-16T10:10:00Z to 2024-02-16T10:20:00Z): the window may not cover the "
+            "breach" in one_line
+        )
+        assert "a wider window may find people to notify" in one_line
+
+
 def test_an_empty_store_says_no_event_is_logged_and_draws_nothing(tmp_path: Path) -> None:
     store = Incident().write(tmp_path / "case.duckdb")
     html, md = make_report(store, tmp_path / "out", by=[])

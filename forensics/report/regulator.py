@@ -37,6 +37,7 @@ def _add_breach_nature(s: Section, data: ReportData) -> None:
         when = f"between {instant(span.first_in_window)} and {instant(span.last_in_window)} UTC"
     owners = data.people_totals.get("owner", (0, 0))
     recipients = data.people_totals.get("recipient", (0, 0))
+    outside = f["cross_account_deliveries_outside_window"]
     if data.zero_findings:
         s.blocks.append(
             Block(
@@ -47,6 +48,18 @@ def _add_breach_nature(s: Section, data: ReportData) -> None:
                 f"{data.window}: no breach of this kind is evidenced for it.",
             )
         )
+        if outside:
+            s.p(
+                f"But {people(outside, 'delivery', 'deliveries')} without a grant fall "
+                "outside the window"
+                + (
+                    f" (from {instant(span.first_overall)} to {instant(span.last_overall)})"
+                    if span is not None
+                    else ""
+                )
+                + ": the window may not cover the breach (see Timeline). Whether they "
+                "belong to it is for the controller to decide."
+            )
     else:
         s.blocks.append(
             Block(
@@ -73,7 +86,6 @@ def _add_breach_nature(s: Section, data: ReportData) -> None:
             f"{people(f['cross_account_deliveries'], 'event thumbnail', 'event thumbnails')} "
             f"and {people(f['cross_account_plays'], 'video play', 'video plays')}."
         )
-        outside = f["cross_account_deliveries_outside_window"]
         if outside and span is not None:
             s.p(
                 f"A further {n(outside)} deliveries without a grant fall outside the window "
@@ -119,7 +131,13 @@ def _add_breach_measures(s: Section, data: ReportData) -> None:
                 "need another channel."
             )
             if anyone[0]
-            else "Nobody needs to be notified for this window, by the logs.",
+            else "Nobody needs to be notified for this window, by the logs"
+            + (
+                ", but deliveries without a grant fall outside it: a wider window may "
+                "find people to notify."
+                if data.figures["cross_account_deliveries_outside_window"]
+                else "."
+            ),
         )
     )
     s.blank(
