@@ -68,6 +68,27 @@ def test_extra_column_of_any_type_is_kept_as_json(tmp_path: Path, name: str) -> 
     assert got == expected
 
 
+def _strict(text: str) -> object:
+    def refuse(token: str) -> object:
+        raise ValueError(f"not JSON: {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("t", [pa.float64(), pa.float32()], ids=str)
+def test_nan_and_infinities_of_an_extra_column_are_kept_as_text(
+    tmp_path: Path, t: pa.DataType
+) -> None:
+    # SPEC §2.6, strict JSON everywhere: DuckDB wrote them bare (`{"x":NaN}`) into extra.
+    column = pa.array([float("nan"), float("inf"), float("-inf"), 1.5], t)
+    f = tmp_path / "e.parquet"
+    pq.write_table(_events_with("x", column), f)
+    db = tmp_path / "s.duckdb"
+    run(db, f)
+    got = [_strict(x)["x"] for (x,) in rows(db, "select extra from events order by request_id")]  # type: ignore[index]
+    assert got == ["NaN", "Infinity", "-Infinity", 1.5]
+
+
 def test_geometry_that_duckdb_cannot_parse_is_kept_as_bytes_text(tmp_path: Path) -> None:
     bad_wkb = pa.array([b"\x01\xff\xff\x00\x00", b"\x01\x07\x00\x00\x00\x00\x00\x00\x00"])
     f = tmp_path / "e.parquet"

@@ -100,9 +100,22 @@ def add_depth_function(con: duckdb.DuckDBPyConnection) -> None:
 RAW_TEXT = f"left(rtrim(raw, {literal(LINE_END)}), {RAW_LIMIT})"
 
 
-def struct_json(columns: list[str]) -> str:
-    """SQL for a JSON object of these columns, keyed by their names."""
-    return "to_json(struct_pack(" + ", ".join(f"{ident(c)} := {ident(c)}" for c in columns) + "))"
+def struct_json(columns: list[str], floats: frozenset[str] = frozenset()) -> str:
+    """SQL for a JSON object of these columns, keyed by their names. NaN and infinities
+    of the `floats` columns, which JSON cannot hold (DuckDB writes them bare), become the
+    texts "NaN", "Infinity" and "-Infinity" (SPEC §2.6: strict JSON everywhere)."""
+
+    def member(c: str) -> str:
+        q = ident(c)
+        if c not in floats:
+            return f"{q} := {q}"
+        return (
+            f"""{q} := case when isnan({q}) then '"NaN"'::json when isinf({q}) then """
+            f"""case when {q} > 0 then '"Infinity"' else '"-Infinity"' end::json """
+            f"else to_json({q}) end"
+        )
+
+    return "to_json(struct_pack(" + ", ".join(member(c) for c in columns) + "))"
 
 
 def in_pieces(batch: pa.Table, threads: int, tuning: IngestTuning) -> pa.Table:
@@ -532,13 +545,22 @@ class Stage:
             )
         }
         norm, pre, inner = self._normalize(kind, sources, hints)
-        raw_expr = struct_json(all_cols) if all_cols else "'{}'"
+        floats = frozenset(
+            str(c)
+            for c, t in self.con.execute(
+                "select column_name, column_type from (describe batch_in)"
+            ).fetchall()
+            if t in ("FLOAT", "DOUBLE")
+        )
+        raw_expr = struct_json(all_cols, floats) if all_cols else "'{}'"
         cols = ", ".join(f"{v} as {n}" for n, v in norm.columns.items())
         select_cols = ", ".join(norm.columns.keys())
         extra = ""
         if kind == "events":
             extras = [c for c in all_cols if c not in used]  # as in _field_sources_json
-            extra = f", {struct_json(extras)} as extra" if extras else ", null::json as extra"
+            extra = (
+                f", {struct_json(extras, floats)} as extra" if extras else ", null::json as extra"
+            )
         # The file's own columns are in scope below the outer select: the key is
         # computed one level up, from the canonical values only.
         sql = f"""
