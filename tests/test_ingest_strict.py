@@ -155,6 +155,33 @@ def test_non_standard_element_itself_fails_the_array(tmp_path: Path, element: st
     assert r.status == "failed" and "element 2" in (r.error or "")
 
 
+@pytest.mark.parametrize(
+    "element, fails",
+    [
+        (b'{"\xb9":"0",}', True),  # a trailing comma, and a key that is not UTF-8
+        (b'{"k":"0", "x": NaN, "\xb9":1}', True),
+        (b"\xe9", True),  # a lone byte: not JSON either
+        (b'{"ts":"2024-02-16T09:00:00Z","action":"x","user_id":"u\xe9"}', False),
+    ],
+)
+def test_an_element_not_utf8_is_still_held_to_strict_json(
+    tmp_path: Path, element: bytes, fails: bool
+) -> None:
+    # Before, the first three were rejected as `invalid UTF-8` and the file loaded: the
+    # strictness check skipped elements that were not UTF-8.
+    good = json.dumps(event(request_id="good")).encode()
+    f = tmp_path / "e.json"
+    f.write_bytes(b"[" + good + b",\n" + element + b"\n]")
+    db = tmp_path / "s.duckdb"
+    r = run(db, f).files[0]
+    if fails:
+        assert r.status == "failed" and "element 2 of the array is" in (r.error or "")
+        assert rows(db, "select count(*) from events") == [(0,)]
+    else:
+        assert (r.status, r.rows_loaded, r.rows_rejected) == ("loaded", 1, 1)
+        assert rows(db, "select reason from rejects") == [("invalid UTF-8",)]
+
+
 @pytest.mark.parametrize("suffix", ["jsonl", "json"])
 def test_depth_limit_in_lines_on_both_sides(tmp_path: Path, suffix: str) -> None:
     at_limit = "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1)  # the record itself is level 1

@@ -279,10 +279,13 @@ class Stage:
         return pc.if_else(too, why, lines.pre_err)
 
     def _check_elements(self) -> None:
-        """Every element of a JSON array must be standard JSON, or the file fails."""
+        """Every element of a JSON array must be standard JSON, or the file fails: one
+        that is not UTF-8 too (its text, bad bytes replaced, is checked; that it is not
+        UTF-8 alone rejects it)."""
         row = self.con.execute(
             f"select rec, err from (select rec, {ELEMENT_ERR} as err from batch_in "  # noqa: S608
-            "where pre_err is null) where err is not null order by rec limit 1"
+            "where pre_err is null or pre_err = 'invalid UTF-8') where err is not null "
+            "order by rec limit 1"
         ).fetchone()
         if row:
             raise InputError("JSON", f"element {row[0]} of the array is {row[1]}")
