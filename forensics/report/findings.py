@@ -107,6 +107,24 @@ def summary_section(data: ReportData, with_charts: bool) -> Section:
             numeric={2},
         )
     )
+    if not data.zero_findings:
+        s.p(
+            "Funnel: "
+            + " → ".join(
+                people(f[k], one, many)
+                for k, one, many in (
+                    (
+                        "cross_account_deliveries",
+                        "cross-account delivery",
+                        "cross-account deliveries",
+                    ),
+                    ("recipients", "recipient", "recipients"),
+                    ("tappers", "tapper", "tappers"),
+                    ("video_viewers", "video viewer", "video viewers"),
+                )
+            )
+            + "."
+        )
     if with_charts and not data.zero_findings:
         s.chart(
             charts.funnel_chart(f),
