@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from datetime import datetime, timedelta
+from typing import Any
 
 from forensics.exposure import FIGURE_KEYS, bucket_timeline, printable
 from forensics.report import charts
@@ -108,29 +109,26 @@ def summary_section(data: ReportData, with_charts: bool) -> Section:
         )
     )
     if not data.zero_findings:
-        s.p(
-            "Funnel: "
-            + " → ".join(
-                people(f[k], one, many)
-                for k, one, many in (
-                    (
-                        "cross_account_deliveries",
-                        "cross-account delivery",
-                        "cross-account deliveries",
-                    ),
-                    ("recipients", "recipient", "recipients"),
-                    ("tappers", "tapper", "tappers"),
-                    ("video_viewers", "video viewer", "video viewers"),
-                )
-            )
-            + "."
-        )
+        s.p(_funnel(f))
     if with_charts and not data.zero_findings:
         s.chart(
             charts.funnel_chart(f),
             "Funnel: cross-account deliveries, recipients, tappers, video viewers.",
         )
     return s
+
+
+_FUNNEL = (
+    ("cross_account_deliveries", "cross-account delivery", "cross-account deliveries"),
+    ("recipients", "recipient", "recipients"),
+    ("tappers", "tapper", "tappers"),
+    ("video_viewers", "video viewer", "video viewers"),
+)
+
+
+def _funnel(f: dict[str, Any]) -> str:
+    """The funnel in words (the chart's numbers, for report.md too)."""
+    return "Funnel: " + " → ".join(people(f[k], one, many) for k, one, many in _FUNNEL) + "."
 
 
 def timeline_section(data: ReportData, with_charts: bool) -> Section:
