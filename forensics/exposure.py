@@ -25,7 +25,7 @@ from forensics.errors import UsageError
 from forensics.normalize import ANALYSED_ACTIONS
 from forensics.queries import materialize_query, query_rows
 from forensics.status import WindowCoverage, window_coverage
-from forensics.store import StoreOptions
+from forensics.store import StoreOptions, memory_limit_bytes
 from forensics.window import Window, format_instant
 
 # A case store's connection, or an engine over a case lake (forensics.engines).
@@ -170,27 +170,6 @@ def parts_for(accesses: int, row_bytes: float, limit: int) -> int:
     parts), so up to _SPILL_RATHER times the limit stays one part."""
     need = accesses * row_bytes / limit
     return 1 if need <= _SPILL_RATHER else math.ceil(need)
-
-
-_UNITS = {
-    "bytes": 1, "byte": 1, "b": 1,
-    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "pb": 10**15,
-    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "pib": 2**50,
-}  # fmt: skip
-
-
-def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> int | None:
-    """DuckDB's memory limit in bytes (it shows it rounded, e.g. '3.7 GiB'); None when it
-    cannot be read as a size."""
-    row = con.execute("select current_setting('memory_limit')").fetchone()
-    m = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]+)\s*", str(row[0]) if row else "")
-    if m is None or m.group(2).lower() not in _UNITS:
-        return None
-    try:
-        limit = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
-    except ValueError:
-        return None
-    return limit if limit > 0 else None
 
 
 @contextmanager

@@ -166,6 +166,11 @@ def cache_dir(path: Path) -> Path:
     return path.with_name(path.name + ".cache")
 
 
+# The folders spill_dir, key_dir and cache_dir name beside a store (a walk for evidence
+# leaves them out beside any file, forensics.ingest.discover).
+SIDE_FOLDERS = tuple(d(Path("x")).name[1:] for d in (spill_dir, key_dir, cache_dir))
+
+
 def open_store(options: StoreOptions, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     """Open the case store; read-only never creates it. Raises StoreError / StoreInUseError."""
     path = options.path
@@ -293,6 +298,27 @@ def _io_error(path: Path, e: duckdb.Error) -> StoreError:
             "Wait for it to finish, then try again",
         )
     return StoreError(f"case store {path}", engine_message(e))
+
+
+_UNITS = {
+    "bytes": 1, "byte": 1, "b": 1,
+    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "pb": 10**15,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "pib": 2**50,
+}  # fmt: skip
+
+
+def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> int | None:
+    """DuckDB's memory limit in bytes (it shows it rounded, e.g. '3.7 GiB'); None when it
+    cannot be read as a size."""
+    row = con.execute("select current_setting('memory_limit')").fetchone()
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]+)\s*", str(row[0]) if row else "")
+    if m is None or m.group(2).lower() not in _UNITS:
+        return None
+    try:
+        limit = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    except ValueError:
+        return None
+    return limit if limit > 0 else None
 
 
 _CTRL_C = threading.Event()

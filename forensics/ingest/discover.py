@@ -15,6 +15,7 @@ from pathlib import Path
 
 from forensics.ingest.options import FileResult
 from forensics.ingest.readers import COMPRESSIONS, READERS
+from forensics.store import SIDE_FOLDERS
 
 _REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -68,11 +69,6 @@ def discover(
     return unique, failed
 
 
-# What a case store `X` keeps beside itself (forensics.store.own_paths): folders `X.keys`,
-# `X.tmp` and `X.cache` next to a file `X`, never evidence, whichever store wrote them.
-_STORE_SIDE = (".keys", ".tmp", ".cache")
-
-
 def _walk(root: Path) -> list[Path]:
     out: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -81,7 +77,8 @@ def _walk(root: Path) -> list[Path]:
             d
             for d in dirnames
             if not d.startswith(".")
-            and not (d.endswith(_STORE_SIDE) and d.rsplit(".", 1)[0] in files)
+            # what a case store `X` keeps beside itself, whichever store wrote it
+            and not (d.endswith(SIDE_FOLDERS) and d.rsplit(".", 1)[0] in files)
         )
         out.extend(Path(dirpath, f) for f in sorted(filenames) if not f.startswith("."))
     return out

@@ -364,10 +364,14 @@ def _already_stored(
     return skipped
 
 
-def stop_if_interrupted() -> None:
+def stop_if_interrupted(con: duckdb.DuckDBPyConnection | None = None) -> None:
     """Stop at a file's boundary after a Ctrl-C that DuckDB took for a statement's error
-    which was then dropped (a cleanup statement's, say): the files stored so far stay."""
+    which was then dropped (a cleanup statement's, say): the files stored so far stay.
+    `con`: a connection holding a staged file, rolled back first (files are stored in
+    order: none after one that Ctrl-C stopped)."""
     if interrupted():
+        if con is not None:
+            rollback(con)
         raise KeyboardInterrupt
 
 
@@ -406,13 +410,6 @@ def _reported(progress: Progress | None, results: list[FileResult]) -> list[File
             progress("rejects", result.rows_rejected)
             progress("file", 1)
     return results
-
-
-def _not_after_ctrl_c(c: duckdb.DuckDBPyConnection) -> None:
-    """Files are stored in order: none after one that Ctrl-C stopped."""
-    if interrupted():
-        rollback(c)
-        raise KeyboardInterrupt
 
 
 def _overlap(
@@ -456,7 +453,7 @@ def _overlap(
             return batches
 
         def store(c: duckdb.DuckDBPyConnection, staged: Staged) -> list[FileResult]:
-            _not_after_ctrl_c(c)
+            stop_if_interrupted(c)
             return _reported(progress, [store_file(c, staged, options, known, keys)])
 
         def store_many(c: duckdb.DuckDBPyConnection, bs: BatchStaged) -> list[FileResult]:
@@ -464,7 +461,7 @@ def _overlap(
             def alone(c: duckdb.DuckDBPyConnection, f: Path, walked: bool) -> Staged:
                 return stage_file(c, f, options, progress, walked=walked)
 
-            _not_after_ctrl_c(c)
+            stop_if_interrupted(c)
             return _reported(progress, store_batch(c, bs, options, known, alone, keys))
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="forensics-store") as pool:

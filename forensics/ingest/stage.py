@@ -42,26 +42,13 @@ from forensics.sqltext import (
     struct_path,
     used_params,
 )
-from forensics.store import DKEY
+from forensics.store import DKEY, memory_limit_bytes
 
 RAW_LIMIT = 1 << 20  # a rejected record's raw text is kept up to this many characters
 # DuckDB parses a JSON record in memory several times its size, in power-of-two blocks: a
 # record beyond 1/RECORD_SHARE of the memory limit is rejected unparsed, not left to fail
 # its whole file for memory (a 60 MB record did under a 1 GB limit).
 RECORD_SHARE = 32
-_UNITS = {"B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
-_UNITS |= {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
-
-
-def record_limit(con: duckdb.DuckDBPyConnection) -> int | None:
-    """The largest JSON record staged (bytes), from the connection's memory limit; None
-    when the limit cannot be read."""
-    row = con.execute("select current_setting('memory_limit')").fetchone()
-    number, _, unit = str(row[0] if row else "").partition(" ")
-    try:
-        return int(float(number) * _UNITS[unit]) // RECORD_SHARE
-    except (KeyError, ValueError):
-        return None
 
 
 # An event's de-duplication key (store.DKEY) is computed as it is staged, where the work is
@@ -169,7 +156,7 @@ class Stage:
         self.mapper: FileMapper | None = None  # the map's [kind] table applied to this file
         self._n_threads = 0
         self._maybe_deep = True
-        self._record_limit: int | None = None  # bytes; 0: none (see record_limit)
+        self._record_limit: int | None = None  # bytes; 0: none (see _too_large)
         self.notes: tuple[str, ...] = ()  # for the sources row (ReadEnd.notes)
 
     def add(self, batch: JsonBatch | TableBatch) -> None:
@@ -267,15 +254,19 @@ class Stage:
                 con.unregister("batch_in")
 
     def _too_large(self, lines: JsonBatch) -> pa.Array | pa.ChunkedArray:
-        """pre_err, with `record too large` for each record beyond record_limit."""
+        """pre_err, with `record too large` for each record beyond 1/RECORD_SHARE of the
+        memory limit."""
         if self._record_limit is None:
-            self._record_limit = record_limit(self.con) or 0
+            self._record_limit = (memory_limit_bytes(self.con) or 0) // RECORD_SHARE
         limit = self._record_limit
-        if not limit or not len(lines.rec) or pc.max(pc.binary_length(lines.raw)).as_py() <= limit:
+        if not limit or not len(lines.rec):
+            return lines.pre_err
+        lengths = pc.binary_length(lines.raw)
+        if pc.max(lengths).as_py() <= limit:
             return lines.pre_err
         mib = limit / (1 << 20)
         why = f"record too large ({mib:,.0f} MiB at most under this memory limit)"
-        too = pc.and_(pc.greater(pc.binary_length(lines.raw), limit), pc.is_null(lines.pre_err))
+        too = pc.and_(pc.greater(lengths, limit), pc.is_null(lines.pre_err))
         return pc.if_else(too, why, lines.pre_err)
 
     def _check_elements(self) -> None:
@@ -506,12 +497,12 @@ class Stage:
             with contextlib.suppress(duckdb.Error):
                 con.unregister("batch_in")
 
-    def _table_sources(self, kind: str, columns: list[str]) -> tuple[dict[str, Source], set[str]]:
-        """The canonical fields' columns (or paths into struct columns) and their types."""
+    def _table_sources(
+        self, kind: str, columns: list[str], types: dict[str, str]
+    ) -> tuple[dict[str, Source], set[str]]:
+        """The canonical fields' columns (or paths into struct columns) and their types
+        (`types`: the batch's column types)."""
         con = self.con
-        types = dict(
-            con.execute("select column_name, column_type from (describe batch_in)").fetchall()
-        )
         mapping = self.options.mapping
         sources: dict[str, Source] = {}
         used: set[str] = set()
@@ -534,7 +525,10 @@ class Stage:
         return sources, used
 
     def _stage_table(self, kind: str, all_cols: list[str]) -> None:
-        sources, used = self._table_sources(kind, all_cols)
+        types = dict(
+            self.con.execute("select column_name, column_type from (describe batch_in)").fetchall()
+        )
+        sources, used = self._table_sources(kind, all_cols, types)
         m_join = self.mapper.join("__rec") if self.mapper is not None and self.mapper.exprs else ""
         hints = {
             name: f"coalesce({', '.join(alike)})"
@@ -548,13 +542,7 @@ class Stage:
             )
         }
         norm, pre, inner = self._normalize(kind, sources, hints)
-        floats = frozenset(
-            str(c)
-            for c, t in self.con.execute(
-                "select column_name, column_type from (describe batch_in)"
-            ).fetchall()
-            if t in ("FLOAT", "DOUBLE")
-        )
+        floats = frozenset(str(c) for c, t in types.items() if t in ("FLOAT", "DOUBLE"))
         raw_expr = struct_json(all_cols, floats) if all_cols else "'{}'"
         cols = ", ".join(f"{v} as {n}" for n, v in norm.columns.items())
         select_cols = ", ".join(norm.columns.keys())
