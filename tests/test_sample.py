@@ -6,8 +6,10 @@ the records, DuckDB SQL for the rules), independent of forensics.ingest and fore
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
+import io
 import json
 import re
 import sys
@@ -21,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+import zstandard
 from typer.testing import CliRunner
 
 if sys.version_info >= (3, 11):
@@ -132,6 +135,43 @@ def _json_records(path: Path) -> tuple[list[dict[str, Any]], int]:
     return records, bad
 
 
+def _text(path: Path) -> str:
+    raw = path.read_bytes()
+    if path.name.endswith(".gz"):
+        raw = gzip.decompress(raw)
+    elif path.name.endswith(".zst"):
+        raw = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+    return raw.decode("utf-8-sig")
+
+
+def _w3c_records(path: Path) -> list[dict[str, Any]]:
+    """A W3C extended log: names from `#Fields:`, tab-separated values, `-` for none."""
+    names: list[str] = []
+    out = []
+    for line in _text(path).splitlines():
+        if line.startswith("#Fields:"):
+            names = line.split()[1:]
+        elif line and not line.startswith("#"):
+            values = line.split("\t")
+            assert len(values) == len(names)
+            out.append({k: None if v == "-" else v for k, v in zip(names, values, strict=True)})
+    return out
+
+
+def _csv_records(path: Path) -> list[dict[str, Any]]:
+    with io.StringIO(_text(path), newline="") as f:
+        return [{k: v or None for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _document_records(path: Path) -> list[dict[str, Any]]:
+    """A JSON document: an array of records, or an object whose one member is that array."""
+    doc = json.loads(_text(path), object_pairs_hook=_no_dup_keys, parse_constant=_no_constant)
+    if isinstance(doc, dict) and len(doc) == 1:
+        doc = next(iter(doc.values()))
+    assert isinstance(doc, list) and all(isinstance(r, dict) for r in doc)
+    return doc
+
+
 def _parquet_records(path: Path) -> list[dict[str, Any]]:
     t = pq.read_table(path)
     cols = {}
@@ -155,6 +195,12 @@ def _records(root: Path, kind: str) -> tuple[list[dict[str, Any]], int, int]:
         n_files += 1
         if p.suffix == ".parquet":
             out += [dict(r, _parquet=True) for r in _parquet_records(p)]
+        elif p.name.endswith((".log", ".log.gz")):
+            out += _w3c_records(p)
+        elif p.name.endswith(".csv"):
+            out += _csv_records(p)
+        elif p.name.endswith((".json", ".json.gz", ".json.zst")):
+            out += _document_records(p)
         else:
             recs, bad = _json_records(p)
             out += recs
@@ -407,6 +453,10 @@ def test_layout_formats_and_incident_toml(default_sample: tuple[Path, Any]) -> N
         assert ".parquet" in suffixes
         assert ".ndjson.gz" in suffixes
         assert suffixes & {".ndjson", ".jsonl"}
+    # The other formats of SPEC §2.5, one file each.
+    assert (out / "events" / "cdn-cache-12-2024-02-16.log.gz").is_file()
+    assert (out / "grants" / "audit-2024-02-16.json.zst").is_file()
+    assert (out / "accounts" / "crm-export-2024-02-16.csv").is_file()
     assert set(summary.files) == {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
     # gzip members carry no file name or time (same seed, same bytes).
     gz = (out / "events" / "edge-0000.ndjson.gz").read_bytes()
@@ -446,7 +496,11 @@ def test_rejects_duplicates_and_missing_request_ids(
     assert stats["malformed_json"] == traps["malformed_json_lines"] == 6
     assert stats["rejected_events"] == traps["records_with_invalid_values"] == 6
     assert stats["rejected_grants"] == traps["grants_with_valid_to_not_after_valid_from"] == 2
-    assert stats["duplicates"] == traps["reexported_duplicate_events"] > 1_000
+    assert traps["reexported_duplicate_events"] > 1_000
+    assert traps["cdn_log_duplicate_events"] == 2_000
+    assert stats["duplicates"] == (
+        traps["reexported_duplicate_events"] + traps["cdn_log_duplicate_events"]
+    )
     assert traps["reexported_duplicates_without_request_id"] > 0
     assert sum(e[5] is None for e in default_case["events"]) > 1_000
 
@@ -483,6 +537,29 @@ def test_accounts_have_many_scripts_and_hostile_names(default_case: dict[str, An
     for hostile in sample.HOSTILE_NAMES:
         assert hostile in names
     assert default_case["account_records"] > len(default_case["accounts"])  # listed twice
+
+
+def test_the_other_formats_carry_their_traps(default_sample: tuple[Path, Any]) -> None:
+    out, summary = default_sample
+    # A spreadsheet's "CSV UTF-8": BOM, CRLF, and the hostile names quoted (RFC 4180).
+    raw = (out / "accounts" / "crm-export-2024-02-16.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbfuser_id,email,name,locale,country\r\n")
+    assert b'"Smith, ""Jr.""\nSecond line"' in raw
+    names = {r["name"] for r in _csv_records(out / "accounts" / "crm-export-2024-02-16.csv")}
+    assert set(sample.HOSTILE_NAMES) <= names
+    assert summary.traps["accounts_in_a_csv_export"] == len(raw.split(b"\r\n")) - 2 > 1_000
+    # A CDN's W3C log: directives, tab-separated values, `-` for a missing one.
+    log = _text(out / "events" / "cdn-cache-12-2024-02-16.log.gz")
+    assert log.startswith("#Version: 1.0\n#Software: ")
+    assert "\n#Fields: ts action user_id device_id event_id request_id status" in log
+    assert "\t-\t" in log
+    assert {
+        r["cache_node"] for r in _w3c_records(out / "events" / "cdn-cache-12-2024-02-16.log.gz")
+    } == {"cache-12"}
+    # An audit trail's wrapped JSON document, zstd-compressed.
+    doc = json.loads(_text(out / "grants" / "audit-2024-02-16.json.zst"))
+    assert list(doc) == ["Records"]
+    assert len(doc["Records"]) == summary.traps["grants_in_a_wrapped_json_document"] > 1_000
 
 
 def test_cross_account_deliveries_all_went_through_the_faulty_cache_nodes(
@@ -546,8 +623,8 @@ def test_shipped_sample_logs_are_the_default_output(tmp_path: Path) -> None:
         a, b = SHIPPED / name, out / name
         if name.endswith(".parquet"):  # compare content: writer metadata may vary by version
             assert pq.read_table(a).equals(pq.read_table(b)), name
-        elif name.endswith(".gz"):
-            assert gzip.decompress(a.read_bytes()) == gzip.decompress(b.read_bytes()), name
+        elif name.endswith((".gz", ".zst")):
+            assert _text(a) == _text(b), name
         else:
             assert a.read_bytes() == b.read_bytes(), name
 

@@ -3,23 +3,30 @@
 A small reading of SPEC §2.4 and §5 of its own (the SQL in forensics/sample/queries/), apart
 from forensics.ingest and forensics.exposure, so that a generator that writes the wrong
 records shows up as a wrong count rather than as the figure it was built to give. It reads
-the layout `write_sample` writes: events/ and grants/, Parquet and JSON lines, plain or gzip.
+the layout `write_sample` writes: events/ and grants/, Parquet, JSON lines (plain or gzip),
+JSON documents (plain, gzip or zstd) and W3C logs of tab-separated values (plain or gzip).
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import zstandard
 
 from forensics.errors import OutputError
 from forensics.queries import Query, parse_query
 
 QUERIES = Path(__file__).resolve().parent / "queries"
 _JSON_SUFFIXES = (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
+_DOCUMENT_SUFFIXES = (".json", ".json.gz", ".json.zst")
+_W3C_SUFFIXES = (".log", ".log.gz")
 # The fields each kind's JSON query reads, in the order it reads them (v[1], v[2], ...).
 _JSON_PATHS = {
     "events": ["ts", "action", "user_id", "device_id", "event_id", "request_id", "status"],
@@ -88,18 +95,23 @@ def _insert(
     if path.name.endswith(".parquet"):
         con.read_parquet(str(path)).create_view("count_parquet", replace=True)
         q = _query(f"count_parquet_{kind}")
-    elif path.name.endswith(_JSON_SUFFIXES):
-        # One line a row, as text: a delimiter and quote that JSON lines never hold.
-        lines = con.read_csv(
-            str(path),
-            header=False,
-            sep="\x01",
-            quotechar="",
-            escapechar="",
-            columns={"line": "VARCHAR"},
-            auto_detect=False,
-            strict_mode=False,
-        )
+    elif path.name.endswith(_JSON_SUFFIXES + _DOCUMENT_SUFFIXES + _W3C_SUFFIXES):
+        if path.name.endswith(_DOCUMENT_SUFFIXES):
+            lines = con.from_arrow(pa.table({"line": _document_records(path)}))
+        elif path.name.endswith(_W3C_SUFFIXES):
+            lines = con.from_arrow(pa.table({"line": _w3c_records(path)}))
+        else:
+            # One line a row, as text: a delimiter and quote that JSON lines never hold.
+            lines = con.read_csv(
+                str(path),
+                header=False,
+                sep="\x01",
+                quotechar="",
+                escapechar="",
+                columns={"line": "VARCHAR"},
+                auto_detect=False,
+                strict_mode=False,
+            )
         lines.create_view("count_lines", replace=True)
         records = _query("count_json_records").sql
         paths = [f"$.{name}" for name in _JSON_PATHS[kind]]
@@ -110,6 +122,45 @@ def _insert(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         con.execute(f"insert into {table} {q.sql}", params)  # noqa: S608 - a fixed table name
+
+
+def _text(path: Path) -> str:
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        data = gzip.decompress(data)
+    elif path.name.endswith(".zst"):
+        data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    return data.decode("utf-8-sig")
+
+
+def _w3c_records(path: Path) -> list[str]:
+    """The records of a W3C extended log (names from `#Fields:`, tab-separated values, `-`
+    for a missing one), each as a JSON object of its text values."""
+    names: list[str] = []
+    out = []
+    for line in _text(path).splitlines():
+        if line.startswith("#Fields:"):
+            names = line.split()[1:]
+        elif line and not line.startswith("#"):
+            values = line.split("\t")
+            if len(values) != len(names):
+                raise OutputError(
+                    f"output folder {path.parent}", "a W3C record does not fit #Fields"
+                )
+            pairs = zip(names, values, strict=True)
+            out.append(json.dumps({k: v for k, v in pairs if v != "-"}, ensure_ascii=False))
+    return out
+
+
+def _document_records(path: Path) -> list[str]:
+    """The records of a JSON document (`.json`, plain, gzip or zstd): an array, or an object
+    whose one member is the array; each as its JSON text."""
+    doc = json.loads(_text(path))
+    if isinstance(doc, dict) and len(doc) == 1:
+        doc = next(iter(doc.values()))
+    if not isinstance(doc, list):
+        raise OutputError(f"output folder {path.parent}", "a JSON document holds no array")
+    return [json.dumps(r, ensure_ascii=False) for r in doc]
 
 
 def _query(name: str) -> Query:

@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import zstandard
 
 from forensics.errors import OutputError, UsageError
+from forensics.sample import formats
 from forensics.sample.accounts import HOSTILE_NAMES, account_lines, account_table, make_accounts
 from forensics.sample.constants import (
     ANY_JSON,
@@ -116,6 +118,8 @@ class _Writer:
                 ) as gz,
             ):
                 gz.write(payload)
+        elif rel.endswith(".zst"):
+            path.write_bytes(zstandard.ZstdCompressor(level=10).compress(payload))
         else:
             path.write_bytes(payload)
         self.records[kind] += records
@@ -310,6 +314,11 @@ def _write_events(
             w.text(rel, lines_bytes(lines), "events", len(lines))
     if chunk == 0:
         _write_reexport(w, keys, rng, ev, req_gid, traps)
+        cdn = formats.cdn_rows(c)
+        sub = ev.take(cdn)
+        log = formats.w3c_log(sub.cols, keys, keys.request_text(req_gid[cdn]))
+        w.text(formats.CDN_FILE, log, "events", len(cdn))
+        traps["cdn_log_duplicate_events"] = len(cdn)
 
 
 def _destinations(rng: np.random.Generator, c: dict[str, Arr]) -> Arr:
@@ -389,6 +398,14 @@ def _write_grants(
     shared = g["role"] == 1
     w.parquet(f"grants/owners-{name}.parquet", grant_table(select_rows(g, ~shared), keys), "grants")
     lines = grant_lines(select_rows(g, shared), keys, rng)
+    if special is not None:
+        # Some shares come in an audit export instead: one wrapped JSON document.
+        audit = np.zeros(len(lines), dtype=bool)
+        audit[formats.moved(np.arange(len(lines)))] = True
+        doc = formats.wrapped_json(lines.filter(pa.array(audit)).to_pylist())
+        w.text(formats.AUDIT_FILE, doc, "grants", int(audit.sum()))
+        traps["grants_in_a_wrapped_json_document"] = int(audit.sum())
+        lines = lines.filter(pa.array(~audit))
     w.text(f"grants/shares-{name}.ndjson.gz", lines_bytes(lines), "grants", len(lines))
     if special is not None:
         # The day's grant changes, exported from a Windows tool: CRLF line ends.
@@ -410,6 +427,16 @@ def _write_accounts(
     n = len(users)
     dest = rng.choice(3, n, p=[0.7, 0.26, 0.04])
     dest[users >= SPECIAL_BASE] = 2  # numeric 2^53 ids only where JSON numbers exist
+    if chunk == 0:
+        # A CRM's CSV export: some of the Parquet group, and the hostile names (RFC 4180
+        # quoting of commas, quotes and newlines).
+        to_csv = np.isin(users, np.array(list(hostile), dtype=np.int64))
+        to_csv[formats.moved(np.flatnonzero(dest == 0))] = True
+        dest[to_csv] = 3
+        csv_idx = np.flatnonzero(to_csv)
+        table = account_table(acc, csv_idx, keys)
+        w.text(formats.CSV_FILE, formats.csv_export(table), "accounts", len(csv_idx))
+        traps["accounts_in_a_csv_export"] = len(csv_idx)
     name = f"{chunk:04d}"
     w.parquet(
         f"accounts/accounts-{name}.parquet",
