@@ -346,13 +346,21 @@ def normalize(
     # into the reason's CASE, where they run only for records whose value is NULL.
     inner = {_value(name): f.value for name, f in fields.items()}
     checks = _field_checks(kind, fields, hints or {}) + _record_checks(kind)
-    reason = "case " + " ".join(f"when {cond} then {literal(why)}" for cond, why in checks) + " end"
+    reason = "case " + " ".join(f"when {cond} then {_reason(why)}" for cond, why in checks) + " end"
     return Normalized(pre, inner, _output_columns(kind), reason)
 
 
 def _value(name: str) -> str:
     """The inner column holding a field's value, before its checks."""
     return f"{name}__v"
+
+
+class ReasonSql(str):
+    """A reject reason that is SQL text computing the reason, not the reason itself."""
+
+
+def _reason(why: str) -> str:
+    return why if isinstance(why, ReasonSql) else literal(why)
 
 
 def _build_fields(
@@ -390,12 +398,9 @@ def _field_checks(
         if f.null_bad:
             checks.append((f"{v(name)} is null and {f.present}", f"invalid {name}"))
         if name in REQUIRED[kind] and name in hints:
+            found = f"coalesce(' (the record has ' || {hints[name]} || ')', '')"
             checks.append(
-                (
-                    f"{v(name)} is null",
-                    f"missing {name}' || coalesce(' (the record has ' || {hints[name]} || ')', '')"
-                    " || '",
-                )
+                (f"{v(name)} is null", ReasonSql(f"{literal(f'missing {name}')} || {found}"))
             )
         elif name in REQUIRED[kind]:
             checks.append((f"{v(name)} is null", f"missing {name}"))

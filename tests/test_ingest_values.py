@@ -203,6 +203,46 @@ def test_ids_keep_their_exact_text(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "name, text",
+    [
+        ("e.ndjson", '{"ts":"2024-02-16T09:00:00Z","action":"a","User_Id":"u1"}\n'),
+        ("e.csv", "TS,action,user_id\n2024-02-16T09:00:00Z,a,u1\n"),
+        ("e.tsv", "ts\tAction\tuser_id\n2024-02-16T09:00:00Z\ta\tu1\n"),
+    ],
+)
+def test_a_field_named_in_another_case_is_named_in_the_reason(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    f = tmp_path / name
+    f.write_text(text)
+    db = tmp_path / "s.duckdb"
+    report = run(db, f, kind="events")
+    assert report.files[0].rows_rejected == 1
+    field = {"e.ndjson": "user_id", "e.csv": "ts", "e.tsv": "action"}[name]
+    found = {"e.ndjson": "User_Id", "e.csv": "TS", "e.tsv": "Action"}[name]
+    assert rows(db, "select reason from rejects") == [
+        (f"missing {field} (the record has {found})",)
+    ]
+
+
+def test_a_field_in_another_case_in_some_records_only(tmp_path: Path) -> None:
+    f = write_ndjson(
+        tmp_path / "e.ndjson",
+        [
+            {"ts": "2024-02-16T09:00:00Z", "action": "a", "USER_ID": "u1"},
+            {"ts": "2024-02-16T09:00:00Z", "action": "a"},
+            {"ts": "2024-02-16T09:00:00Z", "action": "a", "user_id": "u3"},
+        ],
+    )
+    db = tmp_path / "s.duckdb"
+    run(db, f)
+    assert rows(db, "select source_record, reason from rejects order by source_record") == [
+        (1, "missing user_id (the record has USER_ID)"),
+        (2, "missing user_id"),
+    ]
+
+
+@pytest.mark.parametrize(
     "value", ["1e0", "1.5", "true", "{}", "[]", '"  "', '""', '"\\t \\n"', "null"]
 )
 def test_unusable_user_ids_reject_the_record(tmp_path: Path, value: str) -> None:
