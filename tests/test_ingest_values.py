@@ -225,6 +225,35 @@ def test_a_field_named_in_another_case_is_named_in_the_reason(
     ]
 
 
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "log", "parquet"])
+def test_columns_named_alike_but_for_case_are_two_columns(tmp_path: Path, fmt: str) -> None:
+    header = ["ts", "action", "User_Id", "user_id", "Note", "note", "NOTE"]
+    values = [
+        ["2024-02-16T09:00:00Z", "a", "U1", "u1", "x", "y", "z"],
+        ["2024-02-16T09:00:01Z", "a", "U2", "", "x", "", "z"],
+    ]
+    f = tmp_path / f"e.{fmt}"
+    if fmt == "parquet":
+        cols = list(zip(*values, strict=True))
+        write_parquet(f, pa.table([pa.array([v or None for v in c]) for c in cols], names=header))
+    elif fmt == "log":
+        lines = ["#Fields: " + " ".join(header)] + [" ".join(v or "-" for v in r) for r in values]
+        f.write_text("\n".join(lines) + "\n")
+    else:
+        sep = "," if fmt == "csv" else "\t"
+        f.write_text("\n".join(sep.join(r) for r in [header, *values]) + "\n")
+    db = tmp_path / "s.duckdb"
+    report = run(db, f, kind="events")
+    assert accounted(report) and report.files[0].rows_loaded == 1
+    got = rows(db, "select user_id, extra from events")
+    assert [(u, json.loads(x)) for u, x in got] == [
+        ("u1", {"User_Id": "U1", "Note": "x", "note": "y", "NOTE": "z"})
+    ]
+    reason, raw = rows(db, "select reason, raw from rejects")[0]
+    assert reason == "missing user_id (the record has User_Id)"
+    assert json.loads(raw) == dict(zip(header, [v or None for v in values[1]], strict=True))
+
+
 def test_a_field_in_another_case_in_some_records_only(tmp_path: Path) -> None:
     f = write_ndjson(
         tmp_path / "e.ndjson",

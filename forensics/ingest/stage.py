@@ -87,22 +87,55 @@ def add_depth_function(con: duckdb.DuckDBPyConnection) -> None:
 RAW_TEXT = f"left(rtrim(raw, {literal(LINE_END)}), {RAW_LIMIT})"
 
 
-def struct_json(columns: list[str], floats: frozenset[str] = frozenset()) -> str:
-    """SQL for a JSON object of these columns, keyed by their names. NaN and infinities
-    of the `floats` columns, which JSON cannot hold (DuckDB writes them bare), become the
-    texts "NaN", "Infinity" and "-Infinity" (SPEC §2.6: strict JSON everywhere)."""
+def struct_json(columns: list[tuple[str, str]], floats: frozenset[str] = frozenset()) -> str:
+    """SQL for a JSON object of these (key, column) pairs. NaN and infinities of the
+    `floats` columns, which JSON cannot hold (DuckDB writes them bare), become the texts
+    "NaN", "Infinity" and "-Infinity" (SPEC §2.6: strict JSON everywhere). Keys that differ
+    only in case (`Note` and `note`: one name to a DuckDB struct) are written by
+    json_object."""
 
-    def member(c: str) -> str:
+    def value(c: str) -> str:
         q = ident(c)
         if c not in floats:
-            return f"{q} := {q}"
+            return q
         return (
-            f"""{q} := case when isnan({q}) then '"NaN"'::json when isinf({q}) then """
+            f"""case when isnan({q}) then '"NaN"'::json when isinf({q}) then """
             f"""case when {q} > 0 then '"Infinity"' else '"-Infinity"' end::json """
             f"else to_json({q}) end"
         )
 
-    return "to_json(struct_pack(" + ", ".join(member(c) for c in columns) + "))"
+    if len({k.lower() for k, _ in columns}) < len(columns):
+        return "json_object(" + ", ".join(f"{literal(k)}, {value(c)}" for k, c in columns) + ")"
+    return (
+        "to_json(struct_pack(" + ", ".join(f"{ident(k)} := {value(c)}" for k, c in columns) + "))"
+    )
+
+
+def column_names(names: list[str], wanted: set[str]) -> list[tuple[str, str]]:
+    """(name, column) for a batch's columns. DuckDB's names are case-insensitive: of the
+    names that differ only in case, one keeps its name (the one a field is read from, else
+    the first), and the others are read under an alias (`__col` and their position, a name
+    no column has)."""
+    groups: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        groups.setdefault(n.lower(), []).append(i)
+    alias = {
+        i
+        for same in groups.values()
+        if len(same) > 1
+        for i in same
+        if i != next((j for j in same if names[j] in wanted), same[0])
+    }
+    taken = set(groups) | {"__rec"}
+
+    def free(i: int) -> str:
+        name = f"__col{i}"
+        while name.lower() in taken:
+            name += "_"
+        taken.add(name.lower())
+        return name
+
+    return [(n, free(i) if i in alias else n) for i, n in enumerate(names)]
 
 
 def in_pieces(batch: pa.Table, threads: int, tuning: IngestTuning) -> pa.Table:
@@ -477,6 +510,9 @@ class Stage:
             self.kind = self.decide_kind(set(names))
         kind = self.kind
         self._create(kind)
+        pairs = column_names(names, self._read_names(kind))
+        if any(k != c for k, c in pairs):
+            rb = rb.rename_columns([c for _, c in pairs])
         n = rb.num_rows
         recs = (
             first_rec
@@ -490,12 +526,20 @@ class Stage:
         )
         con.register("batch_in", tbl)
         try:
-            self._stage_table(kind, [c for c in names if c != "__rec"])
+            self._stage_table(kind, pairs)
         finally:
             # After a failed statement (e.g. a map expression that cannot bind) the
             # transaction is aborted and rolled back by the caller; keep the first error.
             with contextlib.suppress(duckdb.Error):
                 con.unregister("batch_in")
+
+    def _read_names(self, kind: str) -> set[str]:
+        """The source names a batch's canonical fields are read from."""
+        mapping = self.options.mapping
+        if mapping is None:
+            return set(CANONICAL[kind])
+        specs = (mapping.source_path(kind, name) for name in CANONICAL[kind])
+        return {spec[0] for spec in specs if spec}
 
     def _table_sources(
         self, kind: str, columns: list[str], types: dict[str, str]
@@ -524,20 +568,21 @@ class Stage:
             used.add(spec[0])
         return sources, used
 
-    def _stage_table(self, kind: str, all_cols: list[str]) -> None:
+    def _stage_table(self, kind: str, all_cols: list[tuple[str, str]]) -> None:
+        """Stage the batch; `all_cols`: each column's (name, name in batch_in)."""
         types = dict(
             self.con.execute("select column_name, column_type from (describe batch_in)").fetchall()
         )
-        sources, used = self._table_sources(kind, all_cols, types)
+        sources, used = self._table_sources(kind, [c for _, c in all_cols], types)
         m_join = self.mapper.join("__rec") if self.mapper is not None and self.mapper.exprs else ""
         hints = {
             name: f"coalesce({', '.join(alike)})"
             for name in REQUIRED[kind]
             if (
                 alike := [
-                    f"case when {ident(c)} is not null then {literal(c)} end"
-                    for c in all_cols
-                    if c != name and c.lower() == name.lower()
+                    f"case when {ident(c)} is not null then {literal(k)} end"
+                    for k, c in all_cols
+                    if k != name and k.lower() == name.lower()
                 ]
             )
         }
@@ -548,7 +593,7 @@ class Stage:
         select_cols = ", ".join(norm.columns.keys())
         extra = ""
         if kind == "events":
-            extras = [c for c in all_cols if c not in used]  # as in _field_sources_json
+            extras = [(k, c) for k, c in all_cols if c not in used]  # as in _field_sources_json
             extra = (
                 f", {struct_json(extras, floats)} as extra" if extras else ", null::json as extra"
             )
