@@ -212,6 +212,19 @@ def test_deeply_nested_and_huge_records_do_not_crash(tmp_path: Path) -> None:
     assert r.rows_read == 2
 
 
+@pytest.mark.parametrize(
+    "name, text",
+    [("e.jsonl", b"\n"), ("e.ndjson", b"\r\n"), ("e.json", b"\n  \n\t\n"), ("e.jsonl", b"")],
+)
+def test_a_json_file_of_blank_lines_only_is_loaded_with_no_record(
+    tmp_path: Path, name: str, text: bytes
+) -> None:
+    f = tmp_path / name
+    f.write_bytes(text)
+    r = _only(run(tmp_path / "s.duckdb", f))
+    assert (r.status, r.rows_read) == ("loaded", 0)
+
+
 def test_json_array_files(tmp_path: Path) -> None:
     f = tmp_path / "e.json"
     f.write_text(json.dumps(GOOD, indent=2))

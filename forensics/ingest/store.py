@@ -213,9 +213,10 @@ def write_file(
         counts["rows_duplicate"] = (
             counts["rows_read"] - counts["rows_rejected"] - counts["rows_loaded"]
         )
-    elif _temp_table_exists(con, "held"):
-        n, bad = _one(con, "held_encoding")
-        if n and n == bad:
+    elif _temp_table_exists(con, "held") and (held := _one(con, "held_encoding"))[0]:
+        # Records, none of them a JSON object (a file of blank lines only holds none).
+        n, bad = held
+        if n == bad:
             raise InputError(
                 "kind",
                 "no record is UTF-8 text (the file looks like another encoding), so its kind "
