@@ -51,6 +51,11 @@ def single_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def hide_quoted(line: str) -> str:
+    """`line` with every quoted text ('...' or "...") shown as '…': an engine quotes values."""
+    return _QUOTED.sub("'…'", line)
+
+
 def engine_message(e: BaseException | str, limit: int = 200) -> str:
     """The first line of an engine's message, cut short, without the record it may quote.
 
@@ -62,7 +67,7 @@ def engine_message(e: BaseException | str, limit: int = 200) -> str:
         return type(e).__name__ if isinstance(e, BaseException) else ""
     line = _RECORD_ECHO.sub("", text.splitlines()[0])
     if line.startswith(_VALUE_ECHO):
-        line = _NUMBER.sub("…", _QUOTED.sub("'…'", line))
+        line = _NUMBER.sub("…", hide_quoted(line))
     # The operating system's reason (e.g. "No space left on device") comes last, after the
     # paths: when the cut would lose it, it is put back from the error's number.
     m = _ERRNO.search(text)

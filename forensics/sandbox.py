@@ -12,7 +12,6 @@ import datetime as dt
 import glob
 import json
 import os
-import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,12 +22,11 @@ from typing import Any
 import duckdb
 
 from forensics.engines.base import EngineOptions
-from forensics.errors import ForensicsError, StoreError, UsageError
+from forensics.errors import ForensicsError, StoreError, UsageError, hide_quoted
 from forensics.store import StoreOptions, engine_error, open_store
 from forensics.window import format_time
 
 _WHAT = "sql"
-_QUOTED = re.compile(r"'(?:[^']|'')*'")
 
 
 def open_sandbox(options: StoreOptions) -> duckdb.DuckDBPyConnection:
@@ -177,7 +175,7 @@ def sql_error(e: duckdb.Error) -> ForensicsError:
     """The engine's first line, values in quotes hidden when they may come from records."""
     line = engine_error(_WHAT, e).why
     if isinstance(e, duckdb.DataError):  # conversion errors quote the offending value
-        line = _QUOTED.sub("'…'", line)
+        line = hide_quoted(line)
     if isinstance(e, duckdb.PermissionException) or "configuration has been locked" in line:
         return UsageError(
             _WHAT,

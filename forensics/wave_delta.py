@@ -8,6 +8,7 @@ so a current row is rendered the same way before it is compared.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from forensics.csv_text import large_text, neutralize_column, render_column
-from forensics.errors import InputError
+from forensics.errors import InputError, engine_message, hide_quoted
 from forensics.export import EXPOSURES, OWNERS, RECIPIENTS, ListSpec
 from forensics.pseudonym import Pseudonymizer
 from forensics.wave_chain import Wave
@@ -126,7 +127,15 @@ def _read_list(path: Path, spec: ListSpec, columns: Sequence[str]) -> pa.Table:
             ),
         )
     except (pa.ArrowInvalid, OSError) as e:
-        raise InputError(f"{path}", f"cannot be read as a notification list ({e})") from None
+        raise InputError(f"{path}", f"cannot be read as a notification list ({_why(e)})") from None
+
+
+def _why(e: BaseException) -> str:
+    """Arrow's reason without the row it quotes (`Expected 11 columns, got 10: <row>`) or
+    the values (`invalid value '...'`): a list's rows hold personal data."""
+    line = engine_message(e)
+    line = re.sub(r"(got \d+):.*", r"\1", line)
+    return hide_quoted(line)
 
 
 def _load(wave: Wave, view: ListedView) -> None:

@@ -326,6 +326,29 @@ def test_a_changed_previous_file_is_refused_naming_it(
     assert not (tmp_path / "w4").exists()
 
 
+@pytest.mark.parametrize("name", CSVS)
+def test_a_resealed_list_that_cannot_be_read_is_refused_without_quoting_it(
+    chain: tuple[Path, Path, Path, Path], tmp_path: Path, name: str
+) -> None:
+    db, w1, w2, w3 = chain
+    path = w1 / name
+    lines = path.read_bytes().split(b"\r\n")
+    row = lines[1]
+    lines[1] = row.rsplit(b",", 1)[0]  # a row one cell short
+    path.write_bytes(b"\r\n".join(lines))
+    manifest = json.loads((w1 / "manifest.json").read_text())
+    for out in manifest["outputs"]:
+        if out["name"] == name:
+            out.update(sha256=sha256(path), size_bytes=path.stat().st_size)
+    (w1 / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match=f"{name}: cannot be read as a notification list") as e:
+        wave(db, tmp_path / "w2b", previous=w1)
+    assert "columns, got" in str(e.value)
+    for cell in row.decode().split(","):
+        if len(cell) > 3:
+            assert cell not in str(e.value)
+
+
 def test_a_missing_previous_file_is_refused_naming_it(
     chain: tuple[Path, Path, Path, Path], tmp_path: Path
 ) -> None:
