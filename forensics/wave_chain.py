@@ -16,6 +16,7 @@ from typing import Any
 
 from forensics.errors import InputError
 from forensics.export import LISTS, MANIFEST, TOOL_NAME
+from forensics.wave_delta import check_lists
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _HASH_CHUNK = 1 << 20
@@ -217,6 +218,7 @@ def verify_notices(folders: Sequence[Path]) -> list[ChainCheck]:
         problem = None
         try:
             for wave in walk_chain(folder):
+                check_lists(wave.folder)
                 waves.append(wave)
         except InputError as e:
             problem = e.one_line()

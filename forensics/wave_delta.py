@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,7 +22,9 @@ from forensics.csv_text import large_text, neutralize_column, render_column
 from forensics.errors import InputError, engine_message, hide_quoted
 from forensics.export import EXPOSURES, OWNERS, RECIPIENTS, ListSpec
 from forensics.pseudonym import Pseudonymizer
-from forensics.wave_chain import Wave
+
+if TYPE_CHECKING:
+    from forensics.wave_chain import Wave
 
 # Severity only rises: a thumbnail seen < a thumbnail tapped < a video played.
 SEVERITY_RANK: Mapping[str, int] = {"thumbnail": 1, "tapped": 2, "video": 3}
@@ -138,9 +141,15 @@ def _why(e: BaseException) -> str:
     return hide_quoted(line)
 
 
-def _load(wave: Wave, view: ListedView) -> None:
+def check_lists(folder: Path) -> None:
+    """Read a wave's lists as the next wave's notify reads them (InputError if one cannot
+    be): a list re-sealed in its manifest after a change is still caught."""
+    _load(folder, ListedView(None, sanitized=False))
+
+
+def _load(folder: Path, view: ListedView) -> None:
     for spec in PEOPLE:
-        path = wave.folder / spec.file_name
+        path = folder / spec.file_name
         table = _read_list(path, spec, ("user_id", "severity"))
         ranks = severity_ranks(table.column("severity"))
         if ranks.null_count:
@@ -149,7 +158,7 @@ def _load(wave: Wave, view: ListedView) -> None:
             pa.table({"user_id": table.column("user_id"), "rank": ranks})
         )
     key_columns = ("request_id", "delivered_at", "recipient_id", "device_id", "event_id")
-    table = _read_list(wave.folder / EXPOSURES.file_name, EXPOSURES, key_columns)
+    table = _read_list(folder / EXPOSURES.file_name, EXPOSURES, key_columns)
     keys = delivery_keys(*(table.column(c).combine_chunks() for c in key_columns))
     view.deliveries.update(keys.to_pylist())
 
@@ -256,7 +265,7 @@ def read_delta(
         view = views.setdefault(
             (w.pseudonymized, w.sanitized), ListedView(pz if w.pseudonymized else None, w.sanitized)
         )
-        _load(w, view)
+        _load(w.folder, view)
     for view in views.values():
         view.settle()
     # Reading the earlier lists leaves buffers the allocator keeps; hand them back.

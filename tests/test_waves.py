@@ -347,6 +347,10 @@ def test_a_resealed_list_that_cannot_be_read_is_refused_without_quoting_it(
     for cell in row.decode().split(","):
         if len(cell) > 3:
             assert cell not in str(e.value)
+    # verify-notices reads the lists as notify does: the re-sealed wave is not whole.
+    (check,) = verify_notices([w1])
+    assert check.problem is not None and f"{name}: cannot be read" in check.problem
+    assert check.waves == ()
 
 
 def test_a_missing_previous_file_is_refused_naming_it(
