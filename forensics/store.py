@@ -203,6 +203,8 @@ def open_store(options: StoreOptions, *, read_only: bool) -> duckdb.DuckDBPyConn
         with contextlib.suppress(OSError):
             os.chmod(path, 0o600)
     try:
+        if not read_only:
+            _check_not_foreign(con, path)  # before the spill folder is made beside it
         _configure(con, options)
         if not read_only:
             con.execute(SCHEMA)
@@ -279,6 +281,17 @@ def ensure_dedup_keys(con: duckdb.DuckDBPyConnection) -> None:
         # Row groups without NULLs are skipped by their statistics: cheap on a full store.
         con.execute(f"update events set dkey = {DKEY} where dkey is null")  # noqa: S608
     con.execute("insert or replace into meta values ('dkey_hash', $v)", {"v": probe})
+
+
+def _check_not_foreign(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Refuse to write into another tool's database: a file with tables but not ours."""
+    tables = {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
+    if tables and not {"meta", "sources"} <= tables:
+        raise StoreError(
+            f"case store {path}",
+            "not a forensics case store (it holds other tables); nothing was written to it",
+            "Pass a new file, or a store forensics wrote, to --db",
+        )
 
 
 def _check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:

@@ -258,6 +258,29 @@ def test_analysis_commands_never_create_a_missing_store(tmp_path: Path) -> None:
     assert not db.exists()
 
 
+def test_another_tools_database_is_never_written_to(tmp_path: Path) -> None:
+    import duckdb
+
+    db = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("create table events (x varchar)")
+    con.close()
+    before = db.read_bytes()
+    f = tmp_path / "a.ndjson"
+    f.write_text('{"user_id": "u1"}\n')
+    r = _cli("--db", str(db), "ingest", str(f), "--kind", "accounts")
+    assert r.exit_code == 1
+    assert r.stderr.startswith(f"forensics: error: case store {db}: not a forensics case store")
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ndjson", "other.duckdb"]
+    r = _cli("--db", str(db), "status")
+    assert r.exit_code == 1 and "not a forensics case store" in r.stderr
+    # An empty DuckDB file is a new store.
+    empty = tmp_path / "empty.duckdb"
+    duckdb.connect(str(empty)).close()
+    assert _cli("--db", str(empty), "ingest", str(f), "--kind", "accounts").exit_code == 0
+
+
 def test_a_killed_ingest_leaves_whole_files_and_a_rerun_completes(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()
