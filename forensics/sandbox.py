@@ -174,7 +174,8 @@ def _fetch(con: duckdb.DuckDBPyConnection) -> Iterator[tuple[Any, ...]]:
 def sql_error(e: duckdb.Error) -> ForensicsError:
     """The engine's first line, values in quotes hidden when they may come from records."""
     line = engine_error(_WHAT, e).why
-    if isinstance(e, duckdb.DataError):  # conversion errors quote the offending value
+    # Conversion errors, and parsers' (strptime, json_transform_strict), quote the value.
+    if isinstance(e, duckdb.DataError | duckdb.InvalidInputException):
         line = hide_quoted(line)
     if isinstance(e, duckdb.PermissionException) or "configuration has been locked" in line:
         return UsageError(

@@ -168,8 +168,17 @@ def test_syntax_error_is_one_line_exit_2(store: Path) -> None:
     assert r.stderr.count("\n") == 1
 
 
-def test_conversion_error_does_not_echo_the_value(store: Path) -> None:
-    r = sql(store, "select cast(user_id || '@example.org' as integer) from events")
+@pytest.mark.parametrize(
+    "query",
+    [
+        "select cast(user_id || '@example.org' as integer) from events",
+        "select strptime(user_id || '@example.org', '%Y') from events",
+        "select json_transform_strict(to_json({'e': user_id || '@example.org'}),"
+        ' \'{"e":"int"}\') from events',
+    ],
+)
+def test_conversion_error_does_not_echo_the_value(store: Path, query: str) -> None:
+    r = sql(store, query)
     assert r.exit_code == 2
     assert "example.org" not in r.stderr
     assert r.stderr.count("\n") == 1
