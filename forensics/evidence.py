@@ -87,12 +87,12 @@ def verify_sources(
     out = []
     for r in rows:
         path = Path(r["path"])
-        if not path.is_file():
-            status = "missing"
-        else:
-            try:
+        try:
+            if not path.is_file():
+                status = "missing"
+            else:
                 status = "ok" if sha256_file(path) == r["sha256"] else "changed"
-            except OSError:
-                status = "unreadable"
+        except OSError:  # the file, or a folder on its path (stat fails: EACCES)
+            status = "unreadable"
         out.append({"path": r["path"], "sha256": r["sha256"], "status": status})
     return out

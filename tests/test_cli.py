@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -409,3 +411,22 @@ def test_notify_counts_the_deliveries_outside_the_window_as_exposure_does(
         if outside
         else []
     )
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_stdout_is_one_line_not_an_internal_error(tmp_path: Path) -> None:
+    db = tmp_path / "case.duckdb"
+    f = tmp_path / "a.ndjson"
+    f.write_text('{"user_id": "u1"}\n')
+    assert run_cli(["--db", str(db), "ingest", str(f), "--kind", "accounts"]).exit_code == 0
+    for args in (["status", "--json"], ["sql", "--format", "csv", "select * from accounts"]):
+        with open("/dev/full", "w") as full:
+            p = subprocess.run(
+                [sys.executable, "-m", "forensics", "--db", str(db), *args],
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+                check=False,
+            )
+        assert p.returncode == 1
+        assert p.stderr == "forensics: error: standard output: No space left on device\n"

@@ -246,6 +246,26 @@ def test_verify_tells_a_source_it_cannot_read_from_a_missing_one(
     assert "1 of 3 source files changed, missing or unreadable" in r.stderr
 
 
+def test_verify_tells_a_source_in_a_folder_it_cannot_enter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = _three(tmp_path)
+    db = tmp_path / "s.duckdb"
+    assert CliRunner().invoke(app, ["--db", str(db), "ingest", str(logs)]).exit_code == 0
+    real = Path.is_file
+
+    def is_file(self: Path) -> bool:
+        if self.name == "a.jsonl":  # as stat() in a folder without search permission
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "is_file", is_file)
+    r = CliRunner().invoke(app, ["--db", str(db), "verify", "--json"])
+    assert r.exit_code == 1
+    status = {Path(x["path"]).name: x["status"] for x in json.loads(r.stdout)}
+    assert status == {"a.jsonl": "unreadable", "b.jsonl": "ok", "c.jsonl": "ok"}
+
+
 def test_an_engine_error_while_staging_is_labelled_staging_not_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

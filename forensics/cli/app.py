@@ -4,6 +4,7 @@ options, and the console entry point.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -86,12 +87,19 @@ class ForensicsGroup(TyperGroup):
             raise typer.Exit(e.exit_code) from None
         except BrokenPipeError:
             # The reader of stdout went away (`| head`): nothing more to say, to anyone.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            _silence_stdout()
             raise typer.Exit(ExitCode.FAILURE) from None
         except KeyboardInterrupt:
             error("interrupted")
             raise typer.Exit(ExitCode.INTERRUPTED) from None
+        except OSError as e:
+            # One the commands do not name themselves: most often stdout (`> /dev/full`).
+            if debug_requested(ctx):
+                traceback.print_exc(file=sys.stderr)
+            where = e.filename if e.filename is not None else "standard output"
+            error(f"{where}: {e.strerror or type(e).__name__}")
+            _silence_stdout()
+            raise typer.Exit(ExitCode.FAILURE) from None
         except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no locals
             if is_interrupt(e):
                 error("interrupted")
@@ -177,3 +185,11 @@ def main() -> None:
     os.umask(0o077)
     remember_interrupts()
     app()
+
+
+def _silence_stdout() -> None:
+    """Send what is left in stdout's buffer to /dev/null, so that flushing it at exit
+    cannot fail a second time."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
