@@ -430,3 +430,26 @@ def test_a_full_stdout_is_one_line_not_an_internal_error(tmp_path: Path) -> None
             )
         assert p.returncode == 1
         assert p.stderr == "forensics: error: standard output: No space left on device\n"
+
+
+@pytest.mark.parametrize(
+    "args, what",
+    [
+        (["export", ""], "argument 4"),
+        (["--db", "", "status"], "--db"),
+        (["notify", "--window", "2024-02-16T09:00:00Z/PT1H", "--out="], "--out"),
+        (["exposure", "--window", ""], "--window"),
+    ],
+)
+def test_an_empty_argument_is_a_usage_error_not_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], what: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = ["--db", str(tmp_path / "case.duckdb")] if args[0] != "--db" else []
+    r = run_cli([*db, *args])
+    assert r.exit_code == 2
+    assert (
+        r.stderr
+        == f"forensics: error: {what}: is empty (an unset shell variable?); no value may be empty\n"
+    )
+    assert list(tmp_path.iterdir()) == []

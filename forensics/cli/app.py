@@ -43,6 +43,12 @@ class ForensicsGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         code: int
+        empty = _empty_argument(list(sys.argv[1:] if args is None else args))
+        if empty is not None:
+            error(f"{empty}: is empty (an unset shell variable?); no value may be empty")
+            if standalone_mode:
+                sys.exit(int(ExitCode.USAGE))
+            return int(ExitCode.USAGE)
         try:
             rv = super().main(
                 args=args,
@@ -193,3 +199,16 @@ def _silence_stdout() -> None:
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+
+
+def _empty_argument(argv: list[str]) -> str | None:
+    """What an empty argument was given for (`--out ""`, `--out=`, `export ""`), or None.
+    No option or argument of forensics takes an empty text, and a path would read it as
+    the current folder."""
+    for i, a in enumerate(argv):
+        if a == "":
+            before = argv[i - 1] if i else ""
+            return before if before.startswith("-") else f"argument {i + 1}"
+        if a.startswith("--") and a.endswith("=") and a.count("=") == 1:
+            return a[:-1]
+    return None
