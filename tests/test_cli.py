@@ -453,3 +453,13 @@ def test_an_empty_argument_is_a_usage_error_not_the_current_folder(
         == f"forensics: error: {what}: is empty (an unset shell variable?); no value may be empty\n"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_limit_beyond_the_engines_integers_is_a_usage_error(tmp_path: Path) -> None:
+    db = tmp_path / "case.duckdb"
+    f = tmp_path / "a.ndjson"
+    f.write_text('{"user_id": "u1"}\n')
+    assert run_cli(["--db", str(db), "ingest", str(f), "--kind", "accounts"]).exit_code == 0
+    r = run_cli(["--db", str(db), "rejects", "--limit", "99999999999999999999"])
+    assert r.exit_code == 2 and "--limit" in r.stderr
+    assert run_cli(["--db", str(db), "rejects", "--limit", str(2**63 - 1)]).exit_code == 0

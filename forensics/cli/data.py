@@ -134,7 +134,9 @@ def sources(
 
 def rejects(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", min=0, help="At most N records.")] = 100,
+    limit: Annotated[
+        int, typer.Option("--limit", min=0, max=2**63 - 1, help="At most N records.")
+    ] = 100,
     raw: Annotated[
         bool, typer.Option("--raw", help="Also show each record's raw text (personal data).")
     ] = False,
