@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,8 @@ class Window:
 
     start: datetime
     end: datetime
+    # The `START/END` text it was read from (an incident file's too): for the notes on it.
+    given: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         for name, value in (("start", self.start), ("end", self.end)):
@@ -223,7 +225,7 @@ def _parse_span(text: str) -> Window:
         end = parse_instant(end_text, "END")
     if not end > start:
         raise UsageError(_WHAT, "END must be after START")
-    return Window(start, end)
+    return Window(start, end, given=text)
 
 
 def parse_instant(text: str, label: str = "instant") -> datetime:

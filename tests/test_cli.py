@@ -351,6 +351,31 @@ def test_a_window_without_offset_is_echoed_as_read_in_utc(
     assert ("was read as UTC" in r.stderr) is noted
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "noted"),
+    [
+        ("inc.toml", 'window = "2024-02-16T09:00:00/2024-02-16T10:00:00"\n', True),
+        ("inc.toml", "window = {start = 2024-02-16T09:00:00, end = 2024-02-16T10:00:00Z}\n", True),
+        ("inc.json", '{"window": {"start": "2024-02-16T09:00", "end": "PT1H"}}', True),
+        ("inc.toml", 'window = "2024-02-16T09:00:00Z/PT1H"\n', False),
+        (
+            "inc.toml",
+            "window = {start = 2024-02-16T09:00:00Z, end = 2024-02-16T10:00:00Z}\n",
+            False,
+        ),
+    ],
+)
+def test_a_window_file_without_offset_is_echoed_as_read_in_utc(
+    store: Path, tmp_path: Path, name: str, text: str, noted: bool
+) -> None:
+    f = tmp_path / name
+    f.write_text(text)
+    for cmd in (["exposure", "--json"], ["notify", "--out", str(tmp_path / "lists")]):
+        r = run_cli("--db", str(store), cmd[0], "--window", f"@{f}", *cmd[1:])
+        assert r.exit_code == 0, r.stderr
+        assert (f"(from {f}) has no UTC offset and was read as UTC" in r.stderr) is noted
+
+
 def test_by_suggests_the_closest_field(store: Path) -> None:
     r = run_cli("--db", str(store), "exposure", "--window", W, "--by", "cache_nod")
     assert r.exit_code == 2

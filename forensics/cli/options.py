@@ -199,8 +199,10 @@ def print_json(data: Any) -> None:
 def window_notes(text: str, window: Any, quiet: bool) -> None:
     from forensics.status import window_without_offset
 
-    if window_without_offset(text) and not quiet:
-        note(f"the window {text.strip()} has no UTC offset and was read as UTC: {window}")
+    given = window.given or text.strip()
+    if window_without_offset(given) and not quiet:
+        source = f" (from {text.strip()[1:]})" if text.strip().startswith("@") else ""
+        note(f"the window {given}{source} has no UTC offset and was read as UTC: {window}")
 
 
 def coverage_messages(coverage: Any, outside: int, window: Any, strict: bool) -> int:
