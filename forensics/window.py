@@ -63,14 +63,22 @@ class Window:
             raise ValueError("Window.end must be after Window.start")
 
     def __str__(self) -> str:
-        return f"{format_instant(self.start)}/{format_instant(self.end)}"
+        return f"{window_instant(self.start)}/{window_instant(self.end)}"
 
     def contains(self, t: datetime) -> bool:
         """start <= t < end."""
         return self.start <= t < self.end
 
     def to_json(self) -> dict[str, str]:
-        return {"start": format_instant(self.start), "end": format_instant(self.end)}
+        return {"start": window_instant(self.start), "end": window_instant(self.end)}
+
+
+def window_instant(dt: datetime) -> str:
+    """A window's START or END as SPEC §4 echoes it, `YYYY-MM-DDTHH:MM:SSZ`; a fraction of
+    a second given is kept (`...:SS.5Z`): the echo must give the same figures again."""
+    text = format_instant(dt)
+    us = dt.astimezone(timezone.utc).microsecond
+    return text if not us else f"{text[:-1]}.{us:06d}".rstrip("0") + "Z"
 
 
 def format_instant(dt: datetime) -> str:

@@ -61,10 +61,31 @@ def test_window_is_half_open() -> None:
 
 
 def test_window_echoes_in_utc_with_z() -> None:
-    w = parse_window("2024-02-16T10:00:00.75+01:00/PT1H")
+    w = parse_window("2024-02-16T10:00:00+01:00/PT1H")
     assert w.to_json() == {"start": "2024-02-16T09:00:00Z", "end": "2024-02-16T10:00:00Z"}
     assert str(w) == "2024-02-16T09:00:00Z/2024-02-16T10:00:00Z"
     assert format_instant(datetime(2024, 2, 16, 9)) == "2024-02-16T09:00:00Z"
+
+
+@pytest.mark.parametrize(
+    "text, echo",
+    [
+        ("2024-02-16T10:00:00.75+01:00/PT1H", "2024-02-16T09:00:00.75Z/2024-02-16T10:00:00.75Z"),
+        (
+            "2024-02-16T09:00:00.000001Z/PT0.5S",
+            "2024-02-16T09:00:00.000001Z/2024-02-16T09:00:00.500001Z",
+        ),
+        ("2024-02-16T09:00:00.000Z/PT1H", "2024-02-16T09:00:00Z/2024-02-16T10:00:00Z"),
+    ],
+)
+def test_a_window_with_a_fraction_is_echoed_with_it_and_reads_back_the_same(
+    text: str, echo: str
+) -> None:
+    # Echoed to the second, 09:00:00.75 would read back as a wider window (other figures).
+    w = parse_window(text)
+    assert str(w) == echo
+    assert parse_window(str(w)) == w
+    assert "/".join(w.to_json().values()) == echo
 
 
 def test_a_year_below_1000_is_echoed_with_four_digits() -> None:
