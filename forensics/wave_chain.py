@@ -95,7 +95,9 @@ def read_wave(folder: Path) -> Wave:
             raise InputError(f"{path}", f"does not record {spec.file_name} and its SHA-256")
         target = folder / spec.file_name
         try:
-            if not target.is_file() or target.is_symlink():
+            if target.is_symlink():
+                raise InputError(f"{target}", "is a symbolic link, not the list notify wrote")
+            if not target.is_file():
                 raise InputError(f"{target}", "is missing (the manifest lists it)")
             digest, size = _sha256_file(target)
         except OSError as e:

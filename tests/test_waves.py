@@ -353,6 +353,18 @@ def test_a_resealed_list_that_cannot_be_read_is_refused_without_quoting_it(
     assert check.waves == ()
 
 
+def test_a_list_replaced_by_a_symbolic_link_is_named_as_one(
+    chain: tuple[Path, Path, Path, Path], tmp_path: Path
+) -> None:
+    db, w1, w2, w3 = chain
+    (w1 / "owners.csv").rename(w1 / "owners.real")
+    (w1 / "owners.csv").symlink_to("owners.real")
+    with pytest.raises(InputError, match="owners.csv: is a symbolic link"):
+        wave(db, tmp_path / "w4", previous=w2)
+    (check,) = verify_notices([w3])
+    assert check.problem is not None and "owners.csv: is a symbolic link" in check.problem
+
+
 def test_a_missing_previous_file_is_refused_naming_it(
     chain: tuple[Path, Path, Path, Path], tmp_path: Path
 ) -> None:
