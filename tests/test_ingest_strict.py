@@ -285,6 +285,27 @@ def test_wrapped_document_named_by_the_map(tmp_path: Path) -> None:
     assert (r.rows_read, r.rows_rejected) == (1, 1)
 
 
+def test_a_pretty_printed_document_of_several_members_fails_naming_the_way_out(
+    tmp_path: Path,
+) -> None:
+    # Read as JSON lines, every line of it was rejected and the file was "loaded".
+    f = tmp_path / "trail.json"
+    f.write_text(json.dumps({"Records": _events(2), "nextToken": None}, indent=2))
+    r = run(tmp_path / "s.duckdb", f).files[0]
+    assert r.status == "failed"
+    assert "one object over several lines" in (r.error or "")
+    assert "records =" in (r.error or "")
+    m = tmp_path / "m.toml"
+    m.write_text('[events]\nrecords = "Records"\n')
+    r = run(tmp_path / "t.duckdb", f, mapping=load_mapping(m)).files[0]
+    assert (r.status, r.rows_loaded) == ("loaded", 2)
+    # JSON lines whose first record is cut short are still JSON lines.
+    g = tmp_path / "lines.json"
+    g.write_text('{"ts": "2024-02-16T09:00:00Z", "action":\n' + json.dumps(event()) + "\n")
+    r = run(tmp_path / "u.duckdb", g).files[0]
+    assert (r.status, r.rows_read, r.rows_rejected) == ("loaded", 2, 1)
+
+
 def test_wrapped_document_with_a_bad_record_fails(tmp_path: Path) -> None:
     f = tmp_path / "trail.json"
     f.write_text('{"Records": [' + json.dumps(event()) + ', {"a": NaN}]}')

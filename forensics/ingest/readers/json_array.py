@@ -66,9 +66,25 @@ def object_records(
                 "Name the member with records = in the map",
             ) from None
         held.clear()
+        if _one_document(b"".join(seen[:2])):
+            raise InputError(
+                "JSON",
+                "the document is one object over several lines, not JSON lines, and not "
+                "one object holding its records in its only member",
+                "Name the member holding the records with records = in a map",
+            ) from None
         yield from split_lines(itertools.chain(seen, chunks), block)
         return
     yield from held
+
+
+def _one_document(head: bytes) -> bool:
+    """True when the text opening with `{` is laid out as one document (pretty-printed),
+    not as JSON lines: its first line does not close the object it opens, and its second
+    line does not open another. (A JSON lines file whose first record is cut short still
+    has a second line that opens a record.)"""
+    lines = [line.strip() for line in head.lstrip(BOM).split(b"\n") if line.strip()]
+    return len(lines) >= 2 and not lines[0].endswith(b"}") and not lines[1].startswith(b"{")
 
 
 def peek_first(chunks: Iterator[bytes]) -> tuple[Iterator[bytes], bytes]:
