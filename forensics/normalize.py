@@ -99,6 +99,9 @@ class Source:
 
     expr: str
     type: str
+    # For a JSON id: SQL true when the record wrote the number as -0, which the JSON
+    # parser gives as 0 (two texts, two ids: SPEC §2.4's decimal text).
+    minus_zero: str | None = None
 
 
 VALUE = "__VALUE__"  # stands for the field's computed value column in `type_bad`
@@ -176,6 +179,10 @@ def _blank(j: str) -> str:
     )
 
 
+def _minus_zero(e: str, written: str | None) -> str:
+    return e if written is None else f"case when {e} = '0' and {written} then '-0' else {e} end"
+
+
 def text_field(src: Source) -> Field:
     """Ids and other text (§2.4): exact text, numbers as their decimal text, blank = missing."""
     e, cat = src.expr, ("missing" if src.type == "missing" else _category(src.type))
@@ -200,7 +207,7 @@ def text_field(src: Source) -> Field:
             f"when starts_with({e}, '\" ') "
             f"then case when trim({_inside(e)}) = '' then null else {_inside(e)} end "
             f"else {_inside(e)} end "
-            f"when regexp_matches({e}, '^-?[0-9]+$') then {e} end"
+            f"when regexp_matches({e}, '^-?[0-9]+$') then {_minus_zero(e, src.minus_zero)} end"
         )
         present = f"({e} is not null and {e} <> 'null')"
         # Read only where the value came out NULL: present, and not a (blank) string.

@@ -188,6 +188,9 @@ def test_ids_keep_their_exact_text(tmp_path: Path) -> None:
         '{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":"0123","request_id":"4"}\n'
         '{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":123,"request_id":"5"}\n'
         '{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":-7,"request_id":6}\n'
+        '{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":-0 ,"request_id":-0}\n'
+        '{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":0,"request_id":0}\n'
+        '{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":"-0","request_id":"x","n":-0}\n'
     )
     db = tmp_path / "s.duckdb"
     run(db, f)
@@ -199,6 +202,9 @@ def test_ids_keep_their_exact_text(tmp_path: Path) -> None:
         ("4", "0123"),
         ("5", "123"),
         ("6", "-7"),
+        ("-0", "-0"),  # not "0": JSON's parser gives -0 as 0, and the key then was 0's
+        ("0", "0"),
+        ("x", "-0"),
     ]
 
 

@@ -10,6 +10,8 @@ forensics.normalize; nothing here is stored (forensics.ingest.store does that).
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 from typing import Any
 
 import duckdb
@@ -109,6 +111,14 @@ def struct_json(columns: list[tuple[str, str]], floats: frozenset[str] = frozens
     return (
         "to_json(struct_pack(" + ", ".join(f"{ident(k)} := {value(c)}" for k, c in columns) + "))"
     )
+
+
+def _minus_zero_in(spec: list[str]) -> str | None:
+    """SQL true when the record writes its top-level member `spec[0]` as the number -0."""
+    if len(spec) != 1:
+        return None
+    pattern = re.escape(json.dumps(spec[0], ensure_ascii=False)) + r"\s*:\s*-0\s*[,}]"
+    return f"regexp_matches(raw, {literal(pattern)})"
 
 
 def column_names(names: list[str], wanted: set[str]) -> list[tuple[str, str]]:
@@ -394,7 +404,7 @@ class Stage:
                 continue
             paths.append(json_pointer(spec))
             used.add(spec[0])
-            sources[name] = Source(f"v[{len(paths)}]", "json")
+            sources[name] = Source(f"v[{len(paths)}]", "json", _minus_zero_in(spec))
         # Without a map every top-level key is extracted (for events they are the extras
         # kept; for all kinds they let duplicates be found by counting, see dup_by_count).
         # A canonical name is an extra too when a map reads the field from elsewhere.
