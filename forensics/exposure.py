@@ -303,9 +303,12 @@ def compute_breakdown(con: Connection, window: Window, field: str) -> Breakdown:
     if field not in CANONICAL_BY_FIELDS and all(r.value is None for r in rows):
         fields = event_fields(con)
         if field not in fields:
-            shown = ", ".join(printable(f) for f in fields[:40])
-            more = f" and {len(fields) - 40} more" if len(fields) > 40 else ""
-            close = difflib.get_close_matches(field, fields, n=1)
+            # A record's keys can be data (an email as a key): only names are shown.
+            names = [f for f in fields if _FIELD_NAME.fullmatch(f)]
+            shown = ", ".join(names[:40])
+            left = len(fields) - min(len(names), 40)
+            more = f" and {left} more (`forensics sql` lists them)" if left else ""
+            close = difflib.get_close_matches(field, names, n=1)
             guess = f"Did you mean {printable(close[0])}? " if close else ""
             raise UsageError(
                 "--by",
@@ -313,6 +316,9 @@ def compute_breakdown(con: Connection, window: Window, field: str) -> Breakdown:
                 f"{guess}Fields that exist: {shown}{more}",
             )
     return Breakdown(field, rows)
+
+
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
 
 
 @dataclass(frozen=True)

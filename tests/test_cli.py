@@ -383,6 +383,19 @@ def test_by_suggests_the_closest_field(store: Path) -> None:
     assert len(lines(r.stderr)) == 1
 
 
+def test_an_unknown_by_field_never_lists_keys_that_look_like_data(tmp_path: Path) -> None:
+    inc = Incident()
+    inc.grant("d1", "owner1")
+    inc.deliver(at(1), "stranger", "d1", "e1", extra={"cache_node": "c7", "alice@example.org": 1})
+    inc.deliver(at(2), "nosy", "d1", "e2", extra={"12345678": 2, "edge.pop": "x"})
+    db = inc.write(tmp_path / "case.duckdb")
+    r = run_cli("--db", str(db), "exposure", "--window", W, "--by", "nosuch")
+    assert r.exit_code == 2
+    assert "alice" not in r.stderr and "12345678" not in r.stderr
+    assert "cache_node" in r.stderr and "edge.pop" in r.stderr
+    assert "and 2 more (`forensics sql` lists them)" in r.stderr
+
+
 def test_by_shows_the_top_values_and_says_how_many_of_how_many(store: Path) -> None:
     r = run_cli("--db", str(store), "exposure", "--window", W, "--by", "user_id", "--top", "1")
     assert r.exit_code == 0, r.stderr
