@@ -381,3 +381,19 @@ def test_ingest_progress_names_the_file_being_read_and_counts_records_and_reject
         fields = tracker._progress.tasks[0].fields
     assert (tracker.records, tracker.rejects) == (15, 2)
     assert fields["counts"] == "15 records, 2 rejected"
+
+
+@pytest.mark.parametrize("width", [40, 50, 60, 120])
+def test_the_exposure_window_is_shown_whole_at_any_width(width: int) -> None:
+    from types import SimpleNamespace
+
+    from forensics.exposure import FIGURE_KEYS
+    from forensics.screens.exposure import render_exposure
+    from forensics.window import parse_window
+
+    window = parse_window("2024-02-16T00:00:00Z/2024-02-18T00:00:00Z")
+    figures = dict.fromkeys(FIGURE_KEYS, 0) | {"timeline": []}
+    console = tty(width)
+    render_exposure(SimpleNamespace(figures=figures, window=window, breakdown=None), console)
+    out = "".join(text(console).split())  # the window may wrap: compare without breaks
+    assert str(window) in out

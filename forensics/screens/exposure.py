@@ -54,8 +54,13 @@ def render_exposure(
     grid.add_column(justify="right", no_wrap=True)
     for key in FIGURE_KEYS:
         grid.add_row(FIGURE_LABELS[key], *([key] if wide else []), f"{fig[key]:,}")
-    if terminal:
-        emit(console, Panel(grid, title=f"exposure {w}", title_align="left", expand=False))
+    title = f"exposure {w}"
+    if terminal and len(title) + 6 > console.width:
+        # A title is cut to the box: the window goes above it, whole (it may wrap).
+        console.print(title, soft_wrap=True, highlight=False, markup=False)
+        emit(console, Panel(grid, expand=False))
+    elif terminal:
+        emit(console, Panel(grid, title=title, title_align="left", expand=False))
     else:
         console.file.write(f"exposure {w}\n")
         emit(console, grid)
