@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,6 +181,7 @@ def open_store(options: StoreOptions, *, read_only: bool) -> duckdb.DuckDBPyConn
             "is a folder, not a store file",
             f"Pass the store file, e.g. --db {path / DEFAULT_DB}",
         )
+    _check_file_kind(path, read_only)
     if read_only and not path.is_file():
         raise StoreError(
             f"case store {path}", "not found", "Run `forensics ingest` first, or pass --db"
@@ -281,6 +283,37 @@ def ensure_dedup_keys(con: duckdb.DuckDBPyConnection) -> None:
         # Row groups without NULLs are skipped by their statistics: cheap on a full store.
         con.execute(f"update events set dkey = {DKEY} where dkey is null")  # noqa: S608
     con.execute("insert or replace into meta values ('dkey_hash', $v)", {"v": probe})
+
+
+def _check_file_kind(path: Path, read_only: bool) -> None:
+    """A path that exists must be a DuckDB database file (DuckDB's own errors for a SQLite
+    or Parquet file, a FIFO or a device say something else). An empty file (`touch`,
+    `mktemp`) is no store yet: written to, it is made one."""
+    try:
+        st = path.stat()
+    except OSError:
+        return  # missing (or unreachable): the callers say so
+    if not stat.S_ISREG(st.st_mode):
+        raise StoreError(f"case store {path}", "is not a regular file")
+    if st.st_size == 0:
+        if read_only:
+            raise StoreError(
+                f"case store {path}", "is an empty file", "Run `forensics ingest` first"
+            )
+        with contextlib.suppress(OSError):
+            path.unlink()  # DuckDB opens no empty file; nothing is lost
+        return
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise StoreError(f"case store {path}", e.strerror or type(e).__name__) from None
+    if head[8:12] != b"DUCK":
+        raise StoreError(
+            f"case store {path}",
+            "is not a DuckDB database file",
+            "Pass a forensics case store, or a new file, to --db",
+        )
 
 
 def _check_not_foreign(con: duckdb.DuckDBPyConnection, path: Path) -> None:

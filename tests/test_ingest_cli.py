@@ -281,6 +281,40 @@ def test_another_tools_database_is_never_written_to(tmp_path: Path) -> None:
     assert _cli("--db", str(empty), "ingest", str(f), "--kind", "accounts").exit_code == 0
 
 
+def test_a_store_path_that_is_no_duckdb_file_is_named_as_such(tmp_path: Path) -> None:
+    import sqlite3
+
+    f = tmp_path / "a.ndjson"
+    f.write_text('{"user_id": "u1"}\n')
+    lite = tmp_path / "case.sqlite"
+    con = sqlite3.connect(lite)
+    con.execute("create table t (a)")
+    con.commit()
+    con.close()
+    parquet = tmp_path / "e.parquet"
+    pq.write_table(pa.table({"a": [1]}), parquet)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path, why in (
+        (lite, "is not a DuckDB database file"),
+        (parquet, "is not a DuckDB database file"),
+        (fifo, "is not a regular file"),
+    ):
+        before = sorted(p.name for p in tmp_path.iterdir())
+        for args in (["status"], ["ingest", str(f), "--kind", "accounts"]):
+            r = _cli("--db", str(path), *args)
+            assert r.exit_code == 1
+            assert r.stderr.startswith(f"forensics: error: case store {path}: {why}")
+        assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing made beside it
+    # An empty file (touch, mktemp) is no store to read, and becomes one when written to.
+    empty = tmp_path / "case.duckdb"
+    empty.touch()
+    r = _cli("--db", str(empty), "status")
+    assert r.exit_code == 1 and "is an empty file" in r.stderr
+    assert _cli("--db", str(empty), "ingest", str(f), "--kind", "accounts").exit_code == 0
+    assert _cli("--db", str(empty), "status").exit_code == 0
+
+
 def test_a_killed_ingest_leaves_whole_files_and_a_rerun_completes(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()
