@@ -293,12 +293,19 @@ def test_a_pretty_printed_document_of_several_members_fails_naming_the_way_out(
     f.write_text(json.dumps({"Records": _events(2), "nextToken": None}, indent=2))
     r = run(tmp_path / "s.duckdb", f).files[0]
     assert r.status == "failed"
-    assert "one object over several lines" in (r.error or "")
+    assert "one object over several lines holding an array of records" in (r.error or "")
     assert "records =" in (r.error or "")
     m = tmp_path / "m.toml"
     m.write_text('[events]\nrecords = "Records"\n')
     r = run(tmp_path / "t.duckdb", f, mapping=load_mapping(m)).files[0]
     assert (r.status, r.rows_loaded) == ("loaded", 2)
+    # The array needs not come first; a document without one is read as before.
+    f.write_text(json.dumps({"nextToken": None, "Records": _events(2)}, indent=2))
+    r = run(tmp_path / "v.duckdb", f).files[0]
+    assert r.status == "failed" and "records =" in (r.error or "")
+    f.write_text('{\n"a" : "b"\n}\n')  # JSONTestSuite's y_object_with_newlines
+    r = run(tmp_path / "w.duckdb", f, kind="events").files[0]
+    assert (r.status, r.rows_read, r.rows_rejected) == ("loaded", 3, 3)
     # JSON lines whose first record is cut short are still JSON lines.
     g = tmp_path / "lines.json"
     g.write_text('{"ts": "2024-02-16T09:00:00Z", "action":\n' + json.dumps(event()) + "\n")

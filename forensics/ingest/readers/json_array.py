@@ -10,6 +10,7 @@ member, an array) and nothing follows that object; else, like anything else, JSO
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def object_records(
                 seen.clear()
                 yield from held
                 held.clear()
-    except NotWrapped:
+    except NotWrapped as e:
         if not recording:
             raise InputError(
                 "JSON",
@@ -66,25 +67,46 @@ def object_records(
                 "Name the member with records = in the map",
             ) from None
         held.clear()
-        if _one_document(b"".join(seen[:2])):
+        more = next(chunks, None)
+        rest = itertools.chain(seen, [] if more is None else [more], chunks)
+        if _unnamed_records(b"".join(seen), e.array_first, complete=more is None):
             raise InputError(
                 "JSON",
-                "the document is one object over several lines, not JSON lines, and not "
-                "one object holding its records in its only member",
+                "the document is one object over several lines holding an array of records "
+                "beside other members, not JSON lines",
                 "Name the member holding the records with records = in a map",
             ) from None
-        yield from split_lines(itertools.chain(seen, chunks), block)
+        yield from split_lines(rest, block)
         return
     yield from held
 
 
-def _one_document(head: bytes) -> bool:
-    """True when the text opening with `{` is laid out as one document (pretty-printed),
-    not as JSON lines: its first line does not close the object it opens, and its second
-    line does not open another. (A JSON lines file whose first record is cut short still
-    has a second line that opens a record.)"""
-    lines = [line.strip() for line in head.lstrip(BOM).split(b"\n") if line.strip()]
-    return len(lines) >= 2 and not lines[0].endswith(b"}") and not lines[1].startswith(b"{")
+# A whole document up to this size is parsed to see whether it holds records.
+_LOOK_INSIDE = 8 << 20
+
+
+def _unnamed_records(head: bytes, array_first: bool, *, complete: bool) -> bool:
+    """True when a text opening with `{` that is not a wrapped document is one object laid
+    out over several lines (pretty-printed: its first line does not close the object it
+    opens, its second does not open another, as JSON lines would) with an array of
+    objects as a member: a wrapped document whose records member a map must name
+    (`{"Records": [...], "nextToken": ...}`). Read as JSON lines, each of its lines would
+    be rejected. Any other object is read as JSON lines, as before."""
+    lines = [line.strip() for line in head[: 64 << 10].lstrip(BOM).split(b"\n")]
+    lines = [line for line in lines if line][:2]
+    if len(lines) < 2 or lines[0].endswith(b"}") or lines[1].startswith(b"{"):
+        return False
+    if array_first:
+        return True
+    if not complete or len(head) > _LOOK_INSIDE:
+        return False
+    try:
+        doc = json.loads(head.decode("utf-8-sig"))
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and any(
+        isinstance(v, list) and v and all(isinstance(x, dict) for x in v) for v in doc.values()
+    )
 
 
 def peek_first(chunks: Iterator[bytes]) -> tuple[Iterator[bytes], bytes]:

@@ -45,7 +45,12 @@ _COMMA, _CLOSE_ARRAY = 5, 3
 
 
 class NotWrapped(Exception):  # noqa: N818 - a signal, not an error
-    """The document is not a wrapped array (the caller reads it another way)."""
+    """The document is not a wrapped array (the caller reads it another way).
+    `array_first`: its first member is an array, and other members follow it."""
+
+    def __init__(self, array_first: bool = False) -> None:
+        super().__init__()
+        self.array_first = array_first
 
 
 @dataclass
@@ -338,7 +343,7 @@ class _Splitter:
             self.state = "key"
             self.top_start = self.offset + p + 1
         elif ch == ",":
-            raise NotWrapped()  # more than one member
+            raise NotWrapped(array_first=self.found_records)  # more than one member
         else:
             raise InputError("JSON", "the document is not valid JSON")
 
