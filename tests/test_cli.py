@@ -501,3 +501,17 @@ def test_a_limit_beyond_the_engines_integers_is_a_usage_error(tmp_path: Path) ->
     r = run_cli(["--db", str(db), "rejects", "--limit", "99999999999999999999"])
     assert r.exit_code == 2 and "--limit" in r.stderr
     assert run_cli(["--db", str(db), "rejects", "--limit", str(2**63 - 1)]).exit_code == 0
+
+
+def test_an_os_error_of_no_file_and_no_write_is_not_blamed_on_stdout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import forensics.status
+
+    def refused(*args: Any, **kw: Any) -> None:
+        raise ConnectionRefusedError(111, "Connection refused")  # as Spark's gateway gone
+
+    monkeypatch.setattr(forensics.status, "describe_store", refused)
+    r = run_cli(["--db", str(tmp_path / "case.duckdb"), "status"])
+    assert r.exit_code == 1
+    assert r.stderr == "forensics: error: Connection refused (ConnectionRefusedError)\n"

@@ -5,6 +5,7 @@ options, and the console entry point.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 import traceback
@@ -102,9 +103,14 @@ class ForensicsGroup(TyperGroup):
             # One the commands do not name themselves: most often stdout (`> /dev/full`).
             if debug_requested(ctx):
                 traceback.print_exc(file=sys.stderr)
-            where = e.filename if e.filename is not None else "standard output"
-            error(f"{where}: {e.strerror or type(e).__name__}")
-            _silence_stdout()
+            why = e.strerror or type(e).__name__
+            if e.filename is not None:
+                error(f"{e.filename}: {why}")
+            elif _stdout_fails(e):
+                error(f"standard output: {why}")
+                _silence_stdout()
+            else:  # e.g. an engine's connection (Spark's gateway)
+                error(f"{why} ({type(e).__name__})")
             raise typer.Exit(ExitCode.FAILURE) from None
         except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no locals
             if is_interrupt(e):
@@ -191,6 +197,12 @@ def main() -> None:
     os.umask(0o077)
     remember_interrupts()
     app()
+
+
+def _stdout_fails(e: OSError) -> bool:
+    """True when an error without a file name is a write's (a full disk, an I/O error):
+    the commands name the files they write, so it was stdout's."""
+    return e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 
 
 def _silence_stdout() -> None:
