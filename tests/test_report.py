@@ -9,7 +9,7 @@ import re
 import shlex
 import stat
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from forensics.cli import app
 from forensics.errors import OutputError, UsageError
 from forensics.exposure import BreakdownRow, compute_figures, prepare_window
 from forensics.report import write_report
+from forensics.report.charts import coverage_chart
 from forensics.report.figures import (
     GAP_MIN_RATE,
     MAX_BREAKDOWN_ROWS,
@@ -32,6 +33,7 @@ from forensics.report.figures import (
 )
 from forensics.report.render import md_escape, render_html, render_markdown
 from forensics.store import StoreOptions, open_store
+from forensics.window import parse_window
 from tests.helpers.incident import Incident, at, window
 
 GOLDEN = Path(__file__).parent / "golden" / "report"
@@ -460,7 +462,33 @@ def test_events_per_minute_per_file_and_combined(store: Path) -> None:
     (events,) = cov.sources
     assert events.events == len(report_incident().events)
     assert events.events_in_window == 8
-    assert events.counts[5 + 35] == 1  # the delivery at 09:05
+    assert events.counts[5 + 35 - events.first] == 1  # the delivery at 09:05
+
+
+def test_coverage_reaches_far_deliveries_only_so_far_and_says_where_they_are(
+    tmp_path: Path,
+) -> None:
+    # Per minute out to a delivery a year away took memory without bound (killed at 11 GB).
+    inc = report_incident()
+    inc.deliver(at(0) + timedelta(days=366), "usr-recv-cc9", "cam-kx3q", "evt-far1")
+    inc.deliver(at(0) - timedelta(days=9000), "usr-recv-cc9", "cam-kx3q", "evt-far2")
+    store = inc.write(tmp_path / "case.duckdb")
+    data = collect(store)
+    cov = data.coverage
+    assert cov is not None and cov.combined is not None
+    assert cov.start >= at(0) - timedelta(days=3, minutes=31)
+    assert cov.end <= at(60) + timedelta(days=3, minutes=31)
+    assert cov.beyond == (at(0) - timedelta(days=9000), at(0) + timedelta(days=366))
+    assert sum(len(c.counts) for c in cov.sources) < 100  # the file's own minutes only
+    md = render_markdown(data)
+    assert "within 3 days of it (such deliveries reach from" in md.replace("\\", "")
+
+
+def test_a_long_span_charts_at_most_a_few_thousand_points_a_series(store: Path) -> None:
+    data = collect(store, parse_window("2024-02-16T09:00:00Z/P20D"))
+    assert data.coverage is not None
+    svg = coverage_chart(data.coverage, data.window)
+    assert svg.startswith("<svg") and len(svg) < 2_000_000
 
 
 def _add_files(store: Path) -> None:

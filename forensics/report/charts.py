@@ -205,6 +205,9 @@ def breakdown_chart(b: ShownBreakdown) -> str:
     )
 
 
+MAX_CHART_POINTS = 4_000
+
+
 def coverage_chart(coverage: Coverage, window: Window) -> str:
     """Events per minute per events file around the window; silent minutes marked."""
     values: list[dict[str, Any]] = []
@@ -214,10 +217,18 @@ def coverage_chart(coverage: Coverage, window: Window) -> str:
         # many files: all of them together, and the busiest (gaps first) beside them
         shown, _ = pick_files(coverage.sources, MAX_COVERAGE_SERIES - 1)
         series = [coverage.combined, *shown]
+    # A point a minute while the span is short; over a long one (a week-long window) the
+    # mean per minute of `step` minutes, so a chart never holds more than about
+    # MAX_CHART_POINTS points a series.
+    step = max(
+        1, -(-int((coverage.end - coverage.start) / timedelta(minutes=1)) // MAX_CHART_POINTS)
+    )
     for s in series:
-        for i, c in enumerate(s.counts):
-            t: datetime = coverage.start + timedelta(minutes=i)
-            values.append({"minute": format_instant(t), "events": c, "file": s.name})
+        for i in range(0, len(s.counts), step):
+            t: datetime = coverage.start + timedelta(minutes=s.first + i)
+            part = s.counts[i : i + step]
+            events = part[0] if step == 1 else round(sum(part) / len(part), 2)
+            values.append({"minute": format_instant(t), "events": events, "file": s.name})
         for a, b in s.gaps:
             gaps.append({"start": format_instant(a), "end": format_instant(b), "file": s.name})
     span = coverage.end - coverage.start

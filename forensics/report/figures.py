@@ -16,6 +16,7 @@ from statistics import median
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from forensics import __version__
 from forensics.errors import UsageError
@@ -44,6 +45,10 @@ MAX_COVERAGE_SERIES = 6
 # Log coverage spans the window and every unauthorized delivery, widened by this much
 # (at least) or a tenth of the window, whichever is longer.
 COVERAGE_MARGIN = timedelta(minutes=30)
+# ... reaching out to deliveries at most this far before the window's start and after its
+# end: per minute, a delivery a year away would take 525,600 minutes a file (memory without
+# bound). Farther ones are named in the text.
+COVERAGE_REACH = timedelta(days=3)
 
 # The query files a report runs, in the order they run (the evidence lists each with its
 # SHA-256). event_fields runs only when a --by field is missing on every delivery.
@@ -111,11 +116,14 @@ class SourceCoverage:
 
     source_id: int
     name: str
-    counts: tuple[int, ...]  # one per minute from Coverage.start
+    # one per minute from `first` minutes after Coverage.start to its last minute with an
+    # event (a file's own stretch: thousands of short CDN files over a long span stay small)
+    counts: tuple[int, ...]
     events: int
     events_in_window: int
     median_rate: float
     gaps: tuple[tuple[datetime, datetime], ...]  # [start, end) runs of silent minutes
+    first: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,6 +132,8 @@ class Coverage:
     end: datetime
     sources: tuple[SourceCoverage, ...]
     combined: SourceCoverage | None  # every events file together (None: no event at all)
+    # first and last delivery without a grant, when one lies beyond COVERAGE_REACH
+    beyond: tuple[datetime, datetime] | None = None
 
 
 @dataclass(frozen=True)
@@ -251,11 +261,13 @@ def _floor_minute(t: datetime) -> datetime:
 
 
 def coverage_span(window: Window, span: Span | None) -> tuple[datetime, datetime]:
-    """Whole minutes around the window and every unauthorized delivery, with a margin."""
+    """Whole minutes around the window and every unauthorized delivery within
+    COVERAGE_REACH of it, with a margin."""
     margin = max(COVERAGE_MARGIN, (window.end - window.start) / 10)
     start, end = window.start, window.end
     if span is not None:
-        start, end = min(start, span.first_overall), max(end, span.last_overall)
+        start = max(min(start, span.first_overall), window.start - COVERAGE_REACH)
+        end = min(max(end, span.last_overall), window.end + COVERAGE_REACH)
     lo = _floor_minute(start - margin)
     hi = _floor_minute(end + margin)
     if hi < end + margin:
@@ -299,13 +311,13 @@ def _coverage(
 ) -> Coverage:
     lo, hi = coverage_span(window, span)
     n = int((hi - lo) / timedelta(minutes=1))
-    per: dict[int, list[int]] = {}
+    per: dict[int, dict[int, int]] = {}  # source → minute index → events (minutes with any)
     rows = run_query(
         con, "events_per_minute_by_source", {"coverage_start": lo, "coverage_end": hi}
     ).to_pylist()
     for r in rows:
         i = int((r["minute"] - lo) / timedelta(minutes=1))
-        per.setdefault(int(r["source_id"]), [0] * n)[i] = int(r["events"])
+        per.setdefault(int(r["source_id"]), {})[i] = int(r["events"])
     names = {int(s["source_id"]): _file_name(str(s["path"])) for s in sources}
     seen = [names[sid] for sid in per if sid in names]
     for sid in per:  # the same file name in two folders: tell them apart by source id
@@ -313,35 +325,48 @@ def _coverage(
             names[sid] = f"{names[sid]} (source {sid})"
     w0 = int((window.start - lo) / timedelta(minutes=1))
     w1 = int(-((lo - window.end) // timedelta(minutes=1)))
-    out = []
-    for sid in sorted(per):
-        counts = per[sid]
-        rate, gaps = find_gaps(counts, lo)
-        out.append(
-            SourceCoverage(
-                source_id=sid,
-                name=names.get(sid, f"source {sid}"),
-                counts=tuple(counts),
-                events=sum(counts),
-                events_in_window=sum(counts[w0:w1]),
-                median_rate=rate,
-                gaps=gaps,
-            )
-        )
+    out = [
+        _stretch(sid, names.get(sid, f"source {sid}"), per[sid], lo, (w0, w1))
+        for sid in sorted(per)
+    ]
     combined = None
     if out:
-        counts = [sum(c) for c in zip(*(s.counts for s in out), strict=True)]
-        rate, gaps = find_gaps(counts, lo)
-        combined = SourceCoverage(
-            source_id=0,
-            name="all events files",
-            counts=tuple(counts),
-            events=sum(counts),
-            events_in_window=sum(counts[w0:w1]),
-            median_rate=rate,
-            gaps=gaps,
-        )
-    return Coverage(lo, hi, tuple(out), combined)
+        total = np.zeros(n, dtype=np.int64)
+        for c in out:
+            total[c.first : c.first + len(c.counts)] += np.asarray(c.counts, dtype=np.int64)
+        active = np.flatnonzero(total)
+        minutes = {int(i): int(total[i]) for i in active}
+        combined = _stretch(0, "all events files", minutes, lo, (w0, w1))
+    beyond = None
+    if span is not None and (
+        span.first_overall < window.start - COVERAGE_REACH
+        or span.last_overall > window.end + COVERAGE_REACH
+    ):
+        beyond = (span.first_overall, span.last_overall)
+    return Coverage(lo, hi, tuple(out), combined, beyond)
+
+
+def _stretch(
+    sid: int, name: str, minutes: dict[int, int], lo: datetime, window: tuple[int, int]
+) -> SourceCoverage:
+    """One file's coverage from its minutes with events (indexes from `lo`): the counts
+    from its first such minute to its last, zeros between."""
+    first, last = min(minutes), max(minutes)
+    counts = [0] * (last - first + 1)
+    for i, c in minutes.items():
+        counts[i - first] = c
+    rate, gaps = find_gaps(counts, lo + timedelta(minutes=first))
+    w0, w1 = window
+    return SourceCoverage(
+        source_id=sid,
+        name=name,
+        counts=tuple(counts),
+        events=sum(counts),
+        events_in_window=sum(counts[max(0, w0 - first) : max(0, w1 - first)]),
+        median_rate=rate,
+        gaps=gaps,
+        first=first,
+    )
 
 
 def pick_files(

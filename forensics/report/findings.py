@@ -13,6 +13,7 @@ from typing import Any
 from forensics.exposure import FIGURE_KEYS, bucket_timeline, printable
 from forensics.report import charts
 from forensics.report.figures import (
+    COVERAGE_REACH,
     GAP_MIN_RATE,
     MAX_COVERAGE_ROWS,
     ReportData,
@@ -306,9 +307,16 @@ def coverage_section(data: ReportData, with_charts: bool) -> Section:
             "no data. Check that the access logs for this period were ingested."
         )
     else:
+        reach = "every delivery without a grant"
+        if cov.beyond is not None:
+            reach += (
+                f" within {COVERAGE_REACH.days} days of it (such deliveries reach from "
+                f"{instant(cov.beyond[0])} to {instant(cov.beyond[1])}: a wider window shows "
+                "the logs around them)"
+            )
         s.p(
             f"Events per minute in each events file from {instant(cov.start)} to "
-            f"{instant(cov.end)} (the window and every delivery without a grant, with a margin). "
+            f"{instant(cov.end)} (the window and {reach}, with a margin). "
             f"A silent minute is flagged as a gap when the file logs at least {GAP_RATE_TEXT} "
             "a minute around it (median); a file that starts or ends inside the span is not "
             "silent outside its own span."
