@@ -102,12 +102,58 @@ def _rewrite_json_pointer(node: Any) -> Any:
     if isinstance(node, exp.JSONExtract) and not isinstance(node.expression, exp.JSONPath):
         raise StoreError("query", "a JSON Pointer extract of JSON (not text) has no Spark form")
     if isinstance(node, exp.JSONExtractScalar) and not isinstance(node.expression, exp.JSONPath):
-        as_map = exp.Anonymous(
-            this="FROM_JSON",
-            expressions=[node.this.copy(), exp.Literal.string("map<string,string>")],
+        key = _pointer_key(node.expression)
+        return _json_text_of(node.this, key).transform(
+            lambda n: (
+                node.this.copy()
+                if isinstance(n, exp.Column) and n.name == "__json__"
+                else key.copy()
+                if isinstance(n, exp.Column) and n.name == "__key__"
+                else n
+            )
         )
-        return exp.Anonymous(this="ELEMENT_AT", expressions=[as_map, _pointer_key(node.expression)])
     return node
+
+
+# A member's value as text, as DuckDB's json_extract_string gives it. Spark's map<string,
+# string> turns a number with a fraction into a double's text (0.0001 → 1.0E-4, 1e22 →
+# 1.0E22): a number is taken as written in the JSON text (the first occurrence of the key
+# followed by a number) when that is the same number. Both sides are checked to be numbers
+# before the casts, which fail on anything else under ANSI mode.
+_NUMBER = "'^-?[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?$'"
+_JSON_TEXT = f"""
+case when __v__ rlike {_NUMBER} and __raw__ rlike {_NUMBER}
+      and cast(__raw__ as double) = cast(__v__ as double) then __raw__ else __v__ end
+"""
+_RAW = """
+regexp_extract(substring(__json__, locate(concat('"', __key__, '":'), __json__)
+    + length(__key__) + 3), '^(-?[0-9][-+.0-9eE]*)', 1)
+"""
+
+
+def _json_text_of(doc: Any, key: Any) -> Any:
+    import sqlglot
+    from sqlglot import exp
+
+    value = exp.Anonymous(
+        this="ELEMENT_AT",
+        expressions=[
+            exp.Anonymous(
+                this="FROM_JSON",
+                expressions=[doc.copy(), exp.Literal.string("map<string,string>")],
+            ),
+            key.copy(),
+        ],
+    )
+    raw = sqlglot.parse_one(_RAW, read="spark")
+    tree = sqlglot.parse_one(_JSON_TEXT, read="spark")
+    return tree.transform(
+        lambda n: (
+            (value.copy() if n.name == "__v__" else raw.copy() if n.name == "__raw__" else n)
+            if isinstance(n, exp.Column)
+            else n
+        )
+    )
 
 
 @cache

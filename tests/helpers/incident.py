@@ -151,7 +151,9 @@ class Incident:
         if self.events:
             con.executemany(
                 "insert into events (ts, action, user_id, device_id, event_id, request_id, "
-                "status, extra, source_id, source_record) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                # json(): extra as ingest writes it (compact; numbers as DuckDB writes them)
+                "status, extra, source_id, source_record) "
+                "values (?, ?, ?, ?, ?, ?, ?, json(?), ?, ?)",
                 [
                     (
                         e.ts,
