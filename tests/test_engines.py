@@ -539,6 +539,12 @@ def test_cli_export_then_exposure_on_the_lake(tmp_path: Path, runner: CliRunner)
     on_store = runner.invoke(app, ["--db", str(store), "exposure", "--window", w, "--json"])
     assert on_lake.exit_code == on_store.exit_code == 0
     assert on_lake.stdout == on_store.stdout
+    for quiet in (
+        ["-q", "--db", str(store), "export", lake],
+        ["--db", str(store), "export", lake, "-q"],
+    ):
+        r = runner.invoke(app, quiet)
+        assert r.exit_code == 0 and r.stderr == ""
 
 
 def test_cli_spark_without_a_lake_is_a_usage_error(tmp_path: Path, runner: CliRunner) -> None:

@@ -273,6 +273,7 @@ def export_lake(
     lake: Annotated[str, typer.Argument(metavar="DIR", help="Case lake folder (new or existing).")],
     as_json: JsonOpt = False,
     db: DbOpt = None,
+    quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> int:
     """Write the case store into a case lake (Parquet) that DuckDB and Spark both read.
@@ -303,11 +304,12 @@ def export_lake(
     if as_json:
         print_json(data)
     loaded = sum(1 for f in result.files if f.status == "loaded")
-    say(
-        ERR,
-        f"export: batch {result.batch}: {loaded:,} files, {result.events_written:,} events "
-        f"written; {len(result.files) - loaded:,} files already in the lake (skipped)",
-    )
+    if not is_quiet(ctx, quiet):
+        say(
+            ERR,
+            f"export: batch {result.batch}: {loaded:,} files, {result.events_written:,} events "
+            f"written; {len(result.files) - loaded:,} files already in the lake (skipped)",
+        )
     return int(ExitCode.OK)
 
 
