@@ -17,6 +17,7 @@ import io
 import numpy as np
 import pyarrow as pa
 
+from forensics.normalize import CANONICAL
 from forensics.sample.constants import (
     ACTIONS,
     APPS,
@@ -33,17 +34,7 @@ from forensics.sample.ids import Keys, fixed_width, iso_cols
 CDN_NODE = "cache-12"
 CDN_RECORDS = 2_000
 CDN_FILE = "events/cdn-cache-12-2024-02-16.log.gz"
-CDN_FIELDS = (
-    "ts",
-    "action",
-    "user_id",
-    "device_id",
-    "event_id",
-    "request_id",
-    "status",
-    "cache_node",
-    "app",
-)
+CDN_FIELDS = (*CANONICAL["events"], "cache_node", "app")
 # Moved out of their usual files, every EVERY-th record, up to MOVED of them.
 CSV_FILE = "accounts/crm-export-2024-02-16.csv"
 AUDIT_FILE = "grants/audit-2024-02-16.json.zst"
