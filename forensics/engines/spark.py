@@ -120,9 +120,11 @@ def _rewrite_json_pointer(node: Any) -> Any:
 # 1.0E22): a number is taken as written in the JSON text (the first occurrence of the key
 # followed by a number) when that is the same number. Both sides are checked to be numbers
 # before the casts, which fail on anything else under ANSI mode.
-_NUMBER = "'^-?[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?$'"
+# (A whole-text match by equality with the match: a `$` would read as a parameter.)
+_NUMBER = "'^-?[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?'"
 _JSON_TEXT = f"""
-case when __v__ rlike {_NUMBER} and __raw__ rlike {_NUMBER}
+case when __v__ <> '' and regexp_extract(__v__, {_NUMBER}, 0) = __v__
+      and regexp_extract(__raw__, {_NUMBER}, 0) = __raw__ and __raw__ <> ''
       and cast(__raw__ as double) = cast(__v__ as double) then __raw__ else __v__ end
 """
 _RAW = """
