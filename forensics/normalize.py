@@ -49,17 +49,21 @@ create or replace temp macro fx_text(s) as
 -- The offset's minutes: none written (±HH) is 0.
 create or replace temp macro fx_ts_om(r) as
     case when r.om = '' then 0 else r.om::bigint end;
+-- A local time in zone tz as µs since the epoch; NULL for one the zone skips (the spring
+-- gap: 02:30 on 2024-03-31 in Europe/Berlin never happened), which is rejected, not moved.
+create or replace temp macro fx_local_us(l, tz) as
+    case when timezone(tz, timezone(tz, l)) = l then epoch_us(timezone(tz, l)) end;
 create or replace temp macro fx_ts_parts(r, tz) as
     case
         when r.y = '' then null
         when try_cast(r.y || '-' || r.mo || '-' || r.d as date) is null then null
         when r.h::int > 23 or r.mi::int > 59 or (r.s <> '' and r.s::int > 59) then null
         when r.sg <> '' and (fx_ts_om(r) > 59 or r.oh::int * 60 + fx_ts_om(r) > 1080) then null
-        when r.sg = '' and r.z = '' and tz is not null then epoch_us(timezone(tz, make_timestamp(
+        when r.sg = '' and r.z = '' and tz is not null then fx_local_us(make_timestamp(
             epoch_us(try_cast(r.y || '-' || r.mo || '-' || r.d as date)::timestamp)
             + r.h::bigint * 3600000000 + r.mi::bigint * 60000000
             + (case when r.s = '' then 0 else r.s::bigint end) * 1000000
-            + (case when r.f = '' then 0 else rpad(left(r.f, 6), 6, '0')::bigint end))))
+            + (case when r.f = '' then 0 else rpad(left(r.f, 6), 6, '0')::bigint end)), tz)
         else epoch_us(try_cast(r.y || '-' || r.mo || '-' || r.d as date)::timestamp)
             + r.h::bigint * 3600000000 + r.mi::bigint * 60000000
             + (case when r.s = '' then 0 else r.s::bigint end) * 1000000
@@ -276,9 +280,9 @@ def time_field(src: Source, tz_param: str, name: str = "t") -> Field:
         local = f"({e})::timestamp" if cat == "naive" else f"make_timestamp(epoch_ns({e}) // 1000)"
         v = (
             f"case when {tz_param} is null then epoch_us({local}) "
-            f"else epoch_us(timezone({tz_param}, {local})) end"
+            f"else fx_local_us({local}, {tz_param}) end"
         )
-        return Field(v, f"({e} is not null)")
+        return Field(v, f"({e} is not null)", null_bad=True)  # NULL: a skipped local time
     if cat == "tz":
         return Field(f"epoch_us({e})", f"({e} is not null)")
     if cat == "tz_ns":

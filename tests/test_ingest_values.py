@@ -163,6 +163,40 @@ def test_assume_tz_applies_to_naive_strings_only(tmp_path: Path) -> None:
     assert rows(db, "select assume_tz from sources") == [("America/New_York",)]
 
 
+@pytest.mark.parametrize("fmt", ["ndjson", "csv", "parquet"])
+def test_a_local_time_the_zone_skips_is_rejected_not_moved(tmp_path: Path, fmt: str) -> None:
+    # 02:30 on 2024-03-31 never happened in Berlin (clocks went from 02:00 to 03:00); the
+    # times just before and after the gap are kept.
+    times = ["2024-03-31 01:59:59", "2024-03-31 02:30:00", "2024-03-31 03:00:00"]
+    ids = ["before", "skipped", "after"]
+    f = tmp_path / f"e.{fmt}"
+    if fmt == "ndjson":
+        write_ndjson(f, [event(ts=t, request_id=i) for t, i in zip(times, ids, strict=True)])
+    elif fmt == "csv":
+        head = "ts,action,user_id,device_id,event_id,request_id\n"
+        f.write_text(head + "".join(f"{t},a,u,d,e,{i}\n" for t, i in zip(times, ids, strict=True)))
+    else:
+        stamps = [datetime.fromisoformat(t) for t in times]
+        write_parquet(
+            f,
+            {
+                "ts": pa.array(stamps, pa.timestamp("us")),
+                "action": ["a"] * 3,
+                "user_id": ["u"] * 3,
+                "request_id": ids,
+            },
+        )
+    db = tmp_path / "s.duckdb"
+    report = run(db, f, assume_tz="Europe/Berlin", kind="events")
+    assert accounted(report)
+    got = dict(rows(db, "select request_id, ts from events"))
+    assert got == {
+        "before": datetime(2024, 3, 31, 0, 59, 59, tzinfo=UTC),
+        "after": datetime(2024, 3, 31, 1, 0, tzinfo=UTC),
+    }
+    assert rows(db, "select reason from rejects") == [("invalid ts",)]
+
+
 def test_results_do_not_depend_on_the_host_time_zone(tmp_path: Path) -> None:
     old = os.environ.get("TZ")
     os.environ["TZ"] = "America/New_York"
