@@ -102,16 +102,7 @@ def _rewrite_json_pointer(node: Any) -> Any:
     if isinstance(node, exp.JSONExtract) and not isinstance(node.expression, exp.JSONPath):
         raise StoreError("query", "a JSON Pointer extract of JSON (not text) has no Spark form")
     if isinstance(node, exp.JSONExtractScalar) and not isinstance(node.expression, exp.JSONPath):
-        key = _pointer_key(node.expression)
-        return _json_text_of(node.this, key).transform(
-            lambda n: (
-                node.this.copy()
-                if isinstance(n, exp.Column) and n.name == "__json__"
-                else key.copy()
-                if isinstance(n, exp.Column) and n.name == "__key__"
-                else n
-            )
-        )
+        return _json_text_of(node.this, _pointer_key(node.expression))
     return node
 
 
@@ -147,15 +138,14 @@ def _json_text_of(doc: Any, key: Any) -> Any:
             key.copy(),
         ],
     )
-    raw = sqlglot.parse_one(_RAW, read="spark")
-    tree = sqlglot.parse_one(_JSON_TEXT, read="spark")
-    return tree.transform(
-        lambda n: (
-            (value.copy() if n.name == "__v__" else raw.copy() if n.name == "__raw__" else n)
-            if isinstance(n, exp.Column)
-            else n
-        )
-    )
+    parts = {"__v__": value, "__json__": doc, "__key__": key}
+
+    def fill(n: Any) -> Any:
+        return parts[n.name].copy() if isinstance(n, exp.Column) and n.name in parts else n
+
+    # transform() does not walk into what it puts in: raw is filled in before it is used
+    parts["__raw__"] = sqlglot.parse_one(_RAW, read="spark").transform(fill)
+    return sqlglot.parse_one(_JSON_TEXT, read="spark").transform(fill)
 
 
 @cache
