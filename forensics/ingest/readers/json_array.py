@@ -67,16 +67,20 @@ def object_records(
                 "Name the member with records = in the map",
             ) from None
         held.clear()
-        more = next(chunks, None)
-        rest = itertools.chain(seen, [] if more is None else [more], chunks)
-        if _unnamed_records(b"".join(seen), e.array_first, complete=more is None):
-            raise InputError(
-                "JSON",
-                "the document is one object over several lines holding an array of records "
-                "beside other members, not JSON lines",
-                "Name the member holding the records with records = in a map",
-            ) from None
-        yield from split_lines(rest, block)
+        head = b"".join(seen)
+        if _laid_out_as_one_object(head):
+            # is that all of the file? (only then is it parsed to look for an array)
+            more = next(chunks, None)
+            if more is not None:
+                seen.append(more)
+            if e.array_first or (more is None and _holds_records(head)):
+                raise InputError(
+                    "JSON",
+                    "the document is one object over several lines holding an array of "
+                    "records beside other members, not JSON lines",
+                    "Name the member holding the records with records = in a map",
+                ) from None
+        yield from split_lines(itertools.chain(seen, chunks), block)
         return
     yield from held
 
@@ -85,23 +89,25 @@ def object_records(
 _LOOK_INSIDE = 8 << 20
 
 
-def _unnamed_records(head: bytes, array_first: bool, *, complete: bool) -> bool:
-    """True when a text opening with `{` that is not a wrapped document is one object laid
-    out over several lines (pretty-printed: its first line does not close the object it
-    opens, its second does not open another, as JSON lines would) with an array of
-    objects as a member: a wrapped document whose records member a map must name
-    (`{"Records": [...], "nextToken": ...}`). Read as JSON lines, each of its lines would
-    be rejected. Any other object is read as JSON lines, as before."""
+def _laid_out_as_one_object(head: bytes) -> bool:
+    """True when a text opening with `{` that is not a wrapped document is laid out as one
+    object over several lines (pretty-printed): its first line does not close the object it
+    opens, and its second does not open another, as JSON lines would. If it also holds an
+    array of records beside other members (`{"Records": [...], "nextToken": ...}`), a map
+    must name that member; read as JSON lines, each of its lines would be rejected. Any
+    other object is read as JSON lines, as before."""
     lines = [line.strip() for line in head[: 64 << 10].lstrip(BOM).split(b"\n")]
     lines = [line for line in lines if line][:2]
-    if len(lines) < 2 or lines[0].endswith(b"}") or lines[1].startswith(b"{"):
-        return False
-    if array_first:
-        return True
-    if not complete or len(head) > _LOOK_INSIDE:
+    return len(lines) == 2 and not lines[0].endswith(b"}") and not lines[1].startswith(b"{")
+
+
+def _holds_records(doc_text: bytes) -> bool:
+    """True when a whole (small) JSON document is an object with an array of objects as a
+    member."""
+    if len(doc_text) > _LOOK_INSIDE:
         return False
     try:
-        doc = json.loads(head.decode("utf-8-sig"))
+        doc = json.loads(doc_text.decode("utf-8-sig"))
     except ValueError:
         return False
     return isinstance(doc, dict) and any(
