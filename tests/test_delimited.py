@@ -213,9 +213,14 @@ def test_header_names_differing_in_case_are_two_columns() -> None:
     assert rows == [(2, {"a": "1", "A": "2"})]
 
 
-def test_an_empty_header_name_fails_the_file() -> None:
-    with pytest.raises(InputError, match="column 2"):
-        read(b"a,,c\n1,2,3\n")
+def test_an_empty_header_name_is_the_columns_place_on_both_paths() -> None:
+    notes: list[str] = []
+    rows, _ = read(b"a,,c,\n1,2,3,\n", notes=notes)
+    assert rows == [(2, {"a": "1", "column2": "2", "c": "3", "column4": None})]
+    assert notes[:2] == [
+        "column 2 of line 1 has no name: read as column2",
+        "column 4 of line 1 has no name: read as column4",
+    ]
 
 
 def test_an_unreadable_header_fails_the_file() -> None:

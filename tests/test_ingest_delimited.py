@@ -175,7 +175,6 @@ def test_kind_that_the_header_cannot_tell_fails_the_file_unless_given(tmp_path: 
     "name, text, why",
     [
         ("dup.csv", "user_id,email,user_id\nu,e,v\n", "names a column twice (columns 1 and 3)"),
-        ("empty.csv", "user_id,,email\nu,x,e\n", "column 2 of line 1 has no name"),
         ("quote.csv", '"user_id,email\n', "line 1 cannot be read (unterminated quote)"),
         ("nofields.log", "#Version: 1.0\nu1 x\n", "line 2 holds a record before any #Fields:"),
         ("utf16.csv", "user_id\nu1\n".encode("utf-16"), "not UTF-8"),
@@ -192,6 +191,45 @@ def test_files_that_cannot_be_read_fail_whole_with_one_line(
     assert "\n" not in (bad.error or "")
     assert ok.status == "loaded" and ok.rows_loaded == 1
     assert rows(db, "select user_id from accounts") == [("u9",)]
+
+
+def test_columns_without_a_name_are_extra_fields_named_by_their_place(tmp_path: Path) -> None:
+    # A data frame's index (first header cell empty) and a spreadsheet's trailing empty cells
+    # (`,,`) are extra fields (SPEC §2.6): the file loads, and the sources row says so.
+    text = (
+        ",ts,action,user_id,device_id,event_id,request_id, ,note,,\r\n"
+        "0,2024-02-16T09:00:00Z,thumbnail_delivered,u1,d1,e1,r1,a,,,\r\n"
+        "1,2024-02-16T09:00:01Z,thumbnail_delivered,u1,d1,e1,r2,,hi,,x\r\n"
+    )
+    db = tmp_path / "s.duckdb"
+    f = run(db, write(tmp_path / "e.csv", text)).files[0]
+    assert (f.status, f.kind, f.rows_loaded) == ("loaded", "events", 2)
+    assert rows(db, "select request_id, extra::varchar from events order by 1") == [
+        ("r1", '{"column1":"0","column8":"a","note":null,"column10":null,"column11":null}'),
+        ("r2", '{"column1":"1","column8":null,"note":"hi","column10":null,"column11":"x"}'),
+    ]
+    assert rows(db, "select notes from sources") == [
+        (
+            "column 1 of line 1 has no name: read as column1; "
+            "column 8 of line 1 has no name: read as column8; "
+            "column 10 of line 1 has no name: read as column10; "
+            "column 11 of line 1 has no name: read as column11",
+        )
+    ]
+
+
+def test_a_generated_column_name_never_takes_a_name_the_header_has(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    text = "user_id,,column2,column2_2\nu1,a,b,c\n"
+    f = run(db, write(tmp_path / "a.csv", text), kind="accounts").files[0]
+    assert (f.status, f.rows_loaded) == ("loaded", 1)
+    assert rows(db, "select notes from sources") == [
+        ("column 2 of line 1 has no name: read as column2_3",)
+    ]
+    # A name the header gives is never replaced, blank-edged or not: no note.
+    f = run(db, write(tmp_path / "b.csv", "user_id, x \nu2,y\n"), kind="accounts").files[0]
+    assert (f.status, f.rows_loaded) == ("loaded", 1)
+    assert rows(db, "select notes from sources where path like '%b.csv'") == [(None,)]
 
 
 def test_a_corrupt_gzip_fails_the_csv_file(tmp_path: Path) -> None:

@@ -100,12 +100,16 @@ def read_text_records(
     max_record: int = MAX_RECORD,
     min_stretch: int = MIN_STRETCH,
     block_bytes: int = BLOCK_BYTES,
+    notes: list[str] | None = None,
 ) -> Iterator[TextBatch]:
     """The file's records in batches; raises InputError when the file cannot be read.
 
-    `fast=False` reads every line one by one (the same records; for tests).
+    `fast=False` reads every line one by one (the same records; for tests). What was done
+    to read the header (a column named here) is appended to `notes`.
     """
     reader = _Records(_LineSource(chunks, block_bytes), dialect, fast)
+    if notes is not None:
+        reader.notes = notes
     reader.batch_rows, reader.max_record, reader.min_stretch = batch_rows, max_record, min_stretch
     yield from reader.batches()
 
@@ -203,6 +207,7 @@ class _Records:
         self.max_record = MAX_RECORD
         self.min_stretch = MIN_STRETCH
         self.names: tuple[str, ...] | None = None
+        self.notes: list[str] = []  # for the sources row: columns named here (_header)
         self._parts: list[tuple[np.ndarray, list[pa.Array]]] = []
         self._n_parts = 0
         self._rec: list[int] = []
@@ -285,7 +290,7 @@ class _Records:
                 raise InputError(what, f"line {line_no} cannot be read ({err})")
             self._rejects.append((line_no, err, raw))
         elif fields is None:  # a W3C #Fields: directive (raw holds its names)
-            names = _header(raw.split(), line_no)
+            names = _header(raw.split(), line_no, self.notes)
             if names != self.names:
                 b = self._flush()
                 self.names = names
@@ -297,7 +302,7 @@ class _Records:
                     f"line {line_no} holds a record before any #Fields: directive "
                     "(not a W3C extended log file?)",
                 )
-            self.names = _header(fields, line_no)
+            self.names = _header(fields, line_no, self.notes)
         elif len(fields) != len(self.names):
             self._rejects.append(
                 (line_no, TOO_FEW if len(fields) < len(self.names) else TOO_MANY, raw)
@@ -564,24 +569,37 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _header(fields: list[str | None] | list[str], line_no: int) -> tuple[str, ...]:
-    """The column names of a header row; fails the file on an empty or repeated name.
+def _header(
+    fields: list[str | None] | list[str], line_no: int, notes: list[str]
+) -> tuple[str, ...]:
+    """The column names of a header row; fails the file on no name or a repeated name.
 
+    A column with an empty or blank name (a spreadsheet's trailing empty cells, a data
+    frame's index) is an extra field like any other (SPEC §2.6): it is named `columnN` by
+    its place (`columnN_2`, ... when a header already holds that name), and `notes` says so.
     Names are never echoed (a header may be a data row by mistake): columns are counted.
     """
-    names = tuple("" if f is None else f for f in fields)
+    names = ["" if f is None else f for f in fields]
     if not names:
         raise InputError("header", f"line {line_no} names no column")
-    seen: dict[str, int] = {}
+    taken = set(names)
     for i, n in enumerate(names, 1):
         if not n.strip():
-            raise InputError("header", f"column {i} of line {line_no} has no name")
+            name, k = f"column{i}", 1
+            while name in taken:
+                k += 1
+                name = f"column{i}_{k}"
+            taken.add(name)
+            names[i - 1] = name
+            notes.append(f"column {i} of line {line_no} has no name: read as {name}")
+    seen: dict[str, int] = {}
+    for i, n in enumerate(names, 1):
         if n in seen:
             raise InputError(
                 "header", f"line {line_no} names a column twice (columns {seen[n]} and {i})"
             )
         seen[n] = i
-    return names
+    return tuple(names)
 
 
 # --------------------------------------------------------------------------- readers
@@ -594,9 +612,10 @@ def reader_of(dialect: Dialect) -> Read:
         path: Path, compression: str | None, ctx: ReadContext
     ) -> Generator[Batch, None, ReadEnd]:
         fields: list[frozenset[str]] = []
+        notes: list[str] = []
 
         def parse(chunks: Iterator[bytes]) -> Iterator[Batch]:
-            for b in read_text_records(chunks, dialect):
+            for b in read_text_records(chunks, dialect, notes=notes):
                 if not fields:
                     fields.append(frozenset(b.names))
                 if b.num_rows or b.rejects:
@@ -605,7 +624,7 @@ def reader_of(dialect: Dialect) -> Read:
 
         end = yield from read_text(path, compression, ctx, parse)
         # The first header's names: a file with a header and no record still has a kind.
-        return ReadEnd(end.sha256, fields[0] if fields else None)
+        return ReadEnd(end.sha256, fields[0] if fields else None, tuple(dict.fromkeys(notes)))
 
     return read
 
