@@ -87,6 +87,23 @@ def test_crlf_line_ends_are_not_data_but_a_crlf_inside_quotes_is() -> None:
     assert rows == [(2, {"a": "1", "b": "2"}), (3, {"a": "x\r\ny", "b": "3"})]
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 5, 1 << 20])
+def test_lone_cr_line_ends_are_line_breaks_when_the_first_break_is_one(chunk: int) -> None:
+    # A classic Mac export: every CR ends a line, wherever the chunks are cut.
+    lf = read(b'a,b\n1,2\n\n"x\ny",3\n4,5', chunk=chunk)
+    assert read(b'a,b\r1,2\r\r"x\ry",3\r4,5', chunk=chunk) == lf
+    assert read(b"\xef\xbb\xbfa,b\r1,2\r", chunk=chunk)[0] == [(2, {"a": "1", "b": "2"})]
+    assert [r[0] for r in lf[0]] == [2, 4, 6]
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 1 << 20])
+def test_a_lone_cr_after_the_first_line_break_is_data(chunk: int) -> None:
+    # The first break is LF (or CRLF): a CR later is a value's character, as before.
+    for head in (b"a,b\n", b"a,b\r\n"):
+        rows, _ = read(head + b'1,"x\ry"\n', chunk=chunk)
+        assert rows == [(2, {"a": "1", "b": "x\ry"})]
+
+
 def test_bom_is_dropped_from_the_first_name() -> None:
     rows, _ = read(b"\xef\xbb\xbfa,b\n1,2\n")
     assert rows == [(2, {"a": "1", "b": "2"})]
@@ -221,6 +238,23 @@ def test_an_empty_header_name_is_the_columns_place_on_both_paths() -> None:
         "column 2 of line 1 has no name: read as column2",
         "column 4 of line 1 has no name: read as column4",
     ]
+
+
+@pytest.mark.parametrize(
+    "dialect, header, label",
+    [(CSV, b"a;b;c", "';'"), (CSV, b"a|b", "'|'"), (CSV, b"a\tb", "tabs"), (TSV, b"a,b", "','")],
+)
+def test_a_one_column_header_holding_another_separator_fails_the_file(
+    dialect: Dialect, header: bytes, label: str
+) -> None:
+    with pytest.raises(InputError, match=f"line 1 is one column holding {label}"):
+        read(header + b"\n1\n", dialect)
+
+
+def test_a_separator_inside_one_of_several_names_or_a_plain_one_column_header_is_read() -> None:
+    assert read(b"a;b,c\n1,2\n")[0] == [(2, {"a;b": "1", "c": "2"})]
+    assert read(b"user_id\nu;1\n")[0] == [(2, {"user_id": "u;1"})]
+    assert read(b"a b\nx\n", TSV)[0] == [(2, {"a b": "x"})]
 
 
 def test_an_unreadable_header_fails_the_file() -> None:

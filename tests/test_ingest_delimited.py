@@ -176,6 +176,7 @@ def test_kind_that_the_header_cannot_tell_fails_the_file_unless_given(tmp_path: 
     [
         ("dup.csv", "user_id,email,user_id\nu,e,v\n", "names a column twice (columns 1 and 3)"),
         ("quote.csv", '"user_id,email\n', "line 1 cannot be read (unterminated quote)"),
+        ("semi.csv", "user_id;email\r\nu;e\r\n", "line 1 is one column holding ';'"),
         ("nofields.log", "#Version: 1.0\nu1 x\n", "line 2 holds a record before any #Fields:"),
         ("utf16.csv", "user_id\nu1\n".encode("utf-16"), "not UTF-8"),
         ("rec.csv", "user_id,__rec\nu,1\n", "a column is named __rec"),
@@ -215,6 +216,17 @@ def test_columns_without_a_name_are_extra_fields_named_by_their_place(tmp_path: 
             "column 10 of line 1 has no name: read as column10; "
             "column 11 of line 1 has no name: read as column11",
         )
+    ]
+
+
+def test_a_file_of_lone_cr_line_ends_loads_every_record(tmp_path: Path) -> None:
+    # Read as one line, its header took the records as names: 0 records, "loaded".
+    db = tmp_path / "s.duckdb"
+    f = run(db, write(tmp_path / "a.csv", "user_id,email\ru1,a@x\ru2,b@x\r")).files[0]
+    assert (f.status, f.kind, f.rows_read, f.rows_loaded) == ("loaded", "accounts", 2, 2)
+    assert rows(db, "select user_id, email, source_record from accounts order by 1") == [
+        ("u1", "a@x", 2),
+        ("u2", "b@x", 3),
     ]
 
 

@@ -132,6 +132,7 @@ class _LineSource:
         self.pos = 0
         self.dirty = False  # some line so far held invalid UTF-8 (kept as surrogates)
         self.generation = 0  # counts the changes of `lines`
+        self.cr_lines: bool | None = None  # lines end in a lone CR (None: not yet known)
 
     def more(self, keep: int) -> bool:
         block = next(self._blocks, None)
@@ -156,6 +157,15 @@ class _LineSource:
                     data = data[3:]
                 check_encoding(data[:4])
                 first, chunk, pending = False, data, b""
+            if self.cr_lines is None:
+                # Lines ended by a lone CR (a classic Mac export) are read as LF lines. The
+                # file's first line break decides; until one is seen, `pending` holds no
+                # line break but perhaps a CR as its last byte.
+                self.cr_lines = _lone_cr(pending[-1:] + chunk)
+                if self.cr_lines:
+                    pending = pending.replace(b"\r", b"\n")
+            if self.cr_lines:
+                chunk = chunk.replace(b"\r", b"\n")
             # Blocks of about BLOCK_BYTES, cut after a newline: a block is held three or four
             # times over (bytes, Python lines, Arrow lines), so it stays well below a chunk.
             start = 0
@@ -185,6 +195,17 @@ class _LineSource:
             text = block.decode("utf-8", errors="surrogateescape")
             self.dirty = True
         return text.split("\n")
+
+
+def _lone_cr(data: bytes) -> bool | None:
+    """Whether the first line break in `data` is a CR alone (not CRLF); None: no line break
+    yet, or `data` ends at a CR whose next byte decides."""
+    cr, lf = data.find(b"\r"), data.find(b"\n")
+    if cr < 0:
+        return False if lf >= 0 else None
+    if 0 <= lf <= cr + 1:
+        return False  # an LF first, or CRLF
+    return True if cr + 1 < len(data) else None
 
 
 # --------------------------------------------------------------------------- records
@@ -303,6 +324,7 @@ class _Records:
                     "(not a W3C extended log file?)",
                 )
             self.names = _header(fields, line_no, self.notes)
+            _check_separator(self.names, self.d, line_no)
         elif len(fields) != len(self.names):
             self._rejects.append(
                 (line_no, TOO_FEW if len(fields) < len(self.names) else TOO_MANY, raw)
@@ -600,6 +622,21 @@ def _header(
             )
         seen[n] = i
     return tuple(names)
+
+
+def _check_separator(names: tuple[str, ...], dialect: Dialect, line_no: int) -> None:
+    """Fails a file whose header is one column holding another separator: a spreadsheet's
+    semicolon "CSV" (as European locales write it) would otherwise be read as one field."""
+    if len(names) != 1:
+        return
+    for sep, label in ((";", "';'"), ("|", "'|'"), (",", "','"), ("\t", "tabs")):
+        if sep != dialect.delimiter and sep in names[0]:
+            ext, own = (".csv", "commas") if dialect.delimiter == "," else (".tsv", "tabs")
+            raise InputError(
+                "header",
+                f"line {line_no} is one column holding {label}: {ext} files are split on "
+                f"{own} only (convert it first; see the README, Delimited text)",
+            )
 
 
 # --------------------------------------------------------------------------- readers
