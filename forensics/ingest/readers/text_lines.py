@@ -15,7 +15,7 @@ BLOCK_BYTES = 8 << 20  # text split into lines at a time
 
 
 class LineSource:
-    """The file's physical lines (split on LF only, without it), a block at a time.
+    """The file's physical lines (without their line break), a block at a time.
 
     `lines[pos]` is line number `base + pos`. `more(keep)` appends the next block and drops
     the lines before index `keep`; a record being assembled keeps its lines that way.
