@@ -377,6 +377,16 @@ def test_a_hash_line_that_is_no_directive_is_rejected_not_skipped() -> None:
     assert [r[:2] for r in rejects] == [(2, NOT_DIRECTIVE), (4, NOT_DIRECTIVE)]
 
 
+def test_directive_names_may_hold_spaces_and_a_comment_before_fields_is_skipped() -> None:
+    # A Windows Firewall log: `#Time Format: Local`; a comment line in the header block.
+    data = b"#Version: 1.0\n# written by hand\n#Time Format: Local\n#Fields: a b\n1 2\n"
+    assert read(data, W3C) == ([(5, {"a": "1", "b": "2"})], [])
+    # After #Fields:, a line of that shape is a directive too; `# x` is still rejected.
+    rows, rejects = read(b"#Fields: a b\n#Time Format: UTC\n# x\n3 4\n", W3C)
+    assert rows == [(4, {"a": "3", "b": "4"})]
+    assert [r[:2] for r in rejects] == [(3, NOT_DIRECTIVE)]
+
+
 def test_w3c_record_before_any_fields_directive_fails_the_file() -> None:
     with pytest.raises(InputError, match="line 2 .*#Fields"):
         read(b"#Version: 1.0\n1 2\n#Fields: a b\n", W3C)

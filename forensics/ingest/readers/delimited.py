@@ -49,7 +49,8 @@ _DASH = pa.scalar("-", pa.string())
 _NULL = pa.scalar(None, pa.string())
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_DIRECTIVE = re.compile(r"#[A-Za-z][A-Za-z-]*:")
+# `#Name:`; a name may hold spaces (Windows Firewall writes `#Time Format: Local`).
+_DIRECTIVE = re.compile(r"#[A-Za-z][A-Za-z0-9 _-]*:")
 
 
 @dataclass
@@ -376,8 +377,9 @@ class _Records:
                             f"the #Fields: directive on line {line_no} is not valid UTF-8 text",
                         )
                     yield line_no, None, None, line[len("#Fields:") :]
-                elif not _DIRECTIVE.match(line):
-                    # Not `#Name:`: perhaps a record whose first value starts with `#`.
+                elif not _DIRECTIVE.match(line) and self.names is not None:
+                    # Not `#Name:`: perhaps a record whose first value starts with `#`. Before
+                    # the first #Fields:, where no record can be read, it is a comment.
                     yield line_no, None, NOT_DIRECTIVE, _printable(line)
                 continue  # other directives (#Version:, #Date:, ...) carry no record
             bad = self._bad_text(line)
