@@ -145,8 +145,8 @@ def _category(t: str) -> str:
     t = t.upper()
     if t in ("VARCHAR", "JSON"):
         return "text" if t == "VARCHAR" else "json"
-    if t in _INT_TYPES:
-        return "int"
+    if t in _INT_TYPES or (t.startswith("DECIMAL(") and t.replace(" ", "").endswith(",0)")):
+        return "int"  # DECIMAL(p,0): a warehouse's NUMBER(38,0) id, written to Parquet
     if t in _FLOAT_TYPES or t.startswith("DECIMAL"):
         return "float"
     if t in ("TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "DATETIME"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import json
 import os
 import time
@@ -517,6 +518,44 @@ def test_parquet_integer_ids_and_epoch_columns(tmp_path: Path) -> None:
     assert rows(db, "select user_id, status, extra->>'cache_node', ts from events order by 1") == [
         ("5", None, "c2", datetime(2024, 2, 16, 9, 41, 7, tzinfo=UTC)),
         ("9007199254740993", 200, "c1", datetime(2024, 2, 16, 9, 41, 7, tzinfo=UTC)),
+    ]
+
+
+def test_parquet_integral_decimals_are_integers_and_other_decimals_keep_their_text(
+    tmp_path: Path,
+) -> None:
+    # A warehouse's NUMBER(38,0) ids reach Parquet as DECIMAL(38,0): their decimal text, as
+    # an integer's; a DECIMAL with a scale is a number with a fraction, which rejects an id
+    # (as 7.00 in JSON does). `raw` and `extra` keep every decimal's exact text.
+    dec = decimal.Decimal
+    integral = {
+        "ts": pa.array([dec(1708076467000), dec(1708076467)], pa.decimal128(13, 0)),
+        "action": ["a", "a"],
+        "user_id": pa.array([dec(9007199254740993), dec(5)], pa.decimal128(38, 0)),
+        "request_id": pa.array([dec(1), dec(2)], pa.decimal128(18, 0)),
+        "status": pa.array([dec(200), dec(204)], pa.decimal128(3, 0)),
+        "amount": pa.array([dec("0.10000000000000000001"), None], pa.decimal128(21, 20)),
+    }
+    db = tmp_path / "s.duckdb"
+    run(db, write_parquet(tmp_path / "e.parquet", integral))
+    got = rows(db, "select user_id, request_id, status, ts, extra::varchar from events order by 2")
+    at = datetime(2024, 2, 16, 9, 41, 7, tzinfo=UTC)
+    assert got == [
+        ("9007199254740993", "1", 200, at, '{"amount":0.10000000000000000001}'),
+        ("5", "2", 204, at, '{"amount":null}'),
+    ]
+    scaled = {
+        "ts": ["2024-02-16T09:00:00Z"],
+        "action": ["a"],
+        "user_id": pa.array([dec("7.00")], pa.decimal128(10, 2)),
+        "status": pa.array([dec("200.0")], pa.decimal128(4, 1)),
+    }
+    run(db, write_parquet(tmp_path / "f.parquet", scaled))
+    assert rows(db, "select reason, raw from rejects") == [
+        (
+            "invalid user_id",
+            '{"ts":"2024-02-16T09:00:00Z","action":"a","user_id":7.00,"status":200.0}',
+        )
     ]
 
 

@@ -89,12 +89,18 @@ def add_depth_function(con: duckdb.DuckDBPyConnection) -> None:
 RAW_TEXT = f"left(rtrim(raw, {literal(LINE_END)}), {RAW_LIMIT})"
 
 
-def struct_json(columns: list[tuple[str, str]], floats: frozenset[str] = frozenset()) -> str:
+def struct_json(
+    columns: list[tuple[str, str]],
+    floats: frozenset[str] = frozenset(),
+    decimals: frozenset[str] = frozenset(),
+) -> str:
     """SQL for a JSON object of these (key, column) pairs. NaN and infinities of the
     `floats` columns, which JSON cannot hold (DuckDB writes them bare), become the texts
     "NaN", "Infinity" and "-Infinity" (SPEC §2.6: strict JSON everywhere). Keys that differ
     only in case (`Note` and `note`: one name to a DuckDB struct) are written by
-    json_object."""
+    json_object. A `decimals` column keeps its exact decimal text (`1.50`): DuckDB writes a
+    decimal, and parses any JSON value put in an object, as a double (`1.5`, `200.0`), so
+    with one the object is joined as text."""
 
     def value(c: str) -> str:
         q = ident(c)
@@ -106,6 +112,15 @@ def struct_json(columns: list[tuple[str, str]], floats: frozenset[str] = frozens
             f"else to_json({q}) end"
         )
 
+    if any(c in decimals for _, c in columns):
+        members = ", ',', ".join(
+            literal(json.dumps(k, ensure_ascii=False) + ":")
+            + ", coalesce("
+            + (f"{ident(c)}::varchar" if c in decimals else f"to_json({value(c)})::varchar")
+            + ", 'null')"
+            for k, c in columns
+        )
+        return f"concat('{{', {members}, '}}')::json"
     if len({k.lower() for k, _ in columns}) < len(columns):
         return "json_object(" + ", ".join(f"{literal(k)}, {value(c)}" for k, c in columns) + ")"
     return (
@@ -598,14 +613,17 @@ class Stage:
         }
         norm, pre, inner = self._normalize(kind, sources, hints)
         floats = frozenset(str(c) for c, t in types.items() if t in ("FLOAT", "DOUBLE"))
-        raw_expr = struct_json(all_cols, floats) if all_cols else "'{}'"
+        decimals = frozenset(str(c) for c, t in types.items() if t.startswith("DECIMAL"))
+        raw_expr = struct_json(all_cols, floats, decimals) if all_cols else "'{}'"
         cols = ", ".join(f"{v} as {n}" for n, v in norm.columns.items())
         select_cols = ", ".join(norm.columns.keys())
         extra = ""
         if kind == "events":
             extras = [(k, c) for k, c in all_cols if c not in used]  # as in _field_sources_json
             extra = (
-                f", {struct_json(extras, floats)} as extra" if extras else ", null::json as extra"
+                f", {struct_json(extras, floats, decimals)} as extra"
+                if extras
+                else ", null::json as extra"
             )
         # The file's own columns are in scope below the outer select: the key is
         # computed one level up, from the canonical values only.
