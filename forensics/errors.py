@@ -99,5 +99,12 @@ class InputError(ForensicsError):
     """An input file cannot be read (exit 1); other files go on."""
 
 
+# For a JSON file read as records that may be one object wrapping them (SPEC §2.5).
+WRAPPED_HINT = (
+    "If the file is one object holding its records in an array member beside other "
+    "members, name that member with records = in a map"
+)
+
+
 class OutputError(ForensicsError):
     """An output cannot be written safely (exit 1)."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from forensics.errors import InputError, engine_message
+from forensics.errors import WRAPPED_HINT, InputError, engine_message
 from forensics.mapping_check import RESERVED
 from forensics.normalize import Source
 from forensics.sqltext import ident, json_pointer
@@ -56,6 +56,7 @@ class FileMapper:
         }
         self.seen: set[tuple[str, ...]] = set()
         self.records = 0  # records that could have had the fields (JSON objects, rows)
+        self.json_records = 0  # of them, JSON objects
         self.staged = False
 
     # -- JSON ----------------------------------------------------------------------
@@ -74,6 +75,7 @@ class FileMapper:
         n = con.execute(f"select count(*) from {table} where {where}").fetchall()  # noqa: S608
         count = int(n[0][0]) if n else 0
         self.records += count
+        self.json_records += count
         nested = {p[0] for paths in self.needed.values() for p in paths if len(p) > 1}
         tops = sorted((nested | self._expr_tops()) & keys)
         structures: dict[str, Any] = {}
@@ -220,7 +222,11 @@ class FileMapper:
         for key, paths in self.needed.items():
             for p in paths:
                 if p not in self.seen:
-                    raise InputError(f"map key {key}", f"no record has the field {'.'.join(p)}")
+                    raise InputError(
+                        f"map key {key}",
+                        f"no record has the field {'.'.join(p)}",
+                        WRAPPED_HINT if self.json_records == 1 else "",
+                    )
 
 
 # --------------------------------------------------------------------------- JSON structures

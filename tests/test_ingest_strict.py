@@ -313,6 +313,36 @@ def test_a_pretty_printed_document_of_several_members_fails_naming_the_way_out(
     assert (r.status, r.rows_read, r.rows_rejected) == ("loaded", 2, 1)
 
 
+def test_a_one_line_document_of_several_members_fails_with_the_way_out_named(
+    tmp_path: Path,
+) -> None:
+    # One line is a JSON line (a record of its own); the errors it then meets say how to
+    # read it as a wrapped document, as `aws cloudtrail lookup-events` writes one.
+    f = tmp_path / "lookup.json"
+    f.write_text(json.dumps({"Events": _events(3), "NextToken": "x"}) + "\n")
+    r = run(tmp_path / "s.duckdb", f).files[0]
+    assert r.status == "failed" and "pass --kind" in (r.error or "")
+    assert "name that member with records = in a map" in (r.error or "")
+    m = tmp_path / "m.toml"
+    m.write_text('[events]\nts = "when"\n')
+    r = run(tmp_path / "t.duckdb", f, mapping=load_mapping(m), kind="events").files[0]
+    assert "no record has the field when" in (r.error or "")
+    assert "records = in a map" in (r.error or "")
+    m.write_text('[events]\nrecords = "Events"\n')
+    r = run(tmp_path / "u.duckdb", f, mapping=load_mapping(m)).files[0]
+    assert (r.status, r.rows_loaded) == ("loaded", 3)
+    # Two records: not one object, so no such hint. CSV has no records = to name.
+    f.write_text('{"a": 1}\n{"a": 2}\n')
+    m.write_text('[events]\nts = "when"\n')
+    r = run(tmp_path / "v.duckdb", f, mapping=load_mapping(m), kind="events").files[0]
+    assert "no record has the field when" in (r.error or "")
+    assert "records =" not in (r.error or "")
+    g = tmp_path / "x.csv"
+    g.write_text("a,b\n1,2\n")
+    r = run(tmp_path / "w.duckdb", g).files[0]
+    assert "pass --kind" in (r.error or "") and "records =" not in (r.error or "")
+
+
 def test_wrapped_document_with_a_bad_record_fails(tmp_path: Path) -> None:
     f = tmp_path / "trail.json"
     f.write_text('{"Records": [' + json.dumps(event()) + ', {"a": NaN}]}')

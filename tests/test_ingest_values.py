@@ -249,18 +249,26 @@ def test_ids_keep_their_exact_text(tmp_path: Path) -> None:
         ("e.ndjson", '{"ts":"2024-02-16T09:00:00Z","action":"a","User_Id":"u1"}\n'),
         ("e.csv", "TS,action,user_id\n2024-02-16T09:00:00Z,a,u1\n"),
         ("e.tsv", "ts\tAction\tuser_id\n2024-02-16T09:00:00Z\ta\tu1\n"),
+        ("s.csv", "ts,action,user_id \r\n2024-02-16T09:00:00Z,a,u1\r\n"),
+        ("s.ndjson", '{"ts":"2024-02-16T09:00:00Z","action":"a"," User_Id":"u1"}\n'),
+        ("s.parquet", None),
     ],
 )
 def test_a_field_named_in_another_case_is_named_in_the_reason(
-    tmp_path: Path, name: str, text: str
+    tmp_path: Path, name: str, text: str | None
 ) -> None:
+    # Or but for blanks around it (a spreadsheet's `user_id `), shown quoted.
     f = tmp_path / name
-    f.write_text(text)
+    if text is None:
+        write_parquet(f, pa.table({"ts": ["2024-02-16T09:00:00Z"], "\taction": ["a"]}))
+    else:
+        f.write_text(text)
     db = tmp_path / "s.duckdb"
     report = run(db, f, kind="events")
     assert report.files[0].rows_rejected == 1
-    field = {"e.ndjson": "user_id", "e.csv": "ts", "e.tsv": "action"}[name]
-    found = {"e.ndjson": "User_Id", "e.csv": "TS", "e.tsv": "Action"}[name]
+    field = {"e.csv": "ts", "e.tsv": "action", "s.parquet": "action"}.get(name, "user_id")
+    shown = {"e.ndjson": "User_Id", "e.csv": "TS", "e.tsv": "Action", "s.csv": '"user_id "'}
+    found = (shown | {"s.ndjson": '" User_Id"', "s.parquet": '"\\taction"'})[name]
     assert rows(db, "select reason from rejects") == [
         (f"missing {field} (the record has {found})",)
     ]

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from forensics.errors import InputError
+from forensics.errors import WRAPPED_HINT, InputError
 from forensics.ingest.json_sql import (
     ELEMENT_ERR,
     JSON_ERR,
@@ -128,6 +128,17 @@ def struct_json(
     )
 
 
+def _alike(key: str, name: str) -> bool:
+    """Whether a record's `key` is canonical field `name` but for case or blanks around it
+    (`User_Id`, a spreadsheet's `user_id `): a reject for the missing field names it."""
+    return key != name and key.strip().lower() == name.lower()
+
+
+def _shown(key: str) -> str:
+    """`key` as a reject reason shows it: quoted when blanks around it would not show."""
+    return key if key == key.strip() else json.dumps(key, ensure_ascii=False)
+
+
 def _minus_zero_in(spec: list[str]) -> str | None:
     """SQL true when the record writes its top-level member `spec[0]` as the number -0."""
     if len(spec) != 1:
@@ -234,7 +245,8 @@ class Stage:
         return self.mapper
 
     # -- kind ------------------------------------------------------------------------
-    def decide_kind(self, fields: set[str] | frozenset[str]) -> str:
+    def decide_kind(self, fields: set[str] | frozenset[str], from_json: bool = False) -> str:
+        """The file's kind, from its fields (`from_json`: its first JSON objects' keys)."""
         if self.kind:
             return self.kind
         # With --map, each kind's rule reads the canonical names that kind's table gives; a
@@ -255,7 +267,9 @@ class Stage:
         ):
             return "accounts"
         raise InputError(
-            "kind", "cannot tell events, grants or accounts from its fields; pass --kind"
+            "kind",
+            "cannot tell events, grants or accounts from its fields; pass --kind",
+            WRAPPED_HINT if from_json else "",
         )
 
     def _kind_known_from(self, keys: set[str]) -> bool:
@@ -345,9 +359,9 @@ class Stage:
         hints: dict[str, str] = {}
         for name in REQUIRED[kind]:
             alike = [
-                f"case when v[{i}] is not null then {literal(k)} end"
+                f"case when v[{i}] is not null then {literal(_shown(k))} end"
                 for i, k in enumerate(keys, start=1)
-                if k != name and k.lower() == name.lower()
+                if _alike(k, name)
             ]
             if alike:
                 hints[name] = f"coalesce({', '.join(alike)})"
@@ -430,7 +444,7 @@ class Stage:
         """Check and normalise the batch (`source`: its parse) into the stage, for `keys`."""
         con = self.con
         if self.kind is None and keys:
-            self.kind = self.decide_kind(keys)
+            self.kind = self.decide_kind(keys, from_json=True)
         kind = self.kind
         if kind is None:
             self._hold_parsed(source)  # no JSON object yet: the kind is decided by a later batch
@@ -605,9 +619,9 @@ class Stage:
             for name in REQUIRED[kind]
             if (
                 alike := [
-                    f"case when {ident(c)} is not null then {literal(k)} end"
+                    f"case when {ident(c)} is not null then {literal(_shown(k))} end"
                     for k, c in all_cols
-                    if k != name and k.lower() == name.lower()
+                    if _alike(k, name)
                 ]
             )
         }
