@@ -382,7 +382,7 @@ def _build_fields(
     for name in CANONICAL[kind]:
         src = sources.get(name, Source("null", "missing"))
         if name in TIME_FIELDS:
-            fields[name] = time_field(src, tz_param, name)
+            fields[name] = _open_bound(time_field(src, tz_param, name), src, name)
         elif name == "status":
             fields[name] = status_field(src)
         else:
@@ -394,6 +394,30 @@ def _build_fields(
         )
         fields["action"] = Field(mapped, f.present, f.type_bad, f.null_bad)
     return fields
+
+
+# PostgreSQL's words for a range without an end (a grant's `valid_to`, exported from a
+# timestamptz or tstzrange) or without a start: open, as NULL is, not a date to reject.
+_OPEN_WORDS = {"valid_to": ("infinity", "+infinity"), "valid_from": ("-infinity",)}
+
+
+def _open_bound(f: Field, src: Source, name: str) -> Field:
+    """A grant bound written `infinity` (valid_to) or `-infinity` (valid_from) is absent.
+
+    Only its presence changes, which is read for records whose value is NULL (as such a
+    word's is); the value of every other record is computed as before."""
+    words = _OPEN_WORDS.get(name)
+    cat = "missing" if words is None or src.type == "missing" else _category(src.type)
+    if cat == "text":
+        word = f"lower(trim({src.expr}))"
+    elif cat == "json":  # a string's inside (a number's text cannot be a word)
+        word = f"lower(trim({_inside(f'({src.expr})')}))"
+    else:
+        return f
+    listed = ", ".join(literal(w) for w in words or ())
+    return Field(
+        f.value, f"({f.present} and {word} not in ({listed}))", f.type_bad, f.null_bad, f.pre
+    )
 
 
 def _field_checks(

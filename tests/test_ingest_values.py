@@ -450,6 +450,49 @@ def test_grants_reject_empty_intervals_and_default_to_owner(tmp_path: Path) -> N
     assert rows(db, "select reason from rejects") == [("valid_to is not after valid_from",)]
 
 
+@pytest.mark.parametrize("fmt", ["csv", "ndjson"])
+def test_a_grant_bound_of_infinity_is_open_and_the_wrong_infinity_rejects(
+    tmp_path: Path, fmt: str
+) -> None:
+    # PostgreSQL exports an open-ended timestamptz as infinity; read as a date, every such
+    # grant was rejected, and its owner's own accesses counted as cross-account.
+    bounds = [
+        ("a", "2024-01-01T00:00:00Z", "infinity"),
+        ("b", "-Infinity", " +infinity "),
+        ("c", "infinity", ""),  # a start at +infinity: no instant is in it
+        ("d", "", "-infinity"),
+        ("e", "", "infinity-ish"),
+    ]
+    f = tmp_path / f"g.{fmt}"
+    if fmt == "csv":
+        lines = ["device_id,user_id,valid_from,valid_to"]
+        lines += [f"d,{u},{start},{end}" for u, start, end in bounds]
+        f.write_text("\n".join(lines) + "\n")
+    else:
+        write_ndjson(
+            f,
+            [
+                {"device_id": "d", "user_id": u, "valid_from": a or None, "valid_to": b or None}
+                for u, a, b in bounds
+            ],
+        )
+    db = tmp_path / "s.duckdb"
+    run(db, f)
+    assert rows(db, "select user_id, valid_from, valid_to from grants order by 1") == [
+        ("a", datetime(2024, 1, 1, tzinfo=UTC), None),
+        ("b", None, None),
+    ]
+    assert rows(db, "select reason from rejects order by source_record") == [
+        ("invalid valid_from",),
+        ("invalid valid_to",),
+        ("invalid valid_to",),
+    ]
+    # An event's time is never open: infinity rejects it.
+    e = write_ndjson(tmp_path / "e.ndjson", [event(ts="infinity")])
+    run(db, e)
+    assert rows(db, "select reason from rejects where raw like '%action%'") == [("invalid ts",)]
+
+
 def test_accounts_last_ingested_record_wins(tmp_path: Path) -> None:
     a = write_ndjson(
         tmp_path / "a1.ndjson",
