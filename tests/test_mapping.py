@@ -907,6 +907,45 @@ def test_readme_documents_the_example_maps_verbatim() -> None:
         assert p.read_text(encoding="utf-8").strip() in readme, p.name
 
 
+# Each recipe of the README's "Times written other ways": the column it reads, a value as
+# that tool writes it, and the instant it stands for.
+TIME_RECIPES = {
+    "BigQuery": ("created", "2024-02-16 09:41:07.250 UTC", datetime(2024, 2, 16, 9, 41, 7, 250000)),
+    "Snowflake": ("TS", "2024-02-16 09:41:07.250 -0130", datetime(2024, 2, 16, 11, 11, 7, 250000)),
+    "IIS": (None, None, datetime(2024, 2, 16, 9, 41, 7)),
+    "Apache": ("time_local", "16/Feb/2024:09:41:07 +0100", datetime(2024, 2, 16, 8, 41, 7)),
+}
+
+
+def _time_recipes() -> dict[str, str]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("### Times written other ways", 1)[1].split("```toml\n", 1)[1]
+    lines = block.split("```", 1)[0].splitlines()
+    found: dict[str, str] = {}
+    for i, line in enumerate(lines):
+        if line.lstrip("# ").startswith("ts = "):
+            tool = lines[i - 1].lstrip("# ").split(":")[0].split(",")[0].split(" ")[0]
+            found[tool] = line.lstrip("# ")
+    return found
+
+
+@pytest.mark.parametrize("tool", sorted(TIME_RECIPES))
+def test_each_time_recipe_of_the_readme_reads_that_tools_time(tmp_path: Path, tool: str) -> None:
+    recipe = _time_recipes()[tool]
+    column, value, instant = TIME_RECIPES[tool]
+    f = tmp_path / "e.csv"
+    if column is None:
+        f.write_text("date,time,action,user_id\n2024-02-16,09:41:07,a,u1\n")
+    else:
+        f.write_text(f"{column},action,user_id\n{value},a,u1\n")
+    ingest_mapped(tmp_path, f"[events]\n{recipe}\n", f)
+    assert rows(tmp_path / "s.duckdb", "select ts from events") == [(instant.replace(tzinfo=UTC),)]
+
+
+def test_the_readme_has_no_time_recipe_without_a_test() -> None:
+    assert sorted(_time_recipes()) == sorted(TIME_RECIPES)
+
+
 def test_dotted_path_steps_into_a_json_array_like_a_pointer(tmp_path: Path) -> None:
     f = write_ndjson(
         tmp_path / "e.ndjson",
