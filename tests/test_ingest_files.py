@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -563,6 +564,46 @@ def test_folders_are_walked_and_hidden_files_skipped(tmp_path: Path) -> None:
         ("notes.txt", "skipped"),
     ]
     assert rows(db, "select count(*) from events") == [(5,)]
+
+
+def test_a_walk_follows_linked_folders_once_and_ends_a_link_loop(tmp_path: Path) -> None:
+    # A linked folder was passed over in silence (a glob with ** followed it).
+    (tmp_path / "case").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    write_ndjson(tmp_path / "case" / "a.ndjson", GOOD[:2])
+    write_ndjson(tmp_path / "elsewhere" / "b.ndjson", GOOD[2:])
+    (tmp_path / "case" / "more").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "case" / "again").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere" / "loop").symlink_to(tmp_path / "case")
+    db = tmp_path / "s.duckdb"
+    report = run(db, tmp_path / "case")
+    assert sorted((Path(f.path).name, f.status) for f in report.files) == [
+        ("a.ndjson", "loaded"),
+        ("b.ndjson", "loaded"),
+    ]
+    assert rows(db, "select count(*) from events") == [(5,)]
+
+
+def test_a_folder_a_walk_cannot_list_fails_named_and_the_rest_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It was passed over in silence, exit 0 (os.walk drops what it cannot list).
+    (tmp_path / "logs" / "sub").mkdir(parents=True)
+    write_ndjson(tmp_path / "logs" / "a.ndjson", GOOD[:2])
+    write_ndjson(tmp_path / "logs" / "sub" / "b.ndjson", GOOD[2:])
+    real_scandir = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        if Path(path).name == "sub":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    report = run(tmp_path / "s.duckdb", tmp_path / "logs")
+    assert sorted((Path(f.path).name, f.status, f.error) for f in report.files) == [
+        ("a.ndjson", "loaded", None),
+        ("sub", "failed", "folder cannot be read (Permission denied)"),
+    ]
 
 
 def test_globs_expand(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 A path that exists is taken literally, so a real file named `x*.ndjson` is read alone; only
 a path that does not exist is expanded as a glob. URLs are refused. A file reached twice
-(listed again, or through a symlink) is read once.
+(listed again, or through a symlink) is read once. A walk follows symlinks to folders (each
+folder once, so a link loop ends), and a folder it cannot list fails, named, like a file
+that cannot be read.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def discover(
             continue
         path = Path(p)
         if path.is_dir():
-            found.extend((w, True) for w in _walk(path))
+            found.extend((w, True) for w in _walk(path, failed))
         elif os.path.lexists(p):
             found.append((path, False))
         elif _GLOB_CHARS.search(p):
@@ -49,7 +51,7 @@ def discover(
             for m in matches:
                 mp = Path(m)
                 if mp.is_dir():
-                    found.extend((w, True) for w in _walk(mp))
+                    found.extend((w, True) for w in _walk(mp, failed))
                 elif not any(part.startswith(".") for part in mp.parts if part not in (".", "..")):
                     found.append((mp, False))
         else:
@@ -69,9 +71,19 @@ def discover(
     return unique, failed
 
 
-def _walk(root: Path) -> list[Path]:
+def _walk(root: Path, failed: list[FileResult]) -> list[Path]:
+    """The files under `root`, hidden ones and the case's side folders left out; a folder
+    that cannot be listed is added to `failed`."""
+
+    def cannot_list(e: OSError) -> None:
+        failed.append(
+            FileResult(str(e.filename or root), error=f"folder cannot be read ({e.strerror})")
+        )
+
     out: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    visited: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, onerror=cannot_list, followlinks=True):
+        visited.add(os.path.realpath(dirpath))
         files = set(filenames)
         dirnames[:] = sorted(
             d
@@ -79,6 +91,8 @@ def _walk(root: Path) -> list[Path]:
             if not d.startswith(".")
             # what a case store `X` keeps beside itself, whichever store wrote it
             and not (d.endswith(SIDE_FOLDERS) and d.rsplit(".", 1)[0] in files)
+            # a folder reached again through a link (a loop, or two links to one folder)
+            and os.path.realpath(os.path.join(dirpath, d)) not in visited
         )
         out.extend(Path(dirpath, f) for f in sorted(filenames) if not f.startswith("."))
     return out

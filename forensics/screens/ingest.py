@@ -203,7 +203,8 @@ def _render_ingest_messages(files: Sequence[Any], console: Console) -> None:
             "ingested (same SHA-256)",
             "dim",
         )
-    for f in [f for f in skipped if f not in same][:LIST_FILES_MAX]:
+    # (by reason, not `f not in same`: dataclass equality made that quadratic in files)
+    for f in [f for f in skipped if _skip_reason(f) != "already ingested"][:LIST_FILES_MAX]:
         say(console, f"skipped {printable(f.path)}: {printable(_skip_reason(f))}", "dim")
     rejecting = [f for f in files if f.reasons]
     for f in rejecting[:LIST_FILES_MAX] if many else rejecting:
