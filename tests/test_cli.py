@@ -112,6 +112,29 @@ def test_a_missing_option_names_the_command() -> None:
     assert r.stderr.startswith("forensics: error: forensics exposure: Missing option '--window'")
 
 
+@pytest.mark.parametrize("limit", ["-5GB", "-1", "0", "0.0GB", "abc", "4", "+2GB"])
+def test_a_memory_limit_that_is_no_size_above_zero_is_a_usage_error(
+    store: Path, limit: str
+) -> None:
+    # DuckDB took -5GB as no limit at all, and refused `0` naming its own parser.
+    r = run_cli("--db", str(store), "--memory-limit", limit, "exposure", "--window", W)
+    assert r.exit_code == 2, limit
+    assert "a size above zero with its unit" in r.stderr and "Parser" not in r.stderr
+
+
+@pytest.mark.parametrize("limit", ["4GB", "512 MiB", "1.5gb", "80%", "900000KB"])
+def test_a_memory_limit_of_a_size_is_taken(store: Path, limit: str) -> None:
+    r = run_cli("--db", str(store), "exposure", "--memory-limit", limit, "--window", W)
+    assert r.exit_code == 0, (limit, r.stderr)
+
+
+def test_running_out_of_memory_under_the_limit_says_to_raise_it(store: Path) -> None:
+    r = run_cli("--db", str(store), "--memory-limit", "1MB", "exposure", "--window", W)
+    assert r.exit_code == 1
+    assert lines(r.stderr)[-1].startswith("forensics: error:")
+    assert "internal error" not in r.stderr and "memory" in r.stderr.lower()
+
+
 def test_db_naming_a_folder_says_so(tmp_path: Path) -> None:
     for args in (["status"], ["exposure", "--window", W], ["ingest", str(tmp_path)]):
         r = run_cli("--db", str(tmp_path), *args)

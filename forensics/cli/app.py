@@ -118,6 +118,13 @@ class ForensicsGroup(TyperGroup):
                 raise typer.Exit(ExitCode.INTERRUPTED) from None
             if debug_requested(ctx):
                 traceback.print_exc(file=sys.stderr)
+            engine = sys.modules.get("duckdb")  # not imported for this, if no command did
+            if engine is not None and isinstance(e, engine.OutOfMemoryException):
+                error(
+                    "out of memory: the work needs more than the memory limit allows; "
+                    "raise --memory-limit (without it, DuckDB takes 80% of RAM)"
+                )
+                raise typer.Exit(ExitCode.FAILURE) from None
             error(f"internal error: {type(e).__name__} (run with --debug for details)")
             raise typer.Exit(ExitCode.FAILURE) from None
 

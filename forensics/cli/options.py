@@ -7,6 +7,7 @@ in its own place too; a command's own value wins over the one given before the c
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass
 from enum import Enum
@@ -49,8 +50,26 @@ DebugOpt = Annotated[
 QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="No summary on stderr; warnings and errors only.")
 ]
+# A size as DuckDB reads one (`4GB`, `512 MiB`, `1.5GB`, `80%`), above zero. DuckDB itself
+# takes `-5GB` as no limit at all (16383.9 PiB) and names its parser in other refusals.
+_MEMORY = re.compile(
+    r"\s*(?=[0-9.]*[1-9])[0-9]+(?:\.[0-9]+)?\s*(?:[kmgtp]i?b?|b|bytes?|%)\s*", re.IGNORECASE
+)
+
+
+def _check_memory_limit(value: str | None) -> str | None:
+    if value is not None and not _MEMORY.fullmatch(value):
+        raise typer.BadParameter(
+            "a size above zero with its unit, such as 4GB, 512MiB or 80% (of this machine's RAM)"
+        )
+    return value
+
+
 MemoryOpt = Annotated[
-    str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 4GB.")
+    str | None,
+    typer.Option(
+        "--memory-limit", callback=_check_memory_limit, help="DuckDB memory limit, e.g. 4GB."
+    ),
 ]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="DuckDB threads.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
