@@ -606,6 +606,70 @@ def test_a_folder_a_walk_cannot_list_fails_named_and_the_rest_is_read(
     ]
 
 
+class _FullDiskAtCheckpoint:
+    """A store connection whose last checkpoint fails, as on a full disk."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql == "checkpoint":
+            raise duckdb.IOException("Failed to create checkpoint: No space left on device")
+        return self._con.execute(sql, *args)
+
+
+def test_a_store_failing_at_the_end_still_names_every_file_and_what_became_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before, the whole report was lost: nothing on stdout with --json, one engine line.
+    from forensics.ingest import pipeline
+    from tests.helpers.cli import run_cli
+
+    real = pipeline.open_store
+    monkeypatch.setattr(
+        pipeline, "open_store", lambda *a, **k: _FullDiskAtCheckpoint(real(*a, **k))
+    )
+    a = write_ndjson(tmp_path / "a.ndjson", GOOD[:2])
+    b = write_ndjson(tmp_path / "b.ndjson", GOOD[2:])
+    r = run_cli("--db", str(tmp_path / "s.duckdb"), "ingest", "--json", str(a), str(b))
+    assert r.exit_code == 1
+    got = json.loads(r.stdout)
+    assert [(Path(f["path"]).name, f["status"]) for f in got["files"]] == [
+        ("a.ndjson", "loaded"),
+        ("b.ndjson", "loaded"),
+    ]
+    assert r.stderr.splitlines()[-1].startswith("forensics: error: case store ")
+    assert "No space left on device" in r.stderr.splitlines()[-1]
+
+
+def test_a_store_failing_mid_run_names_the_files_it_did_not_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from forensics.ingest import pipeline
+    from forensics.ingest.options import FileResult, IngestCutShort
+
+    def overlap(con: Any, todo: list[Any], *rest: Any) -> Iterator[FileResult]:
+        yield FileResult(str(todo[0][0]), status="loaded")
+        raise duckdb.FatalException("database has been invalidated")
+
+    monkeypatch.setattr(pipeline, "_overlap", overlap)
+    files = [write_ndjson(tmp_path / f"{n}.ndjson", GOOD) for n in "abc"]
+    with pytest.raises(IngestCutShort) as e:
+        run(tmp_path / "s.duckdb", *files, tmp_path / "none.ndjson")
+    assert [(Path(f.path).name, f.status) for f in e.value.report.files] == [
+        ("none.ndjson", "failed"),
+        ("a.ndjson", "loaded"),
+        ("b.ndjson", "failed"),
+        ("c.ndjson", "failed"),
+    ]
+    assert e.value.report.files[2].error == (
+        "not stored: the case store failed (database has been invalidated)"
+    )
+
+
 def test_globs_expand(tmp_path: Path) -> None:
     write_ndjson(tmp_path / "a.ndjson", GOOD[:2])
     write_ndjson(tmp_path / "b.ndjson", GOOD[2:])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -31,6 +31,10 @@ from forensics.cli.options import (
 from forensics.errors import ExitCode
 from forensics.store import is_interrupt
 from forensics.terminal import ERR, OUT, error, note, say, warn
+
+if TYPE_CHECKING:
+    from forensics.ingest.options import IngestReport
+    from forensics.store import StoreOptions
 
 # --------------------------------------------------------- ingest, sources, rejects, verify
 
@@ -64,7 +68,7 @@ def ingest(
     """Load access logs, grants and accounts into the case store, accounting for every record."""
     from forensics.ingest import IngestOptions
     from forensics.ingest import ingest as run_ingest
-    from forensics.status import read_event_range
+    from forensics.ingest.options import IngestCutShort
 
     mapping = None
     if map_file is not None:
@@ -85,6 +89,10 @@ def ingest(
         try:
             with tracker as progress:
                 report = run_ingest(store, paths, options, progress)
+        except IngestCutShort as e:
+            # Every file is still named, with what became of it, before the store's error.
+            _report_ingest(e.report, as_json, quiet, None)
+            raise
         except BaseException as e:
             if not is_interrupt(e):
                 raise
@@ -94,6 +102,19 @@ def ingest(
                 "command again to resume: files already stored are skipped"
             )
             raise typer.Exit(ExitCode.INTERRUPTED) from None
+    _report_ingest(report, as_json, quiet, store if store.path.is_file() else None)
+    totals = report.totals()
+    if totals["failed"] or (strict and totals["rows_rejected"]):
+        return int(ExitCode.FAILURE)
+    return int(ExitCode.OK)
+
+
+def _report_ingest(
+    report: IngestReport, as_json: bool, quiet: bool, store: StoreOptions | None
+) -> None:
+    """The run's files, as JSON or a summary; `store`: where to read the events' range."""
+    from forensics.status import read_event_range
+
     if as_json or quiet:
         if as_json:
             print_json(report.to_json())
@@ -101,12 +122,7 @@ def ingest(
             if f.status == "failed":
                 error(f"{f.path}: {f.error}")
     else:
-        events = read_event_range(store) if store.path.is_file() else None
-        screens.render_ingest(report, events)
-    totals = report.totals()
-    if totals["failed"] or (strict and totals["rows_rejected"]):
-        return int(ExitCode.FAILURE)
-    return int(ExitCode.OK)
+        screens.render_ingest(report, read_event_range(store) if store is not None else None)
 
 
 def sources(

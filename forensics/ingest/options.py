@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forensics.errors import StoreError
+
 KINDS = ("events", "grants", "accounts")
 
 # (event, value): "bytes" read, "file" stored, "files" total, "total_bytes"; "records" and
@@ -121,3 +123,13 @@ class IngestReport:
 
     def to_json(self) -> dict[str, Any]:
         return {"files": [f.to_json() for f in self.files], "totals": self.totals()}
+
+
+class IngestCutShort(StoreError):
+    """The store failed during a run (a full disk, an engine's fatal error): the files
+    stored before it are in `report`, as are, failed, the ones it was storing or had not
+    reached, so that every file is named (SPEC §7)."""
+
+    def __init__(self, error: StoreError, report: IngestReport) -> None:
+        super().__init__(error.what, error.why, error.hint)
+        self.report = report

@@ -35,6 +35,7 @@ from forensics.ingest.key_index import KeyIndex
 from forensics.ingest.options import (
     KINDS,
     FileResult,
+    IngestCutShort,
     IngestOptions,
     IngestReport,
     IngestTuning,
@@ -328,14 +329,23 @@ def ingest(
             ctx = ReadContext(tuning, progress, options.hooks, records_members(options))
             ahead = ReadAhead([f for f, _ in todo], ctx, tuning.read_ahead)
         done = iter(_overlap(con, todo, options, known, progress, ahead, keys))
-        results += [skipped[i] if i in skipped else next(done) for i in range(len(files))]
+        for i in range(len(files)):  # one at a time: what is done is known if the store fails
+            results.append(skipped[i] if i in skipped else next(done))
         con.execute("checkpoint")
         if keys is not None:
             keys.save(con)
     except duckdb.Error as e:
         if is_interrupt(e):
             raise  # Ctrl-C inside a query: the CLI says what was stored
-        raise engine_error(f"case store {store.path}", e) from None
+        err = engine_error(f"case store {store.path}", e)
+        reached = len(results) - len(failed)
+        if not files:
+            raise err from None
+        results += [
+            FileResult(str(f), error=f"not stored: the case store failed ({err.why})")
+            for f, _ in files[reached:]
+        ]
+        raise IngestCutShort(err, IngestReport(results)) from None
     finally:
         if ahead is not None:
             ahead.close()
