@@ -670,6 +670,24 @@ def test_a_store_failing_mid_run_names_the_files_it_did_not_store(
     )
 
 
+def test_a_file_whose_name_is_not_utf8_fails_named_and_json_stays_utf8(tmp_path: Path) -> None:
+    # Its store step failed on DuckDB's encoding error, and --json wrote the raw byte 0xE9.
+    from tests.helpers.cli import run_cli
+
+    (tmp_path / "logs").mkdir()
+    write_ndjson(tmp_path / "logs" / "a.ndjson", GOOD)
+    latin1 = os.path.join(os.fsencode(tmp_path / "logs"), b"caf\xe9.ndjson")
+    with open(latin1, "wb") as out:
+        out.write((tmp_path / "logs" / "a.ndjson").read_bytes().replace(b"r1", b"r9"))
+    r = run_cli("--db", str(tmp_path / "s.duckdb"), "ingest", "--json", str(tmp_path / "logs"))
+    assert r.exit_code == 1
+    got = json.loads(r.stdout_bytes.decode("utf-8"))  # strict UTF-8
+    by_name = {Path(f["path"]).name: f for f in got["files"]}
+    assert by_name["a.ndjson"]["status"] == "loaded"
+    bad = by_name["caf\udce9.ndjson"]
+    assert bad["status"] == "failed" and bad["error"].startswith("its path is not valid UTF-8")
+
+
 def test_globs_expand(tmp_path: Path) -> None:
     write_ndjson(tmp_path / "a.ndjson", GOOD[:2])
     write_ndjson(tmp_path / "b.ndjson", GOOD[2:])
