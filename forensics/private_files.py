@@ -7,6 +7,7 @@ output folder is 0700.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import stat
@@ -155,7 +156,14 @@ def prepare_out_dir(
         os.chmod(out_dir, 0o700)  # mkdir's mode is filtered by the umask; chmod is not
         return True
     except OSError as e:
+        if e.errno in (errno.EEXIST, errno.ENOTDIR) and _file_on_the_way(out_dir):
+            raise OutputError(what, "a part of its path is a file, not a folder") from None
         raise OutputError(what, e.strerror or type(e).__name__) from None
+
+
+def _file_on_the_way(path: Path) -> bool:
+    """Whether a parent of `path` exists and is not a folder (mkdir -p then fails)."""
+    return any(p.exists() and not p.is_dir() for p in path.parents)
 
 
 def folder_warnings(out_dir: Path, created: bool) -> list[str]:

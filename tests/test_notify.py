@@ -314,6 +314,17 @@ def test_non_empty_folder_of_other_files_is_refused_untouched(store: Path, tmp_p
     assert snapshot(out) == before
 
 
+def test_an_output_path_through_a_file_or_onto_one_is_named_as_such(
+    store: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(OutputError, match="a part of its path is a file, not a folder"):
+        notify(store, tmp_path / "afile" / "sub" / "out")  # it said only "File exists"
+    with pytest.raises(OutputError, match="exists and is not a folder"):
+        notify(store, tmp_path / "afile")
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
 def test_force_replaces_the_lists_and_keeps_other_files(store: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     notify(store, out, sanitize=False)
