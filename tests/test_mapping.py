@@ -1029,7 +1029,10 @@ def test_an_optional_expression_reads_fields_a_file_may_lack(tmp_path: Path) -> 
         f,
         mapping=load_mapping(write_map(tmp_path, f"[events]\n{status} }}\n", "m2.toml")),
     )
-    assert strict.files[0].error == "map key events.status: no record has the field errorCode"
+    # (a file of one record also gets the hint for one object wrapping its records)
+    assert (strict.files[0].error or "").startswith(
+        "map key events.status: no record has the field errorCode. If the file is one object"
+    )
 
 
 @pytest.mark.parametrize(
