@@ -62,7 +62,15 @@ def neutralize_column(column: pa.Array) -> pa.Array:
 
 
 def _check_type(name: str, dtype: pa.DataType) -> None:
-    """Text, integers and timestamps have CSV rules; any other type is an error."""
+    """Text, integers, timestamps and lists of text have CSV rules; any other type is an
+    error."""
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
+        dtype = dtype.value_type if dtype.value_type != pa.null() else pa.string()
+        if not (pa.types.is_string(dtype) or pa.types.is_large_string(dtype)):
+            raise StoreError(
+                f"column {name}", f"has type list of {dtype}, which no CSV rule covers"
+            )
+        return
     if not (
         pa.types.is_string(dtype)
         or pa.types.is_large_string(dtype)
@@ -72,9 +80,13 @@ def _check_type(name: str, dtype: pa.DataType) -> None:
         raise StoreError(f"column {name}", f"has type {dtype}, which no CSV rule covers")
 
 
+LIST_SEPARATOR = ";"  # between the ids of a list in one field (exposures.csv's owner_ids)
+
+
 def render_column(column: pa.Array, *, sanitize: bool) -> pa.Array:
     """One column as CSV fields (large_string, no nulls): text sanitised then quoted, integers
-    in decimal, timestamps as UTC ISO 8601 with `Z`; a null is an empty field."""
+    in decimal, timestamps as UTC ISO 8601 with `Z`, a list of texts joined by `;`; a null is
+    an empty field."""
     dtype = column.type
     if pa.types.is_timestamp(dtype):
         text = pc.strftime(
@@ -86,6 +98,10 @@ def render_column(column: pa.Array, *, sanitize: bool) -> pa.Array:
     elif pa.types.is_integer(dtype):
         text = column.cast(pa.string())
     else:
+        if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):  # owner_ids
+            column = pc.binary_join(
+                column.cast(pa.large_list(pa.large_string())), large_text(LIST_SEPARATOR)
+            )
         text = column.cast(pa.large_string())
         if sanitize:
             text = neutralize_column(text)

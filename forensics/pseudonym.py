@@ -30,7 +30,6 @@ ID_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "exposures.csv": ("recipient_id", "device_id", "event_id", "owner_ids"),
 }
 CONTACT_COLUMNS = ("email", "name", "locale")
-LIST_SEPARATOR = ";"  # owner_ids is a ;-joined list
 
 
 def load_key(key_file: Path | None, environ: Mapping[str, str]) -> bytes:
@@ -103,28 +102,22 @@ class Pseudonymizer:
         return pc.take(mapped, pc.index_in(column, value_set=uniques))
 
     def id_lists(self, column: pa.Array | pa.ChunkedArray) -> pa.Array:
-        """A column of ;-joined ids, each id replaced by its pseudonym and each list re-sorted.
-
-        Sorting by pseudonym keeps the order of the raw ids from showing; an empty list stays
-        empty (ids are never empty: a blank id counts as missing, SPEC §2.4).
-        """
-        column = _combined(column).cast(pa.large_string())
-        parts = pc.split_pattern(column, LIST_SEPARATOR)
-        flat = pc.list_flatten(parts)
-        parents = pc.list_parent_indices(parts)
+        """A column of id lists (owner_ids), each id replaced by its pseudonym and each list
+        re-sorted: sorting by pseudonym keeps the order of the raw ids from showing. Whole
+        ids are replaced, a `;` inside one included (the CSV joins the list afterwards)."""
+        column = _combined(column).cast(pa.large_list(pa.large_string()))
+        flat = pc.list_flatten(column)
+        parents = pc.list_parent_indices(column)
         uniques = pc.unique(flat)
-        mapped = pa.array(
-            ["" if v == "" else self(v) for v in uniques.to_pylist()], pa.large_string()
-        )
+        mapped = pa.array([self(v) for v in uniques.to_pylist()], pa.large_string())
         values = pc.take(mapped, pc.index_in(flat, value_set=uniques))
         order = pc.sort_indices(
             pa.table({"parent": parents, "value": values}),
             sort_keys=[("parent", "ascending"), ("value", "ascending")],
         )
-        lists = pa.LargeListArray.from_arrays(
-            _offsets(parts), pc.take(values, order), mask=pc.is_null(column)
+        return pa.LargeListArray.from_arrays(
+            _offsets(column), pc.take(values, order), mask=pc.is_null(column)
         )
-        return pc.binary_join(lists, pa.scalar(LIST_SEPARATOR, pa.large_string()))
 
     def table(self, list_name: str, table: pa.Table) -> pa.Table:
         """A list's rows with ids pseudonymised and contact columns empty (null)."""

@@ -28,8 +28,9 @@ select
     d.recipient_id,
     d.device_id,
     d.event_id,
-    -- owner_ids are already sorted and distinct (cross_account_deliveries.sql)
-    array_to_string(d.owner_ids, ';') as owner_ids,
+    -- owner_ids are already sorted and distinct (cross_account_deliveries.sql); a list,
+    -- joined with ';' as the CSV is written, so that pseudonyms replace whole ids
+    d.owner_ids,
     t.first_tap_at,
     p.first_play_at,
     d.request_id,

@@ -646,7 +646,7 @@ def model_lists(inc: Incident, w: Any) -> dict[str, list[tuple[Any, ...]]]:
             d.user_id,
             d.device_id,
             d.event_id,
-            ";".join(model_owners(inc.grants, d)),
+            model_owners(inc.grants, d),  # a list; the CSV joins it with ";"
             min((t.ts for t in linked(d, taps)), default=None),
             min((p.ts for p in linked(d, plays)), default=None),
             d.request_id,

@@ -19,7 +19,7 @@ from forensics.pseudonym import KEY_ENV, load_key
 from forensics.store import StoreOptions, open_store
 from forensics.waves import WaveResult, write_wave
 from tests.helpers.case_files import ingest_events, ingest_reference
-from tests.helpers.incident import Incident
+from tests.helpers.incident import Incident, at
 from tests.test_notify import W_TEXT, W, golden_incident
 
 KEY = "k3y-4-processors-only"
@@ -113,6 +113,25 @@ def test_exposures_hold_hmac_pseudonyms_for_every_id(plain_and_pseudo: tuple[Pat
     assert got == expected
     assert any(";" in r["owner_ids"] for r in got)  # a delivery with two owners
     assert any(r["owner_ids"] == "" for r in got)  # and one with none
+
+
+def test_an_owner_id_holding_the_separator_has_one_pseudonym_in_every_list(
+    tmp_path: Path,
+) -> None:
+    # owner_ids were split on ";" to be pseudonymised: "s;t" became h("s");h("t"), two
+    # people who do not exist, and matched no row of owners.csv.
+    inc = Incident()
+    inc.grant("d1", "s;t", "owner")
+    inc.grant("d1", "a", "owner")
+    inc.deliver(at(10), "u1", "d1", "e1")
+    db = inc.write(tmp_path / "case.duckdb")
+    wave(db, tmp_path / "p", pseudonymize=True)
+    owners = {r["user_id"] for r in read_csv(tmp_path / "p" / "owners.csv")}
+    assert owners == {h("s;t"), h("a")}
+    [row] = read_csv(tmp_path / "p" / "exposures.csv")
+    assert row["owner_ids"] == ";".join(sorted([h("s;t"), h("a")]))
+    wave(db, tmp_path / "q")  # the plain list is as before: the ids joined by ";"
+    assert read_csv(tmp_path / "q" / "exposures.csv")[0]["owner_ids"] == "a;s;t"
 
 
 def test_no_raw_id_email_or_name_anywhere_in_the_folder(
