@@ -339,8 +339,6 @@ def ingest(
             raise  # Ctrl-C inside a query: the CLI says what was stored
         err = engine_error(f"case store {store.path}", e)
         reached = len(results) - len(failed)
-        if not files:
-            raise err from None
         results += [
             FileResult(str(f), error=f"not stored: the case store failed ({err.why})")
             for f, _ in files[reached:]
