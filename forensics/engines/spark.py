@@ -378,7 +378,7 @@ class SparkEngine(Engine):
     def run_query(self, name: str, params: Mapping[str, object] | None = None) -> pa.Table:
         df = self._dataframe(name, params)
         try:
-            return _utc(df.toArrow())
+            return _like_duckdb(df.toArrow())
         except Exception as e:  # noqa: BLE001
             raise _spark_error(f"query {name}", e) from None
 
@@ -396,7 +396,7 @@ class SparkEngine(Engine):
     def stream(self, df: Any, what: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """A DataFrame's Arrow schema, and its rows as batches in order (see query_reader)."""
         try:
-            schema = _utc(df.limit(0).toArrow()).schema
+            schema = _like_duckdb(df.limit(0).toArrow()).schema
         except Exception as e:  # noqa: BLE001
             raise _spark_error(what, e) from None
         # by position: names may repeat (`select 1 a, 2 a`) or hold any character
@@ -436,7 +436,7 @@ class SparkEngine(Engine):
         if not self.spark.catalog.tableExists(name):
             return None
         try:
-            return _utc(self.spark.table(name).toArrow())
+            return _like_duckdb(self.spark.table(name).toArrow())
         except Exception as e:  # noqa: BLE001
             raise _spark_error(f"table {name}", e) from None
 
@@ -464,13 +464,22 @@ def _arrow_batches(df: Any, schema: pa.Schema, size: int, what: str) -> Iterator
         raise _spark_error(what, e) from None
 
 
-def _utc(table: pa.Table) -> pa.Table:
-    """Spark gives timestamps in the session zone (UTC): name it as DuckDB does."""
+# DuckDB names a list's item `l` and lets it be null; Spark's Arrow says `element`.
+_DUCKDB_LIST_ITEM = "l"
+
+
+def _like_duckdb(table: pa.Table) -> pa.Table:
+    """Spark's types as DuckDB gives the same values: timestamps in the session zone (UTC)
+    named UTC, and a list's item named and nullable as DuckDB's (owner_ids)."""
     fields = []
     changed = False
     for f in table.schema:
         if pa.types.is_timestamp(f.type) and f.type.tz is not None and f.type.tz != "UTC":
             fields.append(pa.field(f.name, pa.timestamp(f.type.unit, tz="UTC"), f.nullable))
+            changed = True
+        elif pa.types.is_list(f.type) and f.type.value_field.name != _DUCKDB_LIST_ITEM:
+            item = pa.field(_DUCKDB_LIST_ITEM, f.type.value_type)
+            fields.append(pa.field(f.name, pa.list_(item), f.nullable))
             changed = True
         else:
             fields.append(f)
