@@ -10,8 +10,6 @@ forensics.normalize; nothing here is stored (forensics.ingest.store does that).
 from __future__ import annotations
 
 import contextlib
-import json
-import re
 from typing import Any
 
 import duckdb
@@ -33,6 +31,7 @@ from forensics.ingest.json_sql import (
 from forensics.ingest.options import IngestOptions, IngestTuning
 from forensics.ingest.readers import JsonBatch, TableBatch
 from forensics.ingest.readers.json_split import json_depth
+from forensics.ingest.record_sql import column_names, is_alike, minus_zero_in, shown, struct_json
 from forensics.mapping import FileMapper
 from forensics.normalize import CANONICAL, REQUIRED, Normalized, Source, normalize
 from forensics.sqltext import (
@@ -87,91 +86,6 @@ def add_depth_function(con: duckdb.DuckDBPyConnection) -> None:
 
 # A rejected line's raw text: without its line end, cut at RAW_LIMIT ($limit bound).
 RAW_TEXT = f"left(rtrim(raw, {literal(LINE_END)}), {RAW_LIMIT})"
-
-
-def struct_json(
-    columns: list[tuple[str, str]],
-    floats: frozenset[str] = frozenset(),
-    decimals: frozenset[str] = frozenset(),
-) -> str:
-    """SQL for a JSON object of these (key, column) pairs. NaN and infinities of the
-    `floats` columns, which JSON cannot hold (DuckDB writes them bare), become the texts
-    "NaN", "Infinity" and "-Infinity" (SPEC §2.6: strict JSON everywhere). Keys that differ
-    only in case (`Note` and `note`: one name to a DuckDB struct) are written by
-    json_object. A `decimals` column keeps its exact decimal text (`1.50`): DuckDB writes a
-    decimal, and parses any JSON value put in an object, as a double (`1.5`, `200.0`), so
-    with one the object is joined as text."""
-
-    def value(c: str) -> str:
-        q = ident(c)
-        if c not in floats:
-            return q
-        return (
-            f"""case when isnan({q}) then '"NaN"'::json when isinf({q}) then """
-            f"""case when {q} > 0 then '"Infinity"' else '"-Infinity"' end::json """
-            f"else to_json({q}) end"
-        )
-
-    if any(c in decimals for _, c in columns):
-        members = ", ',', ".join(
-            literal(json.dumps(k, ensure_ascii=False) + ":")
-            + ", coalesce("
-            + (f"{ident(c)}::varchar" if c in decimals else f"to_json({value(c)})::varchar")
-            + ", 'null')"
-            for k, c in columns
-        )
-        return f"concat('{{', {members}, '}}')::json"
-    if len({k.lower() for k, _ in columns}) < len(columns):
-        return "json_object(" + ", ".join(f"{literal(k)}, {value(c)}" for k, c in columns) + ")"
-    return (
-        "to_json(struct_pack(" + ", ".join(f"{ident(k)} := {value(c)}" for k, c in columns) + "))"
-    )
-
-
-def _alike(key: str, name: str) -> bool:
-    """Whether a record's `key` is canonical field `name` but for case or blanks around it
-    (`User_Id`, a spreadsheet's `user_id `): a reject for the missing field names it."""
-    return key != name and key.strip().lower() == name.lower()
-
-
-def _shown(key: str) -> str:
-    """`key` as a reject reason shows it: quoted when blanks around it would not show."""
-    return key if key == key.strip() else json.dumps(key, ensure_ascii=False)
-
-
-def _minus_zero_in(spec: list[str]) -> str | None:
-    """SQL true when the record writes its top-level member `spec[0]` as the number -0."""
-    if len(spec) != 1:
-        return None
-    pattern = re.escape(json.dumps(spec[0], ensure_ascii=False)) + r"\s*:\s*-0\s*[,}]"
-    return f"regexp_matches(raw, {literal(pattern)})"
-
-
-def column_names(names: list[str], wanted: set[str]) -> list[tuple[str, str]]:
-    """(name, column) for a batch's columns. DuckDB's names are case-insensitive: of the
-    names that differ only in case, one keeps its name (the one a field is read from, else
-    the first), and the others are read under an alias (`__col` and their position, a name
-    no column has)."""
-    groups: dict[str, list[int]] = {}
-    for i, n in enumerate(names):
-        groups.setdefault(n.lower(), []).append(i)
-    alias = {
-        i
-        for same in groups.values()
-        if len(same) > 1
-        for i in same
-        if i != next((j for j in same if names[j] in wanted), same[0])
-    }
-    taken = set(groups) | {"__rec"}
-
-    def free(i: int) -> str:
-        name = f"__col{i}"
-        while name.lower() in taken:
-            name += "_"
-        taken.add(name.lower())
-        return name
-
-    return [(n, free(i) if i in alias else n) for i, n in enumerate(names)]
 
 
 def in_pieces(batch: pa.Table, threads: int, tuning: IngestTuning) -> pa.Table:
@@ -359,9 +273,9 @@ class Stage:
         hints: dict[str, str] = {}
         for name in REQUIRED[kind]:
             alike = [
-                f"case when v[{i}] is not null then {literal(_shown(k))} end"
+                f"case when v[{i}] is not null then {literal(shown(k))} end"
                 for i, k in enumerate(keys, start=1)
-                if _alike(k, name)
+                if is_alike(k, name)
             ]
             if alike:
                 hints[name] = f"coalesce({', '.join(alike)})"
@@ -433,7 +347,7 @@ class Stage:
                 continue
             paths.append(json_pointer(spec))
             used.add(spec[0])
-            sources[name] = Source(f"v[{len(paths)}]", "json", _minus_zero_in(spec))
+            sources[name] = Source(f"v[{len(paths)}]", "json", minus_zero_in(spec))
         # Without a map every top-level key is extracted (for events they are the extras
         # kept; for all kinds they let duplicates be found by counting, see dup_by_count).
         # A canonical name is an extra too when a map reads the field from elsewhere.
@@ -619,9 +533,9 @@ class Stage:
             for name in REQUIRED[kind]
             if (
                 alike := [
-                    f"case when {ident(c)} is not null then {literal(_shown(k))} end"
+                    f"case when {ident(c)} is not null then {literal(shown(k))} end"
                     for k, c in all_cols
-                    if _alike(k, name)
+                    if is_alike(k, name)
                 ]
             )
         }
