@@ -51,6 +51,11 @@ def single_line(text: str) -> str:
     return " ".join(text.split())
 
 
+# A lone surrogate: a byte that was not UTF-8, kept by Python's surrogateescape (PEP 383),
+# in a file's text or a path's name.
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def hide_quoted(line: str) -> str:
     """`line` with every quoted text ('...' or "...") shown as '…': an engine quotes values."""
     return _QUOTED.sub("'…'", line)

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from forensics import screens
-from forensics.errors import ExitCode, UsageError
+from forensics.errors import SURROGATE, ExitCode, UsageError
 from forensics.store import StoreOptions, resolve_db_path
 from forensics.terminal import error, note, warn
 
@@ -209,14 +209,11 @@ def window_run(
     return WindowRun(w, store_options(ctx, db, memory_limit, threads), on_lake, quiet)
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def print_json(data: Any) -> None:
     """Data on stdout, as JSON in UTF-8: a lone surrogate (a path's byte that is not UTF-8)
     is written as its escape, `\\udce9`, which a UTF-8 stream cannot carry as itself."""
     text = json.dumps(data, ensure_ascii=False, indent=2, default=str)
-    text = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    text = SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
 

@@ -15,13 +15,12 @@ import os
 import re
 from pathlib import Path
 
+from forensics.errors import SURROGATE
 from forensics.ingest.options import FileResult
 from forensics.ingest.readers import COMPRESSIONS, READERS
 from forensics.store import SIDE_FOLDERS
 
 _REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-# A name's bytes that are not UTF-8 reach Python as lone surrogates (PEP 383).
-_SURROGATE = re.compile("[\ud800-\udfff]")
 NOT_UTF8_NAME = (
     "its path is not valid UTF-8 (a Latin-1 name, say); the store keeps paths as text, "
     "so rename it, or copy it under a UTF-8 name, and ingest it again"
@@ -73,7 +72,7 @@ def discover(
             continue
         if real not in seen:
             seen.add(real)
-            if _SURROGATE.search(str(f)):
+            if SURROGATE.search(str(f)):
                 failed.append(FileResult(str(f), error=NOT_UTF8_NAME))
                 continue
             unique.append((f, walked))

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from forensics.errors import InputError
+from forensics.errors import SURROGATE, InputError
 from forensics.ingest.readers.base import Batch, Read, ReadContext, ReadEnd, Reader, TableBatch
 from forensics.ingest.readers.source import read_text
 from forensics.ingest.readers.text_lines import BLOCK_BYTES, LineSource
@@ -48,7 +48,6 @@ _EMPTY = pa.scalar("", pa.string())
 _DASH = pa.scalar("-", pa.string())
 _NULL = pa.scalar(None, pa.string())
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 # `#Name:`; a name may hold spaces (Windows Firewall writes `#Time Format: Local`).
 _DIRECTIVE = re.compile(r"#[A-Za-z][A-Za-z0-9 _-]*:")
 
@@ -414,7 +413,7 @@ class _Records:
                     continue  # a blank line
                 if b - a == 1:
                     raw = lines[a].removesuffix("\r")
-                    if "\x00" in raw or (src.dirty and _SURROGATE.search(raw)):
+                    if "\x00" in raw or (src.dirty and SURROGATE.search(raw)):
                         break
                 else:
                     raw = "\n".join(lines[a:b]).removesuffix("\r")
@@ -434,7 +433,7 @@ class _Records:
         src.pos = start + done
 
     def _bad_text(self, text: str) -> str | None:
-        if self.src.dirty and _SURROGATE.search(text):
+        if self.src.dirty and SURROGATE.search(text):
             return BAD_UTF8
         if "\x00" in text:
             return NUL
