@@ -407,14 +407,16 @@ def _open_bound(f: Field, src: Source, name: str) -> Field:
     Only its presence changes, which is read for records whose value is NULL (as such a
     word's is); the value of every other record is computed as before."""
     words = _OPEN_WORDS.get(name)
-    cat = _category(src.type) if words is not None and src.type != "missing" else "none"
+    if words is None or src.type == "missing":
+        return f
+    cat = _category(src.type)
     if cat == "text":
         word = f"lower(trim({src.expr}))"
     elif cat == "json":  # a string's inside (a number's text cannot be a word)
         word = f"lower(trim({_inside(f'({src.expr})')}))"
     else:
         return f
-    listed = ", ".join(literal(w) for w in words or ())  # (words is set when cat is)
+    listed = ", ".join(literal(w) for w in words)
     return Field(
         f.value, f"({f.present} and {word} not in ({listed}))", f.type_bad, f.null_bad, f.pre
     )
